@@ -1,0 +1,185 @@
+/*
+ * storage/fs.h - the zerofs storage core: a POSIX inode table over a
+ * deduplicated, compressed, log-structured store, usable without FUSE.
+ *
+ * Every mutation is applied to the in-memory table and appended to the
+ * metadata log as one transaction; zf_fs_sync()/zf_fs_fsync() make them
+ * durable (group commit: segment data fdatasync'd first, then the log
+ * records that reference it, then the log's fdatasync). Opening loads the
+ * newest checkpoint and replays the log after it.
+ *
+ * File data written through zf_fs_write() is buffered per inode and cut into
+ * content-defined chunks when flushed (fsync, release, memory pressure);
+ * unchanged regions are never re-chunked.
+ *
+ * Locking: one lock (fs->lock) serialises table mutations; reads of stored
+ * data run outside it. Callers may use a struct zf_fs from many threads.
+ * Return values: 0 / length, or -errno. Names are single path components.
+ *
+ * Inode numbers are never reused within a filesystem; ZF_ROOT_INO is the
+ * root directory.
+ */
+#ifndef ZF_STORAGE_FS_H
+#define ZF_STORAGE_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define ZF_ROOT_INO 1ull
+#define ZF_NAME_LEN 255
+
+struct zf_fs;
+
+struct zf_attr {
+	uint64_t ino;
+	uint64_t size;
+	uint64_t blocks;	/* 512-byte units holding data (holes excluded) */
+	uint64_t rdev;
+	uint32_t mode, uid, gid, nlink;
+	uint32_t gen;
+	struct timespec atime, mtime, ctime;
+};
+
+/* attribute bits for zf_fs_setattr */
+#define ZF_SET_MODE (1u << 0)
+#define ZF_SET_UID (1u << 1)
+#define ZF_SET_GID (1u << 2)
+#define ZF_SET_SIZE (1u << 3)
+#define ZF_SET_ATIME (1u << 4)
+#define ZF_SET_MTIME (1u << 5)
+#define ZF_SET_ATIME_NOW (1u << 6)
+#define ZF_SET_MTIME_NOW (1u << 7)
+#define ZF_SET_CTIME (1u << 8)
+
+struct zf_mkfs_opts {
+	int zstd_level;		/* 0 = 3 */
+	uint64_t seg_limit;	/* 0 = 16 MiB */
+	uint32_t chunk_min, chunk_avg, chunk_max; /* 0 = 16/64/256 KiB */
+	int force;		/* format a non-empty directory */
+};
+
+struct zf_open_opts {
+	int readonly;		/* no log writes, no replay side effects */
+	uint64_t cache_bytes;	/* decompressed super-chunk cache (0 = 64 MiB) */
+	uint64_t dirty_bytes;	/* buffered write data before flushing (0 = 64 MiB) */
+	uint64_t ckpt_bytes;	/* log bytes that trigger a checkpoint (0 = 64 MiB) */
+	int zstd_level;		/* 0 = the level given at mkfs */
+};
+
+struct zf_fs_stats {
+	uint64_t inodes, files, dirs;
+	uint64_t logical_bytes;	/* sum of file sizes */
+	uint64_t referenced_bytes; /* bytes mapped by extents (holes excluded) */
+	uint64_t unique_bytes;	/* raw bytes of chunks with references */
+	uint64_t chunks, chunks_live;
+	uint64_t stored_bytes;	/* super-chunk bytes on disk (compressed) */
+	uint64_t stored_raw_bytes; /* their raw size */
+	uint64_t segments;
+	uint64_t log_bytes;	/* metadata log bytes since the checkpoint */
+	uint64_t dirty_bytes;	/* buffered, not yet chunked */
+	uint64_t cache_hits, cache_misses;
+	uint64_t commits, fsyncs;
+};
+
+/* ---- lifetime ---- */
+
+/* Format dev_dir: superblock, meta/, seg/, and an empty root directory.
+ * -EEXIST if already formatted, -ENOTEMPTY if non-empty (unless force). */
+int zf_fs_mkfs(const char *dev_dir, const struct zf_mkfs_opts *opts);
+
+/* Open (load checkpoint, replay log, reclaim orphans). Errors: -ENOENT (not
+ * formatted), -EBADMSG (corrupt metadata, logged with file and offset). */
+int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_fs **ret_fs);
+
+/* Flush, commit, write a checkpoint, free. Returns the first error met while
+ * making data durable (the fs is freed regardless). NULL is fine. */
+int zf_fs_close(struct zf_fs *fs);
+
+/* Simulate a crash (tests): free everything without flushing or committing. */
+void zf_fs_abandon(struct zf_fs *fs);
+
+/* ---- namespace ---- */
+int zf_fs_getattr(struct zf_fs *fs, uint64_t ino, struct zf_attr *ret_attr);
+int zf_fs_lookup(struct zf_fs *fs, uint64_t parent, const char *name, struct zf_attr *ret_attr);
+/* regular files, fifos, sockets, devices (S_IFMT in mode; 0 = regular) */
+int zf_fs_mknod(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		uint64_t rdev, uint32_t uid, uint32_t gid, struct zf_attr *ret_attr);
+int zf_fs_mkdir(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		uint32_t uid, uint32_t gid, struct zf_attr *ret_attr);
+int zf_fs_symlink(struct zf_fs *fs, uint64_t parent, const char *name, const char *target,
+		  uint32_t uid, uint32_t gid, struct zf_attr *ret_attr);
+int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name,
+	       struct zf_attr *ret_attr);
+int zf_fs_unlink(struct zf_fs *fs, uint64_t parent, const char *name);
+int zf_fs_rmdir(struct zf_fs *fs, uint64_t parent, const char *name);
+/* flags: RENAME_NOREPLACE, RENAME_EXCHANGE (linux/fs.h values) */
+int zf_fs_rename(struct zf_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
+		 const char *newname, unsigned int flags);
+/* readlink: copies at most len bytes (no NUL), returns the target length */
+ssize_t zf_fs_readlink(struct zf_fs *fs, uint64_t ino, char *buf, size_t len);
+int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
+		  const struct zf_attr *attr, struct zf_attr *ret_attr);
+
+/*
+ * Directory listing. Entries "." (offset 1) and ".." (offset 2) come first;
+ * each entry's offset is the cookie to resume after it, stable while other
+ * entries are added or removed. The callback returns non-zero to stop (the
+ * entry it was given is then not consumed). Called with fs->lock held: it
+ * must not call back into the fs.
+ */
+typedef int (*zf_readdir_fn)(void *ctx, const char *name, uint64_t ino, uint32_t mode,
+			     uint64_t next_off);
+int zf_fs_readdir(struct zf_fs *fs, uint64_t ino, uint64_t off, zf_readdir_fn fn, void *ctx);
+
+/* ---- pins: open handles and kernel lookups keep unlinked inodes alive ---- */
+int zf_fs_pin(struct zf_fs *fs, uint64_t ino);
+/* drop n pins; an unlinked inode without pins is reclaimed */
+void zf_fs_unpin(struct zf_fs *fs, uint64_t ino, uint64_t n);
+
+/* ---- data ---- */
+ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off);
+ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off);
+/* chunk buffered data of ino into the store (no sync) */
+int zf_fs_flush(struct zf_fs *fs, uint64_t ino);
+/* make ino's mutations (data and attributes) durable */
+int zf_fs_fsync(struct zf_fs *fs, uint64_t ino);
+/* make every mutation durable */
+int zf_fs_sync(struct zf_fs *fs);
+/* FALLOC_FL_* semantics: 0 (allocate/extend), KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE */
+int zf_fs_fallocate(struct zf_fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len);
+/* SEEK_DATA / SEEK_HOLE; -ENXIO past the end */
+int64_t zf_fs_lseek(struct zf_fs *fs, uint64_t ino, uint64_t off, int whence);
+/* share src's chunks into dst (no bytes copied where chunks align) */
+ssize_t zf_fs_copy_range(struct zf_fs *fs, uint64_t src, uint64_t src_off, uint64_t dst,
+			 uint64_t dst_off, size_t len);
+
+/* ---- xattrs ---- */
+int zf_fs_setxattr(struct zf_fs *fs, uint64_t ino, const char *name, const void *val,
+		   size_t len, int flags);
+/* copies at most len bytes; returns the value's size (len 0 = size query) */
+ssize_t zf_fs_getxattr(struct zf_fs *fs, uint64_t ino, const char *name, void *buf, size_t len);
+/* NUL-separated names; returns the total size */
+ssize_t zf_fs_listxattr(struct zf_fs *fs, uint64_t ino, char *buf, size_t len);
+int zf_fs_removexattr(struct zf_fs *fs, uint64_t ino, const char *name);
+
+/* ---- whole filesystem ---- */
+void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret);
+/* force a checkpoint now (after a commit) */
+int zf_fs_checkpoint(struct zf_fs *fs);
+
+/* ---- consistency checker (storage/check.c) ---- */
+struct zf_check_report {
+	uint64_t errors;	/* problems found */
+	uint64_t inodes, dirents, chunks, superchunks;
+	/* called for every problem, one line each; NULL = log with zf_err */
+	void (*problem)(void *ctx, const char *msg);
+	void *ctx;
+	int verify_data;	/* re-read and re-hash every referenced chunk */
+};
+/* Check the open fs; fills report. Returns 0 when clean, -EUCLEAN when
+ * problems were found, or -errno when checking itself failed. */
+int zf_fs_check(struct zf_fs *fs, struct zf_check_report *report);
+
+#endif

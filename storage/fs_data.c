@@ -1,0 +1,749 @@
+/*
+ * storage/fs_data.c - the data path: buffered writes, content-defined
+ * re-chunking of only the changed region, reads through extents, holes,
+ * truncation, punching, SEEK_DATA/SEEK_HOLE and chunk-sharing copies.
+ *
+ * A write lands in the inode's dirty buffer. A flush re-chunks from the
+ * start of the chunk containing the first changed byte and stops as soon as
+ * a cut point falls on an old extent boundary past the change (the
+ * content-defined boundaries resynchronise), so an overwrite in the middle
+ * of a large file touches a chunk or two. While a file is being appended, the
+ * bytes after its last cut point stay buffered (keep_tail) so streaming
+ * writes are chunked exactly once. All-zero chunks become holes.
+ *
+ * Size rule: an inode's logged size never covers bytes that are not yet in
+ * the log (a crash shows the file as of its last flush, never zeros where
+ * data was written). Any other attribute change of a dirty file flushes it
+ * first (fs_ns.c).
+ *
+ * Locking: every function here runs under fs->lock.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "storage/fs_internal.h"
+#include "storage/meta_format.h"
+
+/* give up waiting for a natural resync this far past the change */
+#define RESYNC_LIMIT (1u << 20)
+
+/* ------------------------------------------------------------ dirty data */
+
+static void dirty_list_add(struct zf_fs *fs, struct zf_inode *in)
+{
+	struct zf_file *f = in->u.file;
+
+	if (f->on_dirty_list)
+		return;
+	f->on_dirty_list = 1;
+	f->dprev = NULL;
+	f->dnext = fs->dirty_files;
+	if (fs->dirty_files)
+		fs->dirty_files->u.file->dprev = in;
+	fs->dirty_files = in;
+}
+
+static void dirty_list_del(struct zf_fs *fs, struct zf_inode *in)
+{
+	struct zf_file *f = in->u.file;
+
+	if (!f->on_dirty_list)
+		return;
+	if (f->dprev)
+		f->dprev->u.file->dnext = f->dnext;
+	else
+		fs->dirty_files = f->dnext;
+	if (f->dnext)
+		f->dnext->u.file->dprev = f->dprev;
+	f->on_dirty_list = 0;
+	f->dnext = f->dprev = NULL;
+}
+
+static void dirty_account(struct zf_fs *fs, struct zf_inode *in, int64_t delta)
+{
+	in->u.file->dirty_bytes += delta;
+	fs->dirty_bytes += delta;
+	if (in->u.file->ndirty)
+		dirty_list_add(fs, in);
+	else
+		dirty_list_del(fs, in);
+}
+
+/* remove buffered bytes in [a, b) */
+static void dirty_punch(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint64_t b)
+{
+	struct zf_file *f = in->u.file;
+	uint32_t i = 0;
+	int64_t removed = 0;
+
+	while (i < f->ndirty) {
+		struct zf_dirty *d = &f->dirty[i];
+		uint64_t dend = d->off + d->len;
+
+		if (dend <= a || d->off >= b) {
+			i++;
+			continue;
+		}
+		if (d->off < a && dend > b) {
+			/* split: the right part becomes its own extent */
+			struct zf_dirty r = { .off = b, .len = dend - b, .cap = dend - b };
+
+			r.data = zf_malloc(r.len);
+			memcpy(r.data, d->data + (b - d->off), r.len);
+			removed += b - a;
+			d->len = a - d->off;
+			f->dirty = zf_realloc(f->dirty, (f->ndirty + 1) * sizeof(*f->dirty));
+			memmove(f->dirty + i + 2, f->dirty + i + 1,
+				(f->ndirty - i - 1) * sizeof(*f->dirty));
+			f->dirty[i + 1] = r;
+			f->ndirty++;
+			f->dcap = f->ndirty;
+			i += 2;
+		} else if (d->off < a) {
+			removed += dend - a;
+			d->len = a - d->off;
+			i++;
+		} else if (dend > b) {
+			removed += b - d->off;
+			memmove(d->data, d->data + (b - d->off), dend - b);
+			d->len = dend - b;
+			d->off = b;
+			i++;
+		} else {
+			removed += d->len;
+			free(d->data);
+			memmove(d, d + 1, (f->ndirty - i - 1) * sizeof(*d));
+			f->ndirty--;
+		}
+	}
+	dirty_account(fs, in, -removed);
+}
+
+void fs_file_drop_dirty(struct zf_fs *fs, struct zf_inode *in, uint64_t from)
+{
+	dirty_punch(fs, in, from, UINT64_MAX);
+}
+
+/* put data at off into the dirty buffer, merging touching extents */
+static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const void *data,
+			size_t len)
+{
+	struct zf_file *f = in->u.file;
+	uint64_t end = off + len, lo = off, hi = end;
+	uint32_t i, j, k;
+	struct zf_dirty *d, nd;
+
+	/* fast path: appending to, or overwriting inside, the last extent */
+	if (f->ndirty) {
+		d = &f->dirty[f->ndirty - 1];
+		if (off >= d->off && off <= d->off + d->len) {
+			uint64_t old = d->len;
+
+			if (end > d->off + d->cap) {
+				while (end > d->off + d->cap)
+					d->cap = d->cap * 2;
+				d->data = zf_realloc(d->data, d->cap);
+			}
+			memcpy(d->data + (off - d->off), data, len);
+			if (end - d->off > d->len)
+				d->len = end - d->off;
+			dirty_account(fs, in, d->len - old);
+			return;
+		}
+	}
+	/* extents [i, j) overlap or touch [off, end) */
+	for (i = 0; i < f->ndirty && f->dirty[i].off + f->dirty[i].len < off; i++)
+		;
+	for (j = i; j < f->ndirty && f->dirty[j].off <= end; j++) {
+		if (f->dirty[j].off < lo)
+			lo = f->dirty[j].off;
+		if (f->dirty[j].off + f->dirty[j].len > hi)
+			hi = f->dirty[j].off + f->dirty[j].len;
+	}
+	nd.off = lo;
+	nd.len = hi - lo;
+	nd.cap = nd.len < 65536 ? 65536 : nd.len;
+	nd.data = zf_malloc(nd.cap);
+	int64_t old = 0;
+
+	for (k = i; k < j; k++) {
+		d = &f->dirty[k];
+		memcpy(nd.data + (d->off - lo), d->data, d->len);
+		old += d->len;
+		free(d->data);
+	}
+	memcpy(nd.data + (off - lo), data, len);
+	if (j == i) {
+		f->dirty = zf_realloc(f->dirty, (f->ndirty + 1) * sizeof(*f->dirty));
+		memmove(f->dirty + i + 1, f->dirty + i, (f->ndirty - i) * sizeof(*f->dirty));
+		f->ndirty++;
+	} else {
+		memmove(f->dirty + i + 1, f->dirty + j, (f->ndirty - j) * sizeof(*f->dirty));
+		f->ndirty -= j - i - 1;
+	}
+	f->dirty[i] = nd;
+	dirty_account(fs, in, (int64_t)nd.len - old);
+}
+
+/* ------------------------------------------------------------- reading */
+
+int fs_chunk_read(struct zf_fs *fs, const struct zf_chunk *c, uint32_t coff, uint32_t len,
+		  void *dst)
+{
+	if (!c->sc) {
+		memcpy(dst, fs->pack.p + c->raw_off + coff, len);
+		return 0;
+	}
+	return zf_segstore_read(fs->seg, &c->sc->loc, c->raw_off + coff, len, dst);
+}
+
+/* stored (logged) bytes of [off, off+len): extents, holes as zeros */
+static int stored_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, uint64_t off,
+		       size_t len)
+{
+	struct zf_file *f = in->u.file;
+	uint64_t end = off + len, pos = off;
+	uint32_t i;
+
+	for (i = ext_first_after_pub(f, off); i < f->n && pos < end; i++) {
+		struct zf_extent *e = &f->ext[i];
+		uint64_t a, b;
+		int r;
+
+		if (e->off >= end)
+			break;
+		a = e->off > pos ? e->off : pos;
+		b = e->off + e->len < end ? e->off + e->len : end;
+		if (a > pos)
+			memset(buf + (pos - off), 0, a - pos);
+		r = fs_chunk_read(fs, e->c, e->coff + (a - e->off), b - a, buf + (a - off));
+		if (r < 0) {
+			zf_err("cannot read inode %llu at offset %llu: %s",
+			       (unsigned long long)in->ino, (unsigned long long)a, strerror(-r));
+			return -EIO;
+		}
+		pos = b;
+	}
+	if (pos < end)
+		memset(buf + (pos - off), 0, end - pos);
+	return 0;
+}
+
+ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off)
+{
+	struct zf_inode *in;
+	struct zf_file *f;
+	uint64_t size;
+	ssize_t r;
+	uint32_t i;
+
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode(fs, ino);
+	if (!in) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (!S_ISREG(in->mode)) {
+		r = S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	f = in->u.file;
+	size = f->wsize;
+	if (off >= size) {
+		r = 0;
+		goto out;
+	}
+	if (len > size - off)
+		len = size - off;
+	/* logged bytes beyond the logged size are none: zeros until overlaid */
+	if (off < in->size) {
+		size_t sl = off + len <= in->size ? len : in->size - off;
+
+		r = stored_read(fs, in, buf, off, sl);
+		if (r < 0)
+			goto out;
+		if (sl < len)
+			memset((uint8_t *)buf + sl, 0, len - sl);
+	} else {
+		memset(buf, 0, len);
+	}
+	for (i = 0; i < f->ndirty; i++) {
+		struct zf_dirty *d = &f->dirty[i];
+		uint64_t a = d->off > off ? d->off : off;
+		uint64_t b = d->off + d->len < off + len ? d->off + d->len : off + len;
+
+		if (a < b)
+			memcpy((uint8_t *)buf + (a - off), d->data + (a - d->off), b - a);
+	}
+	r = len;
+out:
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+/* ------------------------------------------------------------ chunking */
+
+static int all_zero(const uint8_t *p, size_t len)
+{
+	static const uint8_t zero[4096];
+
+	while (len >= sizeof(zero)) {
+		if (memcmp(p, zero, sizeof(zero)))
+			return 0;
+		p += sizeof(zero);
+		len -= sizeof(zero);
+	}
+	return memcmp(p, zero, len) == 0;
+}
+
+/* look up or create the chunk for bytes p[0..len) (new ones go to the packer) */
+static int chunk_get(struct zf_fs *fs, const uint8_t *p, uint32_t len, struct zf_chunk **ret)
+{
+	struct zf_chunk_id id;
+	struct zf_chunk *c;
+	int r;
+
+	zf_chunker_id(fs->chunker, p, len, &id);
+	c = fs_chunk_find(fs, &id);
+	if (c) {
+		if (c->len != len) {
+			zf_err("chunk id collision or corrupt index (length %u vs %u)", c->len, len);
+			return -EIO;
+		}
+		*ret = c;
+		return 0;
+	}
+	if (fs->pack_n && fs->pack.len + len > ZF_PACK_BYTES) {
+		r = fs_pack_flush(fs);
+		if (r < 0)
+			return r;
+	}
+	c = zf_calloc(1, sizeof(*c));
+	c->id = id;
+	c->len = len;
+	c->raw_off = fs->pack.len;
+	c->ckpt_refs = UINT32_MAX;
+	zf_buf_add(&fs->pack, p, len);
+	if (fs->pack_n == fs->pack_cap) {
+		fs->pack_cap = fs->pack_cap ? fs->pack_cap * 2 : 64;
+		fs->pack_chunks = zf_realloc(fs->pack_chunks, fs->pack_cap * sizeof(*fs->pack_chunks));
+	}
+	fs->pack_chunks[fs->pack_n++] = c;
+	zf_htab_insert(&fs->chunks, zf_get64_id(&id), c);
+	*ret = c;
+	return 0;
+}
+
+struct rechunk_out {
+	struct zf_extent *ext;
+	uint32_t n, cap;
+};
+
+static int emit(struct zf_fs *fs, struct rechunk_out *o, const uint8_t *p, uint32_t len,
+		uint64_t abs)
+{
+	struct zf_chunk *c;
+	int r;
+
+	if (all_zero(p, len))
+		return 0; /* a hole: stores nothing */
+	r = chunk_get(fs, p, len, &c);
+	if (r < 0)
+		return r;
+	if (o->n == o->cap) {
+		o->cap = o->cap ? o->cap * 2 : 16;
+		o->ext = zf_realloc(o->ext, o->cap * sizeof(*o->ext));
+	}
+	o->ext[o->n++] = (struct zf_extent){ .off = abs, .len = len, .coff = 0, .c = c };
+	return 0;
+}
+
+/*
+ * Re-chunk the file around the new bytes data[0..len) at off and replace the
+ * mapping of the region. With keep_tail, bytes after the last cut point that
+ * reaches past the old data are not chunked: *ret_tail is where they start
+ * (else the region's end). *ret_end is the end of the remapped region.
+ */
+static int rechunk(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const uint8_t *data,
+		   size_t len, int keep_tail, uint64_t *ret_end, uint64_t *ret_tail)
+{
+	struct zf_file *f = in->u.file;
+	struct rechunk_out o = { 0 };
+	struct zf_buf w = { 0 }, rec = { 0 };
+	uint64_t r0 = off, loaded, change_end = off + len;
+	size_t pos = 0;
+	int at_eof = 0, r = 0, tail = 0;
+	uint32_t i;
+
+	i = ext_first_after_pub(f, off);
+	if (i < f->n && f->ext[i].off <= off)
+		r0 = f->ext[i].off;
+	else if (i == f->n && i > 0 && f->ext[i - 1].off + f->ext[i - 1].len == off)
+		r0 = f->ext[i - 1].off; /* the file's last chunk was cut at its old end */
+	if (r0 < off) {
+		r = stored_read(fs, in, zf_buf_grow(&w, off - r0), r0, off - r0);
+		if (r < 0)
+			goto out;
+	}
+	zf_buf_add(&w, data, len);
+	loaded = change_end;
+	/* the rest of an old extent the change ends inside */
+	i = ext_first_after_pub(f, loaded);
+	if (i < f->n && f->ext[i].off < loaded) {
+		uint64_t e = f->ext[i].off + f->ext[i].len;
+
+		r = stored_read(fs, in, zf_buf_grow(&w, e - loaded), loaded, e - loaded);
+		if (r < 0)
+			goto out;
+		loaded = e;
+	}
+	for (;;) {
+		size_t cut = zf_chunker_cut(fs->chunker, w.p + pos, w.len - pos, at_eof);
+
+		if (cut == 0) {
+			if (w.len == pos)
+				break;
+			i = ext_first_after_pub(f, loaded);
+			if (i < f->n && f->ext[i].off == loaded && loaded - change_end < RESYNC_LIMIT) {
+				uint32_t el = f->ext[i].len;
+
+				r = stored_read(fs, in, zf_buf_grow(&w, el), loaded, el);
+				if (r < 0)
+					goto out;
+				loaded += el;
+				continue;
+			}
+			if (keep_tail && i == f->n) {
+				tail = 1;
+				break;
+			}
+			at_eof = 1; /* a hole, the end of data, or no resync in sight */
+			continue;
+		}
+		r = emit(fs, &o, w.p + pos, cut, r0 + pos);
+		if (r < 0)
+			goto out;
+		pos += cut;
+		if (pos == w.len && (r0 + pos >= change_end || at_eof))
+			break;
+	}
+	if (pos) {
+		rec_extents(&rec, in->ino, r0, r0 + pos, o.ext, o.n);
+		fs_do(fs, ZF_REC_EXTENTS, &rec);
+	}
+	*ret_end = r0 + pos;
+	*ret_tail = tail ? r0 + pos : *ret_end;
+	if (tail && pos < w.len) {
+		/* hand the unchunked tail back to the dirty buffer */
+		dirty_write(fs, in, r0 + pos, w.p + pos, w.len - pos);
+	}
+out:
+	free(o.ext);
+	zf_buf_free(&w);
+	zf_buf_free(&rec);
+	return r;
+}
+
+int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail)
+{
+	struct zf_file *f = in->u.file;
+	struct zf_dirty *d = f->dirty;
+	uint32_t nd = f->ndirty, i;
+	uint64_t flushed_end = 0, end, tail;
+	struct zf_buf rec = { 0 };
+	int r = 0;
+
+	if (!nd)
+		return 0;
+	/* detach the buffer: rechunk() may hand a tail back to it */
+	f->dirty = NULL;
+	f->ndirty = f->dcap = 0;
+	dirty_account(fs, in, -(int64_t)f->dirty_bytes);
+	for (i = 0; i < nd; i++) {
+		int kt = keep_tail && i == nd - 1 && d[i].off + d[i].len == f->wsize;
+
+		if (r == 0) {
+			r = rechunk(fs, in, d[i].off, d[i].data, d[i].len, kt, &end, &tail);
+			if (r == 0 && tail > flushed_end)
+				flushed_end = tail;
+		}
+		if (r < 0) /* keep what could not be chunked for a later try */
+			dirty_write(fs, in, d[i].off, d[i].data, d[i].len);
+		free(d[i].data);
+	}
+	free(d);
+	if (flushed_end || !f->ndirty) {
+		uint64_t logged = f->ndirty ? flushed_end : f->wsize;
+		uint64_t keep = f->wsize;
+
+		if (logged < in->size)
+			logged = in->size;
+		in->size = logged;
+		rec_inode(&rec, in);
+		fs_do(fs, ZF_REC_INODE, &rec);
+		f->wsize = keep; /* apply_inode resets it when nothing is buffered */
+		zf_buf_free(&rec);
+	}
+	fs_txn_end(fs);
+	return r;
+}
+
+int fs_flush_all(struct zf_fs *fs)
+{
+	int r = 0;
+
+	while (fs->dirty_files && r == 0)
+		r = fs_file_flush(fs, fs->dirty_files, 0);
+	return r;
+}
+
+/* keep buffered data under its budget: flush the biggest writers first */
+static int dirty_balance(struct zf_fs *fs)
+{
+	int r = 0;
+
+	while (fs->dirty_bytes > fs->dirty_limit && r == 0) {
+		struct zf_inode *in, *big = fs->dirty_files;
+
+		for (in = fs->dirty_files; in; in = in->u.file->dnext)
+			if (in->u.file->dirty_bytes > big->u.file->dirty_bytes)
+				big = in;
+		r = fs_file_flush(fs, big, 0);
+	}
+	return r;
+}
+
+ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off)
+{
+	struct zf_inode *in;
+	struct timespec now;
+	ssize_t r;
+
+	if (fs->readonly)
+		return -EROFS;
+	if (off + len < off || off + len > (1ull << 60))
+		return -EFBIG;
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode(fs, ino);
+	if (!in) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (!S_ISREG(in->mode)) {
+		r = S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	if (len == 0) {
+		r = 0;
+		goto out;
+	}
+	dirty_write(fs, in, off, buf, len);
+	if (off + len > in->u.file->wsize)
+		in->u.file->wsize = off + len;
+	now = zf_now();
+	in->mtime = in->ctime = now.tv_sec;
+	in->mtime_ns = in->ctime_ns = now.tv_nsec;
+	r = 0;
+	if (in->u.file->dirty_bytes >= ZF_FLUSH_FILE_BYTES)
+		r = fs_file_flush(fs, in, 1);
+	if (r == 0)
+		r = dirty_balance(fs);
+	/* the bytes are buffered either way; a flush error surfaces at fsync */
+	r = len;
+out:
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+int zf_fs_flush(struct zf_fs *fs, uint64_t ino)
+{
+	struct zf_inode *in;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode(fs, ino);
+	if (in && S_ISREG(in->mode))
+		r = fs_file_flush(fs, in, 0);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+/* ------------------------------------------------- truncate, punch, seek */
+
+/* unmap [a, b) of a clean file (the caller flushed it) */
+void fs_file_unmap(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint64_t b)
+{
+	struct zf_buf rec = { 0 };
+
+	rec_extents(&rec, in->ino, a, b, NULL, 0);
+	fs_do(fs, ZF_REC_EXTENTS, &rec);
+	zf_buf_free(&rec);
+}
+
+static void touch_mc(struct zf_inode *in)
+{
+	struct timespec now = zf_now();
+
+	in->mtime = in->ctime = now.tv_sec;
+	in->mtime_ns = in->ctime_ns = now.tv_nsec;
+}
+
+int zf_fs_fallocate(struct zf_fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len)
+{
+	struct zf_buf rec = { 0 };
+	struct zf_inode *in;
+	int r;
+
+	if (fs->readonly)
+		return -EROFS;
+	if (len == 0 || off + len < off)
+		return -EINVAL;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EINVAL;
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode(fs, ino);
+	r = !in ? -ENOENT : S_ISDIR(in->mode) ? -EISDIR : !S_ISREG(in->mode) ? -ENODEV : 0;
+	if (r)
+		goto out;
+	r = fs_file_flush(fs, in, 0);
+	if (r < 0)
+		goto out;
+	if (mode & FALLOC_FL_PUNCH_HOLE) {
+		if (off < in->size)
+			fs_file_unmap(fs, in, off, off + len);
+		touch_mc(in);
+	} else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > in->size) {
+		/* a copy-on-write store reserves nothing: the range reads as zeros */
+		in->size = off + len;
+		touch_mc(in);
+	} else {
+		goto out;
+	}
+	rec_inode(&rec, in);
+	fs_do(fs, ZF_REC_INODE, &rec);
+	fs_txn_end(fs);
+out:
+	zf_buf_free(&rec);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+int64_t zf_fs_lseek(struct zf_fs *fs, uint64_t ino, uint64_t off, int whence)
+{
+	struct zf_inode *in;
+	struct zf_file *f;
+	int64_t r;
+	uint32_t i;
+
+	pthread_mutex_lock(&fs->lock);
+	in = fs_inode(fs, ino);
+	if (!in || !S_ISREG(in->mode)) {
+		r = !in ? -ENOENT : -EINVAL;
+		goto out;
+	}
+	r = fs_file_flush(fs, in, 0);
+	if (r < 0)
+		goto out;
+	f = in->u.file;
+	if (off >= in->size) {
+		r = -ENXIO;
+		goto out;
+	}
+	i = ext_first_after_pub(f, off);
+	if (whence == SEEK_DATA) {
+		r = i < f->n ? (int64_t)(f->ext[i].off > off ? f->ext[i].off : off) : -ENXIO;
+		if (r >= (int64_t)in->size)
+			r = -ENXIO;
+	} else if (whence == SEEK_HOLE) {
+		uint64_t pos = off;
+
+		for (; i < f->n && f->ext[i].off <= pos; i++)
+			pos = f->ext[i].off + f->ext[i].len;
+		r = pos < in->size ? (int64_t)pos : (int64_t)in->size;
+	} else {
+		r = -EINVAL;
+	}
+out:
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+ssize_t zf_fs_copy_range(struct zf_fs *fs, uint64_t src, uint64_t src_off, uint64_t dst,
+			 uint64_t dst_off, size_t len)
+{
+	struct zf_inode *si, *di;
+	struct zf_extent *ext = NULL;
+	struct zf_buf rec = { 0 };
+	uint32_t n = 0, i;
+	ssize_t r;
+
+	if (fs->readonly)
+		return -EROFS;
+	pthread_mutex_lock(&fs->lock);
+	si = fs_inode(fs, src);
+	di = fs_inode(fs, dst);
+	if (!si || !di) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (!S_ISREG(si->mode) || !S_ISREG(di->mode)) {
+		r = S_ISDIR(si->mode) || S_ISDIR(di->mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	r = fs_file_flush(fs, si, 0);
+	if (r == 0 && di != si)
+		r = fs_file_flush(fs, di, 0);
+	if (r < 0)
+		goto out;
+	if (src_off >= si->size || len == 0) {
+		r = 0;
+		goto out;
+	}
+	if (len > si->size - src_off)
+		len = si->size - src_off;
+	if (dst_off + len < dst_off) {
+		r = -EFBIG;
+		goto out;
+	}
+	{
+		struct zf_file *f = si->u.file;
+		uint64_t end = src_off + len;
+
+		ext = zf_malloc((f->n + 1) * sizeof(*ext));
+		for (i = ext_first_after_pub(f, src_off); i < f->n && f->ext[i].off < end; i++) {
+			struct zf_extent e = f->ext[i];
+			uint64_t a = e.off > src_off ? e.off : src_off;
+			uint64_t b = e.off + e.len < end ? e.off + e.len : end;
+
+			e.coff += a - e.off;
+			e.len = b - a;
+			e.off = a - src_off + dst_off;
+			ext[n++] = e;
+		}
+	}
+	rec_extents(&rec, di->ino, dst_off, dst_off + len, ext, n);
+	fs_do(fs, ZF_REC_EXTENTS, &rec);
+	if (dst_off + len > di->size)
+		di->size = dst_off + len;
+	touch_mc(di);
+	rec.len = 0;
+	rec_inode(&rec, di);
+	fs_do(fs, ZF_REC_INODE, &rec);
+	fs_txn_end(fs);
+	r = len;
+out:
+	free(ext);
+	zf_buf_free(&rec);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}

@@ -1,0 +1,192 @@
+/*
+ * storage/fs_internal.h - in-memory state of the storage core, shared by
+ * fs.c (lifetime, log, replay, checkpoints), fs_ns.c (namespace), fs_data.c
+ * (data path) and check.c. Not a public interface.
+ *
+ * Every durable mutation goes through fs_do(): the record is added to the
+ * log's open transaction and then applied by fs_apply(), the same function
+ * replay uses, so the table after replay is the table before the crash by
+ * construction. Live operations validate first; fs_apply() on a live record
+ * cannot fail.
+ *
+ * Locking: fs->lock guards everything here. Lock order: fs->lock -> segstore
+ * locks. Reads of super-chunks (zf_segstore_read) may run without fs->lock.
+ */
+#ifndef ZF_STORAGE_FS_INTERNAL_H
+#define ZF_STORAGE_FS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "common/buf.h"
+#include "common/htab.h"
+#include "storage/chunker.h"
+#include "storage/fs.h"
+#include "storage/mlog.h"
+#include "storage/segstore.h"
+
+#define ZF_PACK_BYTES (4u << 20)	/* raw bytes per super-chunk */
+#define ZF_FLUSH_FILE_BYTES (8u << 20)	/* dirty bytes of one file before it is chunked */
+
+struct zf_sc {
+	struct zf_sc_loc loc;
+	uint32_t nchunks;	/* chunk entries located here */
+};
+
+struct zf_chunk {
+	struct zf_chunk_id id;
+	struct zf_sc *sc;	/* NULL while the bytes wait in the packer */
+	uint32_t raw_off;	/* in the super-chunk, or in the packer */
+	uint32_t len;
+	uint32_t refs;		/* extents referencing it */
+	uint32_t ckpt_refs;	/* count the checkpoint claimed (UINT32_MAX: none) */
+};
+
+/* [off, off+len) of the file maps to chunk bytes [coff, coff+len) */
+struct zf_extent {
+	uint64_t off;
+	uint32_t len;
+	uint32_t coff;
+	struct zf_chunk *c;
+};
+
+/* buffered write data, not yet chunked */
+struct zf_dirty {
+	uint64_t off;
+	size_t len, cap;
+	uint8_t *data;
+};
+
+struct zf_file {
+	struct zf_extent *ext;	/* sorted, non-overlapping */
+	uint32_t n, cap;
+	struct zf_dirty *dirty; /* sorted, non-overlapping, non-adjacent */
+	uint32_t ndirty, dcap;
+	uint64_t dirty_bytes;
+	uint64_t wsize;		/* size seen by users (>= logged size while dirty) */
+	uint64_t mapped;	/* bytes covered by extents */
+	struct zf_inode *dnext, *dprev; /* fs->dirty_files list */
+	int on_dirty_list;
+};
+
+struct zf_dirent {
+	uint64_t ino;
+	uint64_t cookie;
+	uint8_t dtype;		/* mode >> 12 */
+	uint16_t namelen;
+	char name[];		/* NUL-terminated */
+};
+
+struct zf_dir {
+	uint64_t parent;
+	uint64_t next_cookie;
+	struct zf_dirent **slot; /* by cookie order; NULL = removed */
+	uint32_t nslot, cap, nents;
+	struct zf_htab names;	 /* name hash -> dirent */
+};
+
+struct zf_xattr {
+	char *name;
+	uint8_t *val;
+	uint32_t vlen;
+};
+
+struct zf_inode {
+	uint64_t ino;
+	uint64_t size;		/* as logged */
+	uint64_t rdev;
+	int64_t atime, mtime, ctime;
+	uint32_t atime_ns, mtime_ns, ctime_ns;
+	uint32_t mode, uid, gid, nlink, gen;
+	uint32_t nxattr;
+	uint64_t pins;		/* open handles + kernel lookups (not durable) */
+	struct zf_xattr *xattr;
+	union {
+		struct zf_file *file;	/* S_ISREG */
+		struct zf_dir *dir;	/* S_ISDIR */
+		char *link;		/* S_ISLNK */
+	} u;
+};
+
+struct zf_fs {
+	pthread_mutex_t lock;
+	char *dev_dir;
+	int dirfd, metafd, segfd, lockfd;
+	int readonly, replaying;
+	uint8_t fsid[16];
+	uint8_t secret[ZF_SECRET_LEN];
+	int zstd_level;
+	uint64_t seg_limit;
+	struct zf_chunker *chunker;
+	struct zf_segstore *seg;
+	struct zf_mlog *log;
+
+	struct zf_htab inodes;	/* zf_mix64(ino) -> inode */
+	uint64_t next_ino;
+	struct zf_htab chunks;	/* low 64 bits of id -> chunk */
+	struct zf_sc **scs;
+	size_t nscs, sccap;
+
+	/* segments as the log knows them */
+	uint64_t open_seg, open_end, last_sealed;
+
+	/* super-chunk packer: new chunks' bytes until ZF_PACK_BYTES */
+	struct zf_buf pack;
+	struct zf_chunk **pack_chunks;
+	uint32_t pack_n, pack_cap;
+
+	/* buffered writes */
+	struct zf_inode *dirty_files;
+	uint64_t dirty_bytes, dirty_limit;
+
+	uint64_t ckpt_seq, ckpt_bytes;
+	uint64_t ckpt_ref_errors;	/* checkpoint refcounts that did not match */
+	uint64_t nfiles, ndirs;
+	uint64_t commits, fsyncs;
+};
+
+/* ---- fs.c ---- */
+struct zf_inode *fs_inode(struct zf_fs *fs, uint64_t ino);
+/* add rec to the open transaction and apply it (live operations) */
+void fs_do(struct zf_fs *fs, uint8_t type, const struct zf_buf *rec);
+void fs_txn_end(struct zf_fs *fs);
+int fs_commit(struct zf_fs *fs);
+void rec_inode(struct zf_buf *b, const struct zf_inode *in);
+void rec_extents(struct zf_buf *b, uint64_t ino, uint64_t start, uint64_t end,
+		 const struct zf_extent *ext, uint32_t n);
+/* apply one record to the table; -EBADMSG (logged) if it does not fit */
+int fs_apply(struct zf_fs *fs, const struct zf_frame *f);
+struct zf_chunk *fs_chunk_find(struct zf_fs *fs, const struct zf_chunk_id *id);
+int fs_pack_flush(struct zf_fs *fs);
+struct zf_dirent *dir_find(struct zf_dir *d, const char *name, size_t len);
+/* first slot whose cookie is >= cookie */
+uint32_t dir_slot_of(const struct zf_dir *d, uint64_t cookie);
+void fs_maybe_reclaim(struct zf_fs *fs, struct zf_inode *in);
+
+/* first extent whose end is past off */
+uint32_t ext_first_after_pub(const struct zf_file *f, uint64_t off);
+static inline uint64_t zf_get64_id(const struct zf_chunk_id *id)
+{
+	const uint8_t *p = id->b;
+
+	return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+	       (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
+	       (uint64_t)p[7] << 56;
+}
+
+/* ---- fs_data.c ---- */
+void fs_file_unmap(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint64_t b);
+/* chunk a file's buffered data; keep_tail leaves an unterminated last chunk */
+int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail);
+void fs_file_drop_dirty(struct zf_fs *fs, struct zf_inode *in, uint64_t from);
+int fs_flush_all(struct zf_fs *fs);
+/* read stored bytes of a chunk (packer or segment) */
+int fs_chunk_read(struct zf_fs *fs, const struct zf_chunk *c, uint32_t coff, uint32_t len,
+		  void *dst);
+static inline uint64_t fs_isize(const struct zf_inode *in)
+{
+	return S_ISREG(in->mode) ? in->u.file->wsize : in->size;
+}
+
+#endif

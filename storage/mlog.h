@@ -1,0 +1,129 @@
+/*
+ * storage/mlog.h - the append-only metadata log and checkpoint files
+ *
+ * Records are framed (header + payload, XXH3-64 checksummed, sequence
+ * numbered) and grouped into transactions: the last record of a transaction
+ * carries ZF_REC_F_TXN_END and replay applies a transaction whole or not at
+ * all. Commits are group commits: every complete transaction added since the
+ * last commit is written with one write(2) and one fdatasync(2).
+ *
+ * Replay of a log file stops at the first bad frame. If nothing valid
+ * follows, it was a torn write (the tail is dropped with a log line and, when
+ * writable, cut off); a valid frame after it is corruption before the tail:
+ * -EBADMSG naming the file and offset.
+ *
+ * Checkpoints use the same framing; zf_ckpt_writer streams one to a .tmp
+ * file, and zf_ckpt_writer_finish publishes it (fsync, rename, dir fsync).
+ *
+ * Not thread-safe: the caller (storage/fs.c) serialises under fs->lock.
+ * Format: docs/FORMAT.md "Metadata log", "Records", "Checkpoints".
+ */
+#ifndef ZF_STORAGE_MLOG_H
+#define ZF_STORAGE_MLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+/* one decoded frame; payload points into the caller's buffer */
+struct zf_frame {
+	uint8_t type, flags;
+	uint32_t len;
+	uint64_t seq;
+	const uint8_t *payload;
+};
+
+/*
+ * Parse the frame at p (avail bytes). Returns the frame's total size, 0 when
+ * avail is too short to hold it (possibly torn), or -EBADMSG when the magic,
+ * reserved fields or checksum do not match.
+ */
+ssize_t zf_frame_parse(const uint8_t *p, size_t avail, struct zf_frame *ret_frame);
+
+/* append a framed record to b with its checksum (seq fixed now) */
+void zf_frame_put(struct zf_buf *b, uint8_t type, uint8_t flags, uint64_t seq,
+		  const void *payload, uint32_t len);
+
+/* log file name for the file whose first record is first_seq */
+void zf_mlog_name(uint64_t first_seq, char *buf, size_t len);
+void zf_ckpt_name(uint64_t seq, char *buf, size_t len);
+
+/* ---- replay ---- */
+
+/* called for each record of a complete transaction, in order; non-zero stops */
+typedef int (*zf_frame_fn)(void *ctx, const struct zf_frame *f);
+
+struct zf_mlog_scan {
+	uint64_t first_seq;	/* from the header */
+	uint64_t last_seq;	/* last applied record (first_seq - 1 if none) */
+	uint64_t end;		/* end offset of the last complete transaction */
+	uint64_t dropped;	/* bytes of a torn tail that were dropped */
+};
+
+/*
+ * Replay the log file name in dirfd: frames with seq <= skip_upto are checked
+ * but not delivered. expect_seq, when non-zero, is the seq the file must
+ * start with. Returns 0 (ret_scan filled), -EBADMSG (corrupt; logged), or
+ * the callback's non-zero value, or -errno.
+ */
+int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t skip_upto,
+		   zf_frame_fn fn, void *ctx, struct zf_mlog_scan *ret_scan);
+
+/* ---- writing ---- */
+
+struct zf_mlog;
+
+/* create a new log file starting at first_seq (fsync'd, directory too) */
+int zf_mlog_create(int dirfd, const uint8_t fsid[16], uint64_t first_seq,
+		   struct zf_mlog **ret_log);
+/* continue an existing file: cut it at end (dropping a torn tail) and
+ * append from there; next_seq is the seq of the next record */
+int zf_mlog_reopen(int dirfd, const char *name, uint64_t end, uint64_t next_seq,
+		   struct zf_mlog **ret_log);
+void zf_mlog_close(struct zf_mlog *log);
+
+/* add a record to the open transaction; early records are written before all
+ * other pending ones at the next commit (used for super-chunk records that
+ * pending records may reference) */
+void zf_mlog_add(struct zf_mlog *log, uint8_t type, const void *payload, uint32_t len);
+void zf_mlog_add_early(struct zf_mlog *log, uint8_t type, const void *payload, uint32_t len);
+/* close the open transaction (no-op if empty) */
+void zf_mlog_txn_end(struct zf_mlog *log);
+/* drop the open, unterminated transaction (an operation failed midway) */
+void zf_mlog_txn_abort(struct zf_mlog *log);
+
+/* bytes of complete transactions waiting for a commit */
+size_t zf_mlog_pending(const struct zf_mlog *log);
+
+/*
+ * Write every complete transaction and fdatasync. On error nothing is
+ * considered written (the file is cut back) and the records stay pending.
+ */
+int zf_mlog_commit(struct zf_mlog *log);
+
+/* bytes in the file, seq of the next record, and the file's first seq */
+uint64_t zf_mlog_size(const struct zf_mlog *log);
+uint64_t zf_mlog_next_seq(const struct zf_mlog *log);
+uint64_t zf_mlog_first_seq(const struct zf_mlog *log);
+
+/* ---- checkpoints ---- */
+struct zf_ckpt_writer;
+
+int zf_ckpt_writer_new(int dirfd, const uint8_t fsid[16], uint64_t seq,
+		       struct zf_ckpt_writer **ret_w);
+/* add one record; flushes the write buffer as it fills; 0 or -errno */
+int zf_ckpt_writer_add(struct zf_ckpt_writer *w, uint8_t type, const void *payload,
+		       uint32_t len);
+/* add the END record, fsync, publish as ckpt.<seq>; frees w in all cases */
+int zf_ckpt_writer_finish(struct zf_ckpt_writer *w);
+void zf_ckpt_writer_abort(struct zf_ckpt_writer *w);
+
+/*
+ * Load checkpoint name: header checked, every record delivered in order, the
+ * END record's count verified. Returns 0, -EBADMSG (logged) or -errno.
+ */
+int zf_ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_fn fn,
+		 void *ctx, uint64_t *ret_seq);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * storage/segstore.h - log-structured segment store of super-chunks
+ *
+ * New chunks are packed by the caller into a super-chunk (a few MiB of raw
+ * bytes plus a table of chunk ids and lengths); zf_segstore_append()
+ * compresses it with zstd (kept raw when it does not shrink) and appends it to
+ * the open segment file. A segment is sealed (footer written, fsynced) once it
+ * reaches its size limit and is immutable afterwards. Reads decompress a
+ * super-chunk at most once while it is hot: a bounded LRU cache keeps
+ * decompressed super-chunks; every chunk of a super-chunk is re-hashed when
+ * it enters the cache, so bytes served from it are verified.
+ *
+ * The segment store does not decide what is committed: the metadata log does.
+ * After replay the core calls zf_segstore_resume() with the open segment and
+ * the end of its last committed super-chunk; anything beyond is a torn,
+ * uncommitted tail and is cut off.
+ *
+ * Durability: append() does not sync. zf_segstore_sync() makes every appended
+ * super-chunk durable (fdatasync of the open segment, plus the directory when
+ * a segment file was created). The caller runs it before it commits any log
+ * record that references those super-chunks.
+ *
+ * Locking: st->lock guards the open segment, next id and the fd cache;
+ * the cache has its own lock (order: st->lock -> cache lock). Readers run
+ * concurrently with the appender: the region a reader asks for is committed
+ * and therefore never rewritten.
+ *
+ * Format: docs/FORMAT.md "Segments" and "Super-chunks" (seg_format.h).
+ * Not here: which chunks are live (storage/fs.c, gc), uploads (later).
+ */
+#ifndef ZF_STORAGE_SEGSTORE_H
+#define ZF_STORAGE_SEGSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/chunker.h"
+
+/* where one super-chunk lives: exactly the bytes a ranged GET must fetch */
+struct zf_sc_loc {
+	uint64_t seg;		/* segment id, >= 1 */
+	uint64_t off;		/* offset of the super-chunk header in the segment */
+	uint32_t disk_len;	/* header + chunk table + stored payload */
+	uint32_t raw_len;	/* decompressed payload length */
+};
+
+/* one entry of a super-chunk's chunk table */
+struct zf_sc_chunk {
+	struct zf_chunk_id id;
+	uint32_t len;
+};
+
+struct zf_segstore_opts {
+	int zstd_level;		  /* 1..19; 0 = default (3) */
+	uint64_t seg_limit;	  /* seal once a segment reaches this size */
+	uint64_t cache_bytes;	  /* decompressed super-chunk cache bound */
+};
+
+struct zf_segstore_stats {
+	uint64_t segments;	/* segment files present */
+	uint64_t disk_bytes;	/* bytes in segment files */
+	uint64_t raw_bytes;	/* raw bytes appended since open */
+	uint64_t stored_bytes;	/* on-disk bytes appended since open */
+	uint64_t cache_hits, cache_misses;
+};
+
+struct zf_segstore;
+
+/*
+ * Open the store in directory dirfd (borrowed; dup'd inside). fsid tags every
+ * segment so that a segment from another filesystem is rejected. The chunker
+ * (borrowed, must outlive the store) re-hashes chunks on read.
+ * Returns 0, -ENOMEM, or -errno from the directory.
+ */
+int zf_segstore_open(int dirfd, const uint8_t fsid[16], const struct zf_chunker *chunker,
+		     const struct zf_segstore_opts *opts, struct zf_segstore **ret_st);
+void zf_segstore_close(struct zf_segstore *st);
+
+/*
+ * Declare what the metadata log knows: open_seg is the segment that receives
+ * appends (0: none yet), committed_end the end of its last committed
+ * super-chunk; the file is truncated there (an uncommitted tail is dropped
+ * with a log line), and segment files with an id above open_seg are deleted.
+ * The next new segment gets id max(open_seg, last_sealed) + 1.
+ * Returns 0 or -errno (-EBADMSG if the open segment's header is corrupt).
+ */
+int zf_segstore_resume(struct zf_segstore *st, uint64_t open_seg, uint64_t committed_end,
+		       uint64_t last_sealed);
+
+/*
+ * Compress and append one super-chunk of n chunks whose bytes are raw[0..
+ * raw_len) in table order (sum of lens == raw_len). Creates a segment when
+ * none is open. When the segment reaches its size limit it is sealed and
+ * *ret_sealed is set to its id (else 0); the caller logs the seal.
+ * Returns 0 and fills *ret_loc, or -errno (-ENOSPC on a full disk: the open
+ * segment is left as it was before the call).
+ */
+int zf_segstore_append(struct zf_segstore *st, const struct zf_sc_chunk *chunks, uint32_t n,
+		       const void *raw, uint32_t raw_len, struct zf_sc_loc *ret_loc,
+		       uint64_t *ret_sealed);
+
+/* Seal the open segment now even if small (for upload). *ret_sealed as above. */
+int zf_segstore_seal(struct zf_segstore *st, uint64_t *ret_sealed);
+
+/* make every appended super-chunk durable; 0 or -errno */
+int zf_segstore_sync(struct zf_segstore *st);
+
+/*
+ * Copy len bytes at raw_off of the super-chunk at loc into dst, through the
+ * cache. On a miss the super-chunk is read, its header and payload checksums
+ * verified, decompressed, and every chunk re-hashed against its id.
+ * Returns 0, -EIO on any mismatch (logged with segment and offset), -ENOENT
+ * when the segment file is missing, or -errno.
+ */
+int zf_segstore_read(struct zf_segstore *st, const struct zf_sc_loc *loc, uint32_t raw_off,
+		     uint32_t len, void *dst);
+
+/*
+ * Read and fully verify one super-chunk without caching (fsck). On success
+ * *ret_chunks (malloc'd, n entries) is the chunk table and *ret_n its size;
+ * either may be NULL. Returns 0, -EIO (with a log line saying what failed) or
+ * -errno.
+ */
+int zf_segstore_verify(struct zf_segstore *st, const struct zf_sc_loc *loc,
+		       struct zf_sc_chunk **ret_chunks, uint32_t *ret_n);
+
+/* drop every cached super-chunk (tests, fsck) */
+void zf_segstore_cache_drop(struct zf_segstore *st);
+
+void zf_segstore_stats(struct zf_segstore *st, struct zf_segstore_stats *ret);
+
+/* segment file name for id, e.g. "0000000000000001.zseg"; buf >= 32 bytes */
+void zf_segstore_name(uint64_t seg, char *buf, size_t len);
+
+#endif
