@@ -1,0 +1,37 @@
+# tests/e2e/lib.sh - helpers for the end-to-end tests (git t/ style)
+#
+# Every script runs in its own scratch directory (removed by an EXIT trap),
+# counts its steps, and exits non-zero if any failed; 77 means skipped.
+set -u
+ZEROFS=${ZEROFS:-$(pwd)/zerofs}
+T=$(mktemp -d /tmp/zf-e2e.XXXXXX)
+steps=0
+failed=0
+cleanup_hooks=""
+at_exit() { eval "$cleanup_hooks"; rm -rf "$T"; }
+trap at_exit EXIT
+
+# test_expect_success 'what' 'commands'
+test_expect_success() {
+	steps=$((steps + 1))
+	if (eval "$2") >"$T/step.log" 2>&1; then
+		echo "ok $steps - $1"
+	else
+		echo "not ok $steps - $1"
+		sed 's/^/#   /' "$T/step.log"
+		failed=$((failed + 1))
+	fi
+}
+
+# expect_code N cmd...: run cmd, require exit code N
+expect_code() {
+	local want=$1 rc=0
+	shift
+	"$@" || rc=$?
+	[ "$rc" -eq "$want" ] || { echo "expected exit $want, got $rc: $*"; return 1; }
+}
+
+test_done() {
+	echo "# $steps steps, $failed failed"
+	[ "$failed" -eq 0 ]
+}
