@@ -50,6 +50,8 @@ static inline void zf_buf_add(struct zf_buf *b, const void *d, size_t n)
 /* drop the first n bytes */
 static inline void zf_buf_consume(struct zf_buf *b, size_t n)
 {
+	if (n == 0)
+		return;
 	memmove(b->p, b->p + n, b->len - n);
 	b->len -= n;
 }

@@ -424,7 +424,8 @@ static void file_remap(struct zf_file *f, uint64_t start, uint64_t end,
 			f->cap = f->cap ? f->cap * 2 : 4;
 		f->ext = zf_realloc(f->ext, f->cap * sizeof(*f->ext));
 	}
-	memmove(f->ext + i + mid, f->ext + j, (f->n - j) * sizeof(*f->ext));
+	if (f->n > j)
+		memmove(f->ext + i + mid, f->ext + j, (f->n - j) * sizeof(*f->ext));
 	f->n = f->n - (j - i) + mid;
 	k = i;
 	if (has_left) {
@@ -897,8 +898,10 @@ static int meta_list(struct zf_fs *fs, struct meta_files *mf)
 		}
 	}
 	closedir(d);
-	qsort(mf->logs, mf->nlogs, sizeof(uint64_t), cmp_u64);
-	qsort(mf->ckpts, mf->nckpts, sizeof(uint64_t), cmp_u64);
+	if (mf->nlogs)
+		qsort(mf->logs, mf->nlogs, sizeof(uint64_t), cmp_u64);
+	if (mf->nckpts)
+		qsort(mf->ckpts, mf->nckpts, sizeof(uint64_t), cmp_u64);
 	if (mf->nckpts) {
 		mf->has_ckpt = 1;
 		mf->ckpt = mf->ckpts[mf->nckpts - 1];

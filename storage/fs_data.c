@@ -183,7 +183,8 @@ static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, con
 	memcpy(nd.data + (off - lo), data, len);
 	if (j == i) {
 		f->dirty = zf_realloc(f->dirty, (f->ndirty + 1) * sizeof(*f->dirty));
-		memmove(f->dirty + i + 1, f->dirty + i, (f->ndirty - i) * sizeof(*f->dirty));
+		if (f->ndirty > i)
+			memmove(f->dirty + i + 1, f->dirty + i, (f->ndirty - i) * sizeof(*f->dirty));
 		f->ndirty++;
 	} else {
 		memmove(f->dirty + i + 1, f->dirty + j, (f->ndirty - j) * sizeof(*f->dirty));
