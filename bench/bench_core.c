@@ -30,6 +30,9 @@
 #include "common/endian.h"
 #include "common/util.h"
 #include "storage/chunker.h"
+#include "storage/fs.h"
+
+#include <sys/stat.h>
 
 #define MIB ((size_t)1 << 20)
 /* super-chunk target and the block size of the zstd references */
@@ -386,7 +389,42 @@ out_free:
 static int bench_full_write_path(const struct zf_chunker *c, const struct bench_data *d,
 				 struct bench_result *r)
 {
-	return -ENOSYS;
+	struct zf_mkfs_opts mo = { .zstd_level = 1 };
+	struct zf_fs_stats st;
+	struct zf_attr a;
+	struct zf_fs *fs;
+	char dir[] = "/tmp/zf-bench-XXXXXX", cmd[64];
+	const size_t piece = 1 << 20;
+	size_t off;
+	double t0;
+	int rc;
+
+	if (!mkdtemp(dir))
+		return -errno;
+	rc = zf_fs_mkfs(dir, &mo);
+	if (rc == 0)
+		rc = zf_fs_open(dir, NULL, &fs);
+	if (rc < 0)
+		goto out;
+	rc = zf_fs_mknod(fs, 1, "data", S_IFREG | 0644, 0, 0, 0, &a);
+	t0 = cpu_now();
+	for (off = 0; rc == 0 && off < d->len; off += piece) {
+		size_t n = d->len - off < piece ? d->len - off : piece;
+
+		if (zf_fs_write(fs, a.ino, d->buf + off, n, off) != (ssize_t)n)
+			rc = -EIO;
+	}
+	if (rc == 0)
+		rc = zf_fs_fsync(fs, a.ino);
+	r->cpu_s = cpu_now() - t0;
+	zf_fs_stats(fs, &st);
+	r->ratio = st.stored_bytes ? (double)d->len / st.stored_bytes : 0;
+	zf_fs_close(fs);
+out:
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		rc = rc ? rc : -EIO;
+	return rc;
 }
 
 /* ---- report ---- */

@@ -880,6 +880,7 @@ static int meta_list(struct zf_fs *fs, struct meta_files *mf)
 		close(fd);
 		return -errno;
 	}
+	rewinddir(d); /* the dup shares its offset with earlier listings */
 	while ((e = readdir(d))) {
 		unsigned long long v;
 		int n = 0;

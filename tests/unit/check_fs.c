@@ -325,6 +325,23 @@ START_TEST(frequent_checkpoints_survive_crashes)
 		free(after);
 	}
 	ck_assert_int_eq(zf_fs_close(fs), 0);
+	{
+		/* a checkpoint leaves itself and one log: older files are gone */
+		char meta[600];
+		struct dirent *e;
+		int nlog = 0, nckpt = 0;
+		DIR *d;
+
+		snprintf(meta, sizeof(meta), "%s/meta", dir);
+		d = opendir(meta);
+		while ((e = readdir(d))) {
+			nlog += !strncmp(e->d_name, "log.", 4);
+			nckpt += !strncmp(e->d_name, "ckpt.", 5);
+		}
+		closedir(d);
+		ck_assert_int_eq(nlog, 1);
+		ck_assert_int_eq(nckpt, 1);
+	}
 	t_rmrf(dir);
 	free(dir);
 }
