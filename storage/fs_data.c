@@ -381,23 +381,30 @@ static int rechunk(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const ui
 	struct zf_buf w = { 0 }, rec = { 0 };
 	uint64_t r0 = off, loaded, change_end = off + len;
 	size_t pos = 0;
-	int at_eof = 0, r = 0, tail = 0;
+	int at_eof = 0, r = 0, tail = 0, borrowed = 0;
 	uint32_t i;
 
 	i = ext_first_after_pub(f, off);
 	if (i < f->n && f->ext[i].off <= off)
 		r0 = f->ext[i].off;
-	else if (i == f->n && i > 0 && f->ext[i - 1].off + f->ext[i - 1].len == off)
+	else if (i == f->n && i > 0 && f->ext[i - 1].off + f->ext[i - 1].len == off && f->tail_cut)
 		r0 = f->ext[i - 1].off; /* the file's last chunk was cut at its old end */
-	if (r0 < off) {
-		r = stored_read(fs, in, zf_buf_grow(&w, off - r0), r0, off - r0);
-		if (r < 0)
-			goto out;
-	}
-	zf_buf_add(&w, data, len);
 	loaded = change_end;
-	/* the rest of an old extent the change ends inside */
 	i = ext_first_after_pub(f, loaded);
+	if (r0 == off && i == f->n) {
+		/* appending past all old data: chunk the caller's bytes in place */
+		w.p = (uint8_t *)data;
+		w.len = len;
+		borrowed = 1;
+	} else {
+		if (r0 < off) {
+			r = stored_read(fs, in, zf_buf_grow(&w, off - r0), r0, off - r0);
+			if (r < 0)
+				goto out;
+		}
+		zf_buf_add(&w, data, len);
+	}
+	/* the rest of an old extent the change ends inside */
 	if (i < f->n && f->ext[i].off < loaded) {
 		uint64_t e = f->ext[i].off + f->ext[i].len;
 
@@ -439,6 +446,9 @@ static int rechunk(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const ui
 	if (pos) {
 		rec_extents(&rec, in->ino, r0, r0 + pos, o.ext, o.n);
 		fs_do(fs, ZF_REC_EXTENTS, &rec);
+		/* a cut at the end of data is not content-defined: redo it later */
+		if (r0 + pos >= f->wsize || (at_eof && !tail))
+			f->tail_cut = at_eof;
 	}
 	*ret_end = r0 + pos;
 	*ret_tail = tail ? r0 + pos : *ret_end;
@@ -448,7 +458,8 @@ static int rechunk(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const ui
 	}
 out:
 	free(o.ext);
-	zf_buf_free(&w);
+	if (!borrowed)
+		zf_buf_free(&w);
 	zf_buf_free(&rec);
 	return r;
 }

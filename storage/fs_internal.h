@@ -68,6 +68,7 @@ struct zf_file {
 	uint64_t mapped;	/* bytes covered by extents */
 	struct zf_inode *dnext, *dprev; /* fs->dirty_files list */
 	int on_dirty_list;
+	int tail_cut;		/* last extent ends at EOF, not at a content cut */
 };
 
 struct zf_dirent {

@@ -326,8 +326,8 @@ int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name
 	if (r)
 		goto out;
 	in = fs_inode(fs, ino);
-	if (!in || in->nlink == 0) {
-		r = -ENOENT;
+	if (!in || in->nlink == 0 || dir->nlink == 0) {
+		r = -ENOENT; /* ... or a removed directory, still open */
 		goto out;
 	}
 	if (S_ISDIR(in->mode)) {
@@ -338,7 +338,7 @@ int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name
 		r = -EMLINK;
 		goto out;
 	}
-	if (dir_find(dir->u.dir, name, strlen(name))) {
+	if (dir_find(dir->u.dir, name, strlen(name)) || !strcmp(name, ".") || !strcmp(name, "..")) {
 		r = -EEXIST;
 		goto out;
 	}
@@ -465,6 +465,8 @@ int zf_fs_rename(struct zf_fs *fs, uint64_t parent, const char *name, uint64_t n
 		r = get_dir(fs, newparent, &ddir);
 	if (r == 0)
 		r = check_name(newname);
+	if (r == 0 && ddir->nlink == 0)
+		r = -ENOENT; /* removed directory, still open */
 	if (r)
 		goto out;
 	if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(newname, ".") ||
