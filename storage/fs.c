@@ -139,10 +139,7 @@ static void file_free(struct zf_file *f)
 
 	for (i = 0; i < f->n; i++)
 		chunk_unref(f->ext[i].c);
-	for (i = 0; i < f->ndirty; i++)
-		free(f->dirty[i].data);
 	free(f->ext);
-	free(f->dirty);
 	free(f);
 }
 
@@ -190,7 +187,8 @@ static int apply_inode(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	ino = zf_get64(p);
 	mode = zf_get32(p + 24);
 	ll = zf_get32(p + 84);
-	if (ll != len - ZF_REC_INODE_FIXED || (ll && !S_ISLNK(mode)) || ino == 0)
+	if (ll != len - ZF_REC_INODE_FIXED || (ll && !S_ISLNK(mode)) || ino == 0 ||
+	    zf_get64(p + 16) > UINT32_MAX)
 		return bad("malformed inode record", ino);
 	in = fs_inode(fs, ino);
 	if (in && (in->mode & S_IFMT) != (mode & S_IFMT))
@@ -227,8 +225,6 @@ static int apply_inode(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	in->mtime_ns = zf_get32(p + 68);
 	in->ctime = (int64_t)zf_get64(p + 72);
 	in->ctime_ns = zf_get32(p + 80);
-	if (S_ISREG(mode) && !in->u.file->ndirty)
-		in->u.file->wsize = in->size;
 	return 0;
 }
 

@@ -37,55 +37,59 @@
 
 /* ------------------------------------------------------------ dirty data */
 
-static void dirty_list_add(struct zf_fs *fs, struct zf_inode *in)
+/* the file's write buffer, created (and put on the dirty list) on demand */
+static struct zf_wbuf *wbuf_get(struct zf_fs *fs, struct zf_inode *in)
 {
 	struct zf_file *f = in->u.file;
+	struct zf_wbuf *wb = f->wb;
 
-	if (f->on_dirty_list)
-		return;
-	f->on_dirty_list = 1;
-	f->dprev = NULL;
-	f->dnext = fs->dirty_files;
+	if (wb)
+		return wb;
+	wb = zf_calloc(1, sizeof(*wb));
+	wb->wsize = in->size;
+	wb->next = fs->dirty_files;
 	if (fs->dirty_files)
-		fs->dirty_files->u.file->dprev = in;
+		fs->dirty_files->u.file->wb->prev = in;
 	fs->dirty_files = in;
+	f->wb = wb;
+	return wb;
 }
 
-static void dirty_list_del(struct zf_fs *fs, struct zf_inode *in)
+/* drop an empty write buffer; the logged size is the size again */
+static void wbuf_put(struct zf_fs *fs, struct zf_inode *in)
 {
-	struct zf_file *f = in->u.file;
+	struct zf_wbuf *wb = in->u.file->wb;
 
-	if (!f->on_dirty_list)
+	if (!wb || wb->n)
 		return;
-	if (f->dprev)
-		f->dprev->u.file->dnext = f->dnext;
+	if (wb->prev)
+		wb->prev->u.file->wb->next = wb->next;
 	else
-		fs->dirty_files = f->dnext;
-	if (f->dnext)
-		f->dnext->u.file->dprev = f->dprev;
-	f->on_dirty_list = 0;
-	f->dnext = f->dprev = NULL;
+		fs->dirty_files = wb->next;
+	if (wb->next)
+		wb->next->u.file->wb->prev = wb->prev;
+	free(wb->v);
+	free(wb);
+	in->u.file->wb = NULL;
 }
 
-static void dirty_account(struct zf_fs *fs, struct zf_inode *in, int64_t delta)
+static void dirty_account(struct zf_fs *fs, struct zf_wbuf *wb, int64_t delta)
 {
-	in->u.file->dirty_bytes += delta;
+	wb->bytes += delta;
 	fs->dirty_bytes += delta;
-	if (in->u.file->ndirty)
-		dirty_list_add(fs, in);
-	else
-		dirty_list_del(fs, in);
 }
 
 /* remove buffered bytes in [a, b) */
 static void dirty_punch(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint64_t b)
 {
-	struct zf_file *f = in->u.file;
+	struct zf_wbuf *wb = in->u.file->wb;
 	uint32_t i = 0;
 	int64_t removed = 0;
 
-	while (i < f->ndirty) {
-		struct zf_dirty *d = &f->dirty[i];
+	if (!wb)
+		return;
+	while (i < wb->n) {
+		struct zf_dirty *d = &wb->v[i];
 		uint64_t dend = d->off + d->len;
 
 		if (dend <= a || d->off >= b) {
@@ -100,12 +104,11 @@ static void dirty_punch(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint6
 			memcpy(r.data, d->data + (b - d->off), r.len);
 			removed += b - a;
 			d->len = a - d->off;
-			f->dirty = zf_realloc(f->dirty, (f->ndirty + 1) * sizeof(*f->dirty));
-			memmove(f->dirty + i + 2, f->dirty + i + 1,
-				(f->ndirty - i - 1) * sizeof(*f->dirty));
-			f->dirty[i + 1] = r;
-			f->ndirty++;
-			f->dcap = f->ndirty;
+			wb->v = zf_realloc(wb->v, (wb->n + 1) * sizeof(*wb->v));
+			memmove(wb->v + i + 2, wb->v + i + 1, (wb->n - i - 1) * sizeof(*wb->v));
+			wb->v[i + 1] = r;
+			wb->n++;
+			wb->cap = wb->n;
 			i += 2;
 		} else if (d->off < a) {
 			removed += dend - a;
@@ -120,32 +123,36 @@ static void dirty_punch(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint6
 		} else {
 			removed += d->len;
 			free(d->data);
-			memmove(d, d + 1, (f->ndirty - i - 1) * sizeof(*d));
-			f->ndirty--;
+			memmove(d, d + 1, (wb->n - i - 1) * sizeof(*d));
+			wb->n--;
 		}
 	}
-	dirty_account(fs, in, -removed);
+	dirty_account(fs, wb, -removed);
 }
 
 void fs_file_drop_dirty(struct zf_fs *fs, struct zf_inode *in, uint64_t from)
 {
 	dirty_punch(fs, in, from, UINT64_MAX);
+	if (in->u.file->wb)
+		in->u.file->wb->wsize = from; /* the caller sets the logged size */
+	wbuf_put(fs, in);
 }
 
 /* put data at off into the dirty buffer, merging touching extents */
 static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const void *data,
 			size_t len)
 {
-	struct zf_file *f = in->u.file;
+	struct zf_wbuf *wb = wbuf_get(fs, in);
 	uint64_t end = off + len, lo = off, hi = end;
 	uint32_t i, j, k;
 	struct zf_dirty *d, nd;
+	int64_t old = 0;
 
 	/* fast path: appending to, or overwriting inside, the last extent */
-	if (f->ndirty) {
-		d = &f->dirty[f->ndirty - 1];
+	if (wb->n) {
+		d = &wb->v[wb->n - 1];
 		if (off >= d->off && off <= d->off + d->len) {
-			uint64_t old = d->len;
+			uint64_t before = d->len;
 
 			if (end > d->off + d->cap) {
 				while (end > d->off + d->cap)
@@ -155,43 +162,41 @@ static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, con
 			memcpy(d->data + (off - d->off), data, len);
 			if (end - d->off > d->len)
 				d->len = end - d->off;
-			dirty_account(fs, in, d->len - old);
+			dirty_account(fs, wb, d->len - before);
 			return;
 		}
 	}
 	/* extents [i, j) overlap or touch [off, end) */
-	for (i = 0; i < f->ndirty && f->dirty[i].off + f->dirty[i].len < off; i++)
+	for (i = 0; i < wb->n && wb->v[i].off + wb->v[i].len < off; i++)
 		;
-	for (j = i; j < f->ndirty && f->dirty[j].off <= end; j++) {
-		if (f->dirty[j].off < lo)
-			lo = f->dirty[j].off;
-		if (f->dirty[j].off + f->dirty[j].len > hi)
-			hi = f->dirty[j].off + f->dirty[j].len;
+	for (j = i; j < wb->n && wb->v[j].off <= end; j++) {
+		if (wb->v[j].off < lo)
+			lo = wb->v[j].off;
+		if (wb->v[j].off + wb->v[j].len > hi)
+			hi = wb->v[j].off + wb->v[j].len;
 	}
 	nd.off = lo;
 	nd.len = hi - lo;
 	nd.cap = nd.len < 65536 ? 65536 : nd.len;
 	nd.data = zf_malloc(nd.cap);
-	int64_t old = 0;
-
 	for (k = i; k < j; k++) {
-		d = &f->dirty[k];
+		d = &wb->v[k];
 		memcpy(nd.data + (d->off - lo), d->data, d->len);
 		old += d->len;
 		free(d->data);
 	}
 	memcpy(nd.data + (off - lo), data, len);
 	if (j == i) {
-		f->dirty = zf_realloc(f->dirty, (f->ndirty + 1) * sizeof(*f->dirty));
-		if (f->ndirty > i)
-			memmove(f->dirty + i + 1, f->dirty + i, (f->ndirty - i) * sizeof(*f->dirty));
-		f->ndirty++;
+		wb->v = zf_realloc(wb->v, (wb->n + 1) * sizeof(*wb->v));
+		if (wb->n > i)
+			memmove(wb->v + i + 1, wb->v + i, (wb->n - i) * sizeof(*wb->v));
+		wb->n++;
 	} else {
-		memmove(f->dirty + i + 1, f->dirty + j, (f->ndirty - j) * sizeof(*f->dirty));
-		f->ndirty -= j - i - 1;
+		memmove(wb->v + i + 1, wb->v + j, (wb->n - j) * sizeof(*wb->v));
+		wb->n -= j - i - 1;
 	}
-	f->dirty[i] = nd;
-	dirty_account(fs, in, (int64_t)nd.len - old);
+	wb->v[i] = nd;
+	dirty_account(fs, wb, (int64_t)nd.len - old);
 }
 
 /* ------------------------------------------------------------- reading */
@@ -257,7 +262,7 @@ ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 		goto out;
 	}
 	f = in->u.file;
-	size = f->wsize;
+	size = fs_isize(in);
 	if (off >= size) {
 		r = 0;
 		goto out;
@@ -276,8 +281,8 @@ ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 	} else {
 		memset(buf, 0, len);
 	}
-	for (i = 0; i < f->ndirty; i++) {
-		struct zf_dirty *d = &f->dirty[i];
+	for (i = 0; f->wb && i < f->wb->n; i++) {
+		struct zf_dirty *d = &f->wb->v[i];
 		uint64_t a = d->off > off ? d->off : off;
 		uint64_t b = d->off + d->len < off + len ? d->off + d->len : off + len;
 
@@ -447,7 +452,7 @@ static int rechunk(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const ui
 		rec_extents(&rec, in->ino, r0, r0 + pos, o.ext, o.n);
 		fs_do(fs, ZF_REC_EXTENTS, &rec);
 		/* a cut at the end of data is not content-defined: redo it later */
-		if (r0 + pos >= f->wsize || (at_eof && !tail))
+		if (r0 + pos >= fs_isize(in) || (at_eof && !tail))
 			f->tail_cut = at_eof;
 	}
 	*ret_end = r0 + pos;
@@ -466,21 +471,24 @@ out:
 
 int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail)
 {
-	struct zf_file *f = in->u.file;
-	struct zf_dirty *d = f->dirty;
-	uint32_t nd = f->ndirty, i;
-	uint64_t flushed_end = 0, end, tail;
+	struct zf_wbuf *wb = in->u.file->wb;
+	struct zf_dirty *d;
+	uint64_t flushed_end = 0, end, tail, wsize;
 	struct zf_buf rec = { 0 };
+	uint32_t nd, i;
 	int r = 0;
 
-	if (!nd)
+	if (!wb || !wb->n)
 		return 0;
-	/* detach the buffer: rechunk() may hand a tail back to it */
-	f->dirty = NULL;
-	f->ndirty = f->dcap = 0;
-	dirty_account(fs, in, -(int64_t)f->dirty_bytes);
+	/* detach the buffered extents: rechunk() may hand a tail back */
+	d = wb->v;
+	nd = wb->n;
+	wsize = wb->wsize;
+	wb->v = NULL;
+	wb->n = wb->cap = 0;
+	dirty_account(fs, wb, -(int64_t)wb->bytes);
 	for (i = 0; i < nd; i++) {
-		int kt = keep_tail && i == nd - 1 && d[i].off + d[i].len == f->wsize;
+		int kt = keep_tail && i == nd - 1 && d[i].off + d[i].len == wsize;
 
 		if (r == 0) {
 			r = rechunk(fs, in, d[i].off, d[i].data, d[i].len, kt, &end, &tail);
@@ -492,18 +500,19 @@ int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail)
 		free(d[i].data);
 	}
 	free(d);
-	if (flushed_end || !f->ndirty) {
-		uint64_t logged = f->ndirty ? flushed_end : f->wsize;
-		uint64_t keep = f->wsize;
+	if (flushed_end || !wb->n) {
+		/* never log a size that covers bytes the log does not hold */
+		uint64_t logged = wb->n ? flushed_end : wsize;
 
-		if (logged < in->size)
-			logged = in->size;
-		in->size = logged;
+		if (logged > in->size)
+			in->size = logged;
+		if (!wb->n)
+			in->size = wsize;
 		rec_inode(&rec, in);
 		fs_do(fs, ZF_REC_INODE, &rec);
-		f->wsize = keep; /* apply_inode resets it when nothing is buffered */
 		zf_buf_free(&rec);
 	}
+	wbuf_put(fs, in);
 	fs_txn_end(fs);
 	return r;
 }
@@ -525,8 +534,8 @@ static int dirty_balance(struct zf_fs *fs)
 	while (fs->dirty_bytes > fs->dirty_limit && r == 0) {
 		struct zf_inode *in, *big = fs->dirty_files;
 
-		for (in = fs->dirty_files; in; in = in->u.file->dnext)
-			if (in->u.file->dirty_bytes > big->u.file->dirty_bytes)
+		for (in = fs->dirty_files; in; in = in->u.file->wb->next)
+			if (in->u.file->wb->bytes > big->u.file->wb->bytes)
 				big = in;
 		r = fs_file_flush(fs, big, 0);
 	}
@@ -558,13 +567,13 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 		goto out;
 	}
 	dirty_write(fs, in, off, buf, len);
-	if (off + len > in->u.file->wsize)
-		in->u.file->wsize = off + len;
+	if (off + len > in->u.file->wb->wsize)
+		in->u.file->wb->wsize = off + len;
 	now = zf_now();
 	in->mtime = in->ctime = now.tv_sec;
 	in->mtime_ns = in->ctime_ns = now.tv_nsec;
 	r = 0;
-	if (in->u.file->dirty_bytes >= ZF_FLUSH_FILE_BYTES)
+	if (in->u.file->wb->bytes >= ZF_FLUSH_FILE_BYTES)
 		r = fs_file_flush(fs, in, 1);
 	if (r == 0)
 		r = dirty_balance(fs);

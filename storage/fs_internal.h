@@ -58,17 +58,21 @@ struct zf_dirty {
 	uint8_t *data;
 };
 
+/* write buffer of a file with unchunked data (allocated only while dirty) */
+struct zf_wbuf {
+	struct zf_dirty *v;	/* sorted, non-overlapping, non-adjacent */
+	uint32_t n, cap;
+	uint64_t bytes;		/* buffered bytes */
+	uint64_t wsize;		/* size seen by users (>= the logged size) */
+	struct zf_inode *next, *prev; /* fs->dirty_files list */
+};
+
 struct zf_file {
 	struct zf_extent *ext;	/* sorted, non-overlapping */
 	uint32_t n, cap;
-	struct zf_dirty *dirty; /* sorted, non-overlapping, non-adjacent */
-	uint32_t ndirty, dcap;
-	uint64_t dirty_bytes;
-	uint64_t wsize;		/* size seen by users (>= logged size while dirty) */
 	uint64_t mapped;	/* bytes covered by extents */
-	struct zf_inode *dnext, *dprev; /* fs->dirty_files list */
-	int on_dirty_list;
-	int tail_cut;		/* last extent ends at EOF, not at a content cut */
+	struct zf_wbuf *wb;	/* NULL when nothing is buffered */
+	uint32_t tail_cut;	/* last extent ends at EOF, not at a content cut */
 };
 
 struct zf_dirent {
@@ -93,15 +97,16 @@ struct zf_xattr {
 	uint32_t vlen;
 };
 
+/* 104 bytes: a million of them must fit well under 300 MB with their names */
 struct zf_inode {
 	uint64_t ino;
 	uint64_t size;		/* as logged */
-	uint64_t rdev;
 	int64_t atime, mtime, ctime;
 	uint32_t atime_ns, mtime_ns, ctime_ns;
+	uint32_t rdev;		/* Linux dev_t encoding fits 32 bits */
 	uint32_t mode, uid, gid, nlink, gen;
 	uint32_t nxattr;
-	uint64_t pins;		/* open handles + kernel lookups (not durable) */
+	uint32_t pins;		/* open handles + kernel lookups (not durable) */
 	struct zf_xattr *xattr;
 	union {
 		struct zf_file *file;	/* S_ISREG */
@@ -187,7 +192,14 @@ int fs_chunk_read(struct zf_fs *fs, const struct zf_chunk *c, uint32_t coff, uin
 		  void *dst);
 static inline uint64_t fs_isize(const struct zf_inode *in)
 {
-	return S_ISREG(in->mode) ? in->u.file->wsize : in->size;
+	if (S_ISREG(in->mode) && in->u.file->wb)
+		return in->u.file->wb->wsize;
+	return in->size;
+}
+
+static inline uint64_t fs_dirty_bytes(const struct zf_inode *in)
+{
+	return S_ISREG(in->mode) && in->u.file->wb ? in->u.file->wb->bytes : 0;
 }
 
 #endif

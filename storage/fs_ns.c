@@ -42,7 +42,7 @@ static void fill_attr(const struct zf_inode *in, struct zf_attr *a)
 	a->gen = in->gen;
 	a->size = fs_isize(in);
 	if (S_ISREG(in->mode))
-		a->blocks = (in->u.file->mapped + in->u.file->dirty_bytes + 511) / 512;
+		a->blocks = (in->u.file->mapped + fs_dirty_bytes(in) + 511) / 512;
 	else if (S_ISDIR(in->mode))
 		a->size = 4096;
 	a->atime.tv_sec = in->atime;
@@ -133,7 +133,7 @@ static int get_dir(struct zf_fs *fs, uint64_t ino, struct zf_inode **ret)
 /* flush buffered data so that an inode record may be logged for in */
 static int settle(struct zf_fs *fs, struct zf_inode *in)
 {
-	if (S_ISREG(in->mode) && in->u.file->ndirty && in->nlink > 0)
+	if (fs_dirty_bytes(in) && in->nlink > 0)
 		return fs_file_flush(fs, in, 0);
 	return 0;
 }
@@ -274,6 +274,8 @@ int zf_fs_mknod(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mo
 		break;
 	case S_IFCHR:
 	case S_IFBLK:
+		if (rdev > UINT32_MAX)
+			return -EINVAL;
 		break;
 	default:
 		return -EINVAL;
@@ -618,7 +620,6 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 			fs_file_unmap(fs, in, attr->size, UINT64_MAX);
 		fs_file_drop_dirty(fs, in, attr->size);
 		in->size = attr->size;
-		in->u.file->wsize = attr->size;
 		set_now(&in->mtime, &in->mtime_ns, now);
 	}
 	if (to_set & ZF_SET_ATIME_NOW)
@@ -678,7 +679,9 @@ int zf_fs_pin(struct zf_fs *fs, uint64_t ino)
 
 	pthread_mutex_lock(&fs->lock);
 	in = fs_inode(fs, ino);
-	if (in) {
+	if (in && in->pins == UINT32_MAX) {
+		r = -EMFILE;
+	} else if (in) {
 		in->pins++;
 		r = 0;
 	}

@@ -162,6 +162,22 @@ out:
 	return r;
 }
 
+/*
+ * Parsed pages of a mapped file are not needed again: give them back as the
+ * parse moves on, so a big checkpoint does not count twice in the resident
+ * set (once mapped, once as the table built from it).
+ */
+static void map_release(const uint8_t *m, size_t upto, size_t *released)
+{
+	const size_t step = 32u << 20;
+	size_t end = upto & ~(size_t)(4096 - 1);
+
+	if (end < *released + step)
+		return;
+	madvise((void *)(m + *released), end - *released, MADV_DONTNEED);
+	*released = end;
+}
+
 /* is there any valid frame at or after p? (tells corruption from a torn tail) */
 static int valid_frame_after(const uint8_t *p, size_t avail)
 {
@@ -182,7 +198,7 @@ int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t
 {
 	const uint8_t *m = NULL;
 	struct zf_frame f;
-	size_t len = 0, off, txn_off;
+	size_t len = 0, off, txn_off, released = 0;
 	uint64_t seq, expect;
 	int r;
 
@@ -221,6 +237,7 @@ int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t
 		off += n;
 		if (!(f.flags & ZF_REC_F_TXN_END))
 			continue;
+		map_release(m, txn_off, &released);
 		/* a whole transaction [txn_off, off) is here: deliver it */
 		while (txn_off < off) {
 			struct zf_frame g;
@@ -506,7 +523,7 @@ int zf_ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_f
 {
 	const uint8_t *m = NULL;
 	struct zf_frame f;
-	size_t len = 0, off;
+	size_t len = 0, off, released = 0;
 	uint64_t seq, nrec = 0;
 	int r;
 
@@ -532,6 +549,7 @@ int zf_ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_f
 		if (f.type == ZF_REC_END)
 			break;
 		nrec++;
+		map_release(m, off - n, &released);
 		r = fn(ctx, &f);
 		if (r)
 			goto out;
