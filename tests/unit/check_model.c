@@ -246,7 +246,8 @@ static void model_copy(struct model *d, const struct model *s)
 		node_copy(&d->n[i], &s->n[i]);
 	d->ndead = d->deadcap = s->ndead;
 	d->dead = zf_malloc((s->ndead ? s->ndead : 1) * sizeof(*d->dead));
-	memcpy(d->dead, s->dead, s->ndead * sizeof(*d->dead));
+	if (s->ndead)
+		memcpy(d->dead, s->dead, s->ndead * sizeof(*d->dead));
 }
 
 static int model_add(struct model *m)
