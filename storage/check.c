@@ -225,35 +225,36 @@ static void chunk_hex(const struct zf_chunk *c, char *buf)
 		sprintf(buf + 2 * i, "%02x", c->id.b[i]);
 }
 
-/* verify one super-chunk and that its table lists the chunk */
+/* a super-chunk verified once: its result and its chunk table */
+struct sc_seen {
+	int err;		/* 0, or -errno from zf_segstore_verify */
+	uint32_t n;
+	struct zf_sc_chunk *tab;
+};
+
+/* verify c's super-chunk (once) and that its table lists c where the index says */
 static int verify_chunk(struct ck *ck, struct zf_chunk *c, struct zf_htab *verified)
 {
 	struct zf_sc *sc = c->sc;
-	struct zf_sc_chunk *tab = NULL;
-	uintptr_t *v;
-	uint32_t n, i, off = 0;
-	int r;
+	struct sc_seen *v;
+	uint32_t i, off = 0;
 
 	v = zf_htab_find(verified, (uintptr_t)sc, NULL, NULL);
-	if (v)
-		return v[1] == 0 ? 0 : -EIO;
-	r = zf_segstore_verify(ck->fs->seg, &sc->loc, &tab, &n);
-	v = zf_calloc(2, sizeof(*v));
-	v[0] = (uintptr_t)sc;
-	v[1] = r < 0;
-	zf_htab_insert(verified, (uintptr_t)sc, v);
-	ck->rep->superchunks++;
-	if (r < 0)
-		return r;
-	for (i = 0; i < n; i++) {
-		if (off == c->raw_off && tab[i].len == c->len &&
-		    !memcmp(tab[i].id.b, c->id.b, ZF_CHUNK_ID_LEN))
-			break;
-		off += tab[i].len;
+	if (!v) {
+		v = zf_calloc(1, sizeof(*v));
+		v->err = zf_segstore_verify(ck->fs->seg, &sc->loc, &v->tab, &v->n);
+		zf_htab_insert(verified, (uintptr_t)sc, v);
+		ck->rep->superchunks++;
 	}
-	free(tab);
-	v[1] = 0;
-	return i < n ? 0 : -ENOENT;
+	if (v->err < 0)
+		return v->err;
+	for (i = 0; i < v->n; i++) {
+		if (off == c->raw_off && v->tab[i].len == c->len &&
+		    !memcmp(v->tab[i].id.b, c->id.b, ZF_CHUNK_ID_LEN))
+			return 0;
+		off += v->tab[i].len;
+	}
+	return -ENOENT;
 }
 
 static void check_chunks(struct ck *ck, struct zf_htab *counts)
@@ -309,7 +310,13 @@ static void check_chunks(struct ck *ck, struct zf_htab *counts)
 			}
 		}
 	}
-	zf_htab_foreach(&verified, e) free(e->val);
+	zf_htab_foreach(&verified, e)
+	{
+		struct sc_seen *v = e->val;
+
+		free(v->tab);
+		free(v);
+	}
 	zf_htab_free(&verified);
 }
 

@@ -1490,6 +1490,11 @@ int zf_fs_close(struct zf_fs *fs)
 	return r;
 }
 
+const char *zf_fs_dev_dir(const struct zf_fs *fs)
+{
+	return fs->dev_dir;
+}
+
 void zf_fs_abandon(struct zf_fs *fs)
 {
 	fs_free(fs);

@@ -97,6 +97,9 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
  * making data durable (the fs is freed regardless). NULL is fine. */
 int zf_fs_close(struct zf_fs *fs);
 
+/* the dev-dir this fs was opened from (borrowed) */
+const char *zf_fs_dev_dir(const struct zf_fs *fs);
+
 /* Simulate a crash (tests): free everything without flushing or committing. */
 void zf_fs_abandon(struct zf_fs *fs);
 

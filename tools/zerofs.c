@@ -9,11 +9,18 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/log.h"
+#include "daemon/daemon.h"
 #include "storage/fs.h"
 
 #define FSCK_CLEAN 0
@@ -28,7 +35,14 @@ static void usage(FILE *out)
 		"commands:\n"
 		"  mkfs [--force] [--zstd-level N] <dev-dir>   format a dev-dir\n"
 		"  fsck [--verify-data] [-q] <dev-dir>          check the store\n"
+		"  mount [-f] [-d] [-o opts] <dev-dir> <mnt>    serve the filesystem at mnt\n"
+		"  umount <mnt>                                 unmount, wait until flushed\n"
 		"  stats <dev-dir>                              space, dedup and compression\n"
+		"\n"
+		"mount options (-o, comma-separated): commit=SECONDS (5), timeout=SECONDS\n"
+		"  (attribute cache, 1), any FUSE option (allow_other, ro, ...); as\n"
+		"  mount.zerofs the command also serves mount(8) and /etc/fstab:\n"
+		"  'zerofs#/dev-dir /mnt fuse.zerofs defaults 0 0' or 'mount -t fuse.zerofs'\n"
 		"\n"
 		"options: -h, --help    this text\n"
 		"         -V, --version print the version\n");
@@ -152,6 +166,187 @@ static int cmd_fsck(int argc, char **argv)
 	return rep.errors ? FSCK_ERRORS : FSCK_CLEAN;
 }
 
+/* options that mount(8) passes but that mean nothing to FUSE */
+static int mount8_only(const char *o)
+{
+	static const char *const skip[] = { "defaults", "auto", "noauto", "user", "nouser",
+					    "users", "_netdev", "nofail", "rw", "owner", "group",
+					    "comment", NULL };
+	int i;
+
+	if (!strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
+		return 1;
+	for (i = 0; skip[i]; i++)
+		if (!strcmp(o, skip[i]))
+			return 1;
+	return 0;
+}
+
+/* split -o: our own options into o, everything else for libfuse into fuse */
+static int parse_mount_opts(const char *arg, struct zf_daemon_opts *o, char *fuse, size_t len)
+{
+	char *copy = strdup(arg), *save, *tok;
+	long v;
+	int r = 0;
+
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "commit=", 7)) {
+			if (parse_int(tok + 7, 1, 3600, &v) < 0) {
+				fprintf(stderr, "zerofs mount: invalid '%s' (1..3600 seconds)\n", tok);
+				r = -EINVAL;
+				break;
+			}
+			o->commit_secs = v;
+		} else if (!strncmp(tok, "timeout=", 8)) {
+			if (parse_int(tok + 8, 0, 3600, &v) < 0) {
+				fprintf(stderr, "zerofs mount: invalid '%s' (0..3600 seconds)\n", tok);
+				r = -EINVAL;
+				break;
+			}
+			o->timeout = v ? v : 0.001;
+		} else if (!mount8_only(tok)) {
+			if (strlen(fuse) + strlen(tok) + 2 > len) {
+				r = -E2BIG;
+				break;
+			}
+			if (*fuse)
+				strcat(fuse, ",");
+			strcat(fuse, tok);
+		}
+	}
+	free(copy);
+	return r;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+	static const struct option opts[] = { { "foreground", no_argument, NULL, 'f' },
+					      { "debug", no_argument, NULL, 'd' },
+					      { "options", required_argument, NULL, 'o' },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	struct zf_daemon_opts o = { 0 };
+	static char fuse[4096];
+	struct zf_fs *fs;
+	struct stat st;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "fdo:hsn", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o.foreground = 1;
+			break;
+		case 'd':
+			o.debug = 1;
+			break;
+		case 'o':
+			if (parse_mount_opts(optarg, &o, fuse, sizeof(fuse)) < 0)
+				return 2;
+			break;
+		case 's': /* mount(8): sloppy */
+		case 'n': /* mount(8): no mtab */
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 2) {
+		fprintf(stderr, "zerofs mount: expected <dev-dir> <mountpoint>\n");
+		return 2;
+	}
+	if (stat(argv[optind + 1], &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "zerofs mount: mountpoint '%s' is not a directory\n",
+			argv[optind + 1]);
+		return 1;
+	}
+	o.fuse_opts = fuse;
+	/* open before daemonizing: errors reach the terminal and the exit code */
+	r = zf_fs_open(argv[optind], NULL, &fs);
+	if (r < 0) {
+		if (r != -EBUSY) /* the core said who holds it */
+			fprintf(stderr, "zerofs mount: cannot open '%s': %s\n", argv[optind],
+				strerror(-r));
+		return 1;
+	}
+	r = zf_daemon_run(fs, argv[optind + 1], &o);
+	return r < 0 ? 1 : 0;
+}
+
+/* the dev-dir behind a zerofs mount at mnt, from /proc/self/mountinfo */
+static int mount_source(const char *mnt, char *dev, size_t len)
+{
+	char line[8192], path[4096], src[4096], *rmnt;
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	int found = 0;
+
+	rmnt = realpath(mnt, NULL);
+	if (!f || !rmnt) {
+		free(rmnt);
+		if (f)
+			fclose(f);
+		return -ENOENT;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", path) != 1)
+			continue;
+		if (strcmp(path, rmnt) || sscanf(sep, " - fuse.zerofs %4095s", src) != 1)
+			continue;
+		if (strncmp(src, "zerofs:", 7) == 0) {
+			snprintf(dev, len, "%s", src + 7);
+			found = 1;
+		}
+	}
+	fclose(f);
+	free(rmnt);
+	return found ? 0 : -ENOENT;
+}
+
+static int cmd_umount(int argc, char **argv)
+{
+	char dev[4096], lockp[4200];
+	int fd, i, status;
+	pid_t pid;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "zerofs umount: expected one mountpoint\n");
+		return 2;
+	}
+	if (mount_source(argv[1], dev, sizeof(dev)) < 0) {
+		fprintf(stderr, "zerofs umount: '%s' is not a zerofs mount\n", argv[1]);
+		return 1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", argv[1], (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "zerofs umount: cannot unmount '%s'\n", argv[1]);
+		return 1;
+	}
+	/* the daemon holds the dev-dir lock until everything is flushed */
+	snprintf(lockp, sizeof(lockp), "%s/lock", dev);
+	fd = open(lockp, O_RDONLY | O_CLOEXEC);
+	for (i = 0; fd >= 0 && i < 6000; i++) {
+		if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+			break;
+		usleep(10000);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (i == 6000) {
+		fprintf(stderr, "zerofs umount: '%s' still busy after 60 s\n", dev);
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	struct zf_open_opts oo = { .readonly = 1 };
@@ -192,6 +387,14 @@ int main(int argc, char **argv)
 	const char *cmd;
 
 	zf_log_init("zerofs", 0, ZF_LOG_WARN);
+	/* mount(8) runs us as mount.zerofs <dev-dir> <mnt> [-o opts] */
+	if (!strcmp(basename(argv[0]), "mount.zerofs") ||
+	    !strcmp(basename(argv[0]), "mount.fuse.zerofs")) {
+		argv[0] = "mount";
+		if (argc > 1 && !strncmp(argv[1], "zerofs#", 7))
+			argv[1] += 7;
+		return cmd_mount(argc, argv);
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -211,6 +414,10 @@ int main(int argc, char **argv)
 		return cmd_fsck(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(cmd, "mount"))
+		return cmd_mount(argc - 1, argv + 1);
+	if (!strcmp(cmd, "umount") || !strcmp(cmd, "unmount"))
+		return cmd_umount(argc - 1, argv + 1);
 	fprintf(stderr, "zerofs: unknown command '%s' (try 'zerofs --help')\n", cmd);
 	return 2;
 }

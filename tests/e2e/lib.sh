@@ -35,3 +35,37 @@ test_done() {
 	echo "# $steps steps, $failed failed"
 	[ "$failed" -eq 0 ]
 }
+
+# ---- mounts ----
+
+# skip (77, with a reason) when this machine cannot mount FUSE
+require_fuse() {
+	if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+		echo "SKIP: no /dev/fuse or fusermount3 on this machine"
+		exit 77
+	fi
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "SKIP: end-to-end mounts need root"
+		exit 77
+	fi
+}
+
+# zf_mount DEV MNT [mount options...]: returns when the mount is live
+zf_mount() {
+	local dev=$1 mnt=$2
+	shift 2
+	mkdir -p "$mnt"
+	"$ZEROFS" mount "$@" "$dev" "$mnt" || return 1
+	mountpoint -q "$mnt" || { echo "mount of $mnt is not live"; return 1; }
+	cleanup_hooks="fusermount3 -uz '$mnt' 2>/dev/null; $cleanup_hooks"
+}
+
+# zf_umount MNT: unmount and wait until the daemon has flushed and exited
+zf_umount() {
+	"$ZEROFS" umount "$1"
+}
+
+# fsck must be clean, with data verified
+zf_fsck_clean() {
+	"$ZEROFS" fsck --verify-data "$1"
+}

@@ -57,6 +57,7 @@
 
 #define KIB 1024u
 #define MAX_FILE (512u * KIB)	/* files stay small: many chunks, cheap compares */
+#define MAX_BIG_FILE (12u << 20) /* the one streamed file (op_stream) */
 #define MAX_CANDS 8		/* crash candidates per file before "anything goes" */
 #define NLIB 4			/* shared random blobs that writes repeat (dedup) */
 #define LIB_LEN (192u * KIB)
@@ -160,6 +161,8 @@ struct mnode {
 	struct blob *data;	/* regular files */
 	struct blob **cand;	/* contents a crash may show (see the header) */
 	int ncand, cand_any;
+	struct blob *pfx;	/* ... or a prefix of this, at least pfx_min long */
+	size_t pfx_min;
 	char *target;		/* symlinks */
 	struct mxattr *x;
 	int nx;
@@ -184,6 +187,7 @@ static void node_clear(struct mnode *n)
 	for (i = 0; i < n->ncand; i++)
 		blob_unref(n->cand[i]);
 	free(n->cand);
+	blob_unref(n->pfx);
 	free(n->target);
 	for (i = 0; i < n->nx; i++) {
 		free(n->x[i].name);
@@ -196,6 +200,7 @@ static void node_clear(struct mnode *n)
 	n->data = NULL;
 	n->cand = NULL;
 	n->ncand = n->cand_any = 0;
+	n->pfx = NULL;
 	n->target = NULL;
 	n->x = NULL;
 	n->nx = 0;
@@ -209,6 +214,7 @@ static void node_copy(struct mnode *d, const struct mnode *s)
 
 	*d = *s;
 	d->data = blob_ref(s->data);
+	d->pfx = blob_ref(s->pfx);
 	d->cand = s->ncand ? zf_malloc(s->ncand * sizeof(*d->cand)) : NULL;
 	for (i = 0; i < s->ncand; i++)
 		d->cand[i] = blob_ref(s->cand[i]);
@@ -308,6 +314,8 @@ static void cand_reset(struct mnode *n)
 	for (i = 0; i < n->ncand; i++)
 		blob_unref(n->cand[i]);
 	n->ncand = n->cand_any = 0;
+	blob_unref(n->pfx);
+	n->pfx = NULL;
 	cand_push(n);
 }
 
@@ -366,7 +374,7 @@ struct run {
 	char hist[HIST][400];
 	uint64_t max_ino;	/* highest inode number handed out */
 	uint64_t dur_max_ino;	/* ... as of the last commit point */
-	int trace, keep;
+	int trace, keep, streamed;
 	int cur_op;		/* index in ops[] (statistics) */
 	unsigned long nok[40], nerr[40];
 	unsigned long cand_picks;	/* crash: a file showed an older candidate */
@@ -779,7 +787,7 @@ static void check_contents(struct run *R, int i)
 	r = zf_fs_getattr(R->fs, n->ino, &a);
 	if (r < 0)
 		diverge(R, "getattr of ino %llu: %s", (unsigned long long)n->ino, ename(r));
-	if (a.size > MAX_FILE + 64 * KIB)
+	if (a.size > MAX_BIG_FILE)
 		diverge(R, "ino %llu: size %llu is beyond anything written", (unsigned long long)n->ino,
 		     (unsigned long long)a.size);
 	got = read_all(R, n->ino, a.size);
@@ -804,6 +812,14 @@ static void check_contents(struct run *R, int i)
 			cand_reset(n);
 			return;
 		}
+	}
+	if (n->pfx && got->len >= n->pfx_min && got->len <= n->pfx->len &&
+	    !memcmp(n->pfx->d, got->d, got->len)) {
+		R->cand_picks++;
+		blob_unref(n->data);
+		n->data = got;
+		cand_reset(n);
+		return;
 	}
 	{
 		size_t d = first_diff(n->data, got);
@@ -1087,9 +1103,46 @@ static void fs_open_or_fail(struct run *R)
 	}
 }
 
+static int has_orphans(const struct model *m)
+{
+	int i;
+
+	for (i = 0; i < m->nn; i++)
+		if (m->n[i].used && m->n[i].nlink == 0)
+			return 1;
+	return 0;
+}
+
+/* a read-only open (no orphans to reclaim) shows the same, refuses changes */
+static void ro_visit(struct run *R)
+{
+	struct zf_open_opts oo = { .readonly = 1 };
+	struct zf_attr a;
+	int r, i;
+
+	desc(R, "open read-only");
+	r = zf_fs_open(R->dev, &oo, &R->fs);
+	if (r < 0) {
+		R->fs = NULL;
+		diverge(R, "zf_fs_open read-only: %s", ename(r));
+	}
+	verify_all(R);
+	fsck(R, 0);
+	r = zf_fs_mknod(R->fs, ZF_ROOT_INO, "ro", S_IFREG | 0644, 0, 0, 0, &a);
+	if (r != -EROFS)
+		diverge(R, "mknod on a read-only open: %s", ename(r));
+	i = rand_node(R, is_reg);
+	if (i >= 0 && (r = zf_fs_write(R->fs, N(R, i)->ino, "x", 1, 0)) != -EROFS)
+		diverge(R, "write on a read-only open: %s", ename(r));
+	r = zf_fs_close(R->fs);
+	R->fs = NULL;
+	if (r < 0)
+		diverge(R, "zf_fs_close read-only: %s", ename(r));
+}
+
 static void do_reopen(struct run *R)
 {
-	int r;
+	int r, orphans;
 
 	desc(R, "close + open");
 	r = zf_fs_close(R->fs);
@@ -1097,7 +1150,11 @@ static void do_reopen(struct run *R)
 	if (r < 0)
 		diverge(R, "zf_fs_close: %s", ename(r));
 	all_flushed(R);
+	orphans = has_orphans(&R->m);
 	model_reopened(&R->m);
+	if (!orphans && pct(&R->rng, 20))
+		ro_visit(R);
+	desc(R, "open after close");
 	fs_open_or_fail(R);
 	R->reopens++;
 	durable(R);
@@ -1109,7 +1166,7 @@ static void do_reopen(struct run *R)
 static void do_crash(struct run *R)
 {
 	unsigned int how = below(&R->rng, 10);
-	int r;
+	int r, orphans;
 
 	if (how < 4) {
 		desc(R, "sync + crash");
@@ -1137,7 +1194,11 @@ static void do_crash(struct run *R)
 	model_free(&R->m);
 	model_copy(&R->m, &R->dur);
 	R->max_ino = R->dur_max_ino;
+	orphans = has_orphans(&R->m);
 	model_reopened(&R->m);
+	if (!orphans && pct(&R->rng, 20))
+		ro_visit(R);
+	desc(R, "open after crash");
 	fs_open_or_fail(R);
 	R->crashes++;
 	verify_all(R); /* settles each file on one of its candidates */
@@ -1350,10 +1411,31 @@ static void do_unlink(struct run *R, struct tgt d, const char *name, int rmdir)
 	maybe_release(&R->m, c);
 }
 
+static int is_empty_subdir(const struct mnode *n)
+{
+	return S_ISDIR(n->mode) && n->nlink > 0 && n->ne == 0 && n->ino != ZF_ROOT_INO;
+}
+
 static void op_unlink(struct run *R, int rmdir)
 {
 	struct tgt d;
+	int e;
 
+	if (rmdir && pct(&R->rng, 60) && (e = rand_node(R, is_empty_subdir)) >= 0) {
+		/* an empty directory, by one of its parent's names for it */
+		struct mnode *p = N(R, N(R, e)->parent);
+		int j;
+
+		for (j = 0; j < p->ne && p->e[j].node != e; j++)
+			;
+		if (j < p->ne) {
+			char nm[ZF_NAME_LEN + 2];
+
+			snprintf(nm, sizeof(nm), "%s", p->e[j].name);
+			do_unlink(R, tgt_of(R, N(R, e)->parent), nm, 1);
+			return;
+		}
+	}
 	if (pct(&R->rng, 85)) {
 		int i = rand_node(R, is_nonempty_dir);
 
@@ -1567,7 +1649,7 @@ static void op_setattr(struct run *R)
 	if (t.idx >= 0 && (set & ZF_SET_SIZE)) {
 		want(&w, S_ISDIR(N(R, t.idx)->mode), EISDIR);
 		want_any(&w, !S_ISDIR(N(R, t.idx)->mode) && !S_ISREG(N(R, t.idx)->mode));
-		want(&w, in.size > MAX_FILE, EFBIG);
+		want(&w, in.size > (1ull << 60), EFBIG);
 	}
 	r = zf_fs_setattr(R->fs, t.ino, set, &in, &a);
 	check_ret(R, &w, r);
@@ -1741,6 +1823,46 @@ static void op_write(struct run *R)
 	blob_unref(b);
 }
 
+/*
+ * One append of more than ZF_FLUSH_FILE_BYTES (8 MiB): the streaming path
+ * chunks while writing and keeps the unterminated tail buffered, so a crash
+ * may show the file cut at the last cut point: any prefix longer than the
+ * old size. Once per seed at most (big files make every compare slow).
+ */
+static void op_stream(struct run *R)
+{
+	int i = rand_node(R, is_reg);
+	size_t len = (8u << 20) + below(&R->rng, 512 * KIB), off, o;
+	struct blob *b;
+	struct mnode *n;
+
+	if (i < 0 || R->streamed) {
+		op_write(R);
+		return;
+	}
+	R->streamed = 1;
+	off = N(R, i)->data->len;
+	b = blob_new(len);
+	for (o = 0; o < len;) {
+		size_t piece = 1 + below(&R->rng, 96 * KIB);
+
+		if (piece > len - o)
+			piece = len - o;
+		if (pct(&R->rng, 50))
+			memcpy(b->d + o, R->lib[below(&R->rng, NLIB)]->d + below(&R->rng, LIB_LEN - piece + 1),
+			       piece);
+		else if (pct(&R->rng, 80))
+			fill_rnd(&R->rng, b->d + o, piece);
+		o += piece;
+	}
+	do_write(R, tgt_of(R, i), off, b, "stream");
+	blob_unref(b);
+	n = N(R, i);
+	blob_unref(n->pfx);
+	n->pfx = blob_ref(n->data);
+	n->pfx_min = off + 1;
+}
+
 static void op_read(struct run *R)
 {
 	struct tgt t = pick_node(R, pct(&R->rng, 95) ? is_reg : is_any);
@@ -1836,6 +1958,8 @@ static void op_copy_range(struct run *R)
 		doff = dsize;
 		len = ssize;
 	}
+	if (doff >= MAX_FILE)
+		doff = below(&R->rng, MAX_FILE);
 	if (doff + len > MAX_FILE)
 		len = MAX_FILE - doff;
 	desc(R, "copy_range ino %llu +%llu -> ino %llu +%llu, %zu bytes", (unsigned long long)s.ino,
@@ -1989,9 +2113,14 @@ static void op_setxattr(struct run *R)
 	}
 }
 
+static int has_xattrs(const struct mnode *n)
+{
+	return n->nx > 0;
+}
+
 static void op_getxattr(struct run *R)
 {
-	struct tgt t = pick_node(R, is_any);
+	struct tgt t = pick_node(R, pct(&R->rng, 70) ? has_xattrs : is_any);
 	int j = t.idx >= 0 && N(R, t.idx)->nx && pct(&R->rng, 80)
 			? (int)below(&R->rng, N(R, t.idx)->nx)
 			: -1;
@@ -2022,7 +2151,7 @@ static void op_getxattr(struct run *R)
 
 static void op_removexattr(struct run *R)
 {
-	struct tgt t = pick_node(R, is_any);
+	struct tgt t = pick_node(R, pct(&R->rng, 70) ? has_xattrs : is_any);
 	int j = t.idx >= 0 && N(R, t.idx)->nx && pct(&R->rng, 80)
 			? (int)below(&R->rng, N(R, t.idx)->nx)
 			: -1;
@@ -2281,7 +2410,7 @@ static const struct op ops[] = {
 	{ "flush", 8, op_flush },	 { "sync", 10, op_sync },
 	{ "checkpoint", 3, op_checkpoint }, { "reopen", 3, do_reopen },
 	{ "crash", 5, do_crash },	 { "verify", 4, op_verify },
-	{ "fsck", 2, op_fsck },
+	{ "fsck", 2, op_fsck },		 { "stream", 1, op_stream },
 };
 
 static const struct op *pick_op(struct run *R)
@@ -2452,7 +2581,7 @@ int main(void)
 		g_long[k][k == 2 ? 256 : 255] = 0;
 	}
 	if (!getenv("ZF_MODEL_VERBOSE"))
-		zf_log_set_level(ZF_LOG_WARN);
+		zf_log_set_level(ZF_LOG_ERR); /* crashes make expected warnings */
 	sr = srunner_create(model_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

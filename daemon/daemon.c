@@ -1,0 +1,763 @@
+/*
+ * daemon/daemon.c - libfuse3 low-level glue: one request in, one call into
+ * the storage core, exactly one reply.
+ *
+ * Lookup counts: every reply that hands the kernel an inode reference
+ * (lookup, create, mknod, mkdir, symlink, link, and each readdirplus entry
+ * other than "." and "..") takes one core pin first; forget/forget_multi drop
+ * them. If a reply fails (the request was interrupted) the pin is dropped
+ * again. The core keeps an unlinked inode while it is pinned, so a file
+ * unlinked while open stays readable until the kernel forgets it. Open
+ * handles need no pins of their own: the kernel holds a lookup reference on
+ * an inode for as long as it has it open.
+ *
+ * Permissions are checked by the kernel (default_permissions); new nodes
+ * belong to the caller's uid/gid (setgid directories handled by the core).
+ *
+ * Threads: libfuse's multi-threaded loop; the core serialises itself. A
+ * committer thread makes buffered writes durable every commit_secs seconds,
+ * so a crash loses at most that much of data that was never fsynced.
+ * No lock is held here while replying.
+ */
+#define FUSE_USE_VERSION 312
+#include "config.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/daemon.h"
+
+#define MAX_RW (1u << 20)
+
+struct zf_daemon {
+	struct zf_fs *fs;
+	double timeout;
+	unsigned int commit_secs;
+	pthread_t committer;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	int stopping;		/* protected by stop_lock */
+	char *dev_dir;
+};
+
+static struct zf_daemon *dm(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void to_stat(const struct zf_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = a->size;
+	st->st_blocks = a->blocks;
+	st->st_blksize = 65536;
+	st->st_atim = a->atime;
+	st->st_mtim = a->mtime;
+	st->st_ctim = a->ctime;
+}
+
+/* reply with an entry for a, taking the pin that the kernel's lookup holds */
+static void reply_entry(fuse_req_t req, const struct zf_attr *a)
+{
+	struct zf_daemon *d = dm(req);
+	struct fuse_entry_param e = { 0 };
+	int r;
+
+	r = zf_fs_pin(d->fs, a->ino);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	e.ino = a->ino;
+	e.generation = a->gen;
+	e.attr_timeout = d->timeout;
+	e.entry_timeout = d->timeout;
+	to_stat(a, &e.attr);
+	if (fuse_reply_entry(req, &e) != 0)
+		zf_fs_unpin(d->fs, a->ino, 1); /* the kernel never got it */
+}
+
+static void zf_ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO; /* always plus: one round trip */
+	conn->max_write = MAX_RW;
+	conn->max_readahead = MAX_RW;
+}
+
+static void zf_ll_destroy(void *userdata)
+{
+}
+
+static void zf_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct zf_attr a;
+	int r = zf_fs_lookup(dm(req)->fs, parent, name, &a);
+
+	if (r == -ENOENT) {
+		/* a negative entry the kernel may cache as long as a positive one */
+		struct fuse_entry_param e = { .entry_timeout = dm(req)->timeout };
+
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
+}
+
+static void zf_ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	zf_fs_unpin(dm(req)->fs, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void zf_ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		zf_fs_unpin(dm(req)->fs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void zf_ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct zf_attr a;
+	struct stat st;
+	int r = zf_fs_getattr(dm(req)->fs, ino, &a);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	to_stat(&a, &st);
+	fuse_reply_attr(req, &st, dm(req)->timeout);
+}
+
+static void zf_ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			  struct fuse_file_info *fi)
+{
+	struct zf_attr in = { 0 }, out;
+	unsigned int set = 0;
+	struct stat st;
+	int r;
+
+	if (to_set & FUSE_SET_ATTR_MODE)
+		set |= ZF_SET_MODE;
+	if (to_set & FUSE_SET_ATTR_UID)
+		set |= ZF_SET_UID;
+	if (to_set & FUSE_SET_ATTR_GID)
+		set |= ZF_SET_GID;
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		set |= ZF_SET_SIZE;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		set |= ZF_SET_ATIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		set |= ZF_SET_ATIME;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		set |= ZF_SET_MTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		set |= ZF_SET_MTIME;
+	if (to_set & FUSE_SET_ATTR_CTIME)
+		set |= ZF_SET_CTIME;
+	in.mode = attr->st_mode;
+	in.uid = attr->st_uid;
+	in.gid = attr->st_gid;
+	in.size = attr->st_size;
+	in.atime = attr->st_atim;
+	in.mtime = attr->st_mtim;
+	in.ctime = attr->st_ctim;
+	if (to_set & FUSE_SET_ATTR_SIZE && attr->st_size < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	r = zf_fs_setattr(dm(req)->fs, ino, set, &in, &out);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	to_stat(&out, &st);
+	fuse_reply_attr(req, &st, dm(req)->timeout);
+}
+
+static void zf_ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[4097];
+	ssize_t n = zf_fs_readlink(dm(req)->fs, ino, buf, sizeof(buf) - 1);
+
+	if (n < 0) {
+		fuse_reply_err(req, -n);
+		return;
+	}
+	buf[n] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
+static void zf_ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			dev_t rdev)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct zf_attr a;
+	int r = zf_fs_mknod(dm(req)->fs, parent, name, mode, rdev, c->uid, c->gid, &a);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
+}
+
+static void zf_ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct zf_attr a;
+	int r = zf_fs_mkdir(dm(req)->fs, parent, name, mode, c->uid, c->gid, &a);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
+}
+
+static void zf_ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct zf_attr a;
+	int r = zf_fs_symlink(dm(req)->fs, parent, name, link, c->uid, c->gid, &a);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
+}
+
+static void zf_ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct zf_attr a;
+	int r = zf_fs_link(dm(req)->fs, ino, newparent, newname, &a);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &a);
+}
+
+static void zf_ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -zf_fs_unlink(dm(req)->fs, parent, name));
+}
+
+static void zf_ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -zf_fs_rmdir(dm(req)->fs, parent, name));
+}
+
+static void zf_ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req,
+		       -zf_fs_rename(dm(req)->fs, parent, name, newparent, newname, flags));
+}
+
+static void zf_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct zf_attr a;
+	int r = zf_fs_getattr(dm(req)->fs, ino, &a);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (S_ISDIR(a.mode)) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	/* this daemon is the only writer: cached pages stay valid */
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void zf_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			 struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct zf_daemon *d = dm(req);
+	struct fuse_entry_param e = { 0 };
+	struct zf_attr a;
+	int r;
+
+	r = zf_fs_mknod(d->fs, parent, name, (mode & 07777) | S_IFREG, 0, c->uid, c->gid, &a);
+	if (r == 0)
+		r = zf_fs_pin(d->fs, a.ino);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	e.ino = a.ino;
+	e.generation = a.gen;
+	e.attr_timeout = e.entry_timeout = d->timeout;
+	to_stat(&a, &e.attr);
+	fi->keep_cache = 1;
+	if (fuse_reply_create(req, &e, fi) != 0)
+		zf_fs_unpin(d->fs, a.ino, 1);
+}
+
+static void zf_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	char *buf;
+	ssize_t n;
+
+	if (size > MAX_RW)
+		size = MAX_RW;
+	buf = zf_malloc(size);
+	n = zf_fs_read(dm(req)->fs, ino, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
+static void zf_ll_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			    struct fuse_file_info *fi)
+{
+	size_t len = fuse_buf_size(in);
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(len);
+	ssize_t n;
+	char *buf;
+
+	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		/* the common case: the request's own memory, no copy */
+		n = zf_fs_write(dm(req)->fs, ino, in->buf[0].mem, len, off);
+	} else {
+		buf = zf_malloc(len ? len : 1);
+		dst.buf[0].mem = buf;
+		n = fuse_buf_copy(&dst, in, 0);
+		if (n >= 0)
+			n = zf_fs_write(dm(req)->fs, ino, buf, n, off);
+		free(buf);
+	}
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_write(req, n);
+}
+
+static void zf_ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -zf_fs_flush(dm(req)->fs, ino));
+}
+
+static void zf_ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void zf_ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -zf_fs_fsync(dm(req)->fs, ino));
+}
+
+static void zf_ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct zf_attr a;
+	int r = zf_fs_getattr(dm(req)->fs, ino, &a);
+
+	if (r == 0 && !S_ISDIR(a.mode))
+		r = -ENOTDIR;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+/* entries gathered under the core's lock, turned into a reply after it */
+struct dent {
+	uint64_t ino, off;
+	uint32_t mode;
+	char *name;
+};
+
+struct dlist {
+	struct dent *v;
+	size_t n, max;
+};
+
+static int gather(void *ctx, const char *name, uint64_t ino, uint32_t mode, uint64_t off)
+{
+	struct dlist *l = ctx;
+
+	if (l->n == l->max)
+		return 1;
+	l->v[l->n].ino = ino;
+	l->v[l->n].off = off;
+	l->v[l->n].mode = mode;
+	l->v[l->n].name = zf_strdup(name);
+	l->n++;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+	struct zf_daemon *d = dm(req);
+	struct dlist l = { 0 };
+	size_t used = 0, i;
+	char *buf;
+	int r;
+
+	/* an entry takes at least 24 (plain) or 152 (plus) bytes of the reply */
+	l.max = size / (plus ? 152 : 24) + 1;
+	l.v = zf_calloc(l.max, sizeof(*l.v));
+	r = zf_fs_readdir(d->fs, ino, off, gather, &l);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		goto out;
+	}
+	buf = zf_malloc(size);
+	for (i = 0; i < l.n; i++) {
+		struct dent *e = &l.v[i];
+		size_t n;
+
+		if (plus) {
+			struct fuse_entry_param ep = { 0 };
+			struct zf_attr a;
+			int dot = !strcmp(e->name, ".") || !strcmp(e->name, "..");
+
+			if (zf_fs_getattr(d->fs, e->ino, &a) < 0)
+				continue; /* removed since: skip it */
+			to_stat(&a, &ep.attr);
+			if (!dot) {
+				ep.ino = a.ino;
+				ep.generation = a.gen;
+				ep.attr_timeout = ep.entry_timeout = d->timeout;
+			}
+			n = fuse_add_direntry_plus(req, buf + used, size - used, e->name, &ep, e->off);
+			if (n > size - used)
+				break;
+			/* the kernel now holds a lookup reference (not for . and ..) */
+			if (!dot && zf_fs_pin(d->fs, a.ino) < 0)
+				break;
+		} else {
+			struct stat st = { .st_ino = e->ino, .st_mode = e->mode };
+
+			n = fuse_add_direntry(req, buf + used, size - used, e->name, &st, e->off);
+			if (n > size - used)
+				break;
+		}
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+out:
+	for (i = 0; i < l.n; i++)
+		free(l.v[i].name);
+	free(l.v);
+}
+
+static void zf_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			  struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 0);
+}
+
+static void zf_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			      struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 1);
+}
+
+static void zf_ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void zf_ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			   struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -zf_fs_fsync(dm(req)->fs, ino));
+}
+
+static void zf_ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct zf_daemon *d = dm(req);
+	struct zf_fs_stats s;
+	struct statvfs sv, out = { 0 };
+
+	if (statvfs(d->dev_dir, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	zf_fs_stats(d->fs, &s);
+	/* space is the dev-dir's; used space counts logical bytes stored */
+	out.f_bsize = sv.f_bsize;
+	out.f_frsize = sv.f_frsize;
+	out.f_blocks = sv.f_blocks;
+	out.f_bfree = sv.f_bfree;
+	out.f_bavail = sv.f_bavail;
+	out.f_files = s.inodes + (1ull << 32);
+	out.f_ffree = 1ull << 32;
+	out.f_favail = 1ull << 32;
+	out.f_namemax = ZF_NAME_LEN;
+	fuse_reply_statfs(req, &out);
+}
+
+static void zf_ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			   size_t size, int flags)
+{
+	fuse_reply_err(req, -zf_fs_setxattr(dm(req)->fs, ino, name, value, size, flags));
+}
+
+static void zf_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? zf_malloc(size) : NULL;
+	ssize_t n = zf_fs_getxattr(dm(req)->fs, ino, name, buf, size);
+
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else if (size == 0)
+		fuse_reply_xattr(req, n);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
+static void zf_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? zf_malloc(size) : NULL;
+	ssize_t n = zf_fs_listxattr(dm(req)->fs, ino, buf, size);
+
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else if (size == 0)
+		fuse_reply_xattr(req, n);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
+static void zf_ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -zf_fs_removexattr(dm(req)->fs, ino, name));
+}
+
+static void zf_ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct zf_attr a;
+
+	/* default_permissions: the kernel decides; only existence is ours */
+	fuse_reply_err(req, -zf_fs_getattr(dm(req)->fs, ino, &a));
+}
+
+static void zf_ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			    struct fuse_file_info *fi)
+{
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	fuse_reply_err(req, -zf_fs_fallocate(dm(req)->fs, ino, mode, off, len));
+}
+
+static void zf_ll_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+			struct fuse_file_info *fi)
+{
+	int64_t r;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	r = zf_fs_lseek(dm(req)->fs, ino, off, whence);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void zf_ll_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+				  struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+				  struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	ssize_t n;
+
+	if (flags) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = zf_fs_copy_range(dm(req)->fs, ino_in, off_in, ino_out, off_out, len);
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_write(req, n);
+}
+
+static const struct fuse_lowlevel_ops zf_ll_ops = {
+	.init = zf_ll_init,
+	.destroy = zf_ll_destroy,
+	.lookup = zf_ll_lookup,
+	.forget = zf_ll_forget,
+	.forget_multi = zf_ll_forget_multi,
+	.getattr = zf_ll_getattr,
+	.setattr = zf_ll_setattr,
+	.readlink = zf_ll_readlink,
+	.mknod = zf_ll_mknod,
+	.mkdir = zf_ll_mkdir,
+	.symlink = zf_ll_symlink,
+	.link = zf_ll_link,
+	.unlink = zf_ll_unlink,
+	.rmdir = zf_ll_rmdir,
+	.rename = zf_ll_rename,
+	.open = zf_ll_open,
+	.create = zf_ll_create,
+	.read = zf_ll_read,
+	.write_buf = zf_ll_write_buf,
+	.flush = zf_ll_flush,
+	.release = zf_ll_release,
+	.fsync = zf_ll_fsync,
+	.opendir = zf_ll_opendir,
+	.readdir = zf_ll_readdir,
+	.readdirplus = zf_ll_readdirplus,
+	.releasedir = zf_ll_releasedir,
+	.fsyncdir = zf_ll_fsyncdir,
+	.statfs = zf_ll_statfs,
+	.setxattr = zf_ll_setxattr,
+	.getxattr = zf_ll_getxattr,
+	.listxattr = zf_ll_listxattr,
+	.removexattr = zf_ll_removexattr,
+	.access = zf_ll_access,
+	.fallocate = zf_ll_fallocate,
+	.lseek = zf_ll_lseek,
+	.copy_file_range = zf_ll_copy_file_range,
+};
+
+/* make buffered data durable every commit_secs until stopped */
+static void *committer_main(void *arg)
+{
+	struct zf_daemon *d = arg;
+	struct timespec ts;
+	int r;
+
+	pthread_mutex_lock(&d->stop_lock);
+	while (!d->stopping) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += d->commit_secs;
+		pthread_cond_timedwait(&d->stop_cond, &d->stop_lock, &ts);
+		if (d->stopping)
+			break;
+		pthread_mutex_unlock(&d->stop_lock);
+		r = zf_fs_sync(d->fs);
+		if (r < 0)
+			zf_err("periodic commit failed: %s (will retry)", strerror(-r));
+		pthread_mutex_lock(&d->stop_lock);
+	}
+	pthread_mutex_unlock(&d->stop_lock);
+	return NULL;
+}
+
+int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts *o)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *cfg = NULL;
+	struct fuse_session *se = NULL;
+	struct zf_daemon d = { 0 };
+	int r = 0, mounted = 0, committer = 0, closed;
+	char opts[4096];
+
+	d.fs = fs;
+	d.timeout = o->timeout > 0 ? o->timeout : 1.0;
+	d.commit_secs = o->commit_secs ? o->commit_secs : 5;
+	d.dev_dir = zf_strdup(zf_fs_dev_dir(fs));
+	pthread_mutex_init(&d.stop_lock, NULL);
+	pthread_cond_init(&d.stop_cond, NULL);
+	snprintf(opts, sizeof(opts), "default_permissions,fsname=zerofs:%s,subtype=zerofs%s%s",
+		 d.dev_dir, o->fuse_opts && *o->fuse_opts ? "," : "",
+		 o->fuse_opts ? o->fuse_opts : "");
+	if (fuse_opt_add_arg(&args, "zerofs") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, opts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	se = fuse_session_new(&args, &zf_ll_ops, sizeof(zf_ll_ops), &d);
+	if (!se) {
+		zf_err("cannot start a FUSE session (bad -o options '%s'?)",
+		       o->fuse_opts ? o->fuse_opts : "");
+		r = -EINVAL;
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se) != 0) {
+		r = -EIO;
+		goto out;
+	}
+	if (fuse_session_mount(se, mnt) != 0) {
+		zf_err("cannot mount on '%s'", mnt);
+		r = -EIO;
+		goto out_signals;
+	}
+	mounted = 1;
+	if (!o->foreground && !o->debug) {
+		zf_log_init("zerofs", 1, zf_log_get_level());
+		if (fuse_daemonize(0) != 0) {
+			r = -EIO;
+			goto out_unmount;
+		}
+	}
+	if (pthread_create(&d.committer, NULL, committer_main, &d) == 0)
+		committer = 1;
+	zf_info("mounted '%s' on '%s'", d.dev_dir, mnt);
+	cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	if (fuse_session_loop_mt(se, cfg) != 0)
+		r = -EIO;
+	fuse_loop_cfg_destroy(cfg);
+out_unmount:
+	if (committer) {
+		pthread_mutex_lock(&d.stop_lock);
+		d.stopping = 1;
+		pthread_cond_signal(&d.stop_cond);
+		pthread_mutex_unlock(&d.stop_lock);
+		pthread_join(d.committer, NULL);
+	}
+	if (mounted)
+		fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out:
+	if (se)
+		fuse_session_destroy(se);
+	fuse_opt_free_args(&args);
+	/* everything buffered is flushed and checkpointed before we go */
+	closed = zf_fs_close(fs);
+	if (closed < 0)
+		zf_err("cannot flush '%s' at unmount: %s", d.dev_dir, strerror(-closed));
+	else if (mounted)
+		zf_info("unmounted '%s' cleanly", d.dev_dir);
+	free(d.dev_dir);
+	pthread_cond_destroy(&d.stop_cond);
+	pthread_mutex_destroy(&d.stop_lock);
+	return r ? r : closed;
+}

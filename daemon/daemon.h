@@ -1,0 +1,29 @@
+/*
+ * daemon/daemon.h - the FUSE daemon: serves a struct zf_fs at a mountpoint
+ * through the libfuse3 low-level API. The only module that includes FUSE
+ * headers (they stay inside daemon.c).
+ */
+#ifndef ZF_DAEMON_DAEMON_H
+#define ZF_DAEMON_DAEMON_H
+
+#include "storage/fs.h"
+
+struct zf_daemon_opts {
+	int foreground;		/* stay attached; log to stderr */
+	int debug;		/* libfuse debug output (implies foreground) */
+	unsigned int commit_secs; /* commit buffered data this often (0: 5) */
+	double timeout;		/* attribute/entry cache timeout in seconds */
+	const char *fuse_opts;	/* comma-separated -o options for libfuse, or NULL */
+};
+
+/*
+ * Mount fs (ownership taken: it is closed, flushed and checkpointed before
+ * this returns) at mnt and serve requests until unmounted or signalled
+ * (SIGINT, SIGTERM, SIGHUP, or fusermount3 -u). In the background mode the
+ * calling process exits once the mount is live, so a shell sees the mount
+ * when the command returns. Returns 0 after a clean unmount, or -errno
+ * (logged) when the mount could not be made.
+ */
+int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts *o);
+
+#endif
