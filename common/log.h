@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 enum zf_log_level {
+	ZF_LOG_NONE = -1,	/* print nothing (as a maximum level) */
 	ZF_LOG_ERR = 0,
 	ZF_LOG_WARN = 1,
 	ZF_LOG_INFO = 2,

@@ -34,6 +34,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "daemon/control.h"
 #include "daemon/daemon.h"
 
 #define MAX_RW (1u << 20)
@@ -683,6 +684,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
+	struct zf_control *ctl = NULL;
 	struct zf_daemon d = { 0 };
 	int r = 0, mounted = 0, committer = 0, closed;
 	char opts[4096];
@@ -727,6 +729,10 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	}
 	if (pthread_create(&d.committer, NULL, committer_main, &d) == 0)
 		committer = 1;
+	r = zf_control_start(fs, d.dev_dir, &ctl);
+	if (r < 0) /* the mount works without it; stats/sync on it will not */
+		zf_warn("no control socket for '%s': %s", d.dev_dir, strerror(-r));
+	r = 0;
 	zf_info("mounted '%s' on '%s'", d.dev_dir, mnt);
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(cfg, 16);
@@ -735,6 +741,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 		r = -EIO;
 	fuse_loop_cfg_destroy(cfg);
 out_unmount:
+	zf_control_stop(ctl);
 	if (committer) {
 		pthread_mutex_lock(&d.stop_lock);
 		d.stopping = 1;

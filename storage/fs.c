@@ -1560,6 +1560,8 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret)
 			ret->chunks_live++;
 			ret->unique_bytes += c->len;
 		}
+		if (c->refs > 1)
+			ret->chunks_shared++;
 	}
 	for (i = 0; i < fs->nscs; i++) {
 		ret->stored_bytes += fs->scs[i]->loc.disk_len;

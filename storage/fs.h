@@ -74,6 +74,7 @@ struct zf_fs_stats {
 	uint64_t referenced_bytes; /* bytes mapped by extents (holes excluded) */
 	uint64_t unique_bytes;	/* raw bytes of chunks with references */
 	uint64_t chunks, chunks_live;
+	uint64_t chunks_shared;	/* referenced more than once */
 	uint64_t stored_bytes;	/* super-chunk bytes on disk (compressed) */
 	uint64_t stored_raw_bytes; /* their raw size */
 	uint64_t segments;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "storage/fs.h"
 
@@ -37,7 +38,8 @@ static void usage(FILE *out)
 		"  fsck [--verify-data] [-q] <dev-dir>          check the store\n"
 		"  mount [-f] [-d] [-o opts] <dev-dir> <mnt>    serve the filesystem at mnt\n"
 		"  umount <mnt>                                 unmount, wait until flushed\n"
-		"  stats <dev-dir>                              space, dedup and compression\n"
+		"  stats <mnt|dev-dir>                          space, dedup and compression\n"
+		"  sync <mnt>                                   make everything written durable\n"
 		"\n"
 		"mount options (-o, comma-separated): commit=SECONDS (5), timeout=SECONDS\n"
 		"  (attribute cache, 1), any FUSE option (allow_other, ro, ...); as\n"
@@ -347,38 +349,79 @@ static int cmd_umount(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * The dev-dir named by arg: a zerofs mountpoint's source, or arg itself.
+ * *ret_mounted tells whether a daemon serves it.
+ */
+static void resolve_dev(const char *arg, char *dev, size_t len, int *ret_mounted)
+{
+	*ret_mounted = mount_source(arg, dev, len) == 0;
+	if (!*ret_mounted)
+		snprintf(dev, len, "%s", arg);
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	struct zf_open_opts oo = { .readonly = 1 };
 	struct zf_fs_stats s;
 	struct zf_fs *fs;
-	int r;
+	char dev[4096];
+	int r, mounted;
 
 	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "zerofs stats: expected one dev-dir\n");
+		fprintf(stderr, "zerofs stats: expected a mountpoint or a dev-dir\n");
 		return 2;
 	}
-	r = zf_fs_open(argv[1], &oo, &fs);
+	resolve_dev(argv[1], dev, sizeof(dev), &mounted);
+	if (!mounted) {
+		zf_log_set_level(ZF_LOG_NONE); /* 'in use' is not an error here */
+		r = zf_fs_open(dev, &oo, &fs);
+		zf_log_set_level(ZF_LOG_WARN);
+		if (r == 0) {
+			zf_fs_stats(fs, &s);
+			zf_fs_close(fs);
+			zf_stats_print(stdout, &s);
+			return 0;
+		}
+		if (r != -EBUSY) {
+			fprintf(stderr, "zerofs stats: cannot open '%s': %s\n", dev, strerror(-r));
+			return 1;
+		}
+	}
+	/* mounted: ask the daemon */
+	r = zf_control_call(dev, "stats", stdout);
 	if (r < 0) {
-		fprintf(stderr, "zerofs stats: cannot open '%s': %s\n", argv[1], strerror(-r));
+		fprintf(stderr, "zerofs stats: the daemon serving '%s' did not answer: %s\n", dev,
+			r == -ENOTCONN ? "no control socket" : strerror(-r));
 		return 1;
 	}
-	zf_fs_stats(fs, &s);
-	zf_fs_close(fs);
-	printf("inodes:            %llu (%llu files, %llu directories)\n",
-	       (unsigned long long)s.inodes, (unsigned long long)s.files, (unsigned long long)s.dirs);
-	printf("logical bytes:     %llu\n", (unsigned long long)s.logical_bytes);
-	printf("referenced bytes:  %llu\n", (unsigned long long)s.referenced_bytes);
-	printf("unique bytes:      %llu\n", (unsigned long long)s.unique_bytes);
-	printf("stored bytes:      %llu\n", (unsigned long long)s.stored_bytes);
-	printf("dedup ratio:       %.2f\n",
-	       s.unique_bytes ? (double)s.referenced_bytes / s.unique_bytes : 1.0);
-	printf("compression ratio: %.2f\n",
-	       s.stored_bytes ? (double)s.stored_raw_bytes / s.stored_bytes : 1.0);
-	printf("chunks:            %llu (%llu referenced)\n", (unsigned long long)s.chunks,
-	       (unsigned long long)s.chunks_live);
-	printf("segments:          %llu\n", (unsigned long long)s.segments);
-	printf("log bytes:         %llu\n", (unsigned long long)s.log_bytes);
+	return 0;
+}
+
+static int cmd_sync(int argc, char **argv)
+{
+	char dev[4096];
+	FILE *devnull;
+	int r, mounted;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "zerofs sync: expected a mountpoint\n");
+		return 2;
+	}
+	resolve_dev(argv[1], dev, sizeof(dev), &mounted);
+	if (!mounted) {
+		fprintf(stderr, "zerofs sync: '%s' is not a zerofs mount\n", argv[1]);
+		return 1;
+	}
+	devnull = fopen("/dev/null", "w");
+	r = zf_control_call(dev, "sync", devnull ? devnull : stderr);
+	if (devnull)
+		fclose(devnull);
+	if (r < 0) {
+		fprintf(stderr, "zerofs sync: '%s' could not be made durable: %s\n", argv[1],
+			r == -ENOTCONN ? "no daemon answers" : strerror(-r));
+		return 1;
+	}
 	return 0;
 }
 
@@ -416,6 +459,8 @@ int main(int argc, char **argv)
 		return cmd_stats(argc - 1, argv + 1);
 	if (!strcmp(cmd, "mount"))
 		return cmd_mount(argc - 1, argv + 1);
+	if (!strcmp(cmd, "sync"))
+		return cmd_sync(argc - 1, argv + 1);
 	if (!strcmp(cmd, "umount") || !strcmp(cmd, "unmount"))
 		return cmd_umount(argc - 1, argv + 1);
 	fprintf(stderr, "zerofs: unknown command '%s' (try 'zerofs --help')\n", cmd);

@@ -24,6 +24,14 @@ test_expect_success 'large file written and read back' '
 	head -c 20000000 /dev/urandom >"$T/big" && cp "$T/big" "$M/big" &&
 	cmp "$T/big" "$M/big"
 '
+test_expect_success 'stats and sync through the control socket while mounted' '
+	cp "$M/big" "$M/big2" && $ZEROFS sync "$M" &&
+	$ZEROFS stats "$M" >"$T/st" && grep -q "^inodes: *9 " "$T/st" &&
+	grep -Eq "^chunks: .*, [1-9][0-9]* shared\)" "$T/st" &&
+	$ZEROFS stats "$D" | grep -q "^dedup ratio: *[2-9]" &&
+	expect_code 1 $ZEROFS sync "$T" &&
+	$ZEROFS sync "$T" 2>&1 | grep -q "not a zerofs mount"
+'
 test_expect_success 'clean unmount, fsck, remount keeps everything' '
 	zf_umount "$M" && zf_fsck_clean "$D" && zf_mount "$D" "$M" &&
 	cmp "$T/big" "$M/big" && test "$(cat "$M/a")" = hello &&

@@ -1,0 +1,214 @@
+/*
+ * daemon/control.c - the daemon's control channel (see control.h)
+ *
+ * One thread accepts connections and serves them one at a time; commands
+ * are short (stats) or bounded by a commit (sync). The socket is closed
+ * before the filesystem is.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/control.h"
+
+struct zf_control {
+	struct zf_fs *fs;
+	int fd;
+	pthread_t thread;
+};
+
+/* abstract address "\0zerofs-<xxh64 of the dev-dir's real path>" */
+static int control_addr(const char *dev_dir, struct sockaddr_un *sa, socklen_t *ret_len)
+{
+	char *real = realpath(dev_dir, NULL);
+	int n;
+
+	if (!real)
+		return -errno;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "zerofs-%016llx",
+		     (unsigned long long)XXH64(real, strlen(real), 0));
+	free(real);
+	*ret_len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
+	return 0;
+}
+
+void zf_stats_print(FILE *out, const struct zf_fs_stats *s)
+{
+	fprintf(out, "inodes:            %llu (%llu files, %llu directories)\n",
+		(unsigned long long)s->inodes, (unsigned long long)s->files,
+		(unsigned long long)s->dirs);
+	fprintf(out, "logical bytes:     %llu\n", (unsigned long long)s->logical_bytes);
+	fprintf(out, "referenced bytes:  %llu\n", (unsigned long long)s->referenced_bytes);
+	fprintf(out, "unique bytes:      %llu\n", (unsigned long long)s->unique_bytes);
+	fprintf(out, "stored bytes:      %llu\n", (unsigned long long)s->stored_bytes);
+	fprintf(out, "dedup ratio:       %.2f\n",
+		s->unique_bytes ? (double)s->referenced_bytes / s->unique_bytes : 1.0);
+	fprintf(out, "compression ratio: %.2f\n",
+		s->stored_bytes ? (double)s->stored_raw_bytes / s->stored_bytes : 1.0);
+	fprintf(out, "chunks:            %llu (%llu referenced, %llu shared)\n",
+		(unsigned long long)s->chunks, (unsigned long long)s->chunks_live,
+		(unsigned long long)s->chunks_shared);
+	fprintf(out, "segments:          %llu\n", (unsigned long long)s->segments);
+	fprintf(out, "log bytes:         %llu\n", (unsigned long long)s->log_bytes);
+	fprintf(out, "buffered bytes:    %llu\n", (unsigned long long)s->dirty_bytes);
+	fprintf(out, "cache hits/misses: %llu/%llu\n", (unsigned long long)s->cache_hits,
+		(unsigned long long)s->cache_misses);
+	fprintf(out, "commits/fsyncs:    %llu/%llu\n", (unsigned long long)s->commits,
+		(unsigned long long)s->fsyncs);
+}
+
+static void serve(struct zf_control *ctl, int c)
+{
+	char cmd[64], *reply = NULL;
+	size_t rlen = 0;
+	ssize_t n;
+	FILE *out;
+	int r = 0;
+
+	n = read(c, cmd, sizeof(cmd) - 1);
+	if (n <= 0)
+		return;
+	cmd[n] = 0;
+	cmd[strcspn(cmd, "\r\n")] = 0;
+	out = open_memstream(&reply, &rlen);
+	if (!out)
+		return;
+	if (!strcmp(cmd, "stats")) {
+		struct zf_fs_stats s;
+
+		zf_fs_stats(ctl->fs, &s);
+		zf_stats_print(out, &s);
+	} else if (!strcmp(cmd, "sync")) {
+		r = zf_fs_sync(ctl->fs);
+	} else {
+		r = -EINVAL;
+	}
+	if (r < 0)
+		fprintf(out, "error %s\n", r == -EINVAL ? "unknown command" : strerror(-r));
+	else
+		fprintf(out, "ok\n");
+	fclose(out);
+	zf_write_full(c, reply, rlen);
+	free(reply);
+}
+
+static void *control_main(void *arg)
+{
+	struct zf_control *ctl = arg;
+
+	for (;;) {
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+		int c = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break; /* the socket was shut down */
+		}
+		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
+		    (cred.uid == 0 || cred.uid == getuid()))
+			serve(ctl, c);
+		close(c);
+	}
+	return NULL;
+}
+
+int zf_control_start(struct zf_fs *fs, const char *dev_dir, struct zf_control **ret_ctl)
+{
+	struct zf_control *ctl;
+	struct sockaddr_un sa;
+	socklen_t len;
+	int r;
+
+	r = control_addr(dev_dir, &sa, &len);
+	if (r < 0)
+		return r;
+	ctl = zf_calloc(1, sizeof(*ctl));
+	ctl->fs = fs;
+	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&sa, len) < 0 ||
+	    listen(ctl->fd, 8) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = -pthread_create(&ctl->thread, NULL, control_main, ctl);
+	if (r < 0)
+		goto fail;
+	*ret_ctl = ctl;
+	return 0;
+fail:
+	if (ctl->fd >= 0)
+		close(ctl->fd);
+	free(ctl);
+	return r;
+}
+
+void zf_control_stop(struct zf_control *ctl)
+{
+	if (!ctl)
+		return;
+	shutdown(ctl->fd, SHUT_RDWR); /* wakes accept() */
+	pthread_join(ctl->thread, NULL);
+	close(ctl->fd);
+	free(ctl);
+}
+
+int zf_control_call(const char *dev_dir, const char *cmd, FILE *out)
+{
+	struct sockaddr_un sa;
+	char buf[4096];
+	socklen_t len;
+	ssize_t n;
+	int fd, r;
+
+	r = control_addr(dev_dir, &sa, &len);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, len) < 0) {
+		r = errno == ECONNREFUSED || errno == ENOENT ? -ENOTCONN : -errno;
+		goto out;
+	}
+	snprintf(buf, sizeof(buf), "%s\n", cmd);
+	r = zf_write_full(fd, buf, strlen(buf));
+	if (r < 0)
+		goto out;
+	{
+		struct zf_buf all = { 0 };
+		char *last;
+
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			zf_buf_add(&all, buf, n);
+		zf_buf_add(&all, "", 1);
+		/* the last line is the status: print the answer without it */
+		last = (char *)all.p + all.len - 1;
+		if (last > (char *)all.p && last[-1] == '\n')
+			*--last = 0;
+		last = strrchr((char *)all.p, '\n');
+		last = last ? last + 1 : (char *)all.p;
+		fwrite(all.p, 1, last - (char *)all.p, out);
+		if (!strncmp(last, "error ", 6))
+			fprintf(out, "%s\n", last + 6);
+		r = strcmp(last, "ok") == 0 ? 0 : -EIO;
+		zf_buf_free(&all);
+	}
+out:
+	close(fd);
+	return r;
+}

@@ -1,0 +1,36 @@
+/*
+ * daemon/control.h - the daemon's control channel
+ *
+ * A mounted filesystem answers commands from the zerofs tool on a unix
+ * socket in the abstract namespace, named after the dev-dir's real path
+ * (no path-length limit, nothing left behind after a crash). Only root and
+ * the daemon's own uid may talk to it (SO_PEERCRED).
+ *
+ * Protocol: the client sends one line ("stats", "sync"); the server answers
+ * with text lines and closes; the last line is "ok" or "error <message>".
+ */
+#ifndef ZF_DAEMON_CONTROL_H
+#define ZF_DAEMON_CONTROL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "storage/fs.h"
+
+struct zf_control;
+
+/* start serving fs on the socket for dev_dir; 0 or -errno */
+int zf_control_start(struct zf_fs *fs, const char *dev_dir, struct zf_control **ret_ctl);
+void zf_control_stop(struct zf_control *ctl);
+
+/*
+ * Send cmd to the daemon serving dev_dir and copy its answer to out.
+ * Returns 0 on "ok", -ENOTCONN when no daemon serves dev_dir, -EIO when it
+ * answered an error (printed to out), or -errno.
+ */
+int zf_control_call(const char *dev_dir, const char *cmd, FILE *out);
+
+/* print the statistics block shared by 'zerofs stats' on a dev-dir or a mount */
+void zf_stats_print(FILE *out, const struct zf_fs_stats *s);
+
+#endif
