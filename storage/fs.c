@@ -1069,7 +1069,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	 * fresh page faults for every one (a quarter of the write path's CPU).
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
-	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	fs = zf_calloc(1, sizeof(*fs));
 	pthread_mutex_init(&fs->lock, NULL);
 	fs->dev_dir = zf_strdup(dev_dir);
