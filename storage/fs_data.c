@@ -204,11 +204,13 @@ static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, con
 int fs_chunk_read(struct zf_fs *fs, const struct zf_chunk *c, uint32_t coff, uint32_t len,
 		  void *dst)
 {
+	struct zf_sc_chunk want = { .id = c->id, .len = c->len };
+
 	if (!c->sc) {
 		memcpy(dst, fs->pack.p + c->raw_off + coff, len);
 		return 0;
 	}
-	return zf_segstore_read(fs->seg, &c->sc->loc, c->raw_off + coff, len, dst);
+	return zf_segstore_read_chunk(fs->seg, &c->sc->loc, &want, c->raw_off, coff, len, dst);
 }
 
 /* stored (logged) bytes of [off, off+len): extents, holes as zeros */

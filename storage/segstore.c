@@ -126,8 +126,20 @@ struct zf_scent {
 	uint32_t disk_len, raw_len;
 	unsigned int refs;	/* readers + 1 while in the table; cache_lock */
 	bool cached;		/* in the table; st->cache_lock */
+	struct zf_sc_chunk *tab; /* the verified chunk table, for zf_segstore_read_chunk */
+	uint32_t *tab_off;	/* raw offset of each table entry */
+	uint32_t ntab;
 	uint8_t data[];		/* raw_len bytes */
 };
+
+static void zf_scent_free(struct zf_scent *e)
+{
+	if (!e)
+		return;
+	free(e->tab);
+	free(e->tab_off);
+	free(e);
+}
 
 struct zf_segstore {
 	int dirfd;		/* our dup of the directory */
@@ -409,13 +421,13 @@ static size_t zf_cache_bucket(const struct zf_segstore *st, uint64_t seg, uint64
 
 static uint64_t zf_scent_size(const struct zf_scent *e)
 {
-	return sizeof(*e) + e->raw_len;
+	return sizeof(*e) + e->raw_len + (uint64_t)e->ntab * (sizeof(*e->tab) + 4);
 }
 
 static void zf_scent_unref_locked(struct zf_scent *e)
 {
 	if (--e->refs == 0)
-		free(e);
+		zf_scent_free(e);
 }
 
 static void zf_cache_remove_locked(struct zf_segstore *st, struct zf_scent *e)
@@ -743,6 +755,41 @@ out_free:
 	return r;
 }
 
+/* the cached, verified super-chunk at loc (a reference the caller puts) */
+static int zf_cache_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
+			 struct zf_scent **ret_e)
+{
+	struct zf_scent *e;
+	uint32_t i, off = 0;
+	int r;
+
+	e = zf_cache_get(st, loc->seg, loc->off);
+	if (e && (e->disk_len != loc->disk_len || e->raw_len != loc->raw_len)) {
+		/* the cached super-chunk was verified: the location is wrong */
+		zf_cache_put(st, e);
+		return zf_sc_bad(loc, "location does not match the super-chunk (disk length %"
+				 PRIu32 ", raw length %" PRIu32 ")", e->disk_len, e->raw_len);
+	}
+	if (!e) {
+		struct zf_sc_chunk *tab;
+		uint32_t ntab;
+
+		r = zf_sc_load(st, loc, &e, &tab, &ntab);
+		if (r < 0)
+			return r;
+		e->tab = tab;
+		e->ntab = ntab;
+		e->tab_off = zf_malloc((e->ntab ? e->ntab : 1) * sizeof(uint32_t));
+		for (i = 0; i < e->ntab; i++) {
+			e->tab_off[i] = off;
+			off += e->tab[i].len;
+		}
+		zf_cache_insert(st, e);
+	}
+	*ret_e = e;
+	return 0;
+}
+
 int zf_segstore_read(struct zf_segstore *st, const struct zf_sc_loc *loc, uint32_t raw_off,
 		     uint32_t len, void *dst)
 {
@@ -753,21 +800,46 @@ int zf_segstore_read(struct zf_segstore *st, const struct zf_sc_loc *loc, uint32
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-
-	e = zf_cache_get(st, loc->seg, loc->off);
-	if (e && (e->disk_len != loc->disk_len || e->raw_len != loc->raw_len)) {
-		/* the cached super-chunk was verified: the location is wrong */
-		zf_cache_put(st, e);
-		return zf_sc_bad(loc, "location does not match the super-chunk (disk length %"
-				 PRIu32 ", raw length %" PRIu32 ")", e->disk_len, e->raw_len);
-	}
-	if (!e) {
-		r = zf_sc_load(st, loc, &e, NULL, NULL);
-		if (r < 0)
-			return r;
-		zf_cache_insert(st, e);
-	}
+	r = zf_cache_load(st, loc, &e);
+	if (r < 0)
+		return r;
 	memcpy(dst, e->data + raw_off, len);
+	zf_cache_put(st, e);
+	return 0;
+}
+
+int zf_segstore_read_chunk(struct zf_segstore *st, const struct zf_sc_loc *loc,
+			   const struct zf_sc_chunk *want, uint32_t chunk_off, uint32_t coff,
+			   uint32_t len, void *dst)
+{
+	struct zf_scent *e;
+	uint32_t lo = 0, hi;
+	int r;
+
+	if (!loc || loc->seg == 0 || chunk_off > loc->raw_len ||
+	    want->len > loc->raw_len - chunk_off || coff > want->len || len > want->len - coff)
+		return -EINVAL;
+	r = zf_cache_load(st, loc, &e);
+	if (r < 0)
+		return r;
+	/* the table must list exactly this chunk at this offset */
+	hi = e->ntab;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (e->tab_off[mid] < chunk_off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == e->ntab || e->tab_off[lo] != chunk_off || e->tab[lo].len != want->len ||
+	    memcmp(e->tab[lo].id.b, want->id.b, ZF_CHUNK_ID_LEN) != 0) {
+		zf_cache_put(st, e);
+		return zf_sc_bad(loc, "chunk expected at raw offset %" PRIu32 " is not there",
+				 chunk_off);
+	}
+	if (len)
+		memcpy(dst, e->data + chunk_off + coff, len);
 	zf_cache_put(st, e);
 	return 0;
 }
@@ -785,7 +857,7 @@ int zf_segstore_verify(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	r = zf_sc_load(st, loc, &e, &chunks, &n);
 	if (r < 0)
 		return r;
-	free(e);
+	zf_scent_free(e);
 	if (ret_chunks)
 		*ret_chunks = chunks;
 	else

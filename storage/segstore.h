@@ -116,6 +116,16 @@ int zf_segstore_read(struct zf_segstore *st, const struct zf_sc_loc *loc, uint32
 		     uint32_t len, void *dst);
 
 /*
+ * Like zf_segstore_read, for bytes [coff, coff+len) of one chunk: the
+ * super-chunk's verified table must list a chunk with want's id and length
+ * at raw offset chunk_off, so a stale or wrong location is caught (-EIO,
+ * logged) instead of serving another chunk's bytes.
+ */
+int zf_segstore_read_chunk(struct zf_segstore *st, const struct zf_sc_loc *loc,
+			   const struct zf_sc_chunk *want, uint32_t chunk_off, uint32_t coff,
+			   uint32_t len, void *dst);
+
+/*
  * Read and fully verify one super-chunk without caching (fsck). On success
  * *ret_chunks (malloc'd, n entries) is the chunk table and *ret_n its size;
  * either may be NULL. Returns 0, -EIO (with a log line saying what failed) or

@@ -533,6 +533,35 @@ START_TEST(test_roundtrip)
 }
 END_TEST
 
+/* reads by chunk check that the table lists the expected chunk there */
+START_TEST(test_read_chunk_checks_identity)
+{
+	struct tsc t;
+	struct env e;
+	struct zf_sc_chunk want;
+	uint8_t *buf;
+
+	env_init(&e, NULL);
+	tsc_make(&t, e.ch, TEXT, 512 * KIB, 6, 11);
+	ck_assert_uint_eq(tsc_append(&e, &t), 0);
+	buf = malloc(t.raw_len);
+	want = t.chunks[2];
+	ck_assert_int_eq(zf_segstore_read_chunk(e.st, &t.loc, &want, t.starts[2], 10, want.len - 10,
+						buf), 0);
+	ck_assert_mem_eq(buf, t.raw + t.starts[2] + 10, want.len - 10);
+	/* a stale location: another chunk's offset, or another id */
+	ck_assert_int_eq(zf_segstore_read_chunk(e.st, &t.loc, &want, t.starts[3], 0, 1, buf), -EIO);
+	want.id.b[5] ^= 1;
+	ck_assert_int_eq(zf_segstore_read_chunk(e.st, &t.loc, &want, t.starts[2], 0, 1, buf), -EIO);
+	want = t.chunks[2];
+	want.len--;
+	ck_assert_int_eq(zf_segstore_read_chunk(e.st, &t.loc, &want, t.starts[2], 0, 1, buf), -EIO);
+	free(buf);
+	tsc_free(&t);
+	env_fini(&e);
+}
+END_TEST
+
 START_TEST(test_invalid_args)
 {
 	struct zf_sc_chunk c[2];
@@ -1368,6 +1397,7 @@ static Suite *segstore_suite(void)
 	/* generous: sanitizer builds on a shared 2-core machine */
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_roundtrip);
+	tcase_add_test(tc, test_read_chunk_checks_identity);
 	tcase_add_test(tc, test_invalid_args);
 	tcase_add_test(tc, test_seal_at_limit);
 	tcase_add_test(tc, test_resume_truncates);
