@@ -808,6 +808,44 @@ int zf_segstore_read(struct zf_segstore *st, const struct zf_sc_loc *loc, uint32
 	return 0;
 }
 
+/*
+ * A super-chunk stored raw (disk_len > raw_len: incompressible data) holds
+ * each chunk's bytes verbatim at the end of the record: read just the chunk
+ * and prove it by its keyed hash, instead of loading and caching megabytes
+ * for a 4 KiB random read. Any doubt (compressed after all, damage, a short
+ * read) returns non-zero and the caller takes the full, logging path.
+ */
+static int zf_read_raw_chunk(struct zf_segstore *st, const struct zf_sc_loc *loc,
+			     const struct zf_sc_chunk *want, uint32_t chunk_off, uint32_t coff,
+			     uint32_t len, void *dst)
+{
+	struct zf_chunk_id id;
+	struct zf_segfd *f;
+	uint8_t *buf;
+	ssize_t n;
+	int r;
+
+	if (loc->disk_len <= loc->raw_len)
+		return -EAGAIN;
+	r = zf_segfd_get(st, loc->seg, &f);
+	if (r < 0)
+		return r;
+	buf = zf_malloc(want->len);
+	n = zf_pread_full(f->fd, buf, want->len,
+			  loc->off + loc->disk_len - loc->raw_len + chunk_off);
+	zf_segfd_put(st, f);
+	r = -EAGAIN;
+	if (n == (ssize_t)want->len) {
+		zf_chunker_id(st->chunker, buf, want->len, &id);
+		if (memcmp(id.b, want->id.b, ZF_CHUNK_ID_LEN) == 0) {
+			memcpy(dst, buf + coff, len);
+			r = 0;
+		}
+	}
+	free(buf);
+	return r;
+}
+
 int zf_segstore_read_chunk(struct zf_segstore *st, const struct zf_sc_loc *loc,
 			   const struct zf_sc_chunk *want, uint32_t chunk_off, uint32_t coff,
 			   uint32_t len, void *dst)
@@ -819,6 +857,11 @@ int zf_segstore_read_chunk(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	if (!loc || loc->seg == 0 || chunk_off > loc->raw_len ||
 	    want->len > loc->raw_len - chunk_off || coff > want->len || len > want->len - coff)
 		return -EINVAL;
+	e = zf_cache_get(st, loc->seg, loc->off);
+	if (!e && zf_read_raw_chunk(st, loc, want, chunk_off, coff, len, dst) == 0)
+		return 0;
+	if (e)
+		zf_cache_put(st, e);
 	r = zf_cache_load(st, loc, &e);
 	if (r < 0)
 		return r;
