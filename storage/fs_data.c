@@ -245,10 +245,81 @@ static int stored_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, uint
 	return 0;
 }
 
+/* one piece of a read to fetch from the segment store after unlocking */
+struct read_piece {
+	struct zf_sc_loc loc;
+	struct zf_sc_chunk want;
+	uint32_t chunk_off, coff, len;
+	uint8_t *dst;
+};
+
+/*
+ * Plan a read of stored bytes without buffered data in the way: holes and
+ * packer bytes are filled now (under fs->lock), super-chunk bytes become
+ * pieces fetched later without the lock. Segments are immutable and chunk
+ * locations only change through gc, which must not delete a segment while a
+ * read is in flight (see docs/ARCHITECTURE.md "Reads").
+ */
+static size_t plan_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, uint64_t off,
+			size_t len, struct read_piece **ret_pieces)
+{
+	struct zf_file *f = in->u.file;
+	struct read_piece *p = NULL;
+	uint64_t end = off + len, pos = off;
+	size_t n = 0, cap = 0;
+	uint32_t i;
+
+	for (i = ext_first_after_pub(f, off); i < f->n && pos < end; i++) {
+		struct zf_extent *e = &f->ext[i];
+		uint64_t a, b;
+
+		if (e->off >= end)
+			break;
+		a = e->off > pos ? e->off : pos;
+		b = e->off + e->len < end ? e->off + e->len : end;
+		if (a > pos)
+			memset(buf + (pos - off), 0, a - pos);
+		if (!e->c->sc) {
+			memcpy(buf + (a - off), fs->pack.p + e->c->raw_off + e->coff + (a - e->off),
+			       b - a);
+		} else {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				p = zf_realloc(p, cap * sizeof(*p));
+			}
+			p[n].loc = e->c->sc->loc;
+			p[n].want.id = e->c->id;
+			p[n].want.len = e->c->len;
+			p[n].chunk_off = e->c->raw_off;
+			p[n].coff = e->coff + (a - e->off);
+			p[n].len = b - a;
+			p[n].dst = buf + (a - off);
+			n++;
+		}
+		pos = b;
+	}
+	if (pos < end)
+		memset(buf + (pos - off), 0, end - pos);
+	*ret_pieces = p;
+	return n;
+}
+
+static int dirty_overlaps(const struct zf_file *f, uint64_t off, size_t len)
+{
+	uint32_t i;
+
+	for (i = 0; f->wb && i < f->wb->n; i++)
+		if (f->wb->v[i].off < off + len && f->wb->v[i].off + f->wb->v[i].len > off)
+			return 1;
+	return 0;
+}
+
 ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off)
 {
+	struct read_piece *pieces = NULL;
 	struct zf_inode *in;
 	struct zf_file *f;
+	size_t npieces = 0, k;
 	uint64_t size;
 	ssize_t r;
 	uint32_t i;
@@ -271,6 +342,12 @@ ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 	}
 	if (len > size - off)
 		len = size - off;
+	r = len;
+	if (!dirty_overlaps(f, off, len)) {
+		/* the common case: fetch stored bytes after dropping the lock */
+		npieces = plan_read(fs, in, buf, off, len, &pieces);
+		goto out;
+	}
 	/* logged bytes beyond the logged size are none: zeros until overlaid */
 	if (off < in->size) {
 		size_t sl = off + len <= in->size ? len : in->size - off;
@@ -294,6 +371,18 @@ ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 	r = len;
 out:
 	pthread_mutex_unlock(&fs->lock);
+	for (k = 0; k < npieces && r >= 0; k++) {
+		struct read_piece *p = &pieces[k];
+		int e = zf_segstore_read_chunk(fs->seg, &p->loc, &p->want, p->chunk_off, p->coff,
+					       p->len, p->dst);
+
+		if (e < 0) {
+			zf_err("cannot read inode %llu at offset %llu: %s", (unsigned long long)ino,
+			       (unsigned long long)(off + (p->dst - (uint8_t *)buf)), strerror(-e));
+			r = -EIO;
+		}
+	}
+	free(pieces);
 	return r;
 }
 
