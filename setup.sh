@@ -16,7 +16,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Debian packages: build chain, libraries (-dev), test tools.
 pkgs=(build-essential autoconf automake libtool pkg-config
 	libfuse3-dev fuse3 libzstd-dev libxxhash-dev libcurl4-openssl-dev check
-	zstd rsync git tar python3 attr acl xxd procps psmisc)
+	zstd rsync git tar python3 attr acl xxd procps psmisc
+	libssl-dev awscli nodejs $(command -v npm >/dev/null 2>&1 || echo npm))
+# (npm only where no npm is on the PATH: NodeSource's nodejs bundles one and
+# conflicts with Debian's npm package)
 
 deps() {
 	local missing=() p

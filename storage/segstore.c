@@ -142,6 +142,8 @@ static void zf_scent_free(struct zf_scent *e)
 }
 
 struct zf_segstore {
+	zf_segstore_fetch_fn fetch;	/* evicted segments come from here; set once */
+	void *fetch_ctx;
 	int dirfd;		/* our dup of the directory */
 	uint8_t fsid[16];
 	const struct zf_chunker *chunker;
@@ -283,6 +285,15 @@ static uint64_t zf_sc_hdr_csum(const uint8_t *p, uint32_t nchunks)
 	h = XXH3_64bits_digest(s);
 	XXH3_freeState(s);
 	return h;
+}
+
+/* 0 if the segment file is in the dev-dir, -ENOENT if not (evicted) */
+static int zf_segfd_exists(struct zf_segstore *st, uint64_t seg)
+{
+	char name[32];
+
+	zf_segstore_name(seg, name, sizeof(name));
+	return faccessat(st->dirfd, name, F_OK, 0) == 0 ? 0 : -errno;
 }
 
 /* ---- fd cache ---- */
@@ -573,9 +584,11 @@ static int zf_sc_bad(const struct zf_sc_loc *loc, const char *fmt, ...)
  * *ret_e is a new entry pinned once (not in the cache) and, if ret_chunks,
  * *ret_chunks and *ret_n the decoded chunk table (malloc'd).
  */
-static int zf_sc_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
-		      struct zf_scent **ret_e, struct zf_sc_chunk **ret_chunks, uint32_t *ret_n)
+static int zf_sc_load_once(struct zf_segstore *st, const struct zf_sc_loc *loc,
+			   struct zf_scent **ret_e, struct zf_sc_chunk **ret_chunks,
+			   uint32_t *ret_n, int refetch, int *ret_fetched)
 {
+	int fetched = 0;
 	struct zf_sc_chunk *chunks = NULL;
 	struct zf_scent *e = NULL;
 	struct zf_segfd *f = NULL;
@@ -592,15 +605,23 @@ static int zf_sc_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
 				 ", raw length %" PRIu32 ")", loc->disk_len, loc->raw_len);
 
 	r = zf_segfd_get(st, loc->seg, &f);
-	if (r == -ENOENT) {
+	if (r == -ENOENT && st->fetch) {
 		/*
-		 * Fetch hook for the object-storage tier: a segment evicted
-		 * from the dev-dir is fetched here with a ranged GET of
-		 * exactly [loc->off, loc->off + loc->disk_len) into buf (no
-		 * storage lock is held at this point) and then verified below
-		 * like a local read. Until that tier exists a missing segment
-		 * file is -ENOENT.
+		 * An evicted segment: the object-storage tier fetches exactly
+		 * [loc->off, loc->off + disk_len), possibly from its local
+		 * cache of fetched super-chunks; it is verified below like a
+		 * local read. No storage lock is held here.
 		 */
+		buf = zf_malloc(loc->disk_len);
+		r = st->fetch(st->fetch_ctx, loc, buf, refetch);
+		if (r < 0) {
+			free(buf);
+			return r; /* logged by the fetcher */
+		}
+		fetched = 1;
+		goto verify;
+	}
+	if (r == -ENOENT) {
 		char name[32];
 
 		zf_segstore_name(loc->seg, name, sizeof(name));
@@ -623,7 +644,7 @@ static int zf_sc_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
 			      loc->disk_len);
 		goto out_free;
 	}
-
+verify:
 	if (zf_get32(buf) != ZF_SC_MAGIC) {
 		r = zf_sc_bad(loc, "bad super-chunk magic");
 		goto out_free;
@@ -746,12 +767,29 @@ static int zf_sc_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
 		*ret_chunks = chunks;
 		*ret_n = h.nchunks;
 	}
+	*ret_fetched = fetched;
 	return 0;
 
 out_free:
 	free(chunks);
 	free(e);
 	free(buf);
+	return r;
+}
+
+/*
+ * Load and verify the super-chunk at loc. Fetched bytes that fail
+ * verification may be a damaged local copy of the fetch cache: fetch once
+ * more straight from the object store before giving up.
+ */
+static int zf_sc_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
+		      struct zf_scent **ret_e, struct zf_sc_chunk **ret_chunks, uint32_t *ret_n)
+{
+	int fetched = 0, r;
+
+	r = zf_sc_load_once(st, loc, ret_e, ret_chunks, ret_n, 0, &fetched);
+	if (r == -EIO && st->fetch && zf_segfd_exists(st, loc->seg) == -ENOENT)
+		r = zf_sc_load_once(st, loc, ret_e, ret_chunks, ret_n, 1, &fetched);
 	return r;
 }
 
@@ -1532,4 +1570,40 @@ void zf_segstore_stats(struct zf_segstore *st, struct zf_segstore_stats *ret)
 	ret->cache_hits = st->hits;
 	ret->cache_misses = st->misses;
 	pthread_mutex_unlock(&st->cache_lock);
+}
+
+void zf_segstore_set_fetch(struct zf_segstore *st, zf_segstore_fetch_fn fn, void *ctx)
+{
+	st->fetch_ctx = ctx;
+	st->fetch = fn;
+}
+
+int zf_segstore_has(struct zf_segstore *st, uint64_t seg)
+{
+	return zf_segfd_exists(st, seg) == 0;
+}
+
+int zf_segstore_evict(struct zf_segstore *st, uint64_t seg)
+{
+	char name[32];
+	int r;
+
+	zf_segstore_name(seg, name, sizeof(name));
+	struct zf_segfd *f;
+
+	pthread_mutex_lock(&st->wlock);
+	if (st->wseg && seg >= st->wseg) { /* the open segment stays */
+		pthread_mutex_unlock(&st->wlock);
+		return -EBUSY;
+	}
+	pthread_mutex_lock(&st->lock);
+	f = zf_segfd_lookup_locked(st, seg);
+	if (f) {
+		f->refs--; /* the lookup's reference; the cache's goes next */
+		zf_segfd_uncache_locked(st, f);
+	}
+	pthread_mutex_unlock(&st->lock);
+	r = unlinkat(st->dirfd, name, 0) < 0 ? -errno : 0;
+	pthread_mutex_unlock(&st->wlock);
+	return r;
 }

@@ -134,6 +134,28 @@ int zf_segstore_read_chunk(struct zf_segstore *st, const struct zf_sc_loc *loc,
 int zf_segstore_verify(struct zf_segstore *st, const struct zf_sc_loc *loc,
 		       struct zf_sc_chunk **ret_chunks, uint32_t *ret_n);
 
+/*
+ * Where an evicted segment's super-chunks come from: fill buf with exactly
+ * [loc->off, loc->off + loc->disk_len) of segment loc->seg. refetch asks
+ * to bypass any local copy (the previous bytes did not verify). Returns 0
+ * or -errno (-EIO, -ETIMEDOUT, ...), having logged what failed. Called
+ * without storage locks, from reader threads.
+ */
+typedef int (*zf_segstore_fetch_fn)(void *ctx, const struct zf_sc_loc *loc, void *buf,
+				    int refetch);
+
+/* install the fetch hook (once, before concurrent reads start) */
+void zf_segstore_set_fetch(struct zf_segstore *st, zf_segstore_fetch_fn fn, void *ctx);
+
+/* is segment seg's file in the dev-dir? */
+int zf_segstore_has(struct zf_segstore *st, uint64_t seg);
+
+/*
+ * Remove a sealed segment's file from the dev-dir (the object store holds
+ * it; the caller made sure of that). -EBUSY for the open segment.
+ */
+int zf_segstore_evict(struct zf_segstore *st, uint64_t seg);
+
 /* drop every cached super-chunk (tests, fsck) */
 void zf_segstore_cache_drop(struct zf_segstore *st);
 
