@@ -11,8 +11,10 @@
  * handles need no pins of their own: the kernel holds a lookup reference on
  * an inode for as long as it has it open.
  *
- * Permissions are checked by the kernel (default_permissions); new nodes
- * belong to the caller's uid/gid (setgid directories handled by the core).
+ * Permissions are checked by the kernel (default_permissions, POSIX ACLs);
+ * new nodes belong to the caller's uid/gid (setgid directories handled by
+ * the core). The kernel leaves the umask to us (FUSE_CAP_DONT_MASK): the core
+ * applies it, or the parent's default ACL in its place.
  *
  * Threads: libfuse's multi-threaded loop; the core serialises itself. A
  * committer thread makes buffered writes durable every commit_secs seconds,
@@ -23,6 +25,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -48,6 +51,8 @@ struct zf_daemon {
 	pthread_cond_t stop_cond;
 	int stopping;		/* protected by stop_lock */
 	char *dev_dir;
+	struct fuse_session *se;
+	int writeback;		/* the kernel caches writes (set at init) */
 };
 
 static struct zf_daemon *dm(fuse_req_t req)
@@ -95,10 +100,17 @@ static void reply_entry(fuse_req_t req, const struct zf_attr *a)
 
 static void zf_ll_init(void *userdata, struct fuse_conn_info *conn)
 {
-	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+	struct zf_daemon *d = userdata;
+
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+		d->writeback = 1;
+	}
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* the umask is ours to apply: a default ACL replaces it (storage core) */
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO; /* always plus: one round trip */
@@ -221,7 +233,9 @@ static void zf_ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct zf_attr a;
-	int r = zf_fs_mknod(dm(req)->fs, parent, name, mode, rdev, c->uid, c->gid, &a);
+	int r = S_ISDIR(mode) ? -EINVAL
+			      : zf_fs_create(dm(req)->fs, parent, name, mode, rdev, c->umask, c->uid,
+					     c->gid, &a);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -233,7 +247,8 @@ static void zf_ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct zf_attr a;
-	int r = zf_fs_mkdir(dm(req)->fs, parent, name, mode, c->uid, c->gid, &a);
+	int r = zf_fs_create(dm(req)->fs, parent, name, S_IFDIR | (mode & 07777), 0, c->umask,
+			     c->uid, c->gid, &a);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -294,6 +309,21 @@ static void zf_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
+	/*
+	 * libfuse enables FUSE_CAP_ATOMIC_O_TRUNC: the kernel then sends no
+	 * setattr for open(O_TRUNC) and drops its cached size to 0 itself, so
+	 * the truncation is ours (without it the old bytes beyond what is
+	 * written next come back at the next mount).
+	 */
+	if ((fi->flags & O_TRUNC) && S_ISREG(a.mode)) {
+		struct zf_attr in = { .size = 0 };
+
+		r = zf_fs_setattr(dm(req)->fs, ino, ZF_SET_SIZE, &in, &a);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	/* this daemon is the only writer: cached pages stay valid */
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
@@ -308,7 +338,8 @@ static void zf_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	struct zf_attr a;
 	int r;
 
-	r = zf_fs_mknod(d->fs, parent, name, (mode & 07777) | S_IFREG, 0, c->uid, c->gid, &a);
+	r = zf_fs_create(d->fs, parent, name, (mode & 07777) | S_IFREG, 0, c->umask, c->uid, c->gid,
+			 &a);
 	if (r == 0)
 		r = zf_fs_pin(d->fs, a.ino);
 	if (r < 0) {
@@ -586,12 +617,20 @@ static void zf_ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 static void zf_ll_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			struct fuse_file_info *fi)
 {
+	struct zf_daemon *d = dm(req);
 	int64_t r;
 
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	/*
+	 * The kernel does not write its dirty pages back before asking: bytes
+	 * it caches are data we have not seen, and a size we do not know yet.
+	 * Invalidating its cache from off on launders them to us first.
+	 */
+	if (d->writeback)
+		fuse_lowlevel_notify_inval_inode(d->se, ino, off, 0);
 	r = zf_fs_lseek(dm(req)->fs, ino, off, whence);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -687,16 +726,28 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	struct zf_control *ctl = NULL;
 	struct zf_daemon d = { 0 };
 	int r = 0, mounted = 0, committer = 0, closed;
-	char opts[4096];
+	char opts[4 * 4096], fsname[2 * 4096];
+	const char *p;
+	size_t n = 0;
 
 	d.fs = fs;
 	d.timeout = o->timeout > 0 ? o->timeout : 1.0;
 	d.commit_secs = o->commit_secs ? o->commit_secs : 5;
-	d.dev_dir = zf_strdup(zf_fs_dev_dir(fs));
+	/* absolute: statfs and the fsname (which umount reads) outlive our cwd */
+	d.dev_dir = realpath(zf_fs_dev_dir(fs), NULL);
+	if (!d.dev_dir)
+		d.dev_dir = zf_strdup(zf_fs_dev_dir(fs));
 	pthread_mutex_init(&d.stop_lock, NULL);
 	pthread_cond_init(&d.stop_cond, NULL);
+	/* libfuse splits -o at commas: escape them (and backslashes) in the path */
+	for (p = d.dev_dir; *p && n < sizeof(fsname) - 3; p++) {
+		if (*p == ',' || *p == '\\')
+			fsname[n++] = '\\';
+		fsname[n++] = *p;
+	}
+	fsname[n] = 0;
 	snprintf(opts, sizeof(opts), "default_permissions,fsname=zerofs:%s,subtype=zerofs%s%s",
-		 d.dev_dir, o->fuse_opts && *o->fuse_opts ? "," : "",
+		 fsname, o->fuse_opts && *o->fuse_opts ? "," : "",
 		 o->fuse_opts ? o->fuse_opts : "");
 	if (fuse_opt_add_arg(&args, "zerofs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
@@ -704,6 +755,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 		goto out;
 	}
 	se = fuse_session_new(&args, &zf_ll_ops, sizeof(zf_ll_ops), &d);
+	d.se = se;
 	if (!se) {
 		zf_err("cannot start a FUSE session (bad -o options '%s'?)",
 		       o->fuse_opts ? o->fuse_opts : "");

@@ -3,7 +3,8 @@
  *
  * Log and checkpoint checksums are proven by zf_fs_open() (a bad record is
  * an error there, naming file and offset). This walks the opened table:
- *   - every inode is reachable from the root (or unlinked but pinned);
+ *   - every inode is reachable from the root (or unlinked: pinned, or in a
+ *     read-only check an orphan of a crash that the next mount reclaims);
  *   - every directory entry names an existing inode of the recorded type;
  *   - link counts equal directory references (directories: 2 + subdirs);
  *   - directory parent pointers match the entry that holds them;
@@ -154,8 +155,10 @@ static void check_links(struct ck *ck)
 		uint32_t links = r ? r->links : 0, want;
 
 		ck->rep->inodes++;
-		if (in->nlink == 0 && links == 0 && in->pins)
-			continue; /* unlinked, still open */
+		/* unlinked: still open, or (read-only, after a crash) an orphan
+		 * that the next writable open reclaims */
+		if (in->nlink == 0 && links == 0 && (in->pins || ck->fs->readonly))
+			continue;
 		if (S_ISDIR(in->mode)) {
 			want = in->ino == ZF_ROOT_INO || links ? 2 + (r ? r->subdirs : 0) : 0;
 			if (in->nlink != want)

@@ -609,6 +609,7 @@ static int apply_seal(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	if (fs->open_seg <= seg) {
 		fs->open_seg = 0;
 		fs->open_end = 0;
+		fs->open_first_seq = 0;
 	}
 	return 0;
 }
@@ -1149,6 +1150,9 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 		}
 		root_create(fs); /* first open after mkfs */
 	}
+	/* which record first referenced the open segment is not known: any */
+	if (fs->open_seg)
+		fs->open_first_seq = 1;
 	if (!fs->readonly) {
 		reclaim_orphans(fs);
 		r = fs_commit(fs);
@@ -1231,6 +1235,7 @@ static int fs_checkpoint_locked(struct zf_fs *fs);
 
 int fs_commit(struct zf_fs *fs)
 {
+	uint64_t seq0;
 	int r;
 
 	if (fs->readonly)
@@ -1240,10 +1245,16 @@ int fs_commit(struct zf_fs *fs)
 	r = fs_pack_flush(fs);
 	if (r == 0)
 		r = zf_segstore_sync(fs->seg);
+	seq0 = zf_mlog_next_seq(fs->log);
 	if (r == 0)
 		r = zf_mlog_commit(fs->log);
 	if (r < 0)
 		return r;
+	/* this batch may be the first to reference the open segment */
+	if (!fs->open_seg)
+		fs->open_first_seq = 0;
+	else if (!fs->open_first_seq)
+		fs->open_first_seq = seq0;
 	fs->commits++;
 	if (zf_mlog_size(fs->log) >= fs->ckpt_bytes)
 		return fs_checkpoint_locked(fs);
@@ -1577,3 +1588,104 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret)
 	ret->cache_hits = ss.cache_hits;
 	ret->cache_misses = ss.cache_misses;
 }
+
+/* ------------------------------------------- hooks for the object store */
+
+struct zf_segstore *zf_fs_segstore(struct zf_fs *fs)
+{
+	return fs->seg;
+}
+
+void zf_fs_set_admit(struct zf_fs *fs, zf_fs_admit_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&fs->lock);
+	fs->admit_ctx = ctx;
+	fs->admit = fn;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret)
+{
+	struct zf_buf b = { 0 };
+	uint64_t sealed = 0;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	r = fs_commit(fs);
+	if (r == 0 && seal && fs->open_seg) {
+		r = zf_segstore_seal(fs->seg, &sealed);
+		if (r == 0 && sealed) {
+			zf_put64(zf_buf_grow(&b, 8), sealed);
+			zf_put64(zf_buf_grow(&b, 8), fs->open_end);
+			zf_mlog_add_early(fs->log, ZF_REC_SEG_SEAL, b.p, b.len);
+			apply_seal(fs, b.p, b.len);
+			r = fs_commit(fs);
+		}
+	}
+	if (r == 0) {
+		ret->committed = zf_mlog_next_seq(fs->log) - 1;
+		ret->seq = fs->open_first_seq ? fs->open_first_seq - 1 : ret->committed;
+		ret->last_sealed = fs->last_sealed;
+		ret->ckpt_seq = fs->ckpt_seq;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	zf_buf_free(&b);
+	return r;
+}
+
+struct log_image {
+	uint64_t from, to, next;
+	struct zf_buf *out;
+};
+
+static int log_image_frame(void *ctx, const struct zf_frame *f)
+{
+	struct log_image *li = ctx;
+
+	if (f->seq > li->to)
+		return 0;
+	if (f->seq != li->next)
+		return -ENOENT; /* a gap: those records live in a checkpoint */
+	zf_frame_put(li->out, f->type, f->flags, f->seq, f->payload, f->len);
+	li->next++;
+	return 0;
+}
+
+int zf_fs_log_image(struct zf_fs *fs, uint64_t from, uint64_t to, struct zf_buf *out)
+{
+	struct log_image li = { .from = from, .to = to, .next = from, .out = out };
+	struct meta_files mf = { 0 };
+	struct zf_mlog_scan scan;
+	size_t start = out->len, i;
+	uint8_t *h;
+	char name[64];
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	h = zf_buf_grow(out, ZF_LOG_HDR_SIZE);
+	memset(h, 0, ZF_LOG_HDR_SIZE);
+	memcpy(h, ZF_LOG_MAGIC, 8);
+	zf_put32(h + 8, ZF_LOG_VERSION);
+	memcpy(h + 16, fs->fsid, 16);
+	zf_put64(h + 32, from);
+	zf_put64(h + 56, XXH3_64bits(h, 56));
+	r = meta_list(fs, &mf);
+	for (i = 0; r == 0 && i < mf.nlogs && li.next <= to; i++) {
+		if (i + 1 < mf.nlogs && mf.logs[i + 1] <= from)
+			continue; /* wholly before the range */
+		if (mf.logs[i] > to)
+			break;
+		zf_mlog_name(mf.logs[i], name, sizeof(name));
+		r = zf_mlog_replay(fs->metafd, name, fs->fsid, li.next - 1, log_image_frame, &li,
+				   &scan);
+	}
+	if (r == 0 && li.next != to + 1)
+		r = -ENOENT;
+	if (r)
+		out->len = start;
+	pthread_mutex_unlock(&fs->lock);
+	free(mf.logs);
+	free(mf.ckpts);
+	return r < 0 ? r : r ? -EIO : 0;
+}
+

@@ -112,6 +112,13 @@ int zf_fs_mknod(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mo
 		uint64_t rdev, uint32_t uid, uint32_t gid, struct zf_attr *ret_attr);
 int zf_fs_mkdir(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
 		uint32_t uid, uint32_t gid, struct zf_attr *ret_attr);
+/* Either of the two (S_IFDIR in mode: a directory) for a caller whose umask
+ * is still to be applied. Any new node but a symlink gets the parent's
+ * default POSIX ACL, masked by mode, in place of the umask (umask_bits 0 in
+ * zf_fs_mknod/zf_fs_mkdir). */
+int zf_fs_create(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		 uint64_t rdev, uint32_t umask_bits, uint32_t uid, uint32_t gid,
+		 struct zf_attr *ret_attr);
 int zf_fs_symlink(struct zf_fs *fs, uint64_t parent, const char *name, const char *target,
 		  uint32_t uid, uint32_t gid, struct zf_attr *ret_attr);
 int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name,
@@ -160,6 +167,9 @@ ssize_t zf_fs_copy_range(struct zf_fs *fs, uint64_t src, uint64_t src_off, uint6
 			 uint64_t dst_off, size_t len);
 
 /* ---- xattrs ---- */
+/* system.posix_acl_access sets the mode's permission bits (and is not kept
+ * when the mode says it all); chmod rewrites it; removing an absent ACL is
+ * no error */
 int zf_fs_setxattr(struct zf_fs *fs, uint64_t ino, const char *name, const void *val,
 		   size_t len, int flags);
 /* copies at most len bytes; returns the value's size (len 0 = size query) */
@@ -185,5 +195,35 @@ struct zf_check_report {
 /* Check the open fs; fills report. Returns 0 when clean, -EUCLEAN when
  * problems were found, or -errno when checking itself failed. */
 int zf_fs_check(struct zf_fs *fs, struct zf_check_report *report);
+
+/* ---- hooks for the object-storage tier (storage/remote.c) ---- */
+
+struct zf_segstore;
+struct zf_segstore *zf_fs_segstore(struct zf_fs *fs);
+
+struct zf_upload_point {
+	uint64_t seq;		/* last committed log record the bucket may hold */
+	uint64_t committed;	/* last committed log record */
+	uint64_t last_sealed;	/* every segment up to this one is sealed */
+	uint64_t ckpt_seq;	/* the newest local checkpoint (0: none) */
+};
+
+/*
+ * Commit, optionally seal the open segment (so that every committed record
+ * may be uploaded), and say how far the log may go to the bucket.
+ */
+int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret);
+
+/*
+ * A log file image (header + records from..to) built from the local log
+ * files, appended to out (a struct zf_buf). -ENOENT if some of those
+ * records are only in a checkpoint now.
+ */
+struct zf_buf;
+int zf_fs_log_image(struct zf_fs *fs, uint64_t from, uint64_t to, struct zf_buf *out);
+
+/* called before each write with its length; a negative errno fails it */
+typedef int (*zf_fs_admit_fn)(void *ctx, size_t len);
+void zf_fs_set_admit(struct zf_fs *fs, zf_fs_admit_fn fn, void *ctx);
 
 #endif

@@ -463,6 +463,23 @@ static int emit(struct zf_fs *fs, struct rechunk_out *o, const uint8_t *p, uint3
 	return 0;
 }
 
+/* does extent e end at a content-defined cut (not one forced by the end of
+ * the data a flush had, e.g. before a gap that writes arriving out of order
+ * fill later)? */
+static int content_cut(struct zf_fs *fs, struct zf_inode *in, const struct zf_extent *e)
+{
+	uint8_t *buf;
+	int r;
+
+	if (e->coff || e->len != e->c->len)
+		return 0;
+	buf = zf_malloc(e->len);
+	r = stored_read(fs, in, buf, e->off, e->len);
+	r = r < 0 || zf_chunker_cut(fs->chunker, buf, e->len, 0) == e->len;
+	free(buf);
+	return r;
+}
+
 /*
  * Re-chunk the file around the new bytes data[0..len) at off and replace the
  * mapping of the region. With keep_tail, bytes after the last cut point that
@@ -483,8 +500,9 @@ static int rechunk(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const ui
 	i = ext_first_after_pub(f, off);
 	if (i < f->n && f->ext[i].off <= off)
 		r0 = f->ext[i].off;
-	else if (i == f->n && i > 0 && f->ext[i - 1].off + f->ext[i - 1].len == off && f->tail_cut)
-		r0 = f->ext[i - 1].off; /* the file's last chunk was cut at its old end */
+	else if (i > 0 && f->ext[i - 1].off + f->ext[i - 1].len == off &&
+		 (i == f->n ? f->tail_cut : !content_cut(fs, in, &f->ext[i - 1])))
+		r0 = f->ext[i - 1].off; /* the chunk before was cut where the data ended */
 	loaded = change_end;
 	i = ext_first_after_pub(f, loaded);
 	if (r0 == off && i == f->n) {
@@ -643,6 +661,12 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 		return -EROFS;
 	if (off + len < off || off + len > (1ull << 60))
 		return -EFBIG;
+	/* backpressure: wait (unlocked) while the dev-dir has no room */
+	if (fs->admit) {
+		r = fs->admit(fs->admit_ctx, len);
+		if (r < 0)
+			return r;
+	}
 	pthread_mutex_lock(&fs->lock);
 	in = fs_inode(fs, ino);
 	if (!in) {

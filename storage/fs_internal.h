@@ -148,6 +148,15 @@ struct zf_fs {
 
 	uint64_t ckpt_seq, ckpt_bytes;
 	uint64_t ckpt_ref_errors;	/* checkpoint refcounts that did not match */
+	/*
+	 * First committed record that may reference the open segment (0: no
+	 * open segment). The object-storage tier uploads log records only up
+	 * to the one before it: a record never reaches the bucket before the
+	 * segment it references.
+	 */
+	uint64_t open_first_seq;
+	zf_fs_admit_fn admit;	/* backpressure hook, called before a write */
+	void *admit_ctx;
 	uint64_t nfiles, ndirs;
 	uint64_t commits, fsyncs;
 };

@@ -207,14 +207,180 @@ out:
 	return r;
 }
 
+/* ------------------------------------------------------------ POSIX ACLs */
+
+/*
+ * The kernel enforces POSIX ACLs (FUSE_CAP_POSIX_ACL) but leaves their
+ * bookkeeping to the filesystem, as the posix_acl_* helpers of a local one:
+ * an access ACL sets the mode's permission bits (one a mode can say is not
+ * kept), chmod rewrites the access ACL, and a new node gets its parent's
+ * default ACL masked by its mode, in place of the umask.
+ * Value: le32 version 2, then entries of le16 tag, le16 perm, le32 id.
+ */
+#define ACL_ACCESS "system.posix_acl_access"
+#define ACL_DEFAULT "system.posix_acl_default"
+#define ACL_TAG_USER_OBJ 0x01
+#define ACL_TAG_USER 0x02
+#define ACL_TAG_GROUP_OBJ 0x04
+#define ACL_TAG_GROUP 0x08
+#define ACL_TAG_MASK 0x10
+#define ACL_TAG_OTHER 0x20
+
+static struct zf_xattr *xfind(struct zf_inode *in, const char *name);
+
+static int is_acl_name(const char *name)
+{
+	return !strcmp(name, ACL_ACCESS) || !strcmp(name, ACL_DEFAULT);
+}
+
+/* number of entries of a well-formed ACL value, or -EINVAL */
+static int acl_entries(const uint8_t *v, size_t len)
+{
+	unsigned int seen = 0, named = 0;
+	size_t i, n;
+
+	if (len < 4 || (len - 4) % 8 || zf_get32(v) != 2)
+		return -EINVAL;
+	n = (len - 4) / 8;
+	for (i = 0; i < n; i++) {
+		unsigned int tag = zf_get16(v + 4 + 8 * i);
+
+		switch (tag) {
+		case ACL_TAG_USER:
+		case ACL_TAG_GROUP:
+			named = 1;
+			break;
+		case ACL_TAG_USER_OBJ:
+		case ACL_TAG_GROUP_OBJ:
+		case ACL_TAG_MASK:
+		case ACL_TAG_OTHER:
+			if (seen & tag)
+				return -EINVAL;
+			seen |= tag;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	if ((seen | ACL_TAG_MASK) != (ACL_TAG_USER_OBJ | ACL_TAG_GROUP_OBJ | ACL_TAG_MASK |
+				      ACL_TAG_OTHER) || (named && !(seen & ACL_TAG_MASK)))
+		return -EINVAL;
+	return n;
+}
+
+/* The permission bits an ACL grants into *mode: 1 when a mode cannot say all
+ * of it (named entries, a mask), 0 when it can, or -EINVAL. */
+static int acl_equiv_mode(const uint8_t *v, size_t len, uint32_t *mode)
+{
+	uint32_t u = 0, g = 0, o = 0, mask = 0;
+	int n = acl_entries(v, len), i, ext = 0, has_mask = 0;
+
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		const uint8_t *e = v + 4 + 8 * i;
+		uint32_t perm = zf_get16(e + 2) & 7;
+
+		switch (zf_get16(e)) {
+		case ACL_TAG_USER_OBJ:
+			u = perm;
+			break;
+		case ACL_TAG_GROUP_OBJ:
+			g = perm;
+			break;
+		case ACL_TAG_OTHER:
+			o = perm;
+			break;
+		case ACL_TAG_MASK:
+			mask = perm;
+			has_mask = ext = 1;
+			break;
+		default:
+			ext = 1;
+		}
+	}
+	if (has_mask) /* the group bits of the mode show the mask */
+		g = mask;
+	*mode = (*mode & ~0777u) | u << 6 | g << 3 | o;
+	return ext;
+}
+
+/*
+ * Fit an ACL to a mode in place. chmod (masq = 0): the owner, group (the mask
+ * if there is one) and other entries take the mode's bits. Creation (masq =
+ * 1): they are narrowed by the mode, and *mode by them. Returns as
+ * acl_equiv_mode() does.
+ */
+static int acl_fit(uint8_t *v, size_t len, uint32_t *mode, int masq)
+{
+	uint8_t *group = NULL, *mask = NULL;
+	uint32_t m = *mode;
+	int n = acl_entries(v, len), i, ext = 0;
+
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		uint8_t *e = v + 4 + 8 * i;
+		uint32_t perm = zf_get16(e + 2);
+
+		switch (zf_get16(e)) {
+		case ACL_TAG_USER_OBJ:
+			perm = masq ? perm & (m >> 6 & 7) : m >> 6 & 7;
+			m &= perm << 6 | ~0700u;
+			zf_put16(e + 2, perm);
+			break;
+		case ACL_TAG_OTHER:
+			perm = masq ? perm & (m & 7) : m & 7;
+			m &= perm | ~07u;
+			zf_put16(e + 2, perm);
+			break;
+		case ACL_TAG_GROUP_OBJ:
+			group = e;
+			break;
+		case ACL_TAG_MASK:
+			mask = e;
+			ext = 1;
+			break;
+		default:
+			ext = 1;
+		}
+	}
+	if (!mask)
+		mask = group;
+	zf_put16(mask + 2, masq ? zf_get16(mask + 2) & (m >> 3 & 7) : m >> 3 & 7);
+	m &= zf_get16(mask + 2) << 3 | ~070u;
+	*mode = m;
+	return ext;
+}
+
+static void log_xattr(struct zf_fs *fs, uint64_t ino, const char *name, const void *val,
+		      size_t len, int del)
+{
+	struct zf_buf b = { 0 };
+	size_t nl = strlen(name), hdr = del ? 10 : 14;
+	uint8_t *p = zf_buf_grow(&b, hdr + nl + (del ? 0 : len));
+
+	zf_put64(p, ino);
+	zf_put16(p + 8, nl);
+	if (!del)
+		zf_put32(p + 10, len);
+	memcpy(p + hdr, name, nl);
+	if (!del && len)
+		memcpy(p + hdr + nl, val, len);
+	fs_do(fs, del ? ZF_REC_XATTR_DEL : ZF_REC_XATTR_SET, &b);
+	zf_buf_free(&b);
+}
+
 /* create a node of any type under parent (fs->lock held) */
 static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
-		       uint64_t rdev, const char *target, uint32_t uid, uint32_t gid,
-		       struct zf_attr *ret_attr)
+		       uint64_t rdev, const char *target, uint32_t umask_bits, uint32_t uid,
+		       uint32_t gid, struct zf_attr *ret_attr)
 {
 	struct timespec now = zf_now();
 	struct zf_inode tmpl = { 0 }, *dir, *in;
-	int r;
+	struct zf_xattr *dacl = NULL;
+	uint8_t *acl = NULL;
+	int r, ext = 0;
 
 	if (fs->readonly)
 		return -EROFS;
@@ -227,6 +393,20 @@ static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint
 		return -ENOENT; /* removed directory, still open */
 	if (dir_find(dir->u.dir, name, strlen(name)) || !strcmp(name, ".") || !strcmp(name, ".."))
 		return -EEXIST;
+	if (!S_ISLNK(mode))
+		dacl = xfind(dir, ACL_DEFAULT);
+	if (dacl) { /* the parent's default ACL, not the umask, masks the mode */
+		acl = zf_malloc(dacl->vlen);
+		memcpy(acl, dacl->val, dacl->vlen);
+		ext = acl_fit(acl, dacl->vlen, &mode, 1);
+		if (ext < 0) {
+			zf_err("inode %llu: malformed default ACL", (unsigned long long)dir->ino);
+			free(acl);
+			return -EIO;
+		}
+	} else if (!S_ISLNK(mode)) {
+		mode &= ~(umask_bits & 0777);
+	}
 	tmpl.ino = fs->next_ino;
 	tmpl.mode = mode;
 	tmpl.uid = uid;
@@ -248,6 +428,11 @@ static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint
 	}
 	log_inode(fs, &tmpl);
 	in = fs_inode(fs, tmpl.ino);
+	if (ext)
+		log_xattr(fs, in->ino, ACL_ACCESS, acl, dacl->vlen, 0);
+	if (dacl && S_ISDIR(mode))
+		log_xattr(fs, in->ino, ACL_DEFAULT, dacl->val, dacl->vlen, 0);
+	free(acl);
 	log_dirent(fs, ZF_REC_DIRENT_ADD, parent, name, in->ino);
 	if (S_ISDIR(mode))
 		dir->nlink++;
@@ -259,14 +444,16 @@ static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint
 	return 0;
 }
 
-int zf_fs_mknod(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
-		uint64_t rdev, uint32_t uid, uint32_t gid, struct zf_attr *ret_attr)
+int zf_fs_create(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		 uint64_t rdev, uint32_t umask_bits, uint32_t uid, uint32_t gid,
+		 struct zf_attr *ret_attr)
 {
 	int r;
 
 	if ((mode & S_IFMT) == 0)
 		mode |= S_IFREG;
 	switch (mode & S_IFMT) {
+	case S_IFDIR:
 	case S_IFREG:
 	case S_IFIFO:
 	case S_IFSOCK:
@@ -281,20 +468,24 @@ int zf_fs_mknod(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mo
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&fs->lock);
-	r = create_node(fs, parent, name, mode & (S_IFMT | 07777), rdev, NULL, uid, gid, ret_attr);
+	r = create_node(fs, parent, name, mode & (S_IFMT | 07777), rdev, NULL, umask_bits, uid,
+			gid, ret_attr);
 	pthread_mutex_unlock(&fs->lock);
 	return r;
+}
+
+int zf_fs_mknod(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		uint64_t rdev, uint32_t uid, uint32_t gid, struct zf_attr *ret_attr)
+{
+	if (S_ISDIR(mode))
+		return -EINVAL;
+	return zf_fs_create(fs, parent, name, mode, rdev, 0, uid, gid, ret_attr);
 }
 
 int zf_fs_mkdir(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
 		uint32_t uid, uint32_t gid, struct zf_attr *ret_attr)
 {
-	int r;
-
-	pthread_mutex_lock(&fs->lock);
-	r = create_node(fs, parent, name, S_IFDIR | (mode & 07777), 0, NULL, uid, gid, ret_attr);
-	pthread_mutex_unlock(&fs->lock);
-	return r;
+	return zf_fs_create(fs, parent, name, S_IFDIR | (mode & 07777), 0, 0, uid, gid, ret_attr);
 }
 
 int zf_fs_symlink(struct zf_fs *fs, uint64_t parent, const char *name, const char *target,
@@ -307,7 +498,7 @@ int zf_fs_symlink(struct zf_fs *fs, uint64_t parent, const char *name, const cha
 	if (strlen(target) > SYMLINK_MAX)
 		return -ENAMETOOLONG;
 	pthread_mutex_lock(&fs->lock);
-	r = create_node(fs, parent, name, S_IFLNK | 0777, 0, target, uid, gid, ret_attr);
+	r = create_node(fs, parent, name, S_IFLNK | 0777, 0, target, 0, uid, gid, ret_attr);
 	pthread_mutex_unlock(&fs->lock);
 	return r;
 }
@@ -588,6 +779,7 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 {
 	struct timespec now = zf_now();
 	struct zf_inode *in;
+	struct zf_xattr *x;
 	int r;
 
 	if (fs->readonly)
@@ -609,8 +801,19 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 	r = settle(fs, in);
 	if (r)
 		goto out;
-	if (to_set & ZF_SET_MODE)
+	if (to_set & ZF_SET_MODE) {
 		in->mode = (in->mode & S_IFMT) | (attr->mode & 07777);
+		x = S_ISLNK(in->mode) ? NULL : xfind(in, ACL_ACCESS);
+		if (x) { /* chmod rewrites the access ACL to match */
+			uint8_t *acl = zf_malloc(x->vlen);
+			uint32_t mode = in->mode;
+
+			memcpy(acl, x->val, x->vlen);
+			if (acl_fit(acl, x->vlen, &mode, 0) >= 0)
+				log_xattr(fs, ino, ACL_ACCESS, acl, x->vlen, 0);
+			free(acl);
+		}
+	}
 	if (to_set & ZF_SET_UID)
 		in->uid = attr->uid;
 	if (to_set & ZF_SET_GID)
@@ -717,12 +920,11 @@ static struct zf_xattr *xfind(struct zf_inode *in, const char *name)
 int zf_fs_setxattr(struct zf_fs *fs, uint64_t ino, const char *name, const void *val,
 		   size_t len, int flags)
 {
-	struct zf_buf b = { 0 };
 	struct zf_inode *in;
 	struct zf_xattr *x;
 	size_t nl = strlen(name);
-	uint8_t *p;
-	int r;
+	uint32_t mode;
+	int r, keep = 1;
 
 	if (fs->readonly)
 		return -EROFS;
@@ -745,22 +947,31 @@ int zf_fs_setxattr(struct zf_fs *fs, uint64_t ino, const char *name, const void 
 		r = -ENODATA;
 		goto out;
 	}
+	mode = in->mode;
+	if (is_acl_name(name)) {
+		int dfl = !strcmp(name, ACL_DEFAULT);
+		uint32_t dmode = 0;
+
+		r = acl_equiv_mode(val, len, dfl ? &dmode : &mode);
+		if (r >= 0 && dfl && !S_ISDIR(in->mode))
+			r = -EACCES;
+		if (r < 0)
+			goto out;
+		/* an access ACL that a mode can say is kept as the mode alone */
+		keep = r || dfl;
+	}
 	r = settle(fs, in);
 	if (r)
 		goto out;
-	p = zf_buf_grow(&b, 14 + nl + len);
-	zf_put64(p, ino);
-	zf_put16(p + 8, nl);
-	zf_put32(p + 10, len);
-	memcpy(p + 14, name, nl);
-	if (len)
-		memcpy(p + 14 + nl, val, len);
-	fs_do(fs, ZF_REC_XATTR_SET, &b);
+	if (keep)
+		log_xattr(fs, ino, name, val, len, 0);
+	else if (x)
+		log_xattr(fs, ino, name, NULL, 0, 1);
+	in->mode = mode; /* an access ACL sets the permission bits */
 	set_now(&in->ctime, &in->ctime_ns, zf_now());
 	log_inode(fs, in);
 	fs_txn_end(fs);
 out:
-	zf_buf_free(&b);
 	pthread_mutex_unlock(&fs->lock);
 	return r;
 }
@@ -826,10 +1037,7 @@ out:
 
 int zf_fs_removexattr(struct zf_fs *fs, uint64_t ino, const char *name)
 {
-	struct zf_buf b = { 0 };
 	struct zf_inode *in;
-	size_t nl = strlen(name);
-	uint8_t *p;
 	int r;
 
 	if (fs->readonly)
@@ -837,20 +1045,17 @@ int zf_fs_removexattr(struct zf_fs *fs, uint64_t ino, const char *name)
 	pthread_mutex_lock(&fs->lock);
 	in = fs_inode(fs, ino);
 	r = !in ? -ENOENT : !xfind(in, name) ? -ENODATA : 0;
+	if (r == -ENODATA && is_acl_name(name))
+		r = 1; /* no ACL to remove is success, as on a local filesystem */
 	if (r == 0)
 		r = settle(fs, in);
 	if (r)
 		goto out;
-	p = zf_buf_grow(&b, 10 + nl);
-	zf_put64(p, ino);
-	zf_put16(p + 8, nl);
-	memcpy(p + 10, name, nl);
-	fs_do(fs, ZF_REC_XATTR_DEL, &b);
+	log_xattr(fs, ino, name, NULL, 0, 1);
 	set_now(&in->ctime, &in->ctime_ns, zf_now());
 	log_inode(fs, in);
 	fs_txn_end(fs);
 out:
-	zf_buf_free(&b);
 	pthread_mutex_unlock(&fs->lock);
-	return r;
+	return r > 0 ? 0 : r;
 }

@@ -277,6 +277,23 @@ static int cmd_mount(int argc, char **argv)
 	return r < 0 ? 1 : 0;
 }
 
+/* undo mountinfo's octal escapes (\040 for a space, \134 for a backslash) */
+static void mountinfo_unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = 0;
+}
+
 /* the dev-dir behind a zerofs mount at mnt, from /proc/self/mountinfo */
 static int mount_source(const char *mnt, char *dev, size_t len)
 {
@@ -296,8 +313,10 @@ static int mount_source(const char *mnt, char *dev, size_t len)
 
 		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", path) != 1)
 			continue;
+		mountinfo_unescape(path);
 		if (strcmp(path, rmnt) || sscanf(sep, " - fuse.zerofs %4095s", src) != 1)
 			continue;
+		mountinfo_unescape(src);
 		if (strncmp(src, "zerofs:", 7) == 0) {
 			snprintf(dev, len, "%s", src + 7);
 			found = 1;
@@ -335,7 +354,12 @@ static int cmd_umount(int argc, char **argv)
 	/* the daemon holds the dev-dir lock until everything is flushed */
 	snprintf(lockp, sizeof(lockp), "%s/lock", dev);
 	fd = open(lockp, O_RDONLY | O_CLOEXEC);
-	for (i = 0; fd >= 0 && i < 6000; i++) {
+	if (fd < 0) {
+		fprintf(stderr, "zerofs umount: unmounted, but cannot wait for '%s': %s\n", lockp,
+			strerror(errno));
+		return 1;
+	}
+	for (i = 0; i < 6000; i++) {
 		if (flock(fd, LOCK_SH | LOCK_NB) == 0)
 			break;
 		usleep(10000);

@@ -8,7 +8,15 @@ T=$(mktemp -d /tmp/zf-e2e.XXXXXX)
 steps=0
 failed=0
 cleanup_hooks=""
-at_exit() { eval "$cleanup_hooks"; rm -rf "$T"; }
+# mounts are recorded in a file: steps run in subshells, variables set there are lost
+at_exit() {
+	local m
+	eval "$cleanup_hooks"
+	if [ -f "$T/.mounts" ]; then
+		while read -r m; do fusermount3 -uz "$m" 2>/dev/null; done <"$T/.mounts"
+	fi
+	rm -rf "$T"
+}
 trap at_exit EXIT
 
 # test_expect_success 'what' 'commands'
@@ -57,7 +65,7 @@ zf_mount() {
 	mkdir -p "$mnt"
 	"$ZEROFS" mount "$@" "$dev" "$mnt" || return 1
 	mountpoint -q "$mnt" || { echo "mount of $mnt is not live"; return 1; }
-	cleanup_hooks="fusermount3 -uz '$mnt' 2>/dev/null; $cleanup_hooks"
+	echo "$mnt" >>"$T/.mounts"
 }
 
 # zf_umount MNT: unmount and wait until the daemon has flushed and exited

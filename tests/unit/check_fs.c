@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/endian.h"
 #include "common/log.h"
 #include "storage/meta_format.h"
 #include "storage/mlog.h"
@@ -626,6 +627,40 @@ START_TEST(dedup_same_data_twice)
 }
 END_TEST
 
+/* writes arriving out of order, flushed in between, chunk as one stream */
+START_TEST(out_of_order_writes_chunk_as_sequential)
+{
+	static const int order[] = { 0, 1, 3, 4, 7, 2, 6, 5 };
+	const size_t piece = 64 << 10, sz = 8 * piece;
+	char *dir = t_tmpdir();
+	struct zf_fs *fs = t_newfs(dir, &small_mkfs, NULL);
+	uint8_t *buf = malloc(sz);
+	struct zf_fs_stats s;
+	uint64_t a, b;
+	size_t i;
+
+	t_fill(buf, sz, 11);
+	a = t_create(fs, ZF_ROOT_INO, "a");
+	b = t_create(fs, ZF_ROOT_INO, "b");
+	ck_assert_int_eq(zf_fs_write(fs, a, buf, sz, 0), (ssize_t)sz);
+	for (i = 0; i < 8; i++) {
+		size_t off = order[i] * piece;
+
+		ck_assert_int_eq(zf_fs_write(fs, b, buf + off, piece, off), (ssize_t)piece);
+		ck_assert_int_eq(zf_fs_flush(fs, b), 0); /* cuts where the data ends */
+	}
+	ck_assert_int_eq(zf_fs_sync(fs), 0);
+	zf_fs_stats(fs, &s);
+	ck_assert_uint_eq(s.unique_bytes, sz);
+	ck_assert_uint_eq(s.referenced_bytes, 2 * sz);
+	t_check_clean(fs);
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	free(buf);
+	t_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(insert_at_front_shares_chunks)
 {
 	const size_t sz = 64 << 20;
@@ -865,6 +900,103 @@ START_TEST(mkfs_and_open_errors)
 }
 END_TEST
 
+/* ------------------------------------------------------------ POSIX ACLs */
+
+/* an ACL xattr value from (tag, perm, id) triples; returns its length */
+static size_t t_acl(uint8_t *v, const uint32_t *e, size_t n)
+{
+	size_t i;
+
+	zf_put32(v, 2);
+	for (i = 0; i < n; i++) {
+		zf_put16(v + 4 + 8 * i, e[3 * i]);
+		zf_put16(v + 6 + 8 * i, e[3 * i + 1]);
+		zf_put32(v + 8 + 8 * i, e[3 * i + 2]);
+	}
+	return 4 + 8 * n;
+}
+
+#define T_ACCESS "system.posix_acl_access"
+#define T_DEFAULT "system.posix_acl_default"
+
+static uint32_t t_mode(struct zf_fs *fs, uint64_t ino)
+{
+	struct zf_attr a;
+
+	ck_assert_int_eq(zf_fs_getattr(fs, ino, &a), 0);
+	return a.mode & 07777;
+}
+
+START_TEST(posix_acls_follow_mode_and_are_inherited)
+{
+	/* u::rw- u:65534:r-- g::--- m::r-- o::--- */
+	static const uint32_t ext[] = { 1, 6, ~0u, 2, 4, 65534, 4, 0, ~0u, 16, 4, ~0u, 32, 0, ~0u };
+	/* u::rwx g::r-x o::r-- (a mode says it all) */
+	static const uint32_t plain[] = { 1, 7, ~0u, 4, 5, ~0u, 32, 4, ~0u };
+	/* default: u::rwx u:65534:rwx g::rwx m::rwx o::--- */
+	static const uint32_t dfl[] = { 1, 7, ~0u, 2, 7, 65534, 4, 7, ~0u, 16, 7, ~0u, 32, 0, ~0u };
+	char *dir = t_tmpdir();
+	struct zf_fs *fs = t_newfs(dir, NULL, NULL);
+	uint8_t v[64], dv[64], got[64];
+	struct zf_attr a, chmod = { .mode = 0660 };
+	size_t n, dn;
+	uint64_t f, d, sub, nf, pf;
+
+	f = t_create(fs, ZF_ROOT_INO, "f");
+	n = t_acl(v, ext, 5);
+	ck_assert_int_eq(zf_fs_setxattr(fs, f, T_ACCESS, v, n, 0), 0);
+	ck_assert_uint_eq(t_mode(fs, f), 0640); /* the group bits show the mask */
+	ck_assert_int_eq(zf_fs_setattr(fs, f, ZF_SET_MODE, &chmod, &a), 0);
+	ck_assert_int_eq(zf_fs_getxattr(fs, f, T_ACCESS, got, sizeof(got)), (ssize_t)n);
+	ck_assert_uint_eq(zf_get16(got + 4 + 3 * 8 + 2), 6); /* chmod set the mask */
+	ck_assert_int_eq(zf_fs_setxattr(fs, f, T_ACCESS, v, t_acl(v, plain, 3), 0), 0);
+	ck_assert_uint_eq(t_mode(fs, f), 0754);
+	ck_assert_int_eq(zf_fs_getxattr(fs, f, T_ACCESS, got, sizeof(got)), -ENODATA);
+	ck_assert_int_eq(zf_fs_removexattr(fs, f, T_ACCESS), 0); /* none is fine */
+	ck_assert_int_eq(zf_fs_removexattr(fs, f, "user.none"), -ENODATA);
+	dn = t_acl(dv, dfl, 5);
+	ck_assert_int_eq(zf_fs_setxattr(fs, f, T_DEFAULT, dv, dn, 0), -EACCES);
+	v[0] = 1; /* version 1 */
+	ck_assert_int_eq(zf_fs_setxattr(fs, f, T_ACCESS, v, 28, 0), -EINVAL);
+	ck_assert_int_eq(zf_fs_setxattr(fs, f, T_ACCESS, dv, dn - 8, 0), -EINVAL); /* no other */
+
+	/* a default ACL takes the umask's place and is inherited by directories */
+	ck_assert_int_eq(zf_fs_mkdir(fs, ZF_ROOT_INO, "d", 0755, 0, 0, &a), 0);
+	d = a.ino;
+	ck_assert_int_eq(zf_fs_setxattr(fs, d, T_DEFAULT, dv, dn, 0), 0);
+	ck_assert_uint_eq(t_mode(fs, d), 0755);
+	ck_assert_int_eq(zf_fs_create(fs, d, "nf", S_IFREG | 0666, 0, 022, 0, 0, &a), 0);
+	nf = a.ino;
+	ck_assert_uint_eq(a.mode & 07777, 0660);
+	ck_assert_int_eq(zf_fs_getxattr(fs, nf, T_ACCESS, got, sizeof(got)), (ssize_t)dn);
+	ck_assert_uint_eq(zf_get16(got + 4 + 3 * 8 + 2), 6); /* mask rw- */
+	ck_assert_int_eq(zf_fs_getxattr(fs, nf, T_DEFAULT, got, sizeof(got)), -ENODATA);
+	ck_assert_int_eq(zf_fs_create(fs, d, "sub", S_IFDIR | 0777, 0, 077, 0, 0, &a), 0);
+	sub = a.ino;
+	ck_assert_uint_eq(a.mode & 07777, 0770);
+	ck_assert_int_eq(zf_fs_getxattr(fs, sub, T_DEFAULT, got, sizeof(got)), (ssize_t)dn);
+	ck_assert_mem_eq(got, dv, dn);
+	ck_assert_int_eq(zf_fs_symlink(fs, d, "sl", "t", 0, 0, &a), 0);
+	ck_assert_uint_eq(a.mode & 07777, 0777);
+	ck_assert_int_eq(zf_fs_getxattr(fs, a.ino, T_ACCESS, got, sizeof(got)), -ENODATA);
+	ck_assert_int_eq(zf_fs_create(fs, ZF_ROOT_INO, "pf", S_IFREG | 0666, 0, 027, 0, 0, &a), 0);
+	pf = a.ino;
+	ck_assert_uint_eq(a.mode & 07777, 0640); /* no default ACL: the umask */
+
+	/* all of it is in the log */
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+	ck_assert_uint_eq(t_mode(fs, f), 0754);
+	ck_assert_uint_eq(t_mode(fs, nf), 0660);
+	ck_assert_uint_eq(t_mode(fs, pf), 0640);
+	ck_assert_int_eq(zf_fs_getxattr(fs, sub, T_DEFAULT, got, sizeof(got)), (ssize_t)dn);
+	t_check_clean(fs);
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	t_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 static Suite *fs_suite(void)
 {
 	Suite *s = suite_create("fs");
@@ -885,6 +1017,8 @@ static Suite *fs_suite(void)
 	tcase_add_test(tc, flipped_segment_byte_detected);
 	tcase_add_test(tc, unlinked_open_file_lives_until_unpinned);
 	tcase_add_test(tc, mkfs_and_open_errors);
+	tcase_add_test(tc, out_of_order_writes_chunk_as_sequential);
+	tcase_add_test(tc, posix_acls_follow_mode_and_are_inherited);
 	suite_add_tcase(s, tc);
 	return s;
 }

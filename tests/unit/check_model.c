@@ -64,6 +64,7 @@
 #define HIST 24			/* operations printed before a divergence */
 #define XATTR_MAX (64u * KIB)	/* the core's value limit (fs_ns.c) */
 #define MODEL_ROOT 0		/* model index of the root directory */
+#define POOL_MAX 48		/* names per directory: few collide often, many fill slots */
 
 static char g_root[256];
 
@@ -375,6 +376,7 @@ struct run {
 	uint64_t max_ino;	/* highest inode number handed out */
 	uint64_t dur_max_ino;	/* ... as of the last commit point */
 	int trace, keep, streamed;
+	int npool;		/* names in use from g_pool */
 	int cur_op;		/* index in ops[] (statistics) */
 	unsigned long nok[40], nerr[40];
 	unsigned long cand_picks;	/* crash: a file showed an older candidate */
@@ -401,7 +403,8 @@ static void run_cleanup(struct run *R)
 	R->dir[0] = 0;
 }
 
-static void diverge(struct run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void diverge(struct run *R, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
 
 static void diverge(struct run *R, const char *fmt, ...)
 {
@@ -486,6 +489,20 @@ static void want_any(struct want *w, int cond)
 	}
 }
 
+static const char *want_str(const struct want *w)
+{
+	static char buf[160];
+	size_t n = 0;
+	int i;
+
+	if (w->any)
+		return "any error";
+	buf[0] = 0;
+	for (i = 0; i < w->n && n < sizeof(buf) - 40; i++)
+		n += snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? " or " : "", ename(-w->e[i]));
+	return buf;
+}
+
 static void check_ret(struct run *R, const struct want *w, long r)
 {
 	int i;
@@ -494,22 +511,19 @@ static void check_ret(struct run *R, const struct want *w, long r)
 		R->nerr[R->cur_op]++;
 	else
 		R->nok[R->cur_op]++;
-
 	if (w->n == 0) {
 		if (r < 0)
 			diverge(R, "expected success, core returned %s", ename(r));
 		return;
 	}
 	if (r >= 0)
-		diverge(R, "expected failure (%s%s), core returned success", ename(-w->e[0]),
-		     w->n > 1 ? " or another" : "");
+		diverge(R, "expected %s, core returned success", want_str(w));
 	if (w->any)
 		return;
 	for (i = 0; i < w->n; i++)
 		if (-r == w->e[i])
 			return;
-	diverge(R, "expected %s%s, core returned %s", ename(-w->e[0]),
-	     w->n > 1 ? " (or another listed condition)" : "", ename(r));
+	diverge(R, "expected %s, core returned %s", want_str(w), ename(r));
 }
 
 /* ------------------------------------------------------------- picking */
@@ -607,9 +621,10 @@ static struct tgt pick_node(struct run *R, int (*ok)(const struct mnode *))
 
 static char g_long[3][300];
 
+static char g_pool[POOL_MAX][8];
+
 static const char *pick_name(struct run *R)
 {
-	static const char *const pool[] = { "a", "b", "c", "d", "e", "f", "g", "h", "i", "j" };
 	unsigned int p = below(&R->rng, 1000);
 
 	if (p < 15)
@@ -622,7 +637,7 @@ static const char *pick_name(struct run *R)
 		return "";
 	if (p < 41)
 		return p & 1 ? "." : "..";
-	return pool[below(&R->rng, sizeof(pool) / sizeof(pool[0]))];
+	return g_pool[below(&R->rng, R->npool)];
 }
 
 /* the name an entry of directory d picked at random has, or a pool name */
@@ -634,7 +649,8 @@ static const char *pick_existing_name(struct run *R, int d)
 
 	if (d >= 0 && S_ISDIR(N(R, d)->mode) && N(R, d)->ne && pct(&R->rng, 80)) {
 		k = (k + 1) % 4;
-		snprintf(buf[k], sizeof(buf[k]), "%s", N(R, d)->e[below(&R->rng, N(R, d)->ne)].name);
+		snprintf(buf[k], sizeof(buf[k]), "%s",
+			 N(R, d)->e[below(&R->rng, N(R, d)->ne)].name);
 		return buf[k];
 	}
 	return pick_name(R);
@@ -697,32 +713,32 @@ static void check_attr(struct run *R, int i, const struct zf_attr *a)
 
 	if (a->ino != n->ino)
 		diverge(R, "node %d: ino %llu, model %llu", i, (unsigned long long)a->ino,
-		     (unsigned long long)n->ino);
+			(unsigned long long)n->ino);
 	if (a->mode != n->mode)
 		diverge(R, "ino %llu: mode 0%o, model 0%o", (unsigned long long)n->ino, a->mode,
-		     n->mode);
+			n->mode);
 	if (a->nlink != n->nlink)
 		diverge(R, "ino %llu: nlink %u, model %u", (unsigned long long)n->ino, a->nlink,
-		     n->nlink);
+			n->nlink);
 	if (a->uid != n->uid || a->gid != n->gid)
 		diverge(R, "ino %llu: owner %u:%u, model %u:%u", (unsigned long long)n->ino, a->uid,
-		     a->gid, n->uid, n->gid);
+			a->gid, n->uid, n->gid);
 	if ((S_ISCHR(n->mode) || S_ISBLK(n->mode)) && a->rdev != n->rdev)
 		diverge(R, "ino %llu: rdev %llu, model %llu", (unsigned long long)n->ino,
-		     (unsigned long long)a->rdev, (unsigned long long)n->rdev);
+			(unsigned long long)a->rdev, (unsigned long long)n->rdev);
 	if (a->size != model_size(n))
 		diverge(R, "ino %llu: size %llu, model %llu", (unsigned long long)n->ino,
-		     (unsigned long long)a->size, (unsigned long long)model_size(n));
+			(unsigned long long)a->size, (unsigned long long)model_size(n));
 	if (n->mtime_known &&
 	    (a->mtime.tv_sec != n->mtime.tv_sec || a->mtime.tv_nsec != n->mtime.tv_nsec))
-		diverge(R, "ino %llu: mtime %lld.%09ld, model %lld.%09ld", (unsigned long long)n->ino,
-		     (long long)a->mtime.tv_sec, a->mtime.tv_nsec, (long long)n->mtime.tv_sec,
-		     n->mtime.tv_nsec);
+		diverge(R, "ino %llu: mtime %lld.%09ld, model %lld.%09ld",
+			(unsigned long long)n->ino, (long long)a->mtime.tv_sec, a->mtime.tv_nsec,
+			(long long)n->mtime.tv_sec, n->mtime.tv_nsec);
 	if (n->atime_known &&
 	    (a->atime.tv_sec != n->atime.tv_sec || a->atime.tv_nsec != n->atime.tv_nsec))
-		diverge(R, "ino %llu: atime %lld.%09ld, model %lld.%09ld", (unsigned long long)n->ino,
-		     (long long)a->atime.tv_sec, a->atime.tv_nsec, (long long)n->atime.tv_sec,
-		     n->atime.tv_nsec);
+		diverge(R, "ino %llu: atime %lld.%09ld, model %lld.%09ld",
+			(unsigned long long)n->ino, (long long)a->atime.tv_sec, a->atime.tv_nsec,
+			(long long)n->atime.tv_sec, n->atime.tv_nsec);
 }
 
 static void getattr_check(struct run *R, int i)
@@ -731,8 +747,8 @@ static void getattr_check(struct run *R, int i)
 	int r = zf_fs_getattr(R->fs, N(R, i)->ino, &a);
 
 	if (r < 0)
-		diverge(R, "getattr of ino %llu (model node %d): %s", (unsigned long long)N(R, i)->ino,
-		     i, ename(r));
+		diverge(R, "getattr of ino %llu (model node %d): %s",
+			(unsigned long long)N(R, i)->ino, i, ename(r));
 	check_attr(R, i, &a);
 }
 
@@ -752,16 +768,16 @@ static struct blob *read_all(struct run *R, uint64_t ino, size_t size)
 		r = zf_fs_read(R->fs, ino, b->d + off, len, off);
 		if (r != (ssize_t)len) {
 			blob_unref(b);
-			diverge(R, "read of ino %llu [%zu, +%zu): %s", (unsigned long long)ino, off, len,
-			     ename(r));
+			diverge(R, "read of ino %llu [%zu, +%zu): %s", (unsigned long long)ino, off,
+				len, ename(r));
 		}
 		off += len;
 	}
 	r = zf_fs_read(R->fs, ino, &probe, 1, size);
 	if (r != 0) {
 		blob_unref(b);
-		diverge(R, "read of ino %llu at its end %zu: %s, expected 0", (unsigned long long)ino,
-		     size, ename(r));
+		diverge(R, "read of ino %llu at its end %zu: %s, expected 0",
+			(unsigned long long)ino, size, ename(r));
 	}
 	return b;
 }
@@ -788,8 +804,8 @@ static void check_contents(struct run *R, int i)
 	if (r < 0)
 		diverge(R, "getattr of ino %llu: %s", (unsigned long long)n->ino, ename(r));
 	if (a.size > MAX_BIG_FILE)
-		diverge(R, "ino %llu: size %llu is beyond anything written", (unsigned long long)n->ino,
-		     (unsigned long long)a.size);
+		diverge(R, "ino %llu: size %llu is beyond anything written",
+			(unsigned long long)n->ino, (unsigned long long)a.size);
 	got = read_all(R, n->ino, a.size);
 	if (n->data->len == got->len && !memcmp(n->data->d, got->d, got->len)) {
 		blob_unref(got);
@@ -829,9 +845,9 @@ static void check_contents(struct run *R, int i)
 
 		blob_unref(got);
 		diverge(R,
-		     "ino %llu: contents differ: size %zu, model %zu (%d candidates), first "
-		     "difference at %zu: 0x%02x, model 0x%02x",
-		     (unsigned long long)n->ino, gl, n->data->len, n->ncand, d, gb, mb);
+			"ino %llu: contents differ: size %zu, model %zu (%d candidates), first "
+			"difference at %zu: 0x%02x, model 0x%02x",
+			(unsigned long long)n->ino, gl, n->data->len, n->ncand, d, gb, mb);
 	}
 }
 
@@ -854,8 +870,8 @@ static void check_xattrs(struct run *R, int i)
 	r = zf_fs_listxattr(R->fs, n->ino, buf, total + 1);
 	if (r != total) {
 		free(buf);
-		diverge(R, "listxattr of ino %llu: %s, size query said %zd", (unsigned long long)n->ino,
-		     ename(r), total);
+		diverge(R, "listxattr of ino %llu: %s, size query said %zd",
+			(unsigned long long)n->ino, ename(r), total);
 	}
 	names = zf_malloc((total + 1) * sizeof(*names));
 	for (p = buf; p < buf + total; p += strlen(p) + 1)
@@ -883,8 +899,8 @@ static void check_xattrs(struct run *R, int i)
 		if (r != (ssize_t)v->len || memcmp(val, v->d, v->len)) {
 			free(val);
 			diverge(R, "ino %llu: xattr '%s': %s, model %zu bytes%s",
-			     (unsigned long long)n->ino, n->x[k].name, ename(r), v->len,
-			     r == (ssize_t)v->len ? " (value differs)" : "");
+				(unsigned long long)n->ino, n->x[k].name, ename(r), v->len,
+				r == (ssize_t)v->len ? " (value differs)" : "");
 		}
 		free(val);
 	}
@@ -933,7 +949,7 @@ static int rd_page(struct run *R, struct rd *rd, uint64_t ino, uint64_t off, int
 	r = zf_fs_readdir(R->fs, ino, off, rd_cb, rd);
 	if (r < 0)
 		diverge(R, "readdir of ino %llu from %llu: %s", (unsigned long long)ino,
-		     (unsigned long long)off, ename(r));
+			(unsigned long long)off, ename(r));
 	return rd->got;
 }
 
@@ -952,14 +968,14 @@ static void check_dir(struct run *R, int i)
 	    rd.e[0].ino != d->ino || rd.e[1].ino != parent_ino) {
 		free(rd.e);
 		diverge(R, "readdir of ino %llu: '.' and '..' are not first or name wrong inodes",
-		     (unsigned long long)d->ino);
+			(unsigned long long)d->ino);
 	}
 	if (rd.n - 2 != d->ne) {
 		int n = rd.n - 2;
 
 		free(rd.e);
-		diverge(R, "readdir of ino %llu: %d entries, model %d", (unsigned long long)d->ino, n,
-		     d->ne);
+		diverge(R, "readdir of ino %llu: %d entries, model %d", (unsigned long long)d->ino,
+			n, d->ne);
 	}
 	seen = zf_calloc(d->ne + 1, sizeof(*seen));
 	for (k = 2; k < rd.n; k++) {
@@ -983,8 +999,8 @@ static void check_dir(struct run *R, int i)
 			snprintf(name, sizeof(name), "%s", short_name(e->name));
 			free(seen);
 			free(rd.e);
-			diverge(R, "readdir of ino %llu: entry %s %s", (unsigned long long)d->ino, name,
-			     why);
+			diverge(R, "readdir of ino %llu: entry %s %s", (unsigned long long)d->ino,
+				name, why);
 		}
 	}
 	free(seen);
@@ -996,9 +1012,9 @@ static void check_dir(struct run *R, int i)
 
 		if (r < 0 || a.ino != R->m.n[d->e[k].node].ino)
 			diverge(R, "lookup of %s in ino %llu: %s, ino %llu, model %llu",
-			     short_name(d->e[k].name), (unsigned long long)d->ino, ename(r),
-			     (unsigned long long)(r < 0 ? 0 : a.ino),
-			     (unsigned long long)R->m.n[d->e[k].node].ino);
+				short_name(d->e[k].name), (unsigned long long)d->ino, ename(r),
+				(unsigned long long)(r < 0 ? 0 : a.ino),
+				(unsigned long long)R->m.n[d->e[k].node].ino);
 	}
 }
 
@@ -1029,7 +1045,7 @@ static void verify_all(struct run *R)
 
 			if (r != (ssize_t)strlen(n->target) || memcmp(buf, n->target, r))
 				diverge(R, "readlink of ino %llu: %s, model %zu bytes",
-				     (unsigned long long)n->ino, ename(r), strlen(n->target));
+					(unsigned long long)n->ino, ename(r), strlen(n->target));
 		}
 		getattr_check(R, i);
 		check_xattrs(R, i);
@@ -1040,18 +1056,19 @@ static void verify_all(struct run *R)
 		int r = zf_fs_getattr(R->fs, ino, &a);
 
 		if (r != -ENOENT)
-			diverge(R, "getattr of reclaimed ino %llu: %s", (unsigned long long)ino, ename(r));
+			diverge(R, "getattr of reclaimed ino %llu: %s", (unsigned long long)ino,
+				ename(r));
 	}
 	zf_fs_stats(R->fs, &st);
 	if (st.inodes != inodes || st.files != files || st.dirs != dirs ||
 	    st.logical_bytes != logical)
 		diverge(R,
-		     "stats: %llu inodes, %llu files, %llu dirs, %llu bytes; model %llu, %llu, "
-		     "%llu, %llu",
-		     (unsigned long long)st.inodes, (unsigned long long)st.files,
-		     (unsigned long long)st.dirs, (unsigned long long)st.logical_bytes,
-		     (unsigned long long)inodes, (unsigned long long)files, (unsigned long long)dirs,
-		     (unsigned long long)logical);
+			"stats: %llu inodes, %llu files, %llu dirs, %llu bytes; model %llu, %llu, "
+			"%llu, %llu",
+			(unsigned long long)st.inodes, (unsigned long long)st.files,
+			(unsigned long long)st.dirs, (unsigned long long)st.logical_bytes,
+			(unsigned long long)inodes, (unsigned long long)files,
+			(unsigned long long)dirs, (unsigned long long)logical);
 }
 
 static void problem_cb(void *ctx, const char *msg)
@@ -1064,12 +1081,14 @@ static void problem_cb(void *ctx, const char *msg)
 
 static void fsck(struct run *R, int verify_data)
 {
-	struct zf_check_report rep = { .problem = problem_cb, .ctx = R, .verify_data = verify_data };
+	struct zf_check_report rep = { .problem = problem_cb,
+				       .ctx = R,
+				       .verify_data = verify_data };
 	int r = zf_fs_check(R->fs, &rep);
 
 	if (r != 0 || rep.errors)
 		diverge(R, "zf_fs_check: %s, %llu problems (listed above)", ename(r),
-		     (unsigned long long)rep.errors);
+			(unsigned long long)rep.errors);
 }
 
 /* -------------------------------------------------- durability points */
@@ -1095,7 +1114,21 @@ static void all_flushed(struct run *R)
 static void fs_open_or_fail(struct run *R)
 {
 	struct zf_open_opts oo = { .dirty_bytes = 256 * KIB, .ckpt_bytes = 64 * KIB };
-	int r = zf_fs_open(R->dev, &oo, &R->fs);
+	unsigned int p = below(&R->rng, 100);
+	int r;
+
+	/* now and then a budget that flushes on almost every write, or never;
+	 * a checkpoint after every commit, or hardly ever */
+	if (p < 15)
+		oo.dirty_bytes = 4 * KIB;
+	else if (p < 30)
+		oo.dirty_bytes = 64u << 20;
+	p = below(&R->rng, 100);
+	if (p < 15)
+		oo.ckpt_bytes = 4 * KIB;
+	else if (p < 30)
+		oo.ckpt_bytes = 16u << 20;
+	r = zf_fs_open(R->dev, &oo, &R->fs);
 
 	if (r < 0) {
 		R->fs = NULL;
@@ -1216,7 +1249,7 @@ static void new_node_from(struct run *R, int idx, const struct zf_attr *a)
 {
 	if (a->ino <= R->max_ino)
 		diverge(R, "new inode number %llu is not above every earlier one (%llu)",
-		     (unsigned long long)a->ino, (unsigned long long)R->max_ino);
+			(unsigned long long)a->ino, (unsigned long long)R->max_ino);
 	R->max_ino = a->ino;
 	N(R, idx)->ino = a->ino;
 }
@@ -1228,6 +1261,7 @@ static void do_create(struct run *R, struct tgt d, const char *name, int kind)
 	uint32_t perm = pct(&R->rng, 70) ? (kind == 1 ? 0755 : 0644) : below(&R->rng, 010000);
 	uint32_t uid = below(&R->rng, 3), gid = below(&R->rng, 3);
 	uint64_t rdev = kind >= 5 ? rnd(&R->rng) & 0xfffff : 0;
+	uint32_t umask_bits = 0;
 	char target[4200];
 	struct want w = { 0 };
 	struct zf_attr a;
@@ -1242,15 +1276,25 @@ static void do_create(struct run *R, struct tgt d, const char *name, int kind)
 			target[i] = "abcdefgh/.-_"[below(&R->rng, 12)];
 		target[tl] = 0;
 	}
-	desc(R, "create %s %s in ino %llu mode 0%o owner %u:%u%s%.40s", kind_name[kind],
-	     short_name(name), (unsigned long long)d.ino, perm, uid, gid, kind == 2 ? " -> " : "",
-	     target);
+	/* zf_fs_create applies a umask (no default ACLs here: no ACL xattrs) */
+	if (kind != 2 && pct(&R->rng, 30)) {
+		static const uint32_t umasks[] = { 0, 022, 027, 077, 0777 };
+
+		umask_bits = umasks[below(&R->rng, 5)] | 070000; /* high bits: ignored */
+	}
+	desc(R, "create %s %s in ino %llu mode 0%o umask 0%o owner %u:%u%s%.40s", kind_name[kind],
+	     short_name(name), (unsigned long long)d.ino, perm, umask_bits, uid, gid,
+	     kind == 2 ? " -> " : "", target);
 	ok = want_dir_for_add(R, &w, d, name);
 	if (kind == 2) {
 		want(&w, strlen(target) == 0, ENOENT);
 		want(&w, strlen(target) > 4095, ENAMETOOLONG);
 	}
-	switch (kind) {
+	if (umask_bits) {
+		r = zf_fs_create(R->fs, d.ino, name, fmt[kind] | perm, rdev, umask_bits, uid, gid,
+				 &a);
+		perm &= ~(umask_bits & 0777);
+	} else switch (kind) {
 	case 1:
 		r = zf_fs_mkdir(R->fs, d.ino, name, perm, uid, gid, &a);
 		break;
@@ -1468,7 +1512,7 @@ static void do_rename(struct run *R, struct tgt sd, const char *name, struct tgt
 
 	desc(R, "rename %s in ino %llu to %s in ino %llu%s", short_name(name),
 	     (unsigned long long)sd.ino, short_name(newname), (unsigned long long)dd.ino,
-	     flags == RENAME_NOREPLACE ? " NOREPLACE" : flags == RENAME_EXCHANGE ? " EXCHANGE" : "");
+	     flags == RENAME_NOREPLACE ? " NOREPLACE" : flags ? " EXCHANGE" : "");
 	want(&w, sd.idx < 0 || dd.idx < 0, ENOENT);
 	sdir_ok = sd.idx >= 0 && S_ISDIR(N(R, sd.idx)->mode);
 	ddir_ok = dd.idx >= 0 && S_ISDIR(N(R, dd.idx)->mode);
@@ -1849,7 +1893,9 @@ static void op_stream(struct run *R)
 		if (piece > len - o)
 			piece = len - o;
 		if (pct(&R->rng, 50))
-			memcpy(b->d + o, R->lib[below(&R->rng, NLIB)]->d + below(&R->rng, LIB_LEN - piece + 1),
+			memcpy(b->d + o,
+			       R->lib[below(&R->rng, NLIB)]->d +
+				       below(&R->rng, LIB_LEN - piece + 1),
 			       piece);
 		else if (pct(&R->rng, 80))
 			fill_rnd(&R->rng, b->d + o, piece);
@@ -1888,7 +1934,7 @@ static void op_read(struct run *R)
 		if ((size_t)r != exp || memcmp(buf, N(R, t.idx)->data->d + (exp ? off : 0), exp)) {
 			free(buf);
 			diverge(R, "read returned %zd bytes%s, model %zu", r,
-			     (size_t)r == exp ? " that differ" : "", exp);
+				(size_t)r == exp ? " that differ" : "", exp);
 		}
 	}
 	free(buf);
@@ -1931,7 +1977,8 @@ static void op_fallocate(struct run *R)
 			struct blob *nb = blob_resized(n->data, n->data->len);
 
 			if (off < nb->len)
-				memset(nb->d + off, 0, (off + len < nb->len ? off + len : nb->len) - off);
+				memset(nb->d + off, 0,
+				       (off + len < nb->len ? off + len : nb->len) - off);
 			set_data(n, nb);
 			touch_m(n);
 		} else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > n->data->len) {
@@ -1990,7 +2037,8 @@ static void op_copy_range(struct run *R)
 		cand_reset(sn);
 		cand_reset(dn);
 		if (n) {
-			nb = blob_resized(dn->data, doff + n > dn->data->len ? doff + n : dn->data->len);
+			nb = blob_resized(dn->data,
+					  doff + n > dn->data->len ? doff + n : dn->data->len);
 			memcpy(nb->d + doff, src->d + soff, n);
 			set_data(dn, nb);
 			touch_m(dn);
@@ -2022,7 +2070,7 @@ static void op_lseek(struct run *R)
 		for (i = off; i < size; i++)
 			if (d[i])
 				diverge(R, "SEEK_DATA: -ENXIO, but byte %llu is 0x%02x",
-				     (unsigned long long)i, d[i]);
+					(unsigned long long)i, d[i]);
 		cand_reset(N(R, t.idx));
 		return;
 	}
@@ -2033,12 +2081,12 @@ static void op_lseek(struct run *R)
 	d = N(R, t.idx)->data->d;
 	if ((uint64_t)r < off || (uint64_t)r > size || (whence == SEEK_DATA && (uint64_t)r == size))
 		diverge(R, "lseek returned %lld outside [%llu, %zu]", (long long)r,
-		     (unsigned long long)off, size);
+			(unsigned long long)off, size);
 	if (whence == SEEK_DATA) {
 		for (i = off; i < (uint64_t)r; i++)
 			if (d[i])
 				diverge(R, "SEEK_DATA: %lld, but byte %llu before it is 0x%02x",
-				     (long long)r, (unsigned long long)i, d[i]);
+					(long long)r, (unsigned long long)i, d[i]);
 	} else if ((uint64_t)r < size && d[r]) {
 		diverge(R, "SEEK_HOLE: %lld, but that byte is 0x%02x", (long long)r, d[r]);
 	}
@@ -2141,10 +2189,11 @@ static void op_getxattr(struct run *R)
 	buf = zf_malloc(blen + 1);
 	r = zf_fs_getxattr(R->fs, t.ino, name, buf, blen);
 	check_ret(R, &w, r);
-	if (r >= 0 && ((size_t)r != vlen || (blen && memcmp(buf, N(R, t.idx)->x[j].val->d, vlen)))) {
+	if (r >= 0 &&
+	    ((size_t)r != vlen || (blen && memcmp(buf, N(R, t.idx)->x[j].val->d, vlen)))) {
 		free(buf);
 		diverge(R, "getxattr returned %zd bytes, model %zu%s", r, vlen,
-		     (size_t)r == vlen ? " (value differs)" : "");
+			(size_t)r == vlen ? " (value differs)" : "");
 	}
 	free(buf);
 }
@@ -2269,10 +2318,11 @@ static void op_readdir_churn(struct run *R)
 			}
 			ever = zf_realloc(ever, (never + 1) * sizeof(*ever));
 			ever[never++] = zf_strdup(nm);
-			if (ent_find(N(R, i), nm) >= 0 && !S_ISDIR(N(R, N(R, i)->e[ent_find(N(R, i), nm)].node)->mode))
+			s = ent_find(N(R, i), nm);
+			if (s >= 0 && !S_ISDIR(N(R, N(R, i)->e[s].node)->mode))
 				do_unlink(R, tgt_of(R, i), nm, 0);
 			else
-				do_create(R, tgt_of(R, i), nm, 0);
+				do_create(R, tgt_of(R, i), nm, 0); /* or EEXIST */
 		}
 	}
 	desc(R, "readdir ino %llu with churn: check %d entries over %d pages",
@@ -2288,7 +2338,8 @@ static void op_readdir_churn(struct run *R)
 			known |= !strcmp(ever[j], rd.e[k].name);
 		for (j = 0; j < nstable && cnt > 1; j++)
 			if (!strcmp(stable[j], rd.e[k].name))
-				diverge(R, "entry %s listed %d times", short_name(rd.e[k].name), cnt);
+				diverge(R, "entry %s listed %d times", short_name(rd.e[k].name),
+					cnt);
 		if (!known)
 			diverge(R, "entry %s listed but never there", short_name(rd.e[k].name));
 	}
@@ -2298,7 +2349,8 @@ static void op_readdir_churn(struct run *R)
 		for (k = 0; k < rd.n; k++)
 			found |= !strcmp(stable[j], rd.e[k].name);
 		if (!found && N(R, i)->nlink > 0)
-			diverge(R, "entry %s present throughout but not listed", short_name(stable[j]));
+			diverge(R, "entry %s present throughout but not listed",
+				short_name(stable[j]));
 	}
 	for (j = 0; j < nstable; j++)
 		free(stable[j]);
@@ -2427,7 +2479,7 @@ static const struct op *pick_op(struct run *R)
 		for (i = 0; x >= ops[i].weight; i++)
 			x -= ops[i].weight;
 		/* keep the tree at a size where names collide often */
-		if (ops[i].fn == op_create && live > 120 && pct(&R->rng, 80))
+		if (ops[i].fn == op_create && live > 40 + 8 * R->npool && pct(&R->rng, 80))
 			continue;
 		if ((ops[i].fn == op_unlink_file || ops[i].fn == op_rmdir) && live < 20 &&
 		    pct(&R->rng, 60))
@@ -2479,6 +2531,7 @@ static void run_seed(uint64_t seed, int nops)
 	R->nops = nops;
 	R->trace = env_ul("ZF_MODEL_TRACE", 0) != 0;
 	R->keep = env_ul("ZF_MODEL_KEEP", 0) != 0;
+	R->npool = pct(&R->rng, 25) ? POOL_MAX : 10;
 	snprintf(R->dir, sizeof(R->dir), "%s/seed-%llu-XXXXXX", g_root, (unsigned long long)seed);
 	ck_assert_ptr_nonnull(mkdtemp(R->dir));
 	snprintf(R->dev, sizeof(R->dev), "%s/dev", R->dir);
@@ -2580,6 +2633,8 @@ int main(void)
 		memset(g_long[k], k == 1 ? 'y' : 'x', k == 2 ? 256 : 255);
 		g_long[k][k == 2 ? 256 : 255] = 0;
 	}
+	for (k = 0; k < POOL_MAX; k++) /* "a".."z", then "n26".. */
+		snprintf(g_pool[k], sizeof(g_pool[k]), k < 26 ? "%c" : "n%d", k < 26 ? 'a' + k : k);
 	if (!getenv("ZF_MODEL_VERBOSE"))
 		zf_log_set_level(ZF_LOG_ERR); /* crashes make expected warnings */
 	sr = srunner_create(model_suite());
