@@ -24,6 +24,7 @@
 
 struct zf_control {
 	struct zf_fs *fs;
+	struct zf_remote *rm;
 	int fd;
 	pthread_t thread;
 };
@@ -70,6 +71,29 @@ void zf_stats_print(FILE *out, const struct zf_fs_stats *s)
 		(unsigned long long)s->fsyncs);
 }
 
+void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s)
+{
+	fprintf(out, "pending upload:    %llu bytes\n", (unsigned long long)s->pending_bytes);
+	fprintf(out, "recovery point:    %.1f s (age of the oldest byte not in the bucket)\n",
+		s->oldest_pending_s);
+	fprintf(out, "uploaded:          %llu bytes (%.1f MB/s)\n",
+		(unsigned long long)s->uploaded_bytes, s->upload_rate / 1e6);
+	fprintf(out, "fetched:           %llu bytes (%.1f MB/s)\n",
+		(unsigned long long)s->fetched_bytes, s->fetch_rate / 1e6);
+	fprintf(out, "fetch cache:       %llu hits, %llu misses (hit ratio %.2f)\n",
+		(unsigned long long)s->fetch_hits, (unsigned long long)s->fetch_misses,
+		s->fetch_hits + s->fetch_misses
+			? (double)s->fetch_hits / (s->fetch_hits + s->fetch_misses)
+			: 1.0);
+	fprintf(out, "dev-dir data:      %llu of %llu bytes budget%s\n",
+		(unsigned long long)s->local_bytes, (unsigned long long)s->cache_bytes,
+		s->cache_bytes ? "" : " (unlimited)");
+	fprintf(out, "evictions:         %llu segments\n", (unsigned long long)s->evictions);
+	fprintf(out, "write stalls:      %llu (backpressure)\n", (unsigned long long)s->stalls);
+	fprintf(out, "uploaded up to:    log record %llu%s\n", (unsigned long long)s->uploaded_seq,
+		s->fenced ? " (FENCED: another writer holds the lease)" : "");
+}
+
 static void serve(struct zf_control *ctl, int c)
 {
 	char cmd[64], *reply = NULL;
@@ -91,8 +115,14 @@ static void serve(struct zf_control *ctl, int c)
 
 		zf_fs_stats(ctl->fs, &s);
 		zf_stats_print(out, &s);
+		if (ctl->rm) {
+			struct zf_remote_stats rs;
+
+			zf_remote_stats(ctl->rm, &rs);
+			zf_remote_stats_print(out, &rs);
+		}
 	} else if (!strcmp(cmd, "sync")) {
-		r = zf_fs_sync(ctl->fs);
+		r = ctl->rm ? zf_remote_sync(ctl->rm) : zf_fs_sync(ctl->fs);
 	} else {
 		r = -EINVAL;
 	}
@@ -127,7 +157,8 @@ static void *control_main(void *arg)
 	return NULL;
 }
 
-int zf_control_start(struct zf_fs *fs, const char *dev_dir, struct zf_control **ret_ctl)
+int zf_control_start(struct zf_fs *fs, struct zf_remote *rm, const char *dev_dir,
+		     struct zf_control **ret_ctl)
 {
 	struct zf_control *ctl;
 	struct sockaddr_un sa;
@@ -139,6 +170,7 @@ int zf_control_start(struct zf_fs *fs, const char *dev_dir, struct zf_control **
 		return r;
 	ctl = zf_calloc(1, sizeof(*ctl));
 	ctl->fs = fs;
+	ctl->rm = rm;
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&sa, len) < 0 ||
 	    listen(ctl->fd, 8) < 0) {

@@ -16,11 +16,13 @@
 #include <stdio.h>
 
 #include "storage/fs.h"
+#include "storage/remote.h"
 
 struct zf_control;
 
-/* start serving fs on the socket for dev_dir; 0 or -errno */
-int zf_control_start(struct zf_fs *fs, const char *dev_dir, struct zf_control **ret_ctl);
+/* start serving fs (and its bucket, rm may be NULL) on the socket for dev_dir */
+int zf_control_start(struct zf_fs *fs, struct zf_remote *rm, const char *dev_dir,
+		     struct zf_control **ret_ctl);
 void zf_control_stop(struct zf_control *ctl);
 
 /*
@@ -32,5 +34,6 @@ int zf_control_call(const char *dev_dir, const char *cmd, FILE *out);
 
 /* print the statistics block shared by 'zerofs stats' on a dev-dir or a mount */
 void zf_stats_print(FILE *out, const struct zf_fs_stats *s);
+void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s);
 
 #endif

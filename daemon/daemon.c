@@ -781,7 +781,9 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	}
 	if (pthread_create(&d.committer, NULL, committer_main, &d) == 0)
 		committer = 1;
-	r = zf_control_start(fs, d.dev_dir, &ctl);
+	if (o->remote && zf_remote_start(o->remote) < 0)
+		zf_err("cannot start uploads to the bucket: data stays local until the next mount");
+	r = zf_control_start(fs, o->remote, d.dev_dir, &ctl);
 	if (r < 0) /* the mount works without it; stats/sync on it will not */
 		zf_warn("no control socket for '%s': %s", d.dev_dir, strerror(-r));
 	r = 0;
@@ -809,7 +811,8 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
-	/* everything buffered is flushed and checkpointed before we go */
+	/* everything buffered is flushed, shipped and checkpointed before we go */
+	zf_remote_close(o->remote);
 	closed = zf_fs_close(fs);
 	if (closed < 0)
 		zf_err("cannot flush '%s' at unmount: %s", d.dev_dir, strerror(-closed));

@@ -7,6 +7,7 @@
 #define ZF_DAEMON_DAEMON_H
 
 #include "storage/fs.h"
+#include "storage/remote.h"
 
 struct zf_daemon_opts {
 	int foreground;		/* stay attached; log to stderr */
@@ -14,6 +15,9 @@ struct zf_daemon_opts {
 	unsigned int commit_secs; /* commit buffered data this often (0: 5) */
 	double timeout;		/* attribute/entry cache timeout in seconds */
 	const char *fuse_opts;	/* comma-separated -o options for libfuse, or NULL */
+	struct zf_remote *remote; /* opened by the caller (lease taken), or NULL;
+				   * ownership passes: started after daemonizing,
+				   * closed (final upload) before the fs */
 };
 
 /*

@@ -305,7 +305,13 @@ static void check_chunks(struct ck *ck, struct zf_htab *counts)
 			char seg[32];
 
 			zf_segstore_name(c->sc->loc.seg, seg, sizeof(seg));
-			if (fstatat(fs->segfd, seg, &st, 0) < 0 ||
+			if (fstatat(fs->segfd, seg, &st, 0) < 0 && errno == ENOENT &&
+			    zf_segstore_has_fetch(fs->seg)) {
+				/* evicted: the bucket must serve it */
+				if (verify_chunk(ck, c, &verified) < 0)
+					problem(ck, "chunk %s: segment '%s' is neither local nor "
+						"readable from the bucket", (chunk_hex(c, hex), hex), seg);
+			} else if (fstatat(fs->segfd, seg, &st, 0) < 0 ||
 			    (uint64_t)st.st_size < c->sc->loc.off + c->sc->loc.disk_len) {
 				chunk_hex(c, hex);
 				problem(ck, "chunk %s: segment '%s' is missing or too short", hex,

@@ -1578,6 +1578,11 @@ void zf_segstore_set_fetch(struct zf_segstore *st, zf_segstore_fetch_fn fn, void
 	st->fetch = fn;
 }
 
+int zf_segstore_has_fetch(struct zf_segstore *st)
+{
+	return st->fetch != NULL;
+}
+
 int zf_segstore_has(struct zf_segstore *st, uint64_t seg)
 {
 	return zf_segfd_exists(st, seg) == 0;

@@ -147,6 +147,9 @@ typedef int (*zf_segstore_fetch_fn)(void *ctx, const struct zf_sc_loc *loc, void
 /* install the fetch hook (once, before concurrent reads start) */
 void zf_segstore_set_fetch(struct zf_segstore *st, zf_segstore_fetch_fn fn, void *ctx);
 
+/* is a fetch hook installed? */
+int zf_segstore_has_fetch(struct zf_segstore *st);
+
 /* is segment seg's file in the dev-dir? */
 int zf_segstore_has(struct zf_segstore *st, uint64_t seg);
 

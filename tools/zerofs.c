@@ -23,6 +23,7 @@
 #include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "storage/fs.h"
+#include "storage/remote.h"
 
 #define FSCK_CLEAN 0
 #define FSCK_ERRORS 4
@@ -34,14 +35,20 @@ static void usage(FILE *out)
 		"usage: zerofs <command> [options] <args>\n"
 		"\n"
 		"commands:\n"
-		"  mkfs [--force] [--zstd-level N] <dev-dir>   format a dev-dir\n"
+		"  mkfs [--force] [--zstd-level N] [--remote URL|none] <dev-dir>\n"
+		"                                               format a dev-dir; its bucket is\n"
+		"                                               URL (default file://<dev-dir>.bucket)\n"
+		"  mkfs --restore URL <dev-dir>                 rebuild a dev-dir from a bucket\n"
 		"  fsck [--verify-data] [-q] <dev-dir>          check the store\n"
 		"  mount [-f] [-d] [-o opts] <dev-dir> <mnt>    serve the filesystem at mnt\n"
 		"  umount <mnt>                                 unmount, wait until flushed\n"
 		"  stats <mnt|dev-dir>                          space, dedup and compression\n"
-		"  sync <mnt>                                   make everything written durable\n"
+		"  sync <mnt>                                   return once all written is in the bucket\n"
+		"  lease-break <URL>                            free a bucket whose writer is gone\n"
 		"\n"
-		"mount options (-o, comma-separated): commit=SECONDS (5), timeout=SECONDS\n"
+		"mount options (-o, comma-separated): remote=URL, cache_size=SIZE (dev-dir\n"
+		"  budget, e.g. 64M; also --cache-size), fetch_timeout=SECONDS (30),\n"
+		"  write_wait=SECONDS (120), max_delay=SECONDS (10), commit=SECONDS (5), timeout=SECONDS\n"
 		"  (attribute cache, 1), any FUSE option (allow_other, ro, ...); as\n"
 		"  mount.zerofs the command also serves mount(8) and /etc/fstab:\n"
 		"  'zerofs#/dev-dir /mnt fuse.zerofs defaults 0 0' or 'mount -t fuse.zerofs'\n"
@@ -63,18 +70,99 @@ static int parse_int(const char *s, long lo, long hi, long *ret)
 	return 0;
 }
 
+/* <dev-dir>/remote.conf: "url <URL>" ("none": no object store) */
+static int remote_conf_read(const char *dev, char *url, size_t len)
+{
+	char path[4200], line[4200];
+	FILE *f;
+	int r = -ENOENT;
+
+	snprintf(path, sizeof(path), "%s/remote.conf", dev);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "url ", 4)) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(url, len, "%s", line + 4);
+			r = 0;
+		}
+	fclose(f);
+	return r;
+}
+
+static int remote_conf_write(const char *dev, const char *url)
+{
+	char path[4200], tmp[4300];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/remote.conf", dev);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "url %s\n", url);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	return rename(tmp, path) < 0 ? -errno : 0;
+}
+
+/* the embedded default: a directory beside the dev-dir stands in for a bucket */
+static void default_remote(const char *dev, char *url, size_t len)
+{
+	char *real = realpath(dev, NULL);
+
+	snprintf(url, len, "file://%s.bucket", real ? real : dev);
+	free(real);
+}
+
+/* sizes like 64M, 2G, 512K, 1048576 */
+static int parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	case 't': case 'T': v <<= 40; end++; break;
+	}
+	if (*end && strcmp(end, "B") && strcmp(end, "iB"))
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
 static int cmd_mkfs(int argc, char **argv)
 {
 	static const struct option opts[] = { { "force", no_argument, NULL, 'f' },
 					      { "zstd-level", required_argument, NULL, 'z' },
+					      { "remote", required_argument, NULL, 'r' },
+					      { "restore", required_argument, NULL, 'R' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	struct zf_mkfs_opts mo = { 0 };
+	const char *remote = NULL, *restore = NULL;
+	char url[4200];
 	long level;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "fz:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fz:r:R:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'r':
+			remote = optarg;
+			break;
+		case 'R':
+			restore = optarg;
+			break;
 		case 'f':
 			mo.force = 1;
 			break;
@@ -96,6 +184,18 @@ static int cmd_mkfs(int argc, char **argv)
 		fprintf(stderr, "zerofs mkfs: expected one dev-dir\n");
 		return 2;
 	}
+	if (restore) {
+		r = zf_remote_restore(restore, NULL, argv[optind]);
+		if (r == 0)
+			r = remote_conf_write(argv[optind], restore);
+		if (r < 0) {
+			fprintf(stderr, "zerofs mkfs: cannot restore '%s' from '%s': %s\n",
+				argv[optind], restore, strerror(-r));
+			return 1;
+		}
+		printf("restored '%s' from '%s'\n", argv[optind], restore);
+		return 0;
+	}
 	r = zf_fs_mkfs(argv[optind], &mo);
 	if (r < 0) {
 		if (r != -EEXIST && r != -ENOTEMPTY)
@@ -103,7 +203,17 @@ static int cmd_mkfs(int argc, char **argv)
 				strerror(-r));
 		return 1;
 	}
-	printf("formatted '%s'\n", argv[optind]);
+	if (remote)
+		snprintf(url, sizeof(url), "%s", remote);
+	else
+		default_remote(argv[optind], url, sizeof(url));
+	r = remote_conf_write(argv[optind], url);
+	if (r < 0) {
+		fprintf(stderr, "zerofs mkfs: cannot write '%s/remote.conf': %s\n", argv[optind],
+			strerror(-r));
+		return 1;
+	}
+	printf("formatted '%s' (object store: %s)\n", argv[optind], url);
 	return 0;
 }
 
@@ -154,7 +264,21 @@ static int cmd_fsck(int argc, char **argv)
 	}
 	rep.problem = fsck_problem;
 	rep.ctx = &quiet;
-	r = zf_fs_check(fs, &rep);
+	{
+		/* evicted segments are checked in the bucket */
+		struct zf_remote_opts ro = { .readonly = 1 };
+		struct zf_remote *rm = NULL;
+		char url[4200];
+
+		if (remote_conf_read(argv[optind], url, sizeof(url)) == 0 && strcmp(url, "none")) {
+			ro.url = url;
+			if (zf_remote_open(fs, argv[optind], &ro, &rm) < 0)
+				fprintf(stderr, "zerofs fsck: the bucket '%s' is unreachable: "
+						"evicted data cannot be checked\n", url);
+		}
+		r = zf_fs_check(fs, &rep);
+		zf_remote_close(rm);
+	}
 	zf_fs_close(fs);
 	if (r < 0 && r != -EUCLEAN) {
 		fprintf(stderr, "zerofs fsck: checking '%s' failed: %s\n", argv[optind], strerror(-r));
@@ -185,6 +309,9 @@ static int mount8_only(const char *o)
 }
 
 /* split -o: our own options into o, everything else for libfuse into fuse */
+static struct zf_remote_opts mount_remote;
+static char mount_url[4200];
+
 static int parse_mount_opts(const char *arg, struct zf_daemon_opts *o, char *fuse, size_t len)
 {
 	char *copy = strdup(arg), *save, *tok;
@@ -206,6 +333,33 @@ static int parse_mount_opts(const char *arg, struct zf_daemon_opts *o, char *fus
 				break;
 			}
 			o->timeout = v ? v : 0.001;
+		} else if (!strncmp(tok, "remote=", 7)) {
+			snprintf(mount_url, sizeof(mount_url), "%s", tok + 7);
+		} else if (!strncmp(tok, "cache_size=", 11)) {
+			if (parse_size(tok + 11, &mount_remote.cache_bytes) < 0) {
+				fprintf(stderr, "zerofs mount: invalid '%s' (like 64M or 2G)\n", tok);
+				r = -EINVAL;
+				break;
+			}
+		} else if (!strncmp(tok, "fetch_timeout=", 14) || !strncmp(tok, "write_wait=", 11)) {
+			int fetch = tok[0] == 'f';
+
+			if (parse_int(strchr(tok, '=') + 1, 1, 86400, &v) < 0) {
+				fprintf(stderr, "zerofs mount: invalid '%s' (seconds)\n", tok);
+				r = -EINVAL;
+				break;
+			}
+			if (fetch)
+				mount_remote.fetch_timeout_ms = v * 1000;
+			else
+				mount_remote.write_wait_ms = v * 1000;
+		} else if (!strncmp(tok, "max_delay=", 10)) {
+			if (parse_int(tok + 10, 1, 86400, &v) < 0) {
+				fprintf(stderr, "zerofs mount: invalid '%s' (seconds)\n", tok);
+				r = -EINVAL;
+				break;
+			}
+			mount_remote.max_delay_s = v;
 		} else if (!mount8_only(tok)) {
 			if (strlen(fuse) + strlen(tok) + 2 > len) {
 				r = -E2BIG;
@@ -224,6 +378,7 @@ static int cmd_mount(int argc, char **argv)
 {
 	static const struct option opts[] = { { "foreground", no_argument, NULL, 'f' },
 					      { "debug", no_argument, NULL, 'd' },
+					      { "cache-size", required_argument, NULL, 'C' },
 					      { "options", required_argument, NULL, 'o' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
@@ -245,6 +400,12 @@ static int cmd_mount(int argc, char **argv)
 			if (parse_mount_opts(optarg, &o, fuse, sizeof(fuse)) < 0)
 				return 2;
 			break;
+		case 'C':
+			if (parse_size(optarg, &mount_remote.cache_bytes) < 0) {
+				fprintf(stderr, "zerofs mount: invalid cache size '%s'\n", optarg);
+				return 2;
+			}
+			break;
 		case 's': /* mount(8): sloppy */
 		case 'n': /* mount(8): no mtab */
 			break;
@@ -265,6 +426,24 @@ static int cmd_mount(int argc, char **argv)
 		return 1;
 	}
 	o.fuse_opts = fuse;
+	if (!*mount_url)
+		remote_conf_read(argv[optind], mount_url, sizeof(mount_url));
+	/* an empty dev-dir and a bucket: rebuild from the bucket first */
+	if (*mount_url && strcmp(mount_url, "none") != 0) {
+		char sb[4200];
+
+		snprintf(sb, sizeof(sb), "%s/superblock", argv[optind]);
+		if (access(sb, F_OK) < 0 && errno == ENOENT) {
+			r = zf_remote_restore(mount_url, NULL, argv[optind]);
+			if (r == 0)
+				r = remote_conf_write(argv[optind], mount_url);
+			if (r < 0) {
+				fprintf(stderr, "zerofs mount: cannot restore '%s' from '%s': %s\n",
+					argv[optind], mount_url, strerror(-r));
+				return 1;
+			}
+		}
+	}
 	/* open before daemonizing: errors reach the terminal and the exit code */
 	r = zf_fs_open(argv[optind], NULL, &fs);
 	if (r < 0) {
@@ -272,6 +451,17 @@ static int cmd_mount(int argc, char **argv)
 			fprintf(stderr, "zerofs mount: cannot open '%s': %s\n", argv[optind],
 				strerror(-r));
 		return 1;
+	}
+	if (*mount_url && strcmp(mount_url, "none") != 0) {
+		mount_remote.url = mount_url;
+		mount_remote.store.create = 1;
+		r = zf_remote_open(fs, argv[optind], &mount_remote, &o.remote);
+		if (r < 0) {
+			fprintf(stderr, "zerofs mount: cannot use the object store '%s': %s\n",
+				mount_url, strerror(-r));
+			zf_fs_close(fs);
+			return 1;
+		}
 	}
 	r = zf_daemon_run(fs, argv[optind + 1], &o);
 	return r < 0 ? 1 : 0;
@@ -384,6 +574,24 @@ static void resolve_dev(const char *arg, char *dev, size_t len, int *ret_mounted
 		snprintf(dev, len, "%s", arg);
 }
 
+static int cmd_lease_break(int argc, char **argv)
+{
+	int r;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "zerofs lease-break: expected the bucket's URL\n");
+		return 2;
+	}
+	r = zf_remote_break_lease(argv[1], NULL);
+	if (r < 0) {
+		fprintf(stderr, "zerofs lease-break: cannot delete the lease of '%s': %s\n", argv[1],
+			strerror(-r));
+		return 1;
+	}
+	printf("lease of '%s' removed: the next mount takes it\n", argv[1]);
+	return 0;
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	struct zf_open_opts oo = { .readonly = 1 };
@@ -485,6 +693,8 @@ int main(int argc, char **argv)
 		return cmd_mount(argc - 1, argv + 1);
 	if (!strcmp(cmd, "sync"))
 		return cmd_sync(argc - 1, argv + 1);
+	if (!strcmp(cmd, "lease-break"))
+		return cmd_lease_break(argc - 1, argv + 1);
 	if (!strcmp(cmd, "umount") || !strcmp(cmd, "unmount"))
 		return cmd_umount(argc - 1, argv + 1);
 	fprintf(stderr, "zerofs: unknown command '%s' (try 'zerofs --help')\n", cmd);

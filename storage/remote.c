@@ -1,0 +1,962 @@
+/*
+ * storage/remote.c - the object-storage tier (see remote.h)
+ *
+ * Local state: <dev-dir>/upload.state ("seq S", "seg N", "ckpt C" lines)
+ * says what the bucket holds: log records up to S, every sealed segment up
+ * to N, checkpoint C. It is rewritten (.tmp, fsync, rename) after each
+ * round; if it is lost or stale, uploads are redone — objects are immutable
+ * and named by content position, so a second put writes the same bytes.
+ *
+ * Eviction: a sealed segment whose id is <= N may leave the dev-dir. Reads
+ * of it then go through the fetch hook: a ranged GET of exactly the
+ * super-chunk, kept in <dev-dir>/cache/<seg>-<off>.sc (unsynced: it is
+ * verified on every use and re-fetched when it does not verify).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "storage/mlog.h"
+#include "storage/remote.h"
+#include "storage/segstore.h"
+
+struct zf_remote {
+	struct zf_fs *fs;
+	struct zf_objstore *up;		/* uploads: patient */
+	struct zf_objstore *down;	/* fetches: bounded by fetch_timeout_ms */
+	struct zf_remote_opts o;
+	char *url;
+	int devfd, segfd, cachefd, metafd;
+	pthread_t thread;
+	int started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;		/* the uploader has work */
+	pthread_cond_t done;		/* a round finished */
+	/* protected by lock: */
+	int stopping;
+	uint64_t up_seq, up_seg, up_ckpt;
+	uint64_t sync_want, sync_done;	/* committed seqs asked for / reached */
+	int sync_err;
+	uint64_t pending_since_ns;	/* 0: nothing pending */
+	uint64_t local_bytes;		/* segments + fetch cache in the dev-dir */
+	uint64_t unevictable;		/* local bytes not yet in the bucket */
+	uint64_t uploaded, fetched, fetch_hits, fetch_misses, evictions, stalls;
+	uint64_t t0_ns;
+	int fenced;
+	char lease_id[33];
+	uint64_t lease_token, lease_renew_ns;
+};
+
+#define DEFAULT_INTERVAL_MS 1000
+#define DEFAULT_MAX_DELAY_S 10
+#define DEFAULT_FETCH_MS 30000
+#define DEFAULT_WRITE_WAIT_MS 120000
+#define DEFAULT_LEASE_S 60
+
+static uint64_t now_ns(void)
+{
+	return zf_mono_ns();
+}
+
+/* ---------------------------------------------------------------- state */
+
+static int state_save(struct zf_remote *rm)
+{
+	char buf[128];
+	int n;
+
+	pthread_mutex_lock(&rm->lock);
+	n = snprintf(buf, sizeof(buf), "seq %" PRIu64 "\nseg %" PRIu64 "\nckpt %" PRIu64 "\n",
+		     rm->up_seq, rm->up_seg, rm->up_ckpt);
+	pthread_mutex_unlock(&rm->lock);
+	return zf_publish_file(rm->devfd, "upload.state", buf, n);
+}
+
+static void state_load(struct zf_remote *rm)
+{
+	unsigned long long seq = 0, seg = 0, ckpt = 0;
+	void *buf;
+	size_t len;
+
+	if (zf_read_file(rm->devfd, "upload.state", &buf, &len) < 0)
+		return;
+	((char *)buf)[len] = 0;
+	if (sscanf(buf, "seq %llu\nseg %llu\nckpt %llu", &seq, &seg, &ckpt) == 3) {
+		rm->up_seq = seq;
+		rm->up_seg = seg;
+		rm->up_ckpt = ckpt;
+	}
+	free(buf);
+}
+
+/* ---------------------------------------------------------------- lease */
+
+static int lease_read(struct zf_objstore *os, char *id, size_t idlen, uint64_t *token,
+		      uint64_t *expires, char *who, size_t wholen)
+{
+	unsigned long long t = 0, e = 0;
+	char i[64] = "", w[256] = "";
+	size_t len;
+	void *buf;
+	int r;
+
+	r = zf_objstore_get(os, "lease", 0, 0, &buf, &len);
+	if (r < 0)
+		return r;
+	buf = zf_realloc(buf, len + 1);
+	((char *)buf)[len] = 0;
+	if (sscanf(buf, "zerofs-lease 1\nid %63s\nholder %255[^\n]\nexpires %llu\ntoken %llu", i, w,
+		   &e, &t) != 4) {
+		free(buf);
+		return -EBADMSG;
+	}
+	free(buf);
+	snprintf(id, idlen, "%s", i);
+	snprintf(who, wholen, "%s", w);
+	*expires = e;
+	*token = t;
+	return 0;
+}
+
+static int lease_write(struct zf_remote *rm)
+{
+	char buf[512], host[128] = "?";
+	int n;
+
+	gethostname(host, sizeof(host) - 1);
+	n = snprintf(buf, sizeof(buf),
+		     "zerofs-lease 1\nid %s\nholder %s pid %d\nexpires %llu\ntoken %" PRIu64 "\n",
+		     rm->lease_id, host, (int)getpid(),
+		     (unsigned long long)(time(NULL) + rm->o.lease_ttl_s), rm->lease_token);
+	return zf_objstore_put(rm->up, "lease", buf, n);
+}
+
+static int lease_acquire(struct zf_remote *rm)
+{
+	char id[64], who[256];
+	uint64_t token = 0, expires = 0;
+	uint8_t raw[16];
+	int r, i;
+
+	zf_random(raw, sizeof(raw));
+	for (i = 0; i < 16; i++)
+		sprintf(rm->lease_id + 2 * i, "%02x", raw[i]);
+	r = lease_read(rm->up, id, sizeof(id), &token, &expires, who, sizeof(who));
+	if (r == 0 && expires > (uint64_t)time(NULL)) {
+		zf_err("bucket '%s' is in use by %s until %llu (unix time); if that writer is gone "
+		       "for good, run 'zerofs lease-break %s'",
+		       rm->url, who, (unsigned long long)expires, rm->url);
+		return -EBUSY;
+	}
+	if (r < 0 && r != -ENOENT && r != -EBADMSG) {
+		zf_err("cannot read the lease of '%s': %s", rm->url, strerror(-r));
+		return r;
+	}
+	rm->lease_token = token + 1;
+	r = lease_write(rm);
+	if (r < 0) {
+		zf_err("cannot write the lease of '%s': %s", rm->url, strerror(-r));
+		return r;
+	}
+	/* two writers racing for an expired lease: the last put wins, check it */
+	r = lease_read(rm->up, id, sizeof(id), &token, &expires, who, sizeof(who));
+	if (r < 0 || strcmp(id, rm->lease_id) != 0) {
+		zf_err("lost the race for the lease of '%s' to %s", rm->url, r < 0 ? "?" : who);
+		return -EBUSY;
+	}
+	rm->lease_renew_ns = now_ns() + (uint64_t)rm->o.lease_ttl_s * 1000000000ull / 3;
+	return 0;
+}
+
+/* fencing: before each round, the lease must still be ours */
+static int lease_check(struct zf_remote *rm)
+{
+	char id[64], who[256];
+	uint64_t token, expires;
+	int r;
+
+	r = lease_read(rm->up, id, sizeof(id), &token, &expires, who, sizeof(who));
+	if (r == 0 && strcmp(id, rm->lease_id) != 0) {
+		zf_err("the lease of '%s' now belongs to %s: uploads stop here, local data stays",
+		       rm->url, who);
+		pthread_mutex_lock(&rm->lock);
+		rm->fenced = 1;
+		pthread_mutex_unlock(&rm->lock);
+		return -EPERM;
+	}
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == -ENOENT || now_ns() >= rm->lease_renew_ns) {
+		r = lease_write(rm);
+		if (r == 0)
+			rm->lease_renew_ns =
+				now_ns() + (uint64_t)rm->o.lease_ttl_s * 1000000000ull / 3;
+	}
+	return r;
+}
+
+/* ---------------------------------------------------------------- fetch */
+
+static void cache_name(const struct zf_sc_loc *loc, char *buf, size_t len)
+{
+	snprintf(buf, len, "%016" PRIx64 "-%016" PRIx64 ".sc", loc->seg, loc->off);
+}
+
+static int fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
+{
+	struct zf_remote *rm = ctx;
+	uint64_t deadline = now_ns() + (uint64_t)rm->o.fetch_timeout_ms * 1000000ull;
+	char name[64], key[64], seg[32];
+	void *data = NULL;
+	size_t len = 0;
+	int fd, r;
+
+	cache_name(loc, name, sizeof(name));
+	if (!refetch) {
+		fd = openat(rm->cachefd, name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = zf_pread_full(fd, buf, loc->disk_len, 0);
+
+			close(fd);
+			if (n == (ssize_t)loc->disk_len) {
+				pthread_mutex_lock(&rm->lock);
+				rm->fetch_hits++;
+				pthread_mutex_unlock(&rm->lock);
+				return 0;
+			}
+		}
+	}
+	zf_segstore_name(loc->seg, seg, sizeof(seg));
+	snprintf(key, sizeof(key), "seg/%s", seg);
+	for (;;) {
+		r = zf_objstore_get(rm->down, key, loc->off, loc->disk_len, &data, &len);
+		if (r == 0 || r == -ENOENT || r == -EACCES || now_ns() >= deadline)
+			break;
+		usleep(200000); /* the store is down: try until the deadline */
+	}
+	if (r < 0) {
+		zf_err("cannot fetch segment '%s' at offset %" PRIu64 " from '%s': %s", seg, loc->off,
+		       rm->url, strerror(-r));
+		return -EIO;
+	}
+	memcpy(buf, data, loc->disk_len);
+	free(data);
+	pthread_mutex_lock(&rm->lock);
+	rm->fetch_misses++;
+	rm->fetched += loc->disk_len;
+	rm->local_bytes += loc->disk_len;
+	pthread_mutex_unlock(&rm->lock);
+	/* keep it locally; no fsync: it is verified whenever it is used */
+	{
+		char tmp[80];
+
+		snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+		fd = openat(rm->cachefd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			if (zf_write_full(fd, buf, loc->disk_len) == 0)
+				renameat(rm->cachefd, tmp, rm->cachefd, name);
+			else
+				unlinkat(rm->cachefd, tmp, 0);
+			close(fd);
+		}
+	}
+	pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */
+	return 0;
+}
+
+/* ---------------------------------------------------------- backpressure */
+
+static int admit(void *ctx, size_t len)
+{
+	struct zf_remote *rm = ctx;
+	struct timespec ts;
+	int r = 0, stalled = 0;
+
+	if (!rm->o.cache_bytes)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += rm->o.write_wait_ms / 1000;
+	ts.tv_nsec += (long)(rm->o.write_wait_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&rm->lock);
+	while (rm->unevictable + len > rm->o.cache_bytes && !rm->stopping && !rm->fenced) {
+		if (!stalled) {
+			stalled = 1;
+			rm->stalls++;
+		}
+		pthread_cond_broadcast(&rm->wake);
+		if (pthread_cond_timedwait(&rm->done, &rm->lock, &ts) == ETIMEDOUT) {
+			zf_err("write waited %u ms for room in the dev-dir of '%s' (uploads to '%s' "
+			       "are behind)",
+			       rm->o.write_wait_ms, zf_fs_dev_dir(rm->fs), rm->url);
+			r = -ENOSPC;
+			break;
+		}
+	}
+	if (r == 0)
+		rm->unevictable += len; /* counted until the next round measures */
+	pthread_mutex_unlock(&rm->lock);
+	return r;
+}
+
+/* ------------------------------------------------------------- uploads */
+
+static int put_file(struct zf_remote *rm, int dirfd, const char *name, const char *key)
+{
+	void *buf;
+	size_t len;
+	int r;
+
+	r = zf_read_file(dirfd, name, &buf, &len);
+	if (r < 0)
+		return r;
+	r = zf_objstore_put(rm->up, key, buf, len);
+	free(buf);
+	if (r == 0) {
+		pthread_mutex_lock(&rm->lock);
+		rm->uploaded += len;
+		pthread_mutex_unlock(&rm->lock);
+	}
+	return r;
+}
+
+struct prune_ctx {
+	uint64_t ckpt;
+	char **keys;
+	size_t n;
+};
+
+static int prune_fn(void *ctx, const char *key, uint64_t size)
+{
+	struct prune_ctx *p = ctx;
+	unsigned long long a, b;
+
+	if ((sscanf(key, "meta/log.%16llx-%16llx", &a, &b) == 2 && b <= p->ckpt) ||
+	    (sscanf(key, "meta/ckpt.%16llx", &a) == 1 && a < p->ckpt)) {
+		p->keys = zf_realloc(p->keys, (p->n + 1) * sizeof(*p->keys));
+		p->keys[p->n++] = zf_strdup(key);
+	}
+	return 0;
+}
+
+/* the bucket holds checkpoint ckpt: log pieces it covers can go */
+static void prune_meta(struct zf_remote *rm, uint64_t ckpt)
+{
+	struct prune_ctx p = { .ckpt = ckpt };
+	size_t i;
+
+	if (zf_objstore_list(rm->up, "meta/", prune_fn, &p) == 0 && p.n)
+		zf_objstore_multi_delete(rm->up, (const char *const *)p.keys, p.n);
+	for (i = 0; i < p.n; i++)
+		free(p.keys[i]);
+	free(p.keys);
+}
+
+static int upload_round(struct zf_remote *rm, int seal)
+{
+	struct zf_upload_point pt;
+	uint64_t seg, up_seq, up_seg, up_ckpt;
+	struct zf_buf img = { 0 };
+	char name[64], key[96];
+	int r;
+
+	r = lease_check(rm);
+	if (r < 0)
+		return r;
+	r = zf_fs_upload_point(rm->fs, seal, &pt);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&rm->lock);
+	up_seq = rm->up_seq;
+	up_seg = rm->up_seg;
+	up_ckpt = rm->up_ckpt;
+	pthread_mutex_unlock(&rm->lock);
+	/* 1. sealed segments, in order */
+	for (seg = up_seg + 1; seg <= pt.last_sealed; seg++) {
+		zf_segstore_name(seg, name, sizeof(name));
+		snprintf(key, sizeof(key), "seg/%s", name);
+		r = put_file(rm, rm->segfd, name, key);
+		if (r == -ENOENT && zf_objstore_head(rm->up, key, &(struct zf_objstore_stat){ 0 }) == 0)
+			r = 0; /* evicted earlier: the bucket has it */
+		if (r < 0)
+			goto out;
+		pthread_mutex_lock(&rm->lock);
+		rm->up_seg = seg;
+		pthread_mutex_unlock(&rm->lock);
+	}
+	/* 2. a newer checkpoint (all its segments are sealed and up by now) */
+	if (pt.ckpt_seq > up_ckpt && pt.ckpt_seq <= pt.seq) {
+		zf_ckpt_name(pt.ckpt_seq, name, sizeof(name));
+		snprintf(key, sizeof(key), "meta/%s", name);
+		r = put_file(rm, rm->metafd, name, key);
+		if (r == -ENOENT)
+			r = 0; /* replaced by a newer one meanwhile: next round */
+		else if (r == 0) {
+			pthread_mutex_lock(&rm->lock);
+			rm->up_ckpt = pt.ckpt_seq;
+			if (rm->up_seq < pt.ckpt_seq)
+				rm->up_seq = pt.ckpt_seq;
+			up_seq = rm->up_seq;
+			pthread_mutex_unlock(&rm->lock);
+			prune_meta(rm, pt.ckpt_seq);
+		}
+		if (r < 0)
+			goto out;
+	}
+	/* 3. the log since, as one piece */
+	if (pt.seq > up_seq) {
+		r = zf_fs_log_image(rm->fs, up_seq + 1, pt.seq, &img);
+		if (r == -ENOENT) {
+			r = 0; /* only in a checkpoint now: it goes up next round */
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+		snprintf(key, sizeof(key), "meta/log.%016" PRIx64 "-%016" PRIx64, up_seq + 1,
+			 pt.seq);
+		r = zf_objstore_put(rm->up, key, img.p, img.len);
+		if (r < 0)
+			goto out;
+		pthread_mutex_lock(&rm->lock);
+		rm->uploaded += img.len;
+		rm->up_seq = pt.seq;
+		pthread_mutex_unlock(&rm->lock);
+	}
+	r = state_save(rm);
+	pthread_mutex_lock(&rm->lock);
+	if (rm->up_seq >= pt.committed)
+		rm->pending_since_ns = 0;
+	else if (!rm->pending_since_ns)
+		rm->pending_since_ns = now_ns();
+	pthread_mutex_unlock(&rm->lock);
+out:
+	zf_buf_free(&img);
+	return r;
+}
+
+/* ------------------------------------------------------------- eviction */
+
+struct victim {
+	int is_seg;
+	uint64_t id;		/* segment id */
+	char name[256];		/* cache file name */
+	uint64_t size;
+	int64_t when;		/* last access (cache files: atime) */
+};
+
+static int cmp_victim(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+
+	return x->when < y->when ? -1 : x->when > y->when;
+}
+
+/* list a directory's files into v; returns their total size */
+static uint64_t scan_dir(int dirfd, int is_seg, uint64_t up_seg, struct victim **v, size_t *n,
+			 uint64_t *ret_unevictable)
+{
+	uint64_t total = 0;
+	struct dirent *e;
+	DIR *d;
+	int fd = dup(dirfd);
+
+	if (fd < 0)
+		return 0;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return 0;
+	}
+	rewinddir(d);
+	while ((e = readdir(d))) {
+		unsigned long long id = 0;
+		struct stat st;
+
+		if (e->d_name[0] == '.' || fstatat(dirfd, e->d_name, &st, 0) < 0)
+			continue;
+		total += st.st_size;
+		if (is_seg && (sscanf(e->d_name, "%16llx.zseg", &id) != 1 || id > up_seg)) {
+			*ret_unevictable += st.st_size; /* open, or not in the bucket yet */
+			continue;
+		}
+		*v = zf_realloc(*v, (*n + 1) * sizeof(**v));
+		(*v)[*n].is_seg = is_seg;
+		(*v)[*n].id = id;
+		snprintf((*v)[*n].name, sizeof((*v)[*n].name), "%s", e->d_name);
+		(*v)[*n].size = st.st_size;
+		/* segments are read through the kernel: their atime is the age */
+		(*v)[*n].when = (int64_t)st.st_atim.tv_sec * 1000000000 + st.st_atim.tv_nsec;
+		if (st.st_mtim.tv_sec > st.st_atim.tv_sec)
+			(*v)[*n].when = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		(*n)++;
+	}
+	closedir(d);
+	return total;
+}
+
+/* keep the dev-dir's segments and fetched data within the budget, LRU first */
+static void evict(struct zf_remote *rm)
+{
+	struct victim *v = NULL;
+	uint64_t total, unevictable = 0, up_seg;
+	size_t n = 0, i;
+
+	pthread_mutex_lock(&rm->lock);
+	up_seg = rm->up_seg;
+	pthread_mutex_unlock(&rm->lock);
+	total = scan_dir(rm->segfd, 1, up_seg, &v, &n, &unevictable);
+	total += scan_dir(rm->cachefd, 0, up_seg, &v, &n, &unevictable);
+	if (rm->o.cache_bytes && total > rm->o.cache_bytes) {
+		qsort(v, n, sizeof(*v), cmp_victim);
+		for (i = 0; i < n && total > rm->o.cache_bytes; i++) {
+			int r = v[i].is_seg ? zf_segstore_evict(zf_fs_segstore(rm->fs), v[i].id)
+					    : (unlinkat(rm->cachefd, v[i].name, 0) < 0 ? -errno : 0);
+
+			if (r < 0)
+				continue;
+			total -= v[i].size;
+			if (v[i].is_seg) {
+				pthread_mutex_lock(&rm->lock);
+				rm->evictions++;
+				pthread_mutex_unlock(&rm->lock);
+			}
+		}
+	}
+	pthread_mutex_lock(&rm->lock);
+	rm->local_bytes = total;
+	rm->unevictable = unevictable;
+	pthread_mutex_unlock(&rm->lock);
+	free(v);
+}
+
+/* ------------------------------------------------------------ the thread */
+
+static void *uploader_main(void *arg)
+{
+	struct zf_remote *rm = arg;
+	uint64_t last_err_log = 0;
+	int backoff = 0;
+
+	pthread_mutex_lock(&rm->lock);
+	while (!rm->stopping) {
+		struct timespec ts;
+		uint64_t want, age;
+		int r, seal;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(rm->o.interval_ms << backoff) % 1000 * 1000000;
+		ts.tv_sec += (rm->o.interval_ms << backoff) / 1000 + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		if (rm->sync_want <= rm->sync_done && rm->unevictable <= rm->o.cache_bytes / 2)
+			pthread_cond_timedwait(&rm->wake, &rm->lock, &ts);
+		if (rm->stopping)
+			break;
+		want = rm->sync_want;
+		age = rm->pending_since_ns ? now_ns() - rm->pending_since_ns : 0;
+		/* seal for a sync, for old data, or to make room under the budget */
+		seal = want > rm->sync_done || age >= (uint64_t)rm->o.max_delay_s * 1000000000ull ||
+		       (rm->o.cache_bytes && rm->unevictable > rm->o.cache_bytes / 2);
+		pthread_mutex_unlock(&rm->lock);
+		r = rm->fenced ? -EPERM : upload_round(rm, seal);
+		evict(rm);
+		pthread_mutex_lock(&rm->lock);
+		if (r == 0) {
+			backoff = 0;
+			if (rm->up_seq >= want && want > rm->sync_done) {
+				rm->sync_done = want;
+				rm->sync_err = 0;
+			}
+		} else {
+			if (backoff < 4)
+				backoff++;
+			rm->sync_err = r;
+			if (now_ns() - last_err_log > 10000000000ull) {
+				zf_err("upload to '%s' failed: %s (retrying; local data is safe)", rm->url,
+				       strerror(-r));
+				last_err_log = now_ns();
+			}
+		}
+		pthread_cond_broadcast(&rm->done);
+	}
+	pthread_mutex_unlock(&rm->lock);
+	return NULL;
+}
+
+/* --------------------------------------------------------------- public */
+
+static int open_stores(const char *url, const struct zf_objstore_opts *so,
+		       unsigned int fetch_ms, struct zf_objstore **up, struct zf_objstore **down)
+{
+	struct zf_objstore_opts f = *so;
+	int r;
+
+	r = zf_objstore_open(url, so, up);
+	if (r < 0)
+		return r;
+	if (down) {
+		f.timeout_ms = fetch_ms;
+		r = zf_objstore_open(url, &f, down);
+		if (r < 0) {
+			zf_objstore_close(*up);
+			*up = NULL;
+		}
+	}
+	return r;
+}
+
+int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote_opts *o,
+		   struct zf_remote **ret_rm)
+{
+	struct zf_objstore_stat st;
+	struct zf_remote *rm;
+	int r;
+
+	rm = zf_calloc(1, sizeof(*rm));
+	rm->fs = fs;
+	rm->o = *o;
+	rm->url = zf_strdup(o->url);
+	rm->o.url = rm->url;
+	if (!rm->o.interval_ms)
+		rm->o.interval_ms = DEFAULT_INTERVAL_MS;
+	if (!rm->o.max_delay_s)
+		rm->o.max_delay_s = DEFAULT_MAX_DELAY_S;
+	if (!rm->o.fetch_timeout_ms)
+		rm->o.fetch_timeout_ms = DEFAULT_FETCH_MS;
+	if (!rm->o.write_wait_ms)
+		rm->o.write_wait_ms = DEFAULT_WRITE_WAIT_MS;
+	if (!rm->o.lease_ttl_s)
+		rm->o.lease_ttl_s = DEFAULT_LEASE_S;
+	pthread_mutex_init(&rm->lock, NULL);
+	pthread_cond_init(&rm->wake, NULL);
+	pthread_cond_init(&rm->done, NULL);
+	rm->devfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rm->devfd >= 0) {
+		mkdirat(rm->devfd, "cache", 0700);
+		rm->segfd = openat(rm->devfd, "seg", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		rm->metafd = openat(rm->devfd, "meta", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		rm->cachefd = openat(rm->devfd, "cache", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (rm->devfd < 0 || rm->segfd < 0 || rm->metafd < 0 || rm->cachefd < 0) {
+		r = -errno;
+		zf_err("cannot open the dev-dir '%s' for uploads: %s", dev_dir, strerror(-r));
+		goto fail;
+	}
+	r = open_stores(rm->url, &o->store, rm->o.fetch_timeout_ms, &rm->up, &rm->down);
+	if (r < 0) {
+		zf_err("cannot open the object store '%s': %s", rm->url, strerror(-r));
+		goto fail;
+	}
+	state_load(rm);
+	rm->t0_ns = now_ns();
+	zf_segstore_set_fetch(zf_fs_segstore(fs), fetch, rm);
+	if (rm->o.readonly) {
+		*ret_rm = rm;
+		return 0;
+	}
+	r = lease_acquire(rm);
+	if (r < 0)
+		goto fail;
+	/* the bucket must describe this filesystem */
+	r = zf_objstore_head(rm->up, "superblock", &st);
+	if (r == -ENOENT)
+		r = put_file(rm, rm->devfd, "superblock", "superblock");
+	if (r < 0) {
+		zf_err("cannot reach the bucket '%s': %s", rm->url, strerror(-r));
+		goto fail;
+	}
+	evict(rm);
+	zf_fs_set_admit(fs, admit, rm);
+	*ret_rm = rm;
+	return 0;
+fail:
+	zf_segstore_set_fetch(zf_fs_segstore(fs), NULL, NULL);
+	zf_objstore_close(rm->up);
+	zf_objstore_close(rm->down);
+	if (rm->devfd >= 0)
+		close(rm->devfd);
+	free(rm->url);
+	free(rm);
+	return r;
+}
+
+int zf_remote_start(struct zf_remote *rm)
+{
+	int r = -pthread_create(&rm->thread, NULL, uploader_main, rm);
+
+	if (r == 0)
+		rm->started = 1;
+	return r;
+}
+
+int zf_remote_sync(struct zf_remote *rm)
+{
+	struct zf_upload_point pt;
+	int r;
+
+	r = zf_fs_sync(rm->fs);
+	if (r == 0)
+		r = zf_fs_upload_point(rm->fs, 0, &pt);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&rm->lock);
+	if (pt.committed > rm->sync_want)
+		rm->sync_want = pt.committed;
+	pthread_cond_broadcast(&rm->wake);
+	while (rm->sync_done < pt.committed && !rm->stopping && !rm->fenced) {
+		pthread_cond_wait(&rm->done, &rm->lock);
+		if (rm->sync_err && rm->sync_done < pt.committed) {
+			r = rm->sync_err;
+			break;
+		}
+	}
+	if (rm->fenced)
+		r = -EPERM;
+	pthread_mutex_unlock(&rm->lock);
+	return r;
+}
+
+void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
+{
+	double el;
+
+	memset(ret, 0, sizeof(*ret));
+	pthread_mutex_lock(&rm->lock);
+	el = (now_ns() - rm->t0_ns) / 1e9;
+	ret->pending_bytes = rm->unevictable;
+	ret->oldest_pending_s = rm->pending_since_ns ? (now_ns() - rm->pending_since_ns) / 1e9 : 0;
+	ret->uploaded_bytes = rm->uploaded;
+	ret->fetched_bytes = rm->fetched;
+	ret->upload_rate = el > 0 ? rm->uploaded / el : 0;
+	ret->fetch_rate = el > 0 ? rm->fetched / el : 0;
+	ret->fetch_hits = rm->fetch_hits;
+	ret->fetch_misses = rm->fetch_misses;
+	ret->local_bytes = rm->local_bytes;
+	ret->cache_bytes = rm->o.cache_bytes;
+	ret->evictions = rm->evictions;
+	ret->stalls = rm->stalls;
+	ret->uploaded_seq = rm->up_seq;
+	ret->fenced = rm->fenced;
+	pthread_mutex_unlock(&rm->lock);
+}
+
+int zf_remote_close(struct zf_remote *rm)
+{
+	int r = 0;
+
+	if (!rm)
+		return 0;
+	if (rm->started && !rm->fenced && !rm->o.readonly) {
+		/* everything written so far goes up before we stop */
+		r = zf_fs_sync(rm->fs);
+		if (r == 0)
+			r = upload_round(rm, 1);
+		if (r < 0)
+			zf_err("final upload to '%s' failed: %s (the next mount resumes it)", rm->url,
+			       strerror(-r));
+	}
+	pthread_mutex_lock(&rm->lock);
+	rm->stopping = 1;
+	pthread_cond_broadcast(&rm->wake);
+	pthread_cond_broadcast(&rm->done);
+	pthread_mutex_unlock(&rm->lock);
+	if (rm->started)
+		pthread_join(rm->thread, NULL);
+	zf_segstore_set_fetch(zf_fs_segstore(rm->fs), NULL, NULL);
+	if (!rm->o.readonly) {
+		zf_fs_set_admit(rm->fs, NULL, NULL);
+		if (!rm->fenced)
+			zf_objstore_delete(rm->up, "lease");
+	}
+	zf_objstore_close(rm->up);
+	zf_objstore_close(rm->down);
+	close(rm->cachefd);
+	close(rm->metafd);
+	close(rm->segfd);
+	close(rm->devfd);
+	pthread_cond_destroy(&rm->wake);
+	pthread_cond_destroy(&rm->done);
+	pthread_mutex_destroy(&rm->lock);
+	free(rm->url);
+	free(rm);
+	return r;
+}
+
+/* -------------------------------------------------------------- restore */
+
+struct meta_keys {
+	uint64_t ckpt;
+	int has_ckpt;
+	struct piece {
+		uint64_t first, last;
+	} *p;
+	size_t n;
+};
+
+static int meta_fn(void *ctx, const char *key, uint64_t size)
+{
+	struct meta_keys *m = ctx;
+	unsigned long long a, b;
+	int len = 0;
+
+	if (sscanf(key, "meta/log.%16llx-%16llx%n", &a, &b, &len) == 2 && key[len] == 0) {
+		m->p = zf_realloc(m->p, (m->n + 1) * sizeof(*m->p));
+		m->p[m->n].first = a;
+		m->p[m->n++].last = b;
+	} else if (sscanf(key, "meta/ckpt.%16llx%n", &a, &len) == 1 && key[len] == 0) {
+		if (!m->has_ckpt || a > m->ckpt)
+			m->ckpt = a;
+		m->has_ckpt = 1;
+	}
+	return 0;
+}
+
+static int cmp_piece(const void *a, const void *b)
+{
+	const struct piece *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+static int fetch_to(struct zf_objstore *os, const char *key, int dirfd, const char *name)
+{
+	void *buf;
+	size_t len;
+	int r;
+
+	r = zf_objstore_get(os, key, 0, 0, &buf, &len);
+	if (r < 0) {
+		zf_err("cannot fetch '%s' for the restore: %s", key, strerror(-r));
+		return r;
+	}
+	r = zf_publish_file(dirfd, name, buf, len);
+	free(buf);
+	return r;
+}
+
+int zf_remote_restore(const char *url, const struct zf_objstore_opts *so, const char *dev_dir)
+{
+	struct zf_objstore_opts o = so ? *so : (struct zf_objstore_opts){ 0 };
+	struct meta_keys m = { 0 };
+	struct zf_objstore *os = NULL;
+	uint64_t next, last = 0;
+	char name[64], key[96], state[128];
+	int dirfd = -1, metafd = -1, r, n;
+	size_t i;
+
+	r = zf_objstore_open(url, &o, &os);
+	if (r < 0) {
+		zf_err("cannot open the object store '%s': %s", url, strerror(-r));
+		return r;
+	}
+	if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		goto out;
+	}
+	dirfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0 || (mkdirat(dirfd, "meta", 0700) < 0 && errno != EEXIST) ||
+	    (mkdirat(dirfd, "seg", 0700) < 0 && errno != EEXIST) ||
+	    (metafd = openat(dirfd, "meta", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		zf_err("cannot prepare the dev-dir '%s': %s", dev_dir, strerror(-r));
+		goto out;
+	}
+	if (faccessat(dirfd, "superblock", F_OK, 0) == 0) {
+		zf_err("'%s' already holds a filesystem: restore only into an empty dev-dir",
+		       dev_dir);
+		r = -EEXIST;
+		goto out;
+	}
+	r = zf_objstore_list(os, "meta/", meta_fn, &m);
+	if (r < 0) {
+		zf_err("cannot list the bucket '%s': %s", url, strerror(-r));
+		goto out;
+	}
+	if (!m.has_ckpt && !m.n) {
+		zf_err("the bucket '%s' holds no zerofs filesystem", url);
+		r = -ENOENT;
+		goto out;
+	}
+	/* newest checkpoint, then the chain of pieces after it */
+	if (m.has_ckpt) {
+		zf_ckpt_name(m.ckpt, name, sizeof(name));
+		snprintf(key, sizeof(key), "meta/%s", name);
+		r = fetch_to(os, key, metafd, name);
+		if (r < 0)
+			goto out;
+		last = m.ckpt;
+	}
+	if (m.n)
+		qsort(m.p, m.n, sizeof(*m.p), cmp_piece);
+	next = last + 1;
+	for (i = 0; i < m.n; i++) {
+		if (m.p[i].last < next)
+			continue; /* covered by the checkpoint */
+		if (m.p[i].first > next) {
+			zf_err("the bucket '%s' lacks log records %llu..%llu", url,
+			       (unsigned long long)next, (unsigned long long)m.p[i].first - 1);
+			r = -EBADMSG;
+			goto out;
+		}
+		if (m.p[i].first < next) {
+			zf_err("overlapping log pieces in '%s' at %llu", url,
+			       (unsigned long long)m.p[i].first);
+			r = -EBADMSG;
+			goto out;
+		}
+		snprintf(key, sizeof(key), "meta/log.%016" PRIx64 "-%016" PRIx64, m.p[i].first,
+			 m.p[i].last);
+		zf_mlog_name(m.p[i].first, name, sizeof(name));
+		r = fetch_to(os, key, metafd, name);
+		if (r < 0)
+			goto out;
+		next = m.p[i].last + 1;
+		last = m.p[i].last;
+	}
+	/* the superblock last: the dev-dir is a filesystem once it has one */
+	r = fetch_to(os, "superblock", dirfd, "superblock");
+	if (r < 0)
+		goto out;
+	/* everything it names is in the bucket: segments come on demand */
+	n = snprintf(state, sizeof(state), "seq %" PRIu64 "\nseg %" PRIu64 "\nckpt %" PRIu64 "\n",
+		     last, (uint64_t)UINT64_MAX >> 1, m.has_ckpt ? m.ckpt : 0);
+	r = zf_publish_file(dirfd, "upload.state", state, n);
+out:
+	free(m.p);
+	if (metafd >= 0)
+		close(metafd);
+	if (dirfd >= 0)
+		close(dirfd);
+	zf_objstore_close(os);
+	return r;
+}
+
+int zf_remote_break_lease(const char *url, const struct zf_objstore_opts *so)
+{
+	struct zf_objstore_opts o = so ? *so : (struct zf_objstore_opts){ 0 };
+	struct zf_objstore *os;
+	int r;
+
+	r = zf_objstore_open(url, &o, &os);
+	if (r < 0)
+		return r;
+	r = zf_objstore_delete(os, "lease");
+	zf_objstore_close(os);
+	return r;
+}

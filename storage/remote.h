@@ -1,0 +1,83 @@
+/*
+ * storage/remote.h - the object-storage tier of one filesystem: uploads,
+ * eviction, fetches on demand, the writers' lease, restore from a bucket.
+ *
+ * Bucket layout (keys under the store's URL prefix; docs/FORMAT.md
+ * "Bucket"):
+ *   superblock                  a copy of the dev-dir's superblock
+ *   seg/<id>.zseg               sealed segments, byte-identical to local ones
+ *   meta/ckpt.<seq>             checkpoints
+ *   meta/log.<first>-<last>     log pieces: a log file holding records first..last
+ *   lease                       who writes to this bucket, until when
+ *
+ * Upload order keeps the bucket restorable at every moment: a segment before
+ * any log record that references it (the core seals the open segment when
+ * the log must go further), log pieces in sequence order, a checkpoint only
+ * after the segments it references; remote log pieces a checkpoint covers
+ * are deleted only after that checkpoint is in the bucket.
+ *
+ * Threads: one uploader thread; fetches run on the readers' threads.
+ * Lock order: fs->lock -> rm->lock; no network call under either.
+ */
+#ifndef ZF_STORAGE_REMOTE_H
+#define ZF_STORAGE_REMOTE_H
+
+#include <stdint.h>
+
+#include "net/objstore.h"
+#include "storage/fs.h"
+
+struct zf_remote_opts {
+	const char *url;		/* file:///dir or s3://bucket/prefix */
+	struct zf_objstore_opts store;	/* endpoint, credentials, retries */
+	uint64_t cache_bytes;		/* dev-dir budget for segments (0: no limit) */
+	unsigned int interval_ms;	/* upload round period (0: 1000) */
+	unsigned int max_delay_s;	/* seal a segment to ship data this old (0: 10) */
+	unsigned int fetch_timeout_ms;	/* a read of evicted data gives up (0: 30000) */
+	unsigned int write_wait_ms;	/* a writer waits for room this long (0: 120000) */
+	unsigned int lease_ttl_s;	/* lease lifetime; renewed at a third (0: 60) */
+	int readonly;			/* fsck/stats: fetch only; no lease, no uploads */
+};
+
+struct zf_remote_stats {
+	uint64_t pending_bytes;		/* local segment + log bytes not in the bucket */
+	double oldest_pending_s;	/* age of the oldest of them: the recovery point */
+	uint64_t uploaded_bytes, fetched_bytes;
+	double upload_rate, fetch_rate; /* bytes/s since start */
+	uint64_t fetch_hits, fetch_misses; /* local fetch cache */
+	uint64_t local_bytes, cache_bytes; /* dev-dir usage and its budget */
+	uint64_t evictions, stalls;	/* segments evicted, writes that had to wait */
+	uint64_t uploaded_seq;		/* last log record in the bucket */
+	int fenced;			/* another writer took the lease */
+};
+
+struct zf_remote;
+
+/*
+ * Attach the bucket to an open fs: open the store, take the lease (-EBUSY
+ * with a message naming the holder when another live writer has it), make
+ * sure the bucket holds this filesystem's superblock, install the fetch and
+ * backpressure hooks. No thread yet (the daemon may fork afterwards).
+ * dev_dir is where fs lives.
+ */
+int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote_opts *o,
+		   struct zf_remote **ret_rm);
+/* start the uploader thread */
+int zf_remote_start(struct zf_remote *rm);
+/* return once everything committed before the call is in the bucket */
+int zf_remote_sync(struct zf_remote *rm);
+void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret);
+/* final upload (bounded by the store's timeouts), stop, release the lease */
+int zf_remote_close(struct zf_remote *rm);
+
+/*
+ * Rebuild dev_dir (empty or missing) from the bucket alone: superblock,
+ * newest checkpoint and the log pieces after it; data stays in the bucket
+ * and is fetched on demand. 0 or -errno (logged).
+ */
+int zf_remote_restore(const char *url, const struct zf_objstore_opts *so, const char *dev_dir);
+
+/* delete the bucket's lease (a writer that is gone for good) */
+int zf_remote_break_lease(const char *url, const struct zf_objstore_opts *so);
+
+#endif
