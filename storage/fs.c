@@ -995,6 +995,7 @@ static void fs_free(struct zf_fs *fs)
 	free(fs->scs);
 	free(fs->pack_chunks);
 	zf_buf_free(&fs->pack);
+	zf_buf_free(&fs->pending_seal);
 	zf_mlog_close(fs->log);
 	zf_segstore_close(fs->seg);
 	zf_chunker_free(fs->chunker);
@@ -1125,6 +1126,18 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	r = fs_load(fs, &mf, &end, &next_seq);
 	if (r < 0)
 		goto fail;
+	if (!fs->readonly && fs->open_seg && !zf_segstore_has(fs->seg, fs->open_seg)) {
+		/*
+		 * Restored from a bucket: the segment that was open when the
+		 * checkpoint was written is only there, sealed. Record that.
+		 */
+		struct zf_buf b = { 0 };
+
+		zf_put64(zf_buf_grow(&b, 8), fs->open_seg);
+		zf_put64(zf_buf_grow(&b, 8), fs->open_end);
+		fs->pending_seal = b;
+		apply_seal(fs, b.p, b.len);
+	}
 	if (!fs->readonly) {
 		r = zf_segstore_resume(fs->seg, fs->open_seg, fs->open_end, fs->last_sealed);
 		if (r < 0)
@@ -1141,6 +1154,10 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 			zf_err("cannot open metadata log of '%s': %s", dev_dir, strerror(-r));
 			goto fail;
 		}
+	}
+	if (fs->pending_seal.len) {
+		zf_mlog_add_early(fs->log, ZF_REC_SEG_SEAL, fs->pending_seal.p, fs->pending_seal.len);
+		zf_buf_free(&fs->pending_seal);
 	}
 	if (!fs_inode(fs, ZF_ROOT_INO)) {
 		if (mf.has_ckpt || mf.nlogs > 1 || next_seq > 1 || fs->readonly) {

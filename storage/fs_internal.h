@@ -155,6 +155,7 @@ struct zf_fs {
 	 * segment it references.
 	 */
 	uint64_t open_first_seq;
+	struct zf_buf pending_seal; /* a seal found at open, logged once the log is open */
 	zf_fs_admit_fn admit;	/* backpressure hook, called before a write */
 	void *admit_ctx;
 	uint64_t nfiles, ndirs;

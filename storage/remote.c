@@ -762,15 +762,6 @@ int zf_remote_close(struct zf_remote *rm)
 
 	if (!rm)
 		return 0;
-	if (rm->started && !rm->fenced && !rm->o.readonly) {
-		/* everything written so far goes up before we stop */
-		r = zf_fs_sync(rm->fs);
-		if (r == 0)
-			r = upload_round(rm, 1);
-		if (r < 0)
-			zf_err("final upload to '%s' failed: %s (the next mount resumes it)", rm->url,
-			       strerror(-r));
-	}
 	pthread_mutex_lock(&rm->lock);
 	rm->stopping = 1;
 	pthread_cond_broadcast(&rm->wake);
@@ -778,6 +769,15 @@ int zf_remote_close(struct zf_remote *rm)
 	pthread_mutex_unlock(&rm->lock);
 	if (rm->started)
 		pthread_join(rm->thread, NULL);
+	if (rm->started && !rm->fenced && !rm->o.readonly) {
+		/* the thread is gone: everything written so far goes up now */
+		r = zf_fs_sync(rm->fs);
+		if (r == 0)
+			r = upload_round(rm, 1);
+		if (r < 0)
+			zf_err("final upload to '%s' failed: %s (the next mount resumes it)", rm->url,
+			       strerror(-r));
+	}
 	zf_segstore_set_fetch(zf_fs_segstore(rm->fs), NULL, NULL);
 	if (!rm->o.readonly) {
 		zf_fs_set_admit(rm->fs, NULL, NULL);
