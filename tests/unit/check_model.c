@@ -23,15 +23,21 @@
  * Unlinked-but-pinned inodes are reclaimed at open and pins do not survive
  * it. Every seed ends with zf_fs_check(verify_data=1), which must be clean.
  *
+ * Some reopens also go through a read-only open first (same state, every
+ * change refused).
+ *
  * Small chunk sizes, segment limit, dirty budget and checkpoint threshold
  * make chunking, super-chunk packing, segment seals and checkpoints happen
- * often with little data. The PRNG is splitmix64, so a seed replays exactly.
+ * often with little data; some opens use a budget that flushes on nearly
+ * every write or never, and some seeds a large name pool (big directories).
+ * The PRNG is splitmix64, so a seed replays exactly.
  *
- * Environment: ZF_MODEL_SEEDS (number of seeds), ZF_MODEL_OPS (operations per
- * seed), ZF_MODEL_SEED (run only this seed), ZF_MODEL_FIRST (first seed of
- * the range, default 1), ZF_MODEL_TRACE=1 (print every operation),
- * ZF_MODEL_KEEP=1 (keep the dev-dir of a failed seed), ZF_SANITIZED (fewer
- * seeds and operations by default: sanitizer builds are ~10x slower).
+ * Environment: ZF_MODEL_SEEDS (number of seeds, default 40), ZF_MODEL_OPS
+ * (operations per seed, default 1500), ZF_MODEL_SEED (run only this seed),
+ * ZF_MODEL_FIRST (first seed of the range, default 1), ZF_MODEL_TRACE=1
+ * (print every operation), ZF_MODEL_VERBOSE=1 (statistics per seed, core
+ * log lines), ZF_MODEL_KEEP=1 (keep the scratch of a failed run),
+ * ZF_SANITIZED (12 seeds by default: sanitizer builds are much slower).
  * A divergence prints the seed, the operation index and the operations that
  * led to it; replay with ZF_MODEL_SEED=<seed> ZF_MODEL_OPS=<index + 1>.
  */
@@ -58,7 +64,7 @@
 #define KIB 1024u
 #define MAX_FILE (512u * KIB)	/* files stay small: many chunks, cheap compares */
 #define MAX_BIG_FILE (12u << 20) /* the one streamed file (op_stream) */
-#define MAX_CANDS 8		/* crash candidates per file before "anything goes" */
+#define MAX_CANDS 64		/* crash candidates per file before "anything goes" */
 #define NLIB 4			/* shared random blobs that writes repeat (dedup) */
 #define LIB_LEN (192u * KIB)
 #define HIST 24			/* operations printed before a divergence */
@@ -380,6 +386,8 @@ struct run {
 	int cur_op;		/* index in ops[] (statistics) */
 	unsigned long nok[40], nerr[40];
 	unsigned long cand_picks;	/* crash: a file showed an older candidate */
+	unsigned long any_picks;	/* ... or anything (too many candidates) */
+	int clean;			/* nothing is buffered (right after open) */
 	unsigned long reopens, crashes, verifies, nwrites, nckpt;
 };
 
@@ -807,11 +815,24 @@ static void check_contents(struct run *R, int i)
 		diverge(R, "ino %llu: size %llu is beyond anything written",
 			(unsigned long long)n->ino, (unsigned long long)a.size);
 	got = read_all(R, n->ino, a.size);
+	if (R->clean) {
+		/* nothing buffered: blocks count mapped bytes, which hold every
+		 * non-zero byte and never more than the size */
+		size_t nz = 0;
+
+		while (nz < got->len && !got->d[nz])
+			nz++;
+		if (a.blocks > (a.size + 511) / 512 || (nz < got->len && !a.blocks))
+			diverge(R, "ino %llu: %llu blocks for %llu bytes%s", (unsigned long long)n->ino,
+				(unsigned long long)a.blocks, (unsigned long long)a.size,
+				nz < got->len ? " (not all zero)" : "");
+	}
 	if (n->data->len == got->len && !memcmp(n->data->d, got->d, got->len)) {
 		blob_unref(got);
 		return;
 	}
 	if (n->cand_any) {
+		R->any_picks++;
 		blob_unref(n->data);
 		n->data = got;
 		cand_reset(n);
@@ -1060,6 +1081,14 @@ static void verify_all(struct run *R)
 				ename(r));
 	}
 	zf_fs_stats(R->fs, &st);
+	/* (chunks waiting in the packer are unique but not stored yet) */
+	if (st.referenced_bytes > st.logical_bytes || st.chunks_live > st.chunks ||
+	    (R->clean && st.unique_bytes > st.stored_raw_bytes))
+		diverge(R, "stats: %llu bytes referenced of %llu, %llu chunks live of %llu, "
+			"%llu unique bytes of %llu stored",
+			(unsigned long long)st.referenced_bytes, (unsigned long long)st.logical_bytes,
+			(unsigned long long)st.chunks_live, (unsigned long long)st.chunks,
+			(unsigned long long)st.unique_bytes, (unsigned long long)st.stored_raw_bytes);
 	if (st.inodes != inodes || st.files != files || st.dirs != dirs ||
 	    st.logical_bytes != logical)
 		diverge(R,
@@ -1129,7 +1158,6 @@ static void fs_open_or_fail(struct run *R)
 	else if (p < 30)
 		oo.ckpt_bytes = 16u << 20;
 	r = zf_fs_open(R->dev, &oo, &R->fs);
-
 	if (r < 0) {
 		R->fs = NULL;
 		diverge(R, "zf_fs_open: %s", ename(r));
@@ -1191,7 +1219,9 @@ static void do_reopen(struct run *R)
 	fs_open_or_fail(R);
 	R->reopens++;
 	durable(R);
+	R->clean = 1;
 	verify_all(R);
+	R->clean = 0;
 	if (pct(&R->rng, 30))
 		fsck(R, pct(&R->rng, 50));
 }
@@ -1234,7 +1264,9 @@ static void do_crash(struct run *R)
 	desc(R, "open after crash");
 	fs_open_or_fail(R);
 	R->crashes++;
+	R->clean = 1;
 	verify_all(R); /* settles each file on one of its candidates */
+	R->clean = 0;
 	all_flushed(R);
 	durable(R);
 	if (pct(&R->rng, 30))
@@ -2575,10 +2607,10 @@ static void run_seed(uint64_t seed, int nops)
 	if (env_ul("ZF_MODEL_VERBOSE", 0)) {
 		fprintf(stderr,
 			"check_model: seed %llu: %d ops, %lu writes, %lu reopens, %lu crashes "
-			"(%lu older contents chosen), %lu checkpoints, %lu verifies, %d inodes "
+			"(%lu older contents chosen, %lu unchecked), %lu checkpoints, %lu verifies, %d inodes "
 			"created\n  ok/failed:",
 			(unsigned long long)seed, nops, R->nwrites, R->reopens, R->crashes,
-			R->cand_picks, R->nckpt, R->verifies, R->m.nn);
+			R->cand_picks, R->any_picks, R->nckpt, R->verifies, R->m.nn);
 		for (i = 0; i < (int)(sizeof(ops) / sizeof(ops[0])); i++)
 			if (R->nok[i] + R->nerr[i])
 				fprintf(stderr, " %s %lu/%lu", ops[i].name, R->nok[i], R->nerr[i]);
@@ -2603,8 +2635,8 @@ static Suite *model_suite(void)
 	int sanitized = getenv("ZF_SANITIZED") != NULL;
 
 	g_first = env_ul("ZF_MODEL_FIRST", 1);
-	g_seeds = env_ul("ZF_MODEL_SEEDS", sanitized ? 6 : 40);
-	g_ops = env_ul("ZF_MODEL_OPS", sanitized ? 1000 : 1500);
+	g_seeds = env_ul("ZF_MODEL_SEEDS", sanitized ? 12 : 40);
+	g_ops = env_ul("ZF_MODEL_OPS", 1500);
 	if (getenv("ZF_MODEL_SEED")) {
 		g_first = env_ul("ZF_MODEL_SEED", 1);
 		g_seeds = 1;
