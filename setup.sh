@@ -97,9 +97,22 @@ run_tests() {
 demo() {
 	build
 	local dir=${ZF_DEMO_DIR:-$HOME/zerofs-demo}
-	mkdir -p "$dir/dev" "$dir/mnt"
+	mkdir -p "$dir/mnt"
+	# the embedded default object store: a directory beside the dev-dir
 	[ -f "$dir/dev/superblock" ] || build/zerofs mkfs "$dir/dev"
-	build/zerofs stats "$dir/dev"
+	if ! mountpoint -q "$dir/mnt"; then
+		build/zerofs mount "$dir/dev" "$dir/mnt"
+	fi
+	cp -r "$top/docs" "$dir/mnt/" 2>/dev/null || true
+	build/zerofs sync "$dir/mnt"
+	build/zerofs stats "$dir/mnt"
+	cat <<-EOF
+
+	zerofs is mounted on $dir/mnt (dev-dir $dir/dev, bucket $dir/dev.bucket).
+	  use it:       cd $dir/mnt
+	  statistics:   $top/build/zerofs stats $dir/mnt
+	  unmount:      $top/build/zerofs umount $dir/mnt
+	EOF
 }
 
 case "${1:-}" in
