@@ -726,7 +726,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	struct zf_control *ctl = NULL;
 	struct zf_daemon d = { 0 };
 	int r = 0, mounted = 0, committer = 0, closed;
-	char opts[4 * 4096], fsname[2 * 4096];
+	char opts[4 * 4096], fsname[2 * 4096], *amnt;
 	const char *p;
 	size_t n = 0;
 
@@ -737,6 +737,11 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	d.dev_dir = realpath(zf_fs_dev_dir(fs), NULL);
 	if (!d.dev_dir)
 		d.dev_dir = zf_strdup(zf_fs_dev_dir(fs));
+	/* and the mountpoint: a signal makes libfuse unmount it after
+	 * fuse_daemonize() moved us to "/" (a relative one stayed mounted, dead) */
+	amnt = realpath(mnt, NULL);
+	if (!amnt)
+		amnt = zf_strdup(mnt);
 	pthread_mutex_init(&d.stop_lock, NULL);
 	pthread_cond_init(&d.stop_cond, NULL);
 	/* libfuse splits -o at commas: escape them (and backslashes) in the path */
@@ -766,7 +771,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 		r = -EIO;
 		goto out;
 	}
-	if (fuse_session_mount(se, mnt) != 0) {
+	if (fuse_session_mount(se, amnt) != 0) {
 		zf_err("cannot mount on '%s'", mnt);
 		r = -EIO;
 		goto out_signals;
@@ -791,8 +796,11 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(cfg, 16);
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
-	if (fuse_session_loop_mt(se, cfg) != 0)
-		r = -EIO;
+	/* 0, -errno, or the (positive) signal that asked for a clean stop */
+	r = fuse_session_loop_mt(se, cfg);
+	if (r > 0)
+		zf_info("signal %d: unmounting '%s'", r, mnt);
+	r = r < 0 ? -EIO : 0;
 	fuse_loop_cfg_destroy(cfg);
 out_unmount:
 	zf_control_stop(ctl);
@@ -819,6 +827,7 @@ out:
 	else if (mounted)
 		zf_info("unmounted '%s' cleanly", d.dev_dir);
 	free(d.dev_dir);
+	free(amnt);
 	pthread_cond_destroy(&d.stop_cond);
 	pthread_mutex_destroy(&d.stop_lock);
 	return r ? r : closed;
