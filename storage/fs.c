@@ -1621,6 +1621,16 @@ void zf_fs_set_admit(struct zf_fs *fs, zf_fs_admit_fn fn, void *ctx)
 	pthread_mutex_unlock(&fs->lock);
 }
 
+uint64_t zf_fs_buffered_bytes(struct zf_fs *fs)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&fs->lock);
+	n = fs->dirty_bytes + fs->pack.len;
+	pthread_mutex_unlock(&fs->lock);
+	return n;
+}
+
 int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret)
 {
 	struct zf_buf b = { 0 };

@@ -226,4 +226,10 @@ int zf_fs_log_image(struct zf_fs *fs, uint64_t from, uint64_t to, struct zf_buf 
 typedef int (*zf_fs_admit_fn)(void *ctx, size_t len);
 void zf_fs_set_admit(struct zf_fs *fs, zf_fs_admit_fn fn, void *ctx);
 
+/*
+ * Written bytes not in a segment yet (write buffers and the packer): they
+ * reach the dev-dir later, so the tier's budget counts them. Takes fs->lock.
+ */
+uint64_t zf_fs_buffered_bytes(struct zf_fs *fs);
+
 #endif

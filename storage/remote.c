@@ -4,8 +4,13 @@
  * Local state: <dev-dir>/upload.state ("seq S", "seg N", "ckpt C" lines)
  * says what the bucket holds: log records up to S, every sealed segment up
  * to N, checkpoint C. It is rewritten (.tmp, fsync, rename) after each
- * round; if it is lost or stale, uploads are redone — objects are immutable
- * and named by content position, so a second put writes the same bytes.
+ * segment and each round; if it is lost or stale, uploads are redone —
+ * objects are immutable and named by content position, so a second put
+ * writes the same bytes. A fourth line "claim L" is saved before a
+ * checkpoint or log piece goes up: the bucket may hold records up to L from
+ * this dev-dir. Records beyond it in the bucket were written by another
+ * dev-dir (a restored copy): uploading would fork the filesystem, so
+ * attaching refuses.
  *
  * Eviction: a sealed segment whose id is <= N may leave the dev-dir. Reads
  * of it then go through the fetch hook: a ranged GET of exactly the
@@ -39,24 +44,37 @@ struct zf_remote {
 	struct zf_objstore *down;	/* fetches: bounded by fetch_timeout_ms */
 	struct zf_remote_opts o;
 	char *url;
+	char *dev_real;			/* the dev-dir's real path, named in the lease */
 	int devfd, segfd, cachefd, metafd;
 	pthread_t thread;
 	int started;
 
+	pthread_mutex_t evict_lock;	/* one eviction at a time; taken before lock */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;		/* the uploader has work */
 	pthread_cond_t done;		/* a round finished */
+	pthread_cond_t arrived;		/* a fetch finished (or failed) */
 	/* protected by lock: */
+	struct fetching {
+		uint64_t seg, off;
+		struct fetching *next;
+	} *fetching;			/* super-chunks on their way: one GET each */
 	int stopping;
 	uint64_t up_seq, up_seg, up_ckpt;
+	uint64_t claim_seq;		/* records this dev-dir may have put (>= up_seq) */
 	uint64_t sync_want, sync_done;	/* committed seqs asked for / reached */
 	int sync_err;
 	uint64_t pending_since_ns;	/* 0: nothing pending */
+	uint64_t progress_ns;		/* last time an object went up (or start) */
 	uint64_t local_bytes;		/* segments + fetch cache in the dev-dir */
-	uint64_t unevictable;		/* local bytes not yet in the bucket */
+	uint64_t unevictable;		/* written bytes not yet in the bucket: segments,
+					 * write buffers, admitted writes */
+	uint64_t evictable;		/* local bytes the bucket holds: they may go */
+	unsigned int waiters;		/* writers waiting for room */
 	uint64_t uploaded, fetched, fetch_hits, fetch_misses, evictions, stalls;
 	uint64_t t0_ns;
 	int fenced;
+	int need_lease;			/* the bucket was unreachable at open: lease first */
 	char lease_id[33];
 	uint64_t lease_token, lease_renew_ns;
 };
@@ -72,44 +90,58 @@ static uint64_t now_ns(void)
 	return zf_mono_ns();
 }
 
+static void evict(struct zf_remote *rm);
+
 /* ---------------------------------------------------------------- state */
 
 static int state_save(struct zf_remote *rm)
 {
-	char buf[128];
+	char buf[160];
 	int n;
 
 	pthread_mutex_lock(&rm->lock);
-	n = snprintf(buf, sizeof(buf), "seq %" PRIu64 "\nseg %" PRIu64 "\nckpt %" PRIu64 "\n",
-		     rm->up_seq, rm->up_seg, rm->up_ckpt);
+	if (rm->claim_seq < rm->up_seq)
+		rm->claim_seq = rm->up_seq;
+	n = snprintf(buf, sizeof(buf),
+		     "seq %" PRIu64 "\nseg %" PRIu64 "\nckpt %" PRIu64 "\nclaim %" PRIu64 "\n",
+		     rm->up_seq, rm->up_seg, rm->up_ckpt, rm->claim_seq);
 	pthread_mutex_unlock(&rm->lock);
 	return zf_publish_file(rm->devfd, "upload.state", buf, n);
 }
 
 static void state_load(struct zf_remote *rm)
 {
-	unsigned long long seq = 0, seg = 0, ckpt = 0;
+	unsigned long long seq = 0, seg = 0, ckpt = 0, claim = 0;
 	void *buf;
 	size_t len;
 
 	if (zf_read_file(rm->devfd, "upload.state", &buf, &len) < 0)
 		return;
 	((char *)buf)[len] = 0;
-	if (sscanf(buf, "seq %llu\nseg %llu\nckpt %llu", &seq, &seg, &ckpt) == 3) {
+	if (sscanf(buf, "seq %llu\nseg %llu\nckpt %llu\nclaim %llu", &seq, &seg, &ckpt,
+		   &claim) >= 3) {
 		rm->up_seq = seq;
 		rm->up_seg = seg;
 		rm->up_ckpt = ckpt;
+		rm->claim_seq = claim > seq ? claim : seq;
 	}
 	free(buf);
 }
 
 /* ---------------------------------------------------------------- lease */
 
-static int lease_read(struct zf_objstore *os, char *id, size_t idlen, uint64_t *token,
-		      uint64_t *expires, char *who, size_t wholen)
+struct lease {
+	char id[64];
+	char who[256];			/* "<host> pid <pid>" */
+	char dev[4096];			/* the holder's dev-dir ("": an older zerofs) */
+	uint64_t token, expires;
+};
+
+static int lease_read(struct zf_objstore *os, struct lease *ret)
 {
 	unsigned long long t = 0, e = 0;
-	char i[64] = "", w[256] = "";
+	struct lease l = { 0 };
+	const char *dev;
 	size_t len;
 	void *buf;
 	int r;
@@ -119,63 +151,91 @@ static int lease_read(struct zf_objstore *os, char *id, size_t idlen, uint64_t *
 		return r;
 	buf = zf_realloc(buf, len + 1);
 	((char *)buf)[len] = 0;
-	if (sscanf(buf, "zerofs-lease 1\nid %63s\nholder %255[^\n]\nexpires %llu\ntoken %llu", i, w,
-		   &e, &t) != 4) {
+	if (sscanf(buf, "zerofs-lease 1\nid %63s\nholder %255[^\n]\nexpires %llu\ntoken %llu", l.id,
+		   l.who, &e, &t) != 4) {
 		free(buf);
 		return -EBADMSG;
 	}
+	dev = strstr(buf, "\ndev ");
+	if (dev && sscanf(dev + 5, "%4095[^\n]", l.dev) != 1)
+		l.dev[0] = 0;
 	free(buf);
-	snprintf(id, idlen, "%s", i);
-	snprintf(who, wholen, "%s", w);
-	*expires = e;
-	*token = t;
+	l.expires = e;
+	l.token = t;
+	*ret = l;
 	return 0;
 }
 
 static int lease_write(struct zf_remote *rm)
 {
-	char buf[512], host[128] = "?";
+	char buf[4608], host[128] = "?";
 	int n;
 
 	gethostname(host, sizeof(host) - 1);
 	n = snprintf(buf, sizeof(buf),
-		     "zerofs-lease 1\nid %s\nholder %s pid %d\nexpires %llu\ntoken %" PRIu64 "\n",
+		     "zerofs-lease 1\nid %s\nholder %s pid %d\nexpires %llu\ntoken %" PRIu64
+		     "\ndev %s\n",
 		     rm->lease_id, host, (int)getpid(),
-		     (unsigned long long)(time(NULL) + rm->o.lease_ttl_s), rm->lease_token);
+		     (unsigned long long)(time(NULL) + rm->o.lease_ttl_s), rm->lease_token,
+		     rm->dev_real);
+	if (n >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
 	return zf_objstore_put(rm->up, "lease", buf, n);
 }
 
+/*
+ * Is the holder of an unexpired lease certainly gone? Only when it served
+ * this very dev-dir on this host: a zerofs daemon holds its dev-dir's lock
+ * from open to exit, and we hold that lock now (zf_fs_open took it), so
+ * that daemon is dead — a kill -9 or a crash. Its pid proves nothing: the
+ * lease may name the process that daemonized, and pids are reused.
+ */
+static int lease_holder_gone(const struct zf_remote *rm, const struct lease *l)
+{
+	char host[256] = "", holder[256] = "";
+
+	if (!l->dev[0] || sscanf(l->who, "%255s pid", holder) != 1)
+		return 0;
+	gethostname(host, sizeof(host) - 1);
+	return strcmp(host, holder) == 0 && strcmp(l->dev, rm->dev_real) == 0;
+}
+
+/* -EBUSY (logged) if another writer holds the lease, else 0 or the store's -errno */
 static int lease_acquire(struct zf_remote *rm)
 {
-	char id[64], who[256];
-	uint64_t token = 0, expires = 0;
+	struct lease l = { 0 };
 	uint8_t raw[16];
 	int r, i;
 
 	zf_random(raw, sizeof(raw));
 	for (i = 0; i < 16; i++)
 		sprintf(rm->lease_id + 2 * i, "%02x", raw[i]);
-	r = lease_read(rm->up, id, sizeof(id), &token, &expires, who, sizeof(who));
-	if (r == 0 && expires > (uint64_t)time(NULL)) {
-		zf_err("bucket '%s' is in use by %s until %llu (unix time); if that writer is gone "
-		       "for good, run 'zerofs lease-break %s'",
-		       rm->url, who, (unsigned long long)expires, rm->url);
-		return -EBUSY;
+	r = lease_read(rm->up, &l);
+	if (r == 0 && l.expires > (uint64_t)time(NULL)) {
+		if (!lease_holder_gone(rm, &l)) {
+			zf_err("bucket '%s' is in use by %s%s%s%s until %llu (unix time, %llu s from "
+			       "now); if that writer is gone for good, run 'zerofs lease-break %s'",
+			       rm->url, l.who, l.dev[0] ? " (dev-dir '" : "", l.dev,
+			       l.dev[0] ? "')" : "", (unsigned long long)l.expires,
+			       (unsigned long long)(l.expires - time(NULL)), rm->url);
+			return -EBUSY;
+		}
+		zf_warn("taking over the lease of '%s' from %s: it served this dev-dir, which no "
+			"process holds any more (a crashed mount)",
+			rm->url, l.who);
 	}
-	if (r < 0 && r != -ENOENT && r != -EBADMSG) {
-		zf_err("cannot read the lease of '%s': %s", rm->url, strerror(-r));
+	if (r < 0 && r != -ENOENT && r != -EBADMSG)
 		return r;
-	}
-	rm->lease_token = token + 1;
+	rm->lease_token = (r == 0 ? l.token : 0) + 1;
 	r = lease_write(rm);
-	if (r < 0) {
-		zf_err("cannot write the lease of '%s': %s", rm->url, strerror(-r));
+	if (r < 0)
 		return r;
-	}
 	/* two writers racing for an expired lease: the last put wins, check it */
-	r = lease_read(rm->up, id, sizeof(id), &token, &expires, who, sizeof(who));
-	if (r < 0 || strcmp(id, rm->lease_id) != 0) {
-		zf_err("lost the race for the lease of '%s' to %s", rm->url, r < 0 ? "?" : who);
+	r = lease_read(rm->up, &l);
+	if (r < 0 && r != -ENOENT && r != -EBADMSG)
+		return r;
+	if (r < 0 || strcmp(l.id, rm->lease_id) != 0) {
+		zf_err("lost the race for the lease of '%s' to %s", rm->url, r < 0 ? "?" : l.who);
 		return -EBUSY;
 	}
 	rm->lease_renew_ns = now_ns() + (uint64_t)rm->o.lease_ttl_s * 1000000000ull / 3;
@@ -185,22 +245,21 @@ static int lease_acquire(struct zf_remote *rm)
 /* fencing: before each round, the lease must still be ours */
 static int lease_check(struct zf_remote *rm)
 {
-	char id[64], who[256];
-	uint64_t token, expires;
+	struct lease l;
 	int r;
 
-	r = lease_read(rm->up, id, sizeof(id), &token, &expires, who, sizeof(who));
-	if (r == 0 && strcmp(id, rm->lease_id) != 0) {
+	r = lease_read(rm->up, &l);
+	if (r == 0 && strcmp(l.id, rm->lease_id) != 0) {
 		zf_err("the lease of '%s' now belongs to %s: uploads stop here, local data stays",
-		       rm->url, who);
+		       rm->url, l.who);
 		pthread_mutex_lock(&rm->lock);
 		rm->fenced = 1;
 		pthread_mutex_unlock(&rm->lock);
 		return -EPERM;
 	}
-	if (r < 0 && r != -ENOENT)
+	if (r < 0 && r != -ENOENT && r != -EBADMSG)
 		return r;
-	if (r == -ENOENT || now_ns() >= rm->lease_renew_ns) {
+	if (r < 0 || now_ns() >= rm->lease_renew_ns) {
 		r = lease_write(rm);
 		if (r == 0)
 			rm->lease_renew_ns =
@@ -216,16 +275,29 @@ static void cache_name(const struct zf_sc_loc *loc, char *buf, size_t len)
 	snprintf(buf, len, "%016" PRIx64 "-%016" PRIx64 ".sc", loc->seg, loc->off);
 }
 
+/* is the super-chunk at loc being fetched? (rm->lock held) */
+static int fetching_locked(struct zf_remote *rm, const struct zf_sc_loc *loc)
+{
+	struct fetching *f;
+
+	for (f = rm->fetching; f; f = f->next)
+		if (f->seg == loc->seg && f->off == loc->off)
+			return 1;
+	return 0;
+}
+
 static int fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
 {
 	struct zf_remote *rm = ctx;
 	uint64_t deadline = now_ns() + (uint64_t)rm->o.fetch_timeout_ms * 1000000ull;
 	char name[64], key[64], seg[32];
+	struct fetching me = { loc->seg, loc->off, NULL }, **pp;
 	void *data = NULL;
 	size_t len = 0;
 	int fd, r;
 
 	cache_name(loc, name, sizeof(name));
+again:
 	if (!refetch) {
 		fd = openat(rm->cachefd, name, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
@@ -240,6 +312,25 @@ static int fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
 			}
 		}
 	}
+	/*
+	 * One GET per super-chunk: the kernel reads ahead with several
+	 * threads, which all miss on the same one. Later readers wait for the
+	 * first and take its copy from the cache.
+	 */
+	pthread_mutex_lock(&rm->lock);
+	if (fetching_locked(rm, loc)) {
+		while (fetching_locked(rm, loc))
+			pthread_cond_wait(&rm->arrived, &rm->lock);
+		pthread_mutex_unlock(&rm->lock);
+		refetch = 0; /* what arrived came straight from the store */
+		if (now_ns() < deadline)
+			goto again;
+		return -EIO; /* the first reader logged why */
+	}
+	me.next = rm->fetching;
+	rm->fetching = &me;
+	pthread_mutex_unlock(&rm->lock);
+
 	zf_segstore_name(loc->seg, seg, sizeof(seg));
 	snprintf(key, sizeof(key), "seg/%s", seg);
 	for (;;) {
@@ -251,17 +342,25 @@ static int fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
 	if (r < 0) {
 		zf_err("cannot fetch segment '%s' at offset %" PRIu64 " from '%s': %s", seg, loc->off,
 		       rm->url, strerror(-r));
-		return -EIO;
+		r = -EIO;
+		goto out;
 	}
 	memcpy(buf, data, loc->disk_len);
 	free(data);
 	pthread_mutex_lock(&rm->lock);
 	rm->fetch_misses++;
 	rm->fetched += loc->disk_len;
-	rm->local_bytes += loc->disk_len;
+	if (!rm->o.readonly) {
+		rm->local_bytes += loc->disk_len;
+		rm->evictable += loc->disk_len;
+	}
 	pthread_mutex_unlock(&rm->lock);
-	/* keep it locally; no fsync: it is verified whenever it is used */
-	{
+	/*
+	 * Keep it locally; no fsync: it is verified whenever it is used. Not
+	 * for fsck (read-only): nothing would evict it, and a check of the
+	 * whole filesystem would copy the whole bucket into the dev-dir.
+	 */
+	if (!rm->o.readonly) {
 		char tmp[80];
 
 		snprintf(tmp, sizeof(tmp), "%s.tmp", name);
@@ -275,7 +374,14 @@ static int fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
 		}
 	}
 	pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */
-	return 0;
+out:
+	pthread_mutex_lock(&rm->lock);
+	for (pp = &rm->fetching; *pp != &me; pp = &(*pp)->next)
+		;
+	*pp = me.next;
+	pthread_cond_broadcast(&rm->arrived);
+	pthread_mutex_unlock(&rm->lock);
+	return r;
 }
 
 /* ---------------------------------------------------------- backpressure */
@@ -284,10 +390,16 @@ static int admit(void *ctx, size_t len)
 {
 	struct zf_remote *rm = ctx;
 	struct timespec ts;
-	int r = 0, stalled = 0;
+	int r = 0, stalled = 0, evicted = 0;
 
-	if (!rm->o.cache_bytes)
+	if (!rm->o.cache_bytes) {
+		pthread_mutex_lock(&rm->lock);
+		rm->unevictable += len; /* no budget, but stats show what is pending */
+		if (!rm->pending_since_ns)
+			rm->pending_since_ns = now_ns();
+		pthread_mutex_unlock(&rm->lock);
 		return 0;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += rm->o.write_wait_ms / 1000;
 	ts.tv_nsec += (long)(rm->o.write_wait_ms % 1000) * 1000000;
@@ -296,10 +408,26 @@ static int admit(void *ctx, size_t len)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&rm->lock);
-	while (rm->unevictable + len > rm->o.cache_bytes && !rm->stopping && !rm->fenced) {
+	while (!rm->stopping && !rm->fenced) {
+		/*
+		 * The dev-dir must have room for len once everything pending
+		 * has landed: data the bucket holds leaves at once, in this
+		 * thread; data it does not hold yet is waited for.
+		 */
+		if (!(rm->unevictable && rm->unevictable + len > rm->o.cache_bytes)) {
+			if (evicted || !rm->evictable ||
+			    rm->unevictable + rm->evictable + len <= rm->o.cache_bytes)
+				break;
+			evicted = 1;
+			pthread_mutex_unlock(&rm->lock);
+			evict(rm);
+			pthread_mutex_lock(&rm->lock);
+			continue;
+		}
 		if (!stalled) {
 			stalled = 1;
 			rm->stalls++;
+			rm->waiters++;
 		}
 		pthread_cond_broadcast(&rm->wake);
 		if (pthread_cond_timedwait(&rm->done, &rm->lock, &ts) == ETIMEDOUT) {
@@ -310,8 +438,13 @@ static int admit(void *ctx, size_t len)
 			break;
 		}
 	}
-	if (r == 0)
+	if (r == 0) {
 		rm->unevictable += len; /* counted until the next round measures */
+		if (!rm->pending_since_ns)
+			rm->pending_since_ns = now_ns();
+	}
+	if (stalled)
+		rm->waiters--;
 	pthread_mutex_unlock(&rm->lock);
 	return r;
 }
@@ -369,18 +502,137 @@ static void prune_meta(struct zf_remote *rm, uint64_t ckpt)
 	free(p.keys);
 }
 
+/* a failure that may pass (the store is down or slow), not a refusal */
+static int transient(int r)
+{
+	return r == -EIO || r == -ETIMEDOUT || r == -ECONNREFUSED || r == -EHOSTUNREACH ||
+	       r == -EAGAIN;
+}
+
+/* take the lease, make sure the bucket holds this filesystem's superblock */
+/* the bucket may hold log records up to seq from us: on disk before they go up */
+static int claim(struct zf_remote *rm, uint64_t seq)
+{
+	pthread_mutex_lock(&rm->lock);
+	if (seq <= rm->claim_seq) {
+		pthread_mutex_unlock(&rm->lock);
+		return 0;
+	}
+	rm->claim_seq = seq;
+	pthread_mutex_unlock(&rm->lock);
+	return state_save(rm);
+}
+
+static int max_seq_fn(void *ctx, const char *key, uint64_t size)
+{
+	unsigned long long a, b;
+	uint64_t *max = ctx;
+
+	(void)size;
+	if (sscanf(key, "meta/log.%16llx-%16llx", &a, &b) == 2 && b > *max)
+		*max = b;
+	else if (sscanf(key, "meta/ckpt.%16llx", &a) == 1 && a > *max)
+		*max = a;
+	return 0;
+}
+
+/* 0 if the bucket's superblock is ours or absent (*ret_absent), -EEXIST if not */
+static int check_superblock(struct zf_remote *rm, int *ret_absent)
+{
+	void *ours = NULL, *theirs = NULL;
+	size_t olen, tlen;
+	int r;
+
+	*ret_absent = 0;
+	r = zf_objstore_get(rm->up, "superblock", 0, 0, &theirs, &tlen);
+	if (r == -ENOENT) {
+		*ret_absent = 1;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	r = zf_read_file(rm->devfd, "superblock", &ours, &olen);
+	if (r == 0 && (olen != tlen || memcmp(ours, theirs, olen) != 0)) {
+		zf_err("the bucket '%s' holds another filesystem: its superblock differs from "
+		       "'%s/superblock'",
+		       rm->url, rm->dev_real);
+		r = -EEXIST;
+	}
+	free(ours);
+	free(theirs);
+	return r;
+}
+
+/*
+ * Take the lease and check the bucket before anything goes up: it must hold
+ * this filesystem (or nothing yet) and no log record this dev-dir did not
+ * put. A refusal is -EEXIST, -EBUSY or -ESTALE (logged); other errors come
+ * from the store.
+ */
+static int attach(struct zf_remote *rm)
+{
+	uint64_t max = 0, claimed;
+	int r, absent;
+
+	r = check_superblock(rm, &absent);
+	if (r < 0)
+		return r;
+	r = lease_acquire(rm);
+	if (r == -EBUSY) {
+		pthread_mutex_lock(&rm->lock);
+		rm->fenced = 1;
+		pthread_mutex_unlock(&rm->lock);
+	}
+	if (r < 0)
+		return r;
+	if (absent)
+		r = put_file(rm, rm->devfd, "superblock", "superblock");
+	if (r == 0)
+		r = zf_objstore_list(rm->up, "meta/", max_seq_fn, &max);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&rm->lock);
+	claimed = rm->claim_seq > rm->up_seq ? rm->claim_seq : rm->up_seq;
+	pthread_mutex_unlock(&rm->lock);
+	if (max > claimed) {
+		zf_err("the bucket '%s' holds log records up to %llu, this dev-dir put only up to "
+		       "%llu: another dev-dir (a restored copy?) has written to it since, and "
+		       "uploading would fork the filesystem; restore a new dev-dir from the bucket "
+		       "('zerofs mkfs --restore') or give this one a new bucket",
+		       rm->url, (unsigned long long)max, (unsigned long long)claimed);
+		zf_objstore_delete(rm->up, "lease");
+		pthread_mutex_lock(&rm->lock);
+		rm->fenced = 1;
+		pthread_mutex_unlock(&rm->lock);
+		return -ESTALE;
+	}
+	rm->need_lease = 0;
+	return 0;
+}
+
 static int upload_round(struct zf_remote *rm, int seal)
 {
 	struct zf_upload_point pt;
 	uint64_t seg, up_seq, up_seg, up_ckpt;
 	struct zf_buf img = { 0 };
 	char name[64], key[96];
-	int r;
+	int r, flush;
 
-	r = lease_check(rm);
+	/* stalled writers wait for buffered data too: it must reach a segment */
+	pthread_mutex_lock(&rm->lock);
+	flush = rm->waiters > 0;
+	pthread_mutex_unlock(&rm->lock);
+	r = flush ? zf_fs_sync(rm->fs) : 0;
+	if (r == 0)
+		r = zf_fs_upload_point(rm->fs, seal, &pt);
 	if (r < 0)
 		return r;
-	r = zf_fs_upload_point(rm->fs, seal, &pt);
+	/* the recovery point ages from now, even if the store is down */
+	pthread_mutex_lock(&rm->lock);
+	if (pt.committed > rm->up_seq && !rm->pending_since_ns)
+		rm->pending_since_ns = now_ns();
+	pthread_mutex_unlock(&rm->lock);
+	r = rm->need_lease ? attach(rm) : lease_check(rm);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&rm->lock);
@@ -399,10 +651,24 @@ static int upload_round(struct zf_remote *rm, int seal)
 			goto out;
 		pthread_mutex_lock(&rm->lock);
 		rm->up_seg = seg;
+		rm->progress_ns = now_ns();
+		rm->sync_err = 0;
+		pthread_mutex_unlock(&rm->lock);
+		/* a crash now must not redo this segment: segments are the bulk */
+		r = state_save(rm);
+		if (r < 0)
+			goto out;
+		/* room for stalled writers now, not after the whole round */
+		evict(rm);
+		pthread_mutex_lock(&rm->lock);
+		pthread_cond_broadcast(&rm->done);
 		pthread_mutex_unlock(&rm->lock);
 	}
 	/* 2. a newer checkpoint (all its segments are sealed and up by now) */
 	if (pt.ckpt_seq > up_ckpt && pt.ckpt_seq <= pt.seq) {
+		r = claim(rm, pt.ckpt_seq);
+		if (r < 0)
+			goto out;
 		zf_ckpt_name(pt.ckpt_seq, name, sizeof(name));
 		snprintf(key, sizeof(key), "meta/%s", name);
 		r = put_file(rm, rm->metafd, name, key);
@@ -431,12 +697,15 @@ static int upload_round(struct zf_remote *rm, int seal)
 			goto out;
 		snprintf(key, sizeof(key), "meta/log.%016" PRIx64 "-%016" PRIx64, up_seq + 1,
 			 pt.seq);
-		r = zf_objstore_put(rm->up, key, img.p, img.len);
+		r = claim(rm, pt.seq);
+		if (r == 0)
+			r = zf_objstore_put(rm->up, key, img.p, img.len);
 		if (r < 0)
 			goto out;
 		pthread_mutex_lock(&rm->lock);
 		rm->uploaded += img.len;
 		rm->up_seq = pt.seq;
+		rm->progress_ns = now_ns();
 		pthread_mutex_unlock(&rm->lock);
 	}
 	r = state_save(rm);
@@ -515,17 +784,21 @@ static uint64_t scan_dir(int dirfd, int is_seg, uint64_t up_seg, struct victim *
 static void evict(struct zf_remote *rm)
 {
 	struct victim *v = NULL;
-	uint64_t total, unevictable = 0, up_seg;
+	uint64_t total, buffered, unevictable = 0, up_seg;
 	size_t n = 0, i;
 
+	pthread_mutex_lock(&rm->evict_lock);
+	/* before the scan: bytes that move to a segment meanwhile count twice, not never */
+	buffered = zf_fs_buffered_bytes(rm->fs);
 	pthread_mutex_lock(&rm->lock);
 	up_seg = rm->up_seg;
 	pthread_mutex_unlock(&rm->lock);
 	total = scan_dir(rm->segfd, 1, up_seg, &v, &n, &unevictable);
 	total += scan_dir(rm->cachefd, 0, up_seg, &v, &n, &unevictable);
-	if (rm->o.cache_bytes && total > rm->o.cache_bytes) {
+	/* what the dev-dir holds once buffered data has landed must fit */
+	if (rm->o.cache_bytes && total + buffered > rm->o.cache_bytes && n) {
 		qsort(v, n, sizeof(*v), cmp_victim);
-		for (i = 0; i < n && total > rm->o.cache_bytes; i++) {
+		for (i = 0; i < n && total + buffered > rm->o.cache_bytes; i++) {
 			int r = v[i].is_seg ? zf_segstore_evict(zf_fs_segstore(rm->fs), v[i].id)
 					    : (unlinkat(rm->cachefd, v[i].name, 0) < 0 ? -errno : 0);
 
@@ -541,8 +814,10 @@ static void evict(struct zf_remote *rm)
 	}
 	pthread_mutex_lock(&rm->lock);
 	rm->local_bytes = total;
-	rm->unevictable = unevictable;
+	rm->unevictable = unevictable + buffered;
+	rm->evictable = total - unevictable;
 	pthread_mutex_unlock(&rm->lock);
+	pthread_mutex_unlock(&rm->evict_lock);
 	free(v);
 }
 
@@ -551,8 +826,8 @@ static void evict(struct zf_remote *rm)
 static void *uploader_main(void *arg)
 {
 	struct zf_remote *rm = arg;
-	uint64_t last_err_log = 0;
-	int backoff = 0;
+	uint64_t last_err_log = 0, progress = 0;
+	int backoff = 0, first = 1;
 
 	pthread_mutex_lock(&rm->lock);
 	while (!rm->stopping) {
@@ -564,8 +839,24 @@ static void *uploader_main(void *arg)
 		ts.tv_nsec += (long)(rm->o.interval_ms << backoff) % 1000 * 1000000;
 		ts.tv_sec += (rm->o.interval_ms << backoff) / 1000 + ts.tv_nsec / 1000000000;
 		ts.tv_nsec %= 1000000000;
-		if (rm->sync_want <= rm->sync_done && rm->unevictable <= rm->o.cache_bytes / 2)
+		/*
+		 * The first round at once (it renews the lease with this
+		 * process's pid and resumes a backlog); then a round per period,
+		 * or at once for a sync or while the budget is tight and rounds
+		 * make progress. After a failure, the whole backoff: wakes from
+		 * writers and readers must not turn an outage into a busy loop.
+		 */
+		if (backoff) {
+			while (!rm->stopping &&
+			       pthread_cond_timedwait(&rm->wake, &rm->lock, &ts) != ETIMEDOUT)
+				;
+		} else if (!first && rm->sync_want <= rm->sync_done &&
+			   !(rm->o.cache_bytes && rm->unevictable > rm->o.cache_bytes / 2 &&
+			     rm->progress_ns != progress)) {
 			pthread_cond_timedwait(&rm->wake, &rm->lock, &ts);
+		}
+		first = 0;
+		progress = rm->progress_ns;
 		if (rm->stopping)
 			break;
 		want = rm->sync_want;
@@ -579,10 +870,9 @@ static void *uploader_main(void *arg)
 		pthread_mutex_lock(&rm->lock);
 		if (r == 0) {
 			backoff = 0;
-			if (rm->up_seq >= want && want > rm->sync_done) {
+			rm->sync_err = 0;
+			if (rm->up_seq >= want && want > rm->sync_done)
 				rm->sync_done = want;
-				rm->sync_err = 0;
-			}
 		} else {
 			if (backoff < 4)
 				backoff++;
@@ -624,7 +914,6 @@ static int open_stores(const char *url, const struct zf_objstore_opts *so,
 int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote_opts *o,
 		   struct zf_remote **ret_rm)
 {
-	struct zf_objstore_stat st;
 	struct zf_remote *rm;
 	int r;
 
@@ -633,6 +922,9 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 	rm->o = *o;
 	rm->url = zf_strdup(o->url);
 	rm->o.url = rm->url;
+	rm->dev_real = realpath(dev_dir, NULL);
+	if (!rm->dev_real)
+		rm->dev_real = zf_strdup(dev_dir);
 	if (!rm->o.interval_ms)
 		rm->o.interval_ms = DEFAULT_INTERVAL_MS;
 	if (!rm->o.max_delay_s)
@@ -643,9 +935,11 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 		rm->o.write_wait_ms = DEFAULT_WRITE_WAIT_MS;
 	if (!rm->o.lease_ttl_s)
 		rm->o.lease_ttl_s = DEFAULT_LEASE_S;
+	pthread_mutex_init(&rm->evict_lock, NULL);
 	pthread_mutex_init(&rm->lock, NULL);
 	pthread_cond_init(&rm->wake, NULL);
 	pthread_cond_init(&rm->done, NULL);
+	pthread_cond_init(&rm->arrived, NULL);
 	rm->devfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rm->devfd >= 0) {
 		mkdirat(rm->devfd, "cache", 0700);
@@ -665,20 +959,29 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 	}
 	state_load(rm);
 	rm->t0_ns = now_ns();
+	rm->progress_ns = rm->t0_ns;
 	zf_segstore_set_fetch(zf_fs_segstore(fs), fetch, rm);
 	if (rm->o.readonly) {
 		*ret_rm = rm;
 		return 0;
 	}
-	r = lease_acquire(rm);
-	if (r < 0)
-		goto fail;
-	/* the bucket must describe this filesystem */
-	r = zf_objstore_head(rm->up, "superblock", &st);
-	if (r == -ENOENT)
-		r = put_file(rm, rm->devfd, "superblock", "superblock");
+	/*
+	 * The lease, and the bucket must describe this filesystem. A bucket
+	 * that is down now must not keep the local disk from serving: the
+	 * uploader attaches before its first upload. A refusal (credentials,
+	 * another writer) is final.
+	 */
+	r = attach(rm);
+	if (r < 0 && transient(r)) {
+		zf_warn("the bucket '%s' is unreachable (%s): serving local data, uploads start "
+			"once it answers",
+			rm->url, strerror(-r));
+		rm->need_lease = 1;
+		r = 0;
+	}
 	if (r < 0) {
-		zf_err("cannot reach the bucket '%s': %s", rm->url, strerror(-r));
+		if (r != -EBUSY && r != -ESTALE && r != -EEXIST) /* refusals say why */
+			zf_err("cannot attach the bucket '%s': %s", rm->url, strerror(-r));
 		goto fail;
 	}
 	evict(rm);
@@ -691,6 +994,7 @@ fail:
 	zf_objstore_close(rm->down);
 	if (rm->devfd >= 0)
 		close(rm->devfd);
+	free(rm->dev_real);
 	free(rm->url);
 	free(rm);
 	return r;
@@ -698,7 +1002,11 @@ fail:
 
 int zf_remote_start(struct zf_remote *rm)
 {
-	int r = -pthread_create(&rm->thread, NULL, uploader_main, rm);
+	int r;
+
+	/* the daemon may have forked since the open: the first round names its pid */
+	rm->lease_renew_ns = 0;
+	r = -pthread_create(&rm->thread, NULL, uploader_main, rm);
 
 	if (r == 0)
 		rm->started = 1;
@@ -708,6 +1016,7 @@ int zf_remote_start(struct zf_remote *rm)
 int zf_remote_sync(struct zf_remote *rm)
 {
 	struct zf_upload_point pt;
+	uint64_t start;
 	int r;
 
 	r = zf_fs_sync(rm->fs);
@@ -719,9 +1028,17 @@ int zf_remote_sync(struct zf_remote *rm)
 	if (pt.committed > rm->sync_want)
 		rm->sync_want = pt.committed;
 	pthread_cond_broadcast(&rm->wake);
+	start = now_ns();
 	while (rm->sync_done < pt.committed && !rm->stopping && !rm->fenced) {
 		pthread_cond_wait(&rm->done, &rm->lock);
-		if (rm->sync_err && rm->sync_done < pt.committed) {
+		/*
+		 * Failed rounds are retried: give up when the store refuses us,
+		 * or has taken no object for write_wait (it is down, not flaky).
+		 */
+		if (rm->sync_err && rm->sync_done < pt.committed &&
+		    (!transient(rm->sync_err) ||
+		     now_ns() - (rm->progress_ns > start ? rm->progress_ns : start) >=
+			     (uint64_t)rm->o.write_wait_ms * 1000000ull)) {
 			r = rm->sync_err;
 			break;
 		}
@@ -781,7 +1098,7 @@ int zf_remote_close(struct zf_remote *rm)
 	zf_segstore_set_fetch(zf_fs_segstore(rm->fs), NULL, NULL);
 	if (!rm->o.readonly) {
 		zf_fs_set_admit(rm->fs, NULL, NULL);
-		if (!rm->fenced)
+		if (!rm->fenced && !rm->need_lease)
 			zf_objstore_delete(rm->up, "lease");
 	}
 	zf_objstore_close(rm->up);
@@ -792,7 +1109,10 @@ int zf_remote_close(struct zf_remote *rm)
 	close(rm->devfd);
 	pthread_cond_destroy(&rm->wake);
 	pthread_cond_destroy(&rm->done);
+	pthread_cond_destroy(&rm->arrived);
 	pthread_mutex_destroy(&rm->lock);
+	pthread_mutex_destroy(&rm->evict_lock);
+	free(rm->dev_real);
 	free(rm->url);
 	free(rm);
 	return r;

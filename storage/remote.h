@@ -16,8 +16,10 @@
  * after the segments it references; remote log pieces a checkpoint covers
  * are deleted only after that checkpoint is in the bucket.
  *
- * Threads: one uploader thread; fetches run on the readers' threads.
- * Lock order: fs->lock -> rm->lock; no network call under either.
+ * Threads: one uploader thread; fetches run on the readers' threads;
+ * writers short of room evict on their own thread.
+ * Lock order: rm->evict_lock -> fs->lock -> rm->lock; no network call under
+ * any of them.
  */
 #ifndef ZF_STORAGE_REMOTE_H
 #define ZF_STORAGE_REMOTE_H

@@ -48,7 +48,8 @@ static void usage(FILE *out)
 		"\n"
 		"mount options (-o, comma-separated): remote=URL, cache_size=SIZE (dev-dir\n"
 		"  budget, e.g. 64M; also --cache-size), fetch_timeout=SECONDS (30),\n"
-		"  write_wait=SECONDS (120), max_delay=SECONDS (10), commit=SECONDS (5), timeout=SECONDS\n"
+		"  write_wait=SECONDS (120), max_delay=SECONDS (10), commit=SECONDS (5), timeout=SECONDS,\n"
+		"  ckpt=MIB (log written between checkpoints, 64)\n"
 		"  (attribute cache, 1), any FUSE option (allow_other, ro, ...); as\n"
 		"  mount.zerofs the command also serves mount(8) and /etc/fstab:\n"
 		"  'zerofs#/dev-dir /mnt fuse.zerofs defaults 0 0' or 'mount -t fuse.zerofs'\n"
@@ -310,6 +311,7 @@ static int mount8_only(const char *o)
 
 /* split -o: our own options into o, everything else for libfuse into fuse */
 static struct zf_remote_opts mount_remote;
+static struct zf_open_opts mount_open;
 static char mount_url[4200];
 
 static int parse_mount_opts(const char *arg, struct zf_daemon_opts *o, char *fuse, size_t len)
@@ -353,6 +355,14 @@ static int parse_mount_opts(const char *arg, struct zf_daemon_opts *o, char *fus
 				mount_remote.fetch_timeout_ms = v * 1000;
 			else
 				mount_remote.write_wait_ms = v * 1000;
+		} else if (!strncmp(tok, "ckpt=", 5)) {
+			if (parse_int(tok + 5, 1, 65536, &v) < 0) {
+				fprintf(stderr, "zerofs mount: invalid '%s' (MiB of log per checkpoint)\n",
+					tok);
+				r = -EINVAL;
+				break;
+			}
+			mount_open.ckpt_bytes = (uint64_t)v << 20;
 		} else if (!strncmp(tok, "max_delay=", 10)) {
 			if (parse_int(tok + 10, 1, 86400, &v) < 0) {
 				fprintf(stderr, "zerofs mount: invalid '%s' (seconds)\n", tok);
@@ -445,7 +455,7 @@ static int cmd_mount(int argc, char **argv)
 		}
 	}
 	/* open before daemonizing: errors reach the terminal and the exit code */
-	r = zf_fs_open(argv[optind], NULL, &fs);
+	r = zf_fs_open(argv[optind], &mount_open, &fs);
 	if (r < 0) {
 		if (r != -EBUSY) /* the core said who holds it */
 			fprintf(stderr, "zerofs mount: cannot open '%s': %s\n", argv[optind],
@@ -457,8 +467,11 @@ static int cmd_mount(int argc, char **argv)
 		mount_remote.store.create = 1;
 		r = zf_remote_open(fs, argv[optind], &mount_remote, &o.remote);
 		if (r < 0) {
-			fprintf(stderr, "zerofs mount: cannot use the object store '%s': %s\n",
-				mount_url, strerror(-r));
+			/* a refusal (lease, another filesystem, a fork) said why above */
+			int said = r == -EBUSY || r == -ESTALE || r == -EEXIST;
+
+			fprintf(stderr, "zerofs mount: cannot use the object store '%s'%s%s\n",
+				mount_url, said ? "" : ": ", said ? "" : strerror(-r));
 			zf_fs_close(fs);
 			return 1;
 		}

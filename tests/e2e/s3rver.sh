@@ -10,7 +10,8 @@
 #
 #   s3rver_require          exit 77 (skip, with the reason) without node/npm/aws
 #   s3rver_install          install into the cache if not there yet
-#   s3rver_start DIR B...   start on a free port with data in DIR and buckets
+#   s3rver_start DIR B...   start on a free port (or $S3RVER_PORT: a restart
+#                           on the same endpoint) with data in DIR and buckets
 #                           B...; sets S3_ENDPOINT, S3_PORT, S3_PID; the
 #                           server is killed by lib.sh's EXIT trap
 #   s3rver_stop             stop it now (idempotent)
@@ -104,7 +105,7 @@ s3rver_start() {
 	"$S3RVER_NODE" --openssl-legacy-provider \
 		-e 'require(process.argv[1]).parseAsync(["node", "s3rver", ...process.argv.slice(2)])
 			.catch((e) => { console.error(e); process.exit(1) })' \
-		"$S3RVER_CLI" -d "$dir" -a 127.0.0.1 -p 0 "${args[@]}" >"$dir.log" 2>&1 &
+		"$S3RVER_CLI" -d "$dir" -a 127.0.0.1 -p "${S3RVER_PORT:-0}" "${args[@]}" >"$dir.log" 2>&1 &
 	S3_PID=$!
 	cleanup_hooks="s3rver_stop; $cleanup_hooks"
 	# readiness: the port is printed, then it must accept a connection

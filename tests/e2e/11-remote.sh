@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# the object-storage tier on the embedded default bucket (file://<dev-dir>.bucket):
+# sync, eviction under a tiny cache_size and reads back through ranged
+# fetches, restore on empty dev-dirs (mkfs --restore and mount -o remote=),
+# the lease (a second writer refused, a foreign lease broken, a crashed
+# daemon's lease taken over on remount), kill -9 during uploads, faults
+# (10 % errors + 300 ms latency, an outage mid-copy, a read of evicted data
+# during an outage) and a corrupted object in the bucket.
+#
+# Faults come from net/fault.c through the dev-dir's remote.conf
+# ("url fault:<params>;file:///..."): -o remote= cannot carry the commas
+# of several fault parameters.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/remote-lib.sh"
+require_fuse
+for c in rsync setfattr setfacl python3; do
+	command -v $c >/dev/null || { echo "SKIP: '$c' is needed (Debian: rsync attr acl python3)"; exit 77; }
+done
+D=$T/dev M=$T/mnt B=$T/dev.bucket
+URL=file://$B
+if [ -n "${ZF_SANITIZED:-}" ]; then
+	big=24000000 crash_mb=48 flaky_mb=24
+else
+	big=40000000 crash_mb=64 flaky_mb=40
+fi
+# daemons this script started (the background ones keep their argv)
+daemon_pid() { pgrep -f -- "zerofs mount .*$1 $2\$"; }
+cleanup_hooks="pkill -9 -f -- 'zerofs mount .*$T/' 2>/dev/null; $cleanup_hooks"
+# the bytes fetched so far and the fetch-cache misses of a mount
+fetch_misses() { "$ZEROFS" stats "$1" | sed -n 's/^fetch cache: .*, \([0-9]*\) misses.*/\1/p'; }
+
+test_expect_success 'mkfs: the bucket defaults to <dev-dir>.bucket' '
+	$ZEROFS mkfs "$D" | grep -qF "(object store: $URL)" &&
+	test "$(cat "$D/remote.conf")" = "url $URL" &&
+	make_tree "$T/ref" $big
+'
+test_expect_success 'every file type copied in with cache_size=8M; sync puts it all in the bucket' '
+	zf_mount "$D" "$M" -o cache_size=8M &&
+	rsync -aHAX "$T/ref/" "$M/" && same_tree "$T/ref" "$M" &&
+	$ZEROFS sync "$M" &&
+	test "$(zf_stat "$M" "pending upload")" = 0 &&
+	test "$(zf_stat "$M" "evictions")" -gt 0 &&
+	test "$(dev_bytes "$D")" -le $(((8 + 16) << 20)) &&
+	cmp "$D/superblock" "$B/superblock" && grep -q "^zerofs-lease 1" "$B/lease" &&
+	ls "$B/meta" | grep -Eq "^(ckpt|log)\." &&
+	n=0 && for s in "$B"/seg/*.zseg; do
+		n=$((n + 1)) &&
+		if [ -f "$D/seg/${s##*/}" ]; then cmp "$s" "$D/seg/${s##*/}" || exit 1; fi
+	done && test $n -ge 3
+'
+test_expect_success 'evicted data reads back byte-identical through ranged fetches of super-chunks' '
+	zf_umount "$M" && rm -f "$D"/cache/* &&
+	zf_mount "$D" "$M" -o cache_size=8M &&
+	cmp "$T/ref/big" "$M/big" && same_tree "$T/ref" "$M" &&
+	test "$(zf_stat "$M" "fetched")" -gt 0 && test "$(fetch_misses "$M")" -gt 0 &&
+	ls "$D/cache" | grep -q "\.sc\$" &&
+	for f in "$D"/cache/*.sc; do
+		n=${f##*/} && seg=${n%%-*} && off=$((16#$(echo "${n#*-}" | cut -d. -f1))) &&
+		len=$(stat -c %s "$f") &&
+		test "$len" -lt "$(stat -c %s "$B/seg/$seg.zseg")" &&
+		tail -c +$((off + 1)) "$B/seg/$seg.zseg" | head -c "$len" | cmp - "$f" || exit 1
+	done
+'
+test_expect_success 'while it is mounted, a second writer on the bucket is refused, holder named' '
+	pid=$(daemon_pid "$D" "$M") &&
+	for i in $(seq 1 300); do grep -q "^holder .* pid $pid\$" "$B/lease" && break; sleep 0.1; done &&
+	$ZEROFS mkfs --restore "$URL" "$T/dev2" | grep -q "restored" &&
+	mkdir -p "$T/mnt2" &&
+	! timeout 60 $ZEROFS mount "$T/dev2" "$T/mnt2" 2>"$T/err" &&
+	! mountpoint -q "$T/mnt2" && cat "$T/err" &&
+	grep -q "in use by $(hostname) pid $pid (dev-dir '\''$D'\'')" "$T/err" &&
+	grep -qF "zerofs lease-break $URL" "$T/err"
+'
+test_expect_success 'mkfs --restore: once the writer is gone, the restored dev-dir holds the same tree' '
+	zf_umount "$M" && test ! -e "$B/lease" &&
+	zf_mount "$T/dev2" "$T/mnt2" -o cache_size=8M && same_tree "$T/ref" "$T/mnt2" &&
+	zf_umount "$T/mnt2" && zf_fsck_clean "$T/dev2" | grep -q "(data verified): clean"
+'
+test_expect_success 'mount of an empty dev-dir with -o remote=URL restores it too' '
+	mkdir "$T/dev3" && zf_mount "$T/dev3" "$T/mnt3" -o remote=$URL,cache_size=8M &&
+	test "$(cat "$T/dev3/remote.conf")" = "url $URL" &&
+	same_tree "$T/ref" "$T/mnt3" &&
+	zf_umount "$T/mnt3" && zf_fsck_clean "$T/dev3"
+'
+test_expect_success 'a live lease of another host refuses the mount; zerofs lease-break frees it' '
+	printf "zerofs-lease 1\nid 0123456789abcdef0123456789abcdef\nholder elsewhere.example pid 4242\nexpires %s\ntoken 7\n" \
+		$(($(date +%s) + 3600)) >"$B/lease" &&
+	! timeout 60 $ZEROFS mount "$D" "$M" 2>"$T/err" && ! mountpoint -q "$M" &&
+	grep -q "in use by elsewhere.example pid 4242" "$T/err" &&
+	grep -qF "zerofs lease-break $URL" "$T/err" &&
+	$ZEROFS lease-break "$URL" | grep -q "removed" && test ! -e "$B/lease" &&
+	zf_mount "$D" "$M" && pid=$(daemon_pid "$D" "$M") &&
+	for i in $(seq 1 300); do
+		grep -q "^holder $(hostname) pid $pid\$" "$B/lease" && break
+		sleep 0.1
+	done &&
+	grep -q "^holder $(hostname) pid $pid\$" "$B/lease" && grep -q "^dev $D\$" "$B/lease" &&
+	zf_umount "$M"
+'
+test_expect_success 'kill -9 while segments go up to a slow store (1 s a request)' '
+	echo "url fault:latency=1000;$URL" >"$D/remote.conf" &&
+	zf_mount "$D" "$M" &&
+	head -c ${crash_mb}M /dev/urandom >"$T/ref/crash" &&
+	cp -p "$T/ref/crash" "$M/crash" && sync "$M/crash" && touch -r "$M" "$T/ref" &&
+	for i in $(seq 1 600); do
+		test "$(zf_stat "$M" "uploaded")" -ge $((16 << 20)) && break
+		sleep 0.1
+	done &&
+	test "$(zf_stat "$M" "pending upload")" -gt $((16 << 20)) &&
+	kill -9 $(daemon_pid "$D" "$M") && fusermount3 -uz "$M" &&
+	flock -w 60 "$D/lock" true && grep -q "^holder $(hostname) " "$B/lease" &&
+	zf_fsck_clean "$D"
+'
+test_expect_success 'remount on this host takes the dead daemon'\''s lease over; uploads resume; nothing lost' '
+	echo "url $URL" >"$D/remote.conf" &&
+	zf_mount "$D" "$M" 2>"$T/err" && cat "$T/err" &&
+	grep -q "taking over the lease of .* no process holds any more" "$T/err" &&
+	cmp "$T/ref/crash" "$M/crash" && $ZEROFS sync "$M" &&
+	test "$(zf_stat "$M" "pending upload")" = 0 &&
+	test "$(zf_stat "$M" "uploaded")" -lt $((crash_mb << 20)) &&
+	zf_umount "$M" &&
+	$ZEROFS mkfs --restore "$URL" "$T/dev4" && zf_mount "$T/dev4" "$T/mnt4" -o cache_size=8M &&
+	same_tree "$T/ref" "$T/mnt4" && zf_umount "$T/mnt4" && zf_fsck_clean "$T/dev4" &&
+	zf_fsck_clean "$D"
+'
+# seed 8 fails the 5th request of each store (for uploads: the first round's
+# lease check) and 6 of the first 40: failures are certain, not just likely
+test_expect_success 'faults: 10 % of requests fail, 300 ms each, during a copy; intact after sync + remount' '
+	echo "url fault:rate=0.1,latency=300,seed=8;$URL" >"$D/remote.conf" &&
+	zf_mount_fg "$D" "$M" "$T/flaky.log" -o cache_size=16M &&
+	head -c ${flaky_mb}M /dev/urandom >"$T/ref/flaky" && cp -a "$T/ref/dir" "$T/ref/dir-flaky" &&
+	cp -p "$T/ref/flaky" "$M/flaky" && cp -a "$T/ref/dir" "$M/dir-flaky" && touch -r "$M" "$T/ref" &&
+	$ZEROFS sync "$M" && test "$(zf_stat "$M" "pending upload")" = 0 &&
+	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
+	grep -q "failed: Input/output error (retrying" "$T/flaky.log" &&
+	rm -f "$D"/cache/* && zf_mount "$D" "$M" -o cache_size=8M &&
+	same_tree "$T/ref" "$M" && zf_umount "$M"
+'
+test_expect_success 'an outage mid-copy: local work goes on, the backlog grows, then drains by itself' '
+	echo "url fault:outage_file=$T/outage;$URL" >"$D/remote.conf" &&
+	zf_mount_fg "$D" "$M" "$T/outage.log" -o cache_size=256M,max_delay=1 &&
+	head -c 20M /dev/urandom >"$T/ref/out1" && head -c 40M /dev/urandom >"$T/ref/out2" &&
+	cp -p "$T/ref/out1" "$M/out1" && $ZEROFS sync "$M" &&
+	touch "$T/outage" &&
+	cp -p "$T/ref/out2" "$M/out2" && mkdir "$M/during" "$T/ref/during" &&
+	for i in $(seq 1 600); do
+		grep -q "upload to .* failed: Connection refused" "$T/outage.log" && break
+		sleep 0.1
+	done &&
+	p1=$(zf_stat "$M" "pending upload") && test "$p1" -ge 40000000 &&
+	$ZEROFS stats "$M" | awk '\''/^recovery point:/ { exit !($3 > 0) }'\'' &&
+	cmp "$T/ref/out1" "$M/out1" && cmp "$T/ref/out2" "$M/out2" &&
+	cp -a "$T/ref/dir/rand" "$M/during/rand" && cp -a "$T/ref/dir/rand" "$T/ref/during/rand" &&
+	sync "$M/during/rand" &&
+	test "$(zf_stat "$M" "pending upload")" -gt "$p1" &&
+	rm "$T/outage" && wait_drained "$M" 90 &&
+	touch -r "$M/during" "$T/ref/during" && touch -r "$M" "$T/ref" && same_tree "$T/ref" "$M" &&
+	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")"
+'
+test_expect_success 'a mount during an outage serves local data; evicted data: EIO after fetch_timeout, inode logged' '
+	rm -f "$D"/cache/* && touch "$T/outage" &&
+	zf_mount_fg "$D" "$M" "$T/eio.log" -o cache_size=1M,fetch_timeout=3 &&
+	grep -q "is unreachable (Connection refused): serving local data" "$T/eio.log" &&
+	test ! -e "$B/lease" && ino=$(stat -c %i "$M/big") &&
+	echo during >"$M/during/new" && test "$(cat "$M/during/new")" = during &&
+	! timeout 60 cat "$M/big" >/dev/null 2>"$T/err" && grep -q "Input/output error" "$T/err" &&
+	grep -q "cannot fetch segment .*Connection refused" "$T/eio.log" &&
+	grep -q "cannot read inode $ino at offset" "$T/eio.log" &&
+	rm "$T/outage" && cmp "$T/ref/big" "$M/big" && $ZEROFS sync "$M" &&
+	grep -q "^holder $(hostname) pid $(cat "$T/fg.pid")\$" "$B/lease" &&
+	echo during >"$T/ref/during/new" && touch -r "$M/during/new" "$T/ref/during/new" &&
+	touch -r "$M/during" "$T/ref/during" &&
+	same_tree "$T/ref" "$M" &&
+	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")"
+'
+test_expect_success 'a corrupted segment object: EIO naming the inode of its file, other files fine' '
+	echo "url $URL" >"$D/remote.conf" &&
+	zf_mount "$D" "$M" -o cache_size=1M && $ZEROFS sync "$M" && ls "$B/seg" >"$T/segs" &&
+	head -c 20M /dev/urandom >"$T/ref/victim" && cp -p "$T/ref/victim" "$M/victim" &&
+	$ZEROFS sync "$M" && touch -r "$M" "$T/ref" && zf_umount "$M" &&
+	seg=$(ls "$B/seg" | comm -13 "$T/segs" - | head -n 1) && test -n "$seg" &&
+	off=$(($(stat -c %s "$B/seg/$seg") / 2)) && flip_byte "$B/seg/$seg" $off &&
+	rm -f "$D"/cache/* && zf_mount_fg "$D" "$M" "$T/bad.log" -o cache_size=1M &&
+	ino=$(stat -c %i "$M/victim") &&
+	! cat "$M/victim" >/dev/null 2>"$T/err" && grep -q "Input/output error" "$T/err" &&
+	grep -q "cannot read inode $ino at offset" "$T/bad.log" &&
+	cmp "$T/ref/big" "$M/big" && cmp "$T/ref/crash" "$M/crash" &&
+	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
+	expect_code 4 $ZEROFS fsck --verify-data "$D" &&
+	flip_byte "$B/seg/$seg" $off && zf_fsck_clean "$D"
+'
+test_expect_success 'the bucket restores everything once more, and the restored copy writes on' '
+	$ZEROFS mkfs --restore "$URL" "$T/dev5" && zf_mount "$T/dev5" "$T/mnt5" -o cache_size=8M &&
+	same_tree "$T/ref" "$T/mnt5" && echo newer >"$T/mnt5/newer" && zf_umount "$T/mnt5" &&
+	zf_fsck_clean "$T/dev5"
+'
+test_expect_success 'the original dev-dir, now behind the bucket, is refused: no fork' '
+	cp -a "$B/meta" "$T/meta.before" &&
+	! $ZEROFS mount "$D" "$M" 2>"$T/err" && ! mountpoint -q "$M" && cat "$T/err" &&
+	grep -q "another dev-dir (a restored copy?) has written to it since" "$T/err" &&
+	diff -r "$T/meta.before" "$B/meta" && test ! -e "$B/lease"
+'
+test_expect_success 'a new filesystem pointed at the bucket is refused: the bucket holds another one' '
+	$ZEROFS mkfs --remote "$URL" "$T/dev6" >/dev/null &&
+	! $ZEROFS mount "$T/dev6" "$M" 2>"$T/err" && ! mountpoint -q "$M" &&
+	grep -q "holds another filesystem" "$T/err" &&
+	diff -r "$T/meta.before" "$B/meta" && test ! -e "$B/lease"
+'
+test_expect_success 'final fsck clean; no sanitizer reports' '
+	zf_fsck_clean "$D" && zf_fsck_clean "$T/dev5" && no_san_reports
+'
+test_done

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# the object-storage tier against a real S3 server: @20minutes/s3rver 5.0.0
+# on 127.0.0.1 (tests/e2e/s3rver.sh), which checks SigV4 signatures, with
+# Debian's aws CLI as the independent client that says what is in the
+# bucket. A file synced, evicted and read back through ranged GETs; restore
+# on empty dev-dirs; the lease; wrong credentials; kill -9 during uploads;
+# 10 % errors + 300 ms latency (net/fault.c around s3://); the server
+# stopped mid-copy and restarted; a corrupted object; and the cache bound
+# while 1 GiB is copied with cache_size=64M.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/remote-lib.sh"
+. "$(dirname "$0")/s3rver.sh"
+require_fuse
+for c in rsync setfattr setfacl python3 openssl; do
+	command -v $c >/dev/null ||
+		{ echo "SKIP: '$c' is needed (Debian: rsync attr acl python3 openssl)"; exit 77; }
+done
+s3rver_require
+s3rver_install || exit 1
+s3rver_start "$T/s3" zf-test || exit 1
+echo "# s3rver on $S3_ENDPOINT"
+
+# the test's own identity: s3rver's built-in key pair, no user config read
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1
+export AWS_CONFIG_FILE=$T/aws-config AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials
+export AWS_PAGER="" AWS_EC2_METADATA_DISABLED=true
+unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
+
+D=$T/dev M=$T/mnt
+URL="s3://zf-test/fs1?endpoint=$S3_ENDPOINT"
+if [ -n "${ZF_SANITIZED:-}" ]; then
+	big=24000000 crash_mb=48 flaky_mb=24 huge_mb=512
+else
+	big=40000000 crash_mb=64 flaky_mb=40 huge_mb=1024
+fi
+# measurements go to the TAP output as comments (steps' own output is captured)
+exec 3>&1
+secs() { awk "BEGIN { printf \"%.1f\", $2 - $1 }"; }
+daemon_pid() { pgrep -f -- "zerofs mount .*$1 $2\$"; }
+cleanup_hooks="pkill -9 -f -- 'zerofs mount .*$T/' 2>/dev/null; $cleanup_hooks"
+fetch_misses() { "$ZEROFS" stats "$1" | sed -n 's/^fetch cache: .*, \([0-9]*\) misses.*/\1/p'; }
+# keys under fs1/ as the aws CLI lists them, one a line, sorted
+aws_keys() {
+	aws_s3api list-objects-v2 --bucket zf-test --prefix "fs1/${1:-}" \
+		--query 'Contents[].Key' --output json |
+		python3 -c 'import json,sys; [print(k[4:]) for k in sorted(json.load(sys.stdin) or [])]'
+}
+# segment GETs answered 206 Partial Content, from the server's log
+partial_gets() { grep -ac "seg/[0-9a-f]*\.zseg 206 " "$T/s3.log"; }
+aws_get() { aws_s3api get-object --bucket zf-test --key "fs1/$1" "$2" >/dev/null; }
+# N MiB of a reproducible pseudo-random stream (compared without a copy on disk)
+stream() { openssl enc -aes-128-ctr -pass pass:zerofs -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c "$1"M; }
+
+test_expect_success 'every file type copied in with cache_size=8M; aws sees it all in the bucket after sync' '
+	$ZEROFS mkfs --remote "$URL" "$D" | grep -qF "(object store: $URL)" &&
+	make_tree "$T/ref" $big &&
+	zf_mount "$D" "$M" -o cache_size=8M &&
+	rsync -aHAX "$T/ref/" "$M/" && $ZEROFS sync "$M" &&
+	test "$(zf_stat "$M" "pending upload")" = 0 && test "$(zf_stat "$M" "evictions")" -gt 0 &&
+	aws_keys >"$T/keys" && cat "$T/keys" &&
+	grep -qx superblock "$T/keys" && grep -qx lease "$T/keys" &&
+	grep -Eq "^meta/(ckpt\.|log\.)[0-9a-f]{16}" "$T/keys" &&
+	test "$(grep -Ec "^seg/[0-9a-f]{16}\.zseg\$" "$T/keys")" -ge 3 &&
+	aws_get superblock "$T/sb" && cmp "$T/sb" "$D/superblock" &&
+	aws_get lease "$T/lease" && grep -q "^holder $(hostname) pid " "$T/lease" &&
+	for s in $(grep "^seg/" "$T/keys"); do
+		if [ -f "$D/$s" ]; then aws_get "$s" "$T/seg" && cmp "$T/seg" "$D/$s" || exit 1; fi
+	done
+'
+test_expect_success 'evicted data reads back byte-identical through ranged GETs (206 from the server)' '
+	zf_umount "$M" && rm -f "$D"/cache/* && n0=$(partial_gets) &&
+	zf_mount "$D" "$M" -o cache_size=8M &&
+	cmp "$T/ref/big" "$M/big" && same_tree "$T/ref" "$M" &&
+	test "$(zf_stat "$M" "fetched")" -gt 0 && test "$(fetch_misses "$M")" -gt 0 &&
+	test "$(partial_gets)" -ge $((n0 + $(fetch_misses "$M"))) &&
+	for f in "$D"/cache/*.sc; do
+		n=${f##*/} && seg=${n%%-*} && off=$((16#$(echo "${n#*-}" | cut -d. -f1))) &&
+		len=$(stat -c %s "$f") && aws_get "seg/$seg.zseg" "$T/seg" &&
+		test "$len" -lt "$(stat -c %s "$T/seg")" &&
+		tail -c +$((off + 1)) "$T/seg" | head -c "$len" | cmp - "$f" || exit 1
+	done
+'
+test_expect_success 'while it is mounted, a second writer on the bucket is refused, holder named' '
+	pid=$(daemon_pid "$D" "$M") &&
+	for i in $(seq 1 300); do
+		aws_get lease "$T/lease" && grep -q "pid $pid\$" "$T/lease" && break
+		sleep 0.1
+	done &&
+	$ZEROFS mkfs --restore "$URL" "$T/dev2" | grep -q "restored" && mkdir -p "$T/mnt2" &&
+	! timeout 60 $ZEROFS mount "$T/dev2" "$T/mnt2" 2>"$T/err" && ! mountpoint -q "$T/mnt2" &&
+	cat "$T/err" && grep -q "in use by $(hostname) pid $pid (dev-dir '\''$D'\'')" "$T/err" &&
+	grep -qF "zerofs lease-break $URL" "$T/err"
+'
+test_expect_success 'restore from the bucket alone: mkfs --restore and mount -o remote= give the same tree' '
+	zf_umount "$M" && aws_keys >"$T/keys" && ! grep -qx lease "$T/keys" &&
+	zf_mount "$T/dev2" "$T/mnt2" -o cache_size=8M && same_tree "$T/ref" "$T/mnt2" &&
+	zf_umount "$T/mnt2" && zf_fsck_clean "$T/dev2" | grep -q "(data verified): clean" &&
+	mkdir "$T/dev3" && zf_mount "$T/dev3" "$T/mnt3" -o "remote=$URL,cache_size=8M" &&
+	test "$(cat "$T/dev3/remote.conf")" = "url $URL" && test -z "$(ls "$T/dev3/seg")" &&
+	same_tree "$T/ref" "$T/mnt3" && zf_umount "$T/mnt3" && zf_fsck_clean "$T/dev3"
+'
+test_expect_success 'wrong credentials: a clear error at mount and at restore, exit 1, no hang' '
+	! AWS_SECRET_ACCESS_KEY=wrong timeout 60 $ZEROFS mount "$D" "$M" 2>"$T/err" &&
+	! mountpoint -q "$M" && cat "$T/err" &&
+	grep -q "HTTP 403 SignatureDoesNotMatch" "$T/err" &&
+	grep -q "cannot use the object store .*: Permission denied" "$T/err" &&
+	expect_code 1 env AWS_ACCESS_KEY_ID=NOBODY timeout 60 $ZEROFS mount "$D" "$M" 2>"$T/err" &&
+	grep -q "HTTP 403 InvalidAccessKeyId" "$T/err" &&
+	! AWS_SECRET_ACCESS_KEY=wrong timeout 60 $ZEROFS mkfs --restore "$URL" "$T/dev-x" 2>"$T/err" &&
+	grep -q "cannot restore .*: Permission denied" "$T/err" && test ! -e "$T/dev-x/superblock" &&
+	aws_keys >"$T/keys" && ! grep -qx lease "$T/keys"
+'
+test_expect_success 'kill -9 while segments go up to a slow store (fault: 1 s a request around s3://)' '
+	echo "url fault:latency=1000;$URL" >"$D/remote.conf" &&
+	zf_mount "$D" "$M" &&
+	head -c ${crash_mb}M /dev/urandom >"$T/ref/crash" &&
+	cp -p "$T/ref/crash" "$M/crash" && sync "$M/crash" && touch -r "$M" "$T/ref" &&
+	for i in $(seq 1 600); do
+		test "$(zf_stat "$M" "uploaded")" -ge $((16 << 20)) && break
+		sleep 0.1
+	done &&
+	test "$(zf_stat "$M" "pending upload")" -gt $((16 << 20)) &&
+	kill -9 $(daemon_pid "$D" "$M") && fusermount3 -uz "$M" &&
+	flock -w 60 "$D/lock" true && aws_get lease "$T/lease" && zf_fsck_clean "$D"
+'
+test_expect_success 'remount takes the dead daemon'\''s lease over; uploads resume; a restore has it all' '
+	echo "url $URL" >"$D/remote.conf" &&
+	zf_mount "$D" "$M" 2>"$T/err" && cat "$T/err" &&
+	grep -q "taking over the lease of .* no process holds any more" "$T/err" &&
+	$ZEROFS sync "$M" && test "$(zf_stat "$M" "pending upload")" = 0 &&
+	test "$(zf_stat "$M" "uploaded")" -lt $((crash_mb << 20)) &&
+	cmp "$T/ref/crash" "$M/crash" && zf_umount "$M" &&
+	$ZEROFS mkfs --restore "$URL" "$T/dev4" && zf_mount "$T/dev4" "$T/mnt4" -o cache_size=8M &&
+	same_tree "$T/ref" "$T/mnt4" && zf_umount "$T/mnt4" && zf_fsck_clean "$T/dev4"
+'
+# seed 8 fails the 5th request of each store and 6 of the first 40 (see 11-remote.sh)
+test_expect_success 'faults: 10 % of requests fail, 300 ms each, during a copy; intact after sync + remount' '
+	echo "url fault:rate=0.1,latency=300,seed=8;$URL" >"$D/remote.conf" &&
+	zf_mount_fg "$D" "$M" "$T/flaky.log" -o cache_size=16M &&
+	head -c ${flaky_mb}M /dev/urandom >"$T/ref/flaky" && cp -a "$T/ref/dir" "$T/ref/dir-flaky" &&
+	cp -p "$T/ref/flaky" "$M/flaky" && cp -a "$T/ref/dir" "$M/dir-flaky" && touch -r "$M" "$T/ref" &&
+	$ZEROFS sync "$M" && test "$(zf_stat "$M" "pending upload")" = 0 &&
+	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
+	grep -q "failed: Input/output error (retrying" "$T/flaky.log" &&
+	rm -f "$D"/cache/* && zf_mount "$D" "$M" -o cache_size=8M &&
+	same_tree "$T/ref" "$M" && zf_umount "$M"
+'
+test_expect_success 'outage, before: a copy synced to the server' '
+	echo "url $URL" >"$D/remote.conf" &&
+	zf_mount_fg "$D" "$M" "$T/outage.log" -o cache_size=256M,max_delay=1,fetch_timeout=3 &&
+	head -c 20M /dev/urandom >"$T/ref/out1" && head -c 40M /dev/urandom >"$T/ref/out2" &&
+	cp -p "$T/ref/out1" "$M/out1" && $ZEROFS sync "$M"
+'
+s3rver_stop
+test_expect_success 'outage, the server stopped: local reads and writes go on, the backlog grows' '
+	cp -p "$T/ref/out2" "$M/out2" && mkdir "$M/during" "$T/ref/during" &&
+	for i in $(seq 1 900); do
+		grep -q "upload to .* failed: Connection refused" "$T/outage.log" && break
+		sleep 0.1
+	done &&
+	p1=$(zf_stat "$M" "pending upload") && test "$p1" -ge 40000000 &&
+	$ZEROFS stats "$M" | awk '\''/^recovery point:/ { exit !($3 > 0) }'\'' &&
+	cmp "$T/ref/out1" "$M/out1" && cmp "$T/ref/out2" "$M/out2" &&
+	cp -a "$T/ref/dir/rand" "$M/during/rand" && cp -a "$T/ref/dir/rand" "$T/ref/during/rand" &&
+	sync "$M/during/rand" && test "$(zf_stat "$M" "pending upload")" -gt "$p1" &&
+	! timeout 60 cat "$M/big" >/dev/null 2>"$T/err" && grep -q "Input/output error" "$T/err" &&
+	grep -q "cannot read inode $(stat -c %i "$M/big") at offset" "$T/outage.log"
+'
+S3RVER_PORT=$S3_PORT s3rver_start "$T/s3" zf-test || exit 1
+test_expect_success 'outage, the server back on the same endpoint: the backlog drains by itself, nothing lost' '
+	wait_drained "$M" 90 && touch -r "$M/during" "$T/ref/during" && touch -r "$M" "$T/ref" &&
+	same_tree "$T/ref" "$M" && zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
+	rm -rf "$T/dev4" && $ZEROFS mkfs --restore "$URL" "$T/dev4" &&
+	zf_mount "$T/dev4" "$T/mnt4" -o cache_size=8M && same_tree "$T/ref" "$T/mnt4" &&
+	zf_umount "$T/mnt4"
+'
+test_expect_success 'a corrupted segment object (rewritten by aws): EIO naming the inode, other files fine' '
+	zf_mount "$D" "$M" -o cache_size=1M && $ZEROFS sync "$M" && aws_keys seg/ >"$T/segs" &&
+	head -c 20M /dev/urandom >"$T/ref/victim" && cp -p "$T/ref/victim" "$M/victim" &&
+	$ZEROFS sync "$M" && touch -r "$M" "$T/ref" && zf_umount "$M" &&
+	seg=$(aws_keys seg/ | comm -13 "$T/segs" - | head -n 1) && test -n "$seg" &&
+	aws_get "$seg" "$T/good" && cp "$T/good" "$T/bad" &&
+	flip_byte "$T/bad" $(($(stat -c %s "$T/bad") / 2)) &&
+	aws_s3api put-object --bucket zf-test --key "fs1/$seg" --body "$T/bad" >/dev/null &&
+	rm -f "$D"/cache/* && zf_mount_fg "$D" "$M" "$T/bad.log" -o cache_size=1M &&
+	ino=$(stat -c %i "$M/victim") &&
+	! cat "$M/victim" >/dev/null 2>"$T/err" && grep -q "Input/output error" "$T/err" &&
+	grep -q "cannot read inode $ino at offset" "$T/bad.log" &&
+	cmp "$T/ref/big" "$M/big" && cmp "$T/ref/crash" "$M/crash" &&
+	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
+	expect_code 4 $ZEROFS fsck --verify-data "$D" &&
+	aws_s3api put-object --bucket zf-test --key "fs1/$seg" --body "$T/good" >/dev/null &&
+	zf_fsck_clean "$D"
+'
+# The bound: segments and fetched super-chunks in the dev-dir may exceed
+# cache_size by the segment being written (sealed once past its 16 MiB
+# limit, so up to 16 MiB + one super-chunk of 4 MiB raw, 21 MiB on disk)
+# plus 4 MiB: one super-chunk the write path may fetch back (a file's last
+# chunk is re-read to be chunked with what follows) before the uploader's
+# next eviction.
+limit=$(((64 + 21 + 4) << 20))
+test_expect_success "cache bound: ${huge_mb} MiB copied with cache_size=64M stays under 89 MiB; writers stall" '
+	zf_mount "$D" "$M" -o cache_size=64M && rm -f "$T/stop" "$T/samples" || exit 1
+	(while [ ! -e "$T/stop" ]; do echo "$(dev_bytes "$D") $(date +%s.%N)" >>"$T/samples"; sleep 0.2; done) &
+	sampler=$!
+	t0=$(date +%s.%N) && stream $huge_mb >"$M/huge" && $ZEROFS sync "$M" && t1=$(date +%s.%N) &&
+	touch "$T/stop" && wait $sampler &&
+	$ZEROFS stats "$M" >"$T/stats" && cat "$T/stats" &&
+	max=$(sort -n "$T/samples" | tail -n 1 | cut -d" " -f1) &&
+	echo "# samples $(wc -l <"$T/samples"), max dev-dir $max bytes ($((max >> 20)) MiB), limit $limit;" \
+		"${huge_mb} MiB written and synced in $(secs $t0 $t1) s" >&3 &&
+	test "$(wc -l <"$T/samples")" -ge 10 &&
+	{ test "$max" -le $limit || { cat "$T/samples"; ls -l "$D/seg" "$D/cache"; exit 1; }; } &&
+	test "$(zf_stat "$M" "write stalls")" -gt 0 &&
+	test "$(zf_stat "$M" "pending upload")" = 0 &&
+	zf_umount "$M" && rm -f "$D"/cache/* && zf_mount "$D" "$M" -o cache_size=64M &&
+	t0=$(date +%s.%N) && stream $huge_mb | cmp - "$M/huge" && t1=$(date +%s.%N) &&
+	$ZEROFS stats "$M" | grep -E "^(fetched|fetch cache|dev-dir)" | sed "s/^/# /" >&3 &&
+	echo "# cold read of ${huge_mb} MiB in $(secs $t0 $t1) s" >&3 &&
+	test "$(dev_bytes "$D")" -le $limit && zf_umount "$M"
+'
+test_expect_success 'final: every dev-dir fsck clean, the lease released, no sanitizer reports' '
+	aws_keys >"$T/keys" && ! grep -qx lease "$T/keys" &&
+	zf_fsck_clean "$D" && zf_fsck_clean "$T/dev2" && zf_fsck_clean "$T/dev4" && no_san_reports
+'
+test_done
