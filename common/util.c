@@ -154,12 +154,7 @@ struct timespec zf_now(void)
 {
 	struct timespec ts;
 
-	/*
-	 * The kernel stamps times it sets itself (writes through its cache)
-	 * with the coarse clock; stamping ours with the same clock keeps their
-	 * order (make compares mtimes a few milliseconds apart).
-	 */
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return ts;
 }
 

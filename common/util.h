@@ -36,7 +36,7 @@ int zf_read_file(int dirfd, const char *name, void **ret_buf, size_t *ret_len);
 /* fill buf with random bytes from getrandom(2) */
 int zf_random(void *buf, size_t len);
 
-/* the kernel's coarse CLOCK_REALTIME (file times) */
+/* CLOCK_REALTIME */
 struct timespec zf_now(void);
 
 /* monotonic clock in nanoseconds */

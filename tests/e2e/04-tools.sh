@@ -225,8 +225,10 @@ test_expect_success 'a small C project builds, passes its tests, and rebuilds on
 	> rm -f calc $(OBJS)
 	.PHONY: test clean
 	EOF
-	make -s -j2 test | grep -q "tests passed" && make -q calc &&
-	touch mul.c && ! make -q calc && make calc >"$T/make.log" &&
+	echo "# build and test" && make -s -j2 test | grep -q "tests passed" &&
+	echo "# up to date after the build" && make -q calc &&
+	echo "# out of date after touch" && touch mul.c && ! make -q calc &&
+	ls -l --time-style=full-iso mul.c mul.o calc && make calc >"$T/make.log" &&
 	grep -q "mul.c" "$T/make.log" && ! grep -q "main.c\|add.c" "$T/make.log" &&
 	sed -i "s/a \* b/a * b + 0/" mul.c && make -s test | grep -q "tests passed" &&
 	make -s clean && test ! -e calc && test ! -e main.o
