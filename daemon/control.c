@@ -1,9 +1,10 @@
 /*
  * daemon/control.c - the daemon's control channel (see control.h)
  *
- * One thread accepts connections and serves them one at a time; commands
- * are short (stats) or bounded by a commit (sync). The socket is closed
- * before the filesystem is.
+ * One thread accepts connections and serves each on a thread of its own:
+ * a sync may wait for the bucket (up to write_wait during an outage), and
+ * stats must answer meanwhile. The socket is closed, and the clients being
+ * served are waited for, before the filesystem is.
  */
 #include "config.h"
 
@@ -27,6 +28,14 @@ struct zf_control {
 	struct zf_remote *rm;
 	int fd;
 	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;		/* clients dropped to 0 */
+	unsigned int clients;		/* being served; protected by lock */
+};
+
+struct client {
+	struct zf_control *ctl;
+	int fd;
 };
 
 /* abstract address "\0zerofs-<xxh64 of the dev-dir's real path>" */
@@ -135,6 +144,21 @@ static void serve(struct zf_control *ctl, int c)
 	free(reply);
 }
 
+static void *client_main(void *arg)
+{
+	struct client *cl = arg;
+	struct zf_control *ctl = cl->ctl;
+
+	serve(ctl, cl->fd);
+	close(cl->fd);
+	free(cl);
+	pthread_mutex_lock(&ctl->lock);
+	if (--ctl->clients == 0)
+		pthread_cond_broadcast(&ctl->idle);
+	pthread_mutex_unlock(&ctl->lock);
+	return NULL;
+}
+
 static void *control_main(void *arg)
 {
 	struct zf_control *ctl = arg;
@@ -150,8 +174,25 @@ static void *control_main(void *arg)
 			break; /* the socket was shut down */
 		}
 		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
-		    (cred.uid == 0 || cred.uid == getuid()))
-			serve(ctl, c);
+		    (cred.uid == 0 || cred.uid == getuid())) {
+			struct client *client = zf_malloc(sizeof(*client));
+			pthread_attr_t attr;
+			pthread_t t;
+			int r;
+
+			client->ctl = ctl;
+			client->fd = c;
+			pthread_mutex_lock(&ctl->lock);
+			ctl->clients++;
+			pthread_mutex_unlock(&ctl->lock);
+			pthread_attr_init(&attr);
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			r = pthread_create(&t, &attr, client_main, client);
+			pthread_attr_destroy(&attr);
+			if (r != 0)
+				client_main(client); /* no thread: serve it here */
+			continue;
+		}
 		close(c);
 	}
 	return NULL;
@@ -171,6 +212,8 @@ int zf_control_start(struct zf_fs *fs, struct zf_remote *rm, const char *dev_dir
 	ctl = zf_calloc(1, sizeof(*ctl));
 	ctl->fs = fs;
 	ctl->rm = rm;
+	pthread_mutex_init(&ctl->lock, NULL);
+	pthread_cond_init(&ctl->idle, NULL);
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&sa, len) < 0 ||
 	    listen(ctl->fd, 8) < 0) {
@@ -185,6 +228,8 @@ int zf_control_start(struct zf_fs *fs, struct zf_remote *rm, const char *dev_dir
 fail:
 	if (ctl->fd >= 0)
 		close(ctl->fd);
+	pthread_cond_destroy(&ctl->idle);
+	pthread_mutex_destroy(&ctl->lock);
 	free(ctl);
 	return r;
 }
@@ -195,7 +240,13 @@ void zf_control_stop(struct zf_control *ctl)
 		return;
 	shutdown(ctl->fd, SHUT_RDWR); /* wakes accept() */
 	pthread_join(ctl->thread, NULL);
+	pthread_mutex_lock(&ctl->lock);
+	while (ctl->clients)
+		pthread_cond_wait(&ctl->idle, &ctl->lock);
+	pthread_mutex_unlock(&ctl->lock);
 	close(ctl->fd);
+	pthread_cond_destroy(&ctl->idle);
+	pthread_mutex_destroy(&ctl->lock);
 	free(ctl);
 }
 

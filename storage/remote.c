@@ -523,16 +523,29 @@ static int claim(struct zf_remote *rm, uint64_t seq)
 	return state_save(rm);
 }
 
-static int max_seq_fn(void *ctx, const char *key, uint64_t size)
+struct foreign {
+	uint64_t seq, claim;	/* this dev-dir put records up to seq, maybe up to claim */
+	uint64_t last;		/* last record of an object it did not put (0: none) */
+};
+
+/*
+ * Objects beyond seq are foreign unless they are the one put this dev-dir
+ * may have made before a crash: log.<seq+1>-<claim> or ckpt.<claim>.
+ */
+static int foreign_fn(void *ctx, const char *key, uint64_t size)
 {
+	struct foreign *f = ctx;
 	unsigned long long a, b;
-	uint64_t *max = ctx;
+	int n = 0;
 
 	(void)size;
-	if (sscanf(key, "meta/log.%16llx-%16llx", &a, &b) == 2 && b > *max)
-		*max = b;
-	else if (sscanf(key, "meta/ckpt.%16llx", &a) == 1 && a > *max)
-		*max = a;
+	if (sscanf(key, "meta/log.%16llx-%16llx%n", &a, &b, &n) == 2 && key[n] == 0) {
+		if (b > f->seq && !(a == f->seq + 1 && b == f->claim) && b > f->last)
+			f->last = b;
+	} else if (sscanf(key, "meta/ckpt.%16llx%n", &a, &n) == 1 && key[n] == 0) {
+		if (a > f->seq && a != f->claim && a > f->last)
+			f->last = a;
+	}
 	return 0;
 }
 
@@ -571,7 +584,7 @@ static int check_superblock(struct zf_remote *rm, int *ret_absent)
  */
 static int attach(struct zf_remote *rm)
 {
-	uint64_t max = 0, claimed;
+	struct foreign f = { 0 };
 	int r, absent;
 
 	r = check_superblock(rm, &absent);
@@ -585,21 +598,22 @@ static int attach(struct zf_remote *rm)
 	}
 	if (r < 0)
 		return r;
+	pthread_mutex_lock(&rm->lock);
+	f.seq = rm->up_seq;
+	f.claim = rm->claim_seq;
+	pthread_mutex_unlock(&rm->lock);
 	if (absent)
 		r = put_file(rm, rm->devfd, "superblock", "superblock");
 	if (r == 0)
-		r = zf_objstore_list(rm->up, "meta/", max_seq_fn, &max);
+		r = zf_objstore_list(rm->up, "meta/", foreign_fn, &f);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&rm->lock);
-	claimed = rm->claim_seq > rm->up_seq ? rm->claim_seq : rm->up_seq;
-	pthread_mutex_unlock(&rm->lock);
-	if (max > claimed) {
-		zf_err("the bucket '%s' holds log records up to %llu, this dev-dir put only up to "
-		       "%llu: another dev-dir (a restored copy?) has written to it since, and "
-		       "uploading would fork the filesystem; restore a new dev-dir from the bucket "
-		       "('zerofs mkfs --restore') or give this one a new bucket",
-		       rm->url, (unsigned long long)max, (unsigned long long)claimed);
+	if (f.last) {
+		zf_err("the bucket '%s' holds log records up to %llu that this dev-dir did not put "
+		       "(it put up to %llu): another dev-dir (a restored copy?) has written to it "
+		       "since, and uploading would fork the filesystem; restore a new dev-dir from "
+		       "the bucket ('zerofs mkfs --restore') or give this one a new bucket",
+		       rm->url, (unsigned long long)f.last, (unsigned long long)f.seq);
 		zf_objstore_delete(rm->up, "lease");
 		pthread_mutex_lock(&rm->lock);
 		rm->fenced = 1;

@@ -25,7 +25,7 @@ else
 fi
 # daemons this script started (the background ones keep their argv)
 daemon_pid() { pgrep -f -- "zerofs mount .*$1 $2\$"; }
-cleanup_hooks="pkill -9 -f -- 'zerofs mount .*$T/' 2>/dev/null; $cleanup_hooks"
+cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; $cleanup_hooks"
 # the bytes fetched so far and the fetch-cache misses of a mount
 fetch_misses() { "$ZEROFS" stats "$1" | sed -n 's/^fetch cache: .*, \([0-9]*\) misses.*/\1/p'; }
 
@@ -136,7 +136,7 @@ test_expect_success 'faults: 10 % of requests fail, 300 ms each, during a copy; 
 	rm -f "$D"/cache/* && zf_mount "$D" "$M" -o cache_size=8M &&
 	same_tree "$T/ref" "$M" && zf_umount "$M"
 '
-test_expect_success 'an outage mid-copy: local work goes on, the backlog grows, then drains by itself' '
+test_expect_success 'an outage mid-copy: local work goes on, the backlog grows, a sync waits (stats answer), all drains by itself' '
 	echo "url fault:outage_file=$T/outage;$URL" >"$D/remote.conf" &&
 	zf_mount_fg "$D" "$M" "$T/outage.log" -o cache_size=256M,max_delay=1 &&
 	head -c 20M /dev/urandom >"$T/ref/out1" && head -c 40M /dev/urandom >"$T/ref/out2" &&
@@ -152,8 +152,18 @@ test_expect_success 'an outage mid-copy: local work goes on, the backlog grows, 
 	cmp "$T/ref/out1" "$M/out1" && cmp "$T/ref/out2" "$M/out2" &&
 	cp -a "$T/ref/dir/rand" "$M/during/rand" && cp -a "$T/ref/dir/rand" "$T/ref/during/rand" &&
 	sync "$M/during/rand" &&
-	test "$(zf_stat "$M" "pending upload")" -gt "$p1" &&
+	test "$(zf_stat "$M" "pending upload")" -gt "$p1" || exit 1
+	# a zerofs sync waits through the outage; stats answer meanwhile
+	( $ZEROFS sync "$M"; echo $? >"$T/sync.rc" ) &
+	for i in $(seq 1 100); do
+		c=$(pgrep -P $! -f "zerofs sync") && ls -l /proc/$c/fd | grep -q "socket:" && break
+		sleep 0.1
+	done
+	ls -l /proc/$c/fd | grep -q "socket:" &&
+	timeout 20 $ZEROFS stats "$M" | grep -q "^pending upload:" && test ! -e "$T/sync.rc" &&
 	rm "$T/outage" && wait_drained "$M" 90 &&
+	for i in $(seq 1 300); do test -s "$T/sync.rc" && break; sleep 0.1; done &&
+	test "$(cat "$T/sync.rc")" = 0 &&
 	touch -r "$M/during" "$T/ref/during" && touch -r "$M" "$T/ref" && same_tree "$T/ref" "$M" &&
 	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")"
 '

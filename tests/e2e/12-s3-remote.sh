@@ -37,7 +37,7 @@ fi
 exec 3>&1
 secs() { awk "BEGIN { printf \"%.1f\", $2 - $1 }"; }
 daemon_pid() { pgrep -f -- "zerofs mount .*$1 $2\$"; }
-cleanup_hooks="pkill -9 -f -- 'zerofs mount .*$T/' 2>/dev/null; $cleanup_hooks"
+cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; $cleanup_hooks"
 fetch_misses() { "$ZEROFS" stats "$1" | sed -n 's/^fetch cache: .*, \([0-9]*\) misses.*/\1/p'; }
 # keys under fs1/ as the aws CLI lists them, one a line, sorted
 aws_keys() {
@@ -192,20 +192,20 @@ test_expect_success 'a corrupted segment object (rewritten by aws): EIO naming t
 	aws_s3api put-object --bucket zf-test --key "fs1/$seg" --body "$T/good" >/dev/null &&
 	zf_fsck_clean "$D"
 '
-# The bound: segments and fetched super-chunks in the dev-dir may exceed
-# cache_size by the segment being written (sealed once past its 16 MiB
-# limit, so up to 16 MiB + one super-chunk of 4 MiB raw, 21 MiB on disk)
-# plus 4 MiB: one super-chunk the write path may fetch back (a file's last
-# chunk is re-read to be chunked with what follows) before the uploader's
-# next eviction.
-limit=$(((64 + 21 + 4) << 20))
-test_expect_success "cache bound: ${huge_mb} MiB copied with cache_size=64M stays under 89 MiB; writers stall" '
+# The bound: segments and fetched super-chunks in the dev-dir (what
+# cache_size limits) may exceed the budget by one segment (16 MiB), as the
+# issue allows, plus 4 MiB, one super-chunk: writers are admitted on
+# estimates (raw bytes, stored with headers; data moving from write buffers
+# to a segment between two measurements) that are off by less than that.
+limit=$(((64 + 16 + 4) << 20))
+test_expect_success "cache bound: ${huge_mb} MiB copied with cache_size=64M stays under 84 MiB; writers stall" '
 	zf_mount "$D" "$M" -o cache_size=64M && rm -f "$T/stop" "$T/samples" || exit 1
 	(while [ ! -e "$T/stop" ]; do echo "$(dev_bytes "$D") $(date +%s.%N)" >>"$T/samples"; sleep 0.2; done) &
 	sampler=$!
 	t0=$(date +%s.%N) && stream $huge_mb >"$M/huge" && $ZEROFS sync "$M" && t1=$(date +%s.%N) &&
 	touch "$T/stop" && wait $sampler &&
 	$ZEROFS stats "$M" >"$T/stats" && cat "$T/stats" &&
+	grep -E "^(uploaded|write stalls):" "$T/stats" | sed "s/^/# /" >&3 &&
 	max=$(sort -n "$T/samples" | tail -n 1 | cut -d" " -f1) &&
 	echo "# samples $(wc -l <"$T/samples"), max dev-dir $max bytes ($((max >> 20)) MiB), limit $limit;" \
 		"${huge_mb} MiB written and synced in $(secs $t0 $t1) s" >&3 &&
