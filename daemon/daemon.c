@@ -563,31 +563,30 @@ static void zf_ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, con
 	fuse_reply_err(req, -zf_fs_setxattr(dm(req)->fs, ino, name, value, size, flags));
 }
 
-static void zf_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* the reply of getxattr/listxattr: a size query (size 0), the bytes, or an error */
+static void reply_xattr(fuse_req_t req, ssize_t n, const char *buf, size_t size)
 {
-	char *buf = size ? zf_malloc(size) : NULL;
-	ssize_t n = zf_fs_getxattr(dm(req)->fs, ino, name, buf, size);
-
 	if (n < 0)
 		fuse_reply_err(req, -n);
 	else if (size == 0)
 		fuse_reply_xattr(req, n);
 	else
 		fuse_reply_buf(req, buf, n);
+}
+
+static void zf_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? zf_malloc(size) : NULL;
+
+	reply_xattr(req, zf_fs_getxattr(dm(req)->fs, ino, name, buf, size), buf, size);
 	free(buf);
 }
 
 static void zf_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char *buf = size ? zf_malloc(size) : NULL;
-	ssize_t n = zf_fs_listxattr(dm(req)->fs, ino, buf, size);
 
-	if (n < 0)
-		fuse_reply_err(req, -n);
-	else if (size == 0)
-		fuse_reply_xattr(req, n);
-	else
-		fuse_reply_buf(req, buf, n);
+	reply_xattr(req, zf_fs_listxattr(dm(req)->fs, ino, buf, size), buf, size);
 	free(buf);
 }
 
