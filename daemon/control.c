@@ -64,6 +64,8 @@ void zf_stats_print(FILE *out, const struct zf_fs_stats *s)
 	fprintf(out, "referenced bytes:  %llu\n", (unsigned long long)s->referenced_bytes);
 	fprintf(out, "unique bytes:      %llu\n", (unsigned long long)s->unique_bytes);
 	fprintf(out, "stored bytes:      %llu\n", (unsigned long long)s->stored_bytes);
+	fprintf(out, "stored live bytes: %llu (the rest is garbage for zerofs gc)\n",
+		(unsigned long long)s->stored_live_bytes);
 	fprintf(out, "dedup ratio:       %.2f\n",
 		s->unique_bytes ? (double)s->referenced_bytes / s->unique_bytes : 1.0);
 	fprintf(out, "compression ratio: %.2f\n",
@@ -103,6 +105,49 @@ void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s)
 		s->fenced ? " (FENCED: another writer holds the lease)" : "");
 }
 
+static double mib(uint64_t b)
+{
+	return b / 1048576.0;
+}
+
+void zf_gc_report_print(FILE *out, const struct zf_gc_report *r, int dry_run)
+{
+	fprintf(out, "segments:          %llu, %.1f MiB stored, %.1f MiB live\n",
+		(unsigned long long)r->segments, mib(r->stored_bytes), mib(r->live_bytes));
+	fprintf(out, "%s %llu segments, %.1f MiB dead, %.1f MiB live to move\n",
+		dry_run ? "would empty:      " : "emptied:          ", (unsigned long long)r->victims,
+		mib(r->reclaim_bytes), mib(r->moved_bytes));
+	if (!dry_run)
+		fprintf(out, "moved:             %llu chunks, %.1f MiB; %llu dead chunks dropped\n",
+			(unsigned long long)r->moved_chunks, mib(r->moved_raw_bytes),
+			(unsigned long long)r->dead_chunks);
+	fprintf(out, "%s %llu segment files, %.1f MiB\n",
+		dry_run ? "local, would free:" : "local, freed:     ",
+		(unsigned long long)r->freed_segments, mib(r->freed_bytes));
+	fprintf(out, "%s %llu objects, %.1f MiB\n",
+		dry_run ? "bucket, would free:" : "bucket, freed:    ",
+		(unsigned long long)r->bucket_objects, mib(r->bucket_bytes));
+	if (r->kept_damaged)
+		fprintf(out, "kept:              %llu segments with unreadable live data "
+			     "(run zerofs fsck --verify-data)\n",
+			(unsigned long long)r->kept_damaged);
+}
+
+/* "gc <dry-run 0|1> <max waste>" */
+static int serve_gc(struct zf_control *ctl, const char *args, FILE *out)
+{
+	struct zf_gc_opts o = { 0 };
+	struct zf_gc_report rep;
+	int r;
+
+	if (sscanf(args, "%d %lf", &o.dry_run, &o.max_waste) != 2 || o.max_waste < 0)
+		return -EINVAL;
+	r = ctl->rm ? zf_remote_gc(ctl->rm, &o, &rep) : zf_fs_gc(ctl->fs, &o, &rep);
+	if (r == 0)
+		zf_gc_report_print(out, &rep, o.dry_run);
+	return r;
+}
+
 static void serve(struct zf_control *ctl, int c)
 {
 	char cmd[64], *reply = NULL;
@@ -132,6 +177,8 @@ static void serve(struct zf_control *ctl, int c)
 		}
 	} else if (!strcmp(cmd, "sync")) {
 		r = ctl->rm ? zf_remote_sync(ctl->rm) : zf_fs_sync(ctl->fs);
+	} else if (!strncmp(cmd, "gc ", 3)) {
+		r = serve_gc(ctl, cmd + 3, out);
 	} else {
 		r = -EINVAL;
 	}

@@ -6,7 +6,8 @@
  * (no path-length limit, nothing left behind after a crash). Only root and
  * the daemon's own uid may talk to it (SO_PEERCRED).
  *
- * Protocol: the client sends one line ("stats", "sync"); the server answers
+ * Protocol: the client sends one line ("stats", "sync", "gc <dry-run 0|1>
+ * <max waste>"); the server answers
  * with text lines and closes; the last line is "ok" or "error <message>".
  */
 #ifndef ZF_DAEMON_CONTROL_H
@@ -35,5 +36,7 @@ int zf_control_call(const char *dev_dir, const char *cmd, FILE *out);
 /* print the statistics block shared by 'zerofs stats' on a dev-dir or a mount */
 void zf_stats_print(FILE *out, const struct zf_fs_stats *s);
 void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s);
+/* what 'zerofs gc' did (or, dry_run, would do) */
+void zf_gc_report_print(FILE *out, const struct zf_gc_report *r, int dry_run);
 
 #endif

@@ -538,7 +538,29 @@ static int apply_xattr(struct zf_fs *fs, const struct zf_frame *f)
 	return 0;
 }
 
-static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_ckpt)
+static void sc_unlink(struct zf_fs *fs, struct zf_sc *sc)
+{
+	struct zf_sc *last = fs->scs[--fs->nscs];
+
+	fs->scs[sc->idx] = last;
+	last->idx = sc->idx;
+	free(sc);
+}
+
+/* chunk c leaves its super-chunk; one left without chunks is forgotten */
+static void chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c)
+{
+	if (c->sc && --c->sc->nchunks == 0)
+		sc_unlink(fs, c->sc);
+	c->sc = NULL;
+}
+
+/*
+ * A super-chunk record. ZF_REC_SC: a chunk already located elsewhere keeps
+ * its first copy (this one is garbage). ZF_REC_SC_MOVE (move): gc's copy,
+ * every chunk exists and moves here.
+ */
+static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_ckpt, int move)
 {
 	struct zf_sc *sc;
 	uint32_t n, i;
@@ -557,17 +579,32 @@ static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_c
 		free(sc);
 		return bad("super-chunk in a sealed or invalid segment", 0);
 	}
+	/* validate every entry first: a record is applied whole or not at all */
+	for (i = 0; i < n; i++) {
+		const uint8_t *e = p + 28 + (size_t)i * ZF_REC_SC_ENT_SIZE;
+		uint32_t roff = zf_get32(e + 16), clen = zf_get32(e + 20);
+		struct zf_chunk *c;
+
+		if (clen == 0 || (uint64_t)roff + clen > sc->loc.raw_len) {
+			free(sc);
+			return bad("super-chunk entry out of range", 0);
+		}
+		c = move ? fs_chunk_find(fs, (const struct zf_chunk_id *)e) : NULL;
+		if (move && (!c || c->len != clen)) {
+			free(sc);
+			return bad("move of an unknown chunk", 0);
+		}
+	}
 	for (i = 0; i < n; i++) {
 		const uint8_t *e = p + 28 + (size_t)i * ZF_REC_SC_ENT_SIZE;
 		struct zf_chunk_id id;
 		struct zf_chunk *c;
-		uint32_t roff = zf_get32(e + 16), clen = zf_get32(e + 20);
 
 		memcpy(id.b, e, ZF_CHUNK_ID_LEN);
-		if (clen == 0 || (uint64_t)roff + clen > sc->loc.raw_len)
-			return bad("super-chunk entry out of range", 0);
 		c = fs_chunk_find(fs, &id);
-		if (c && c->sc) /* already stored elsewhere: this copy is garbage */
+		if (move)
+			chunk_unlocate(fs, c);
+		else if (c && c->sc) /* already stored elsewhere: this copy is garbage */
 			continue;
 		if (!c) {
 			c = zf_calloc(1, sizeof(*c));
@@ -576,17 +613,12 @@ static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_c
 			zf_htab_insert(&fs->chunks, chunk_hash(&id), c);
 		}
 		c->sc = sc;
-		c->raw_off = roff;
-		c->len = clen;
+		c->raw_off = zf_get32(e + 16);
+		c->len = zf_get32(e + 20);
 		if (from_ckpt)
 			c->ckpt_refs = zf_get32(e + 24);
 		sc->nchunks++;
 	}
-	if (fs->nscs == fs->sccap) {
-		fs->sccap = fs->sccap ? fs->sccap * 2 : 64;
-		fs->scs = zf_realloc(fs->scs, fs->sccap * sizeof(*fs->scs));
-	}
-	fs->scs[fs->nscs++] = sc;
 	if (sc->loc.seg > fs->last_sealed) {
 		if (sc->loc.seg != fs->open_seg)
 			fs->open_end = 0;
@@ -594,6 +626,16 @@ static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_c
 		if (sc->loc.off + sc->loc.disk_len > fs->open_end)
 			fs->open_end = sc->loc.off + sc->loc.disk_len;
 	}
+	if (!sc->nchunks) { /* all garbage: nothing will read it */
+		free(sc);
+		return 0;
+	}
+	if (fs->nscs == fs->sccap) {
+		fs->sccap = fs->sccap ? fs->sccap * 2 : 64;
+		fs->scs = zf_realloc(fs->scs, fs->sccap * sizeof(*fs->scs));
+	}
+	sc->idx = fs->nscs;
+	fs->scs[fs->nscs++] = sc;
 	return 0;
 }
 
@@ -638,8 +680,7 @@ static int apply_chunk_del(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 
 		if (!c || c->refs)
 			return bad("deletion of a missing or referenced chunk", 0);
-		if (c->sc)
-			c->sc->nchunks--;
+		chunk_unlocate(fs, c);
 		free(c);
 	}
 	return 0;
@@ -662,7 +703,9 @@ int fs_apply(struct zf_fs *fs, const struct zf_frame *f)
 	case ZF_REC_XATTR_DEL:
 		return apply_xattr(fs, f);
 	case ZF_REC_SC:
-		return apply_sc(fs, f->payload, f->len, 0);
+		return apply_sc(fs, f->payload, f->len, 0, 0);
+	case ZF_REC_SC_MOVE:
+		return apply_sc(fs, f->payload, f->len, 0, 1);
 	case ZF_REC_SEG_SEAL:
 		return apply_seal(fs, f->payload, f->len);
 	case ZF_REC_CHUNK_DEL:
@@ -680,7 +723,7 @@ static int ckpt_apply(void *ctx, const struct zf_frame *f)
 	if (f->type == ZF_REC_STATE)
 		return apply_state(fs, f->payload, f->len);
 	if (f->type == ZF_REC_SC)
-		return apply_sc(fs, f->payload, f->len, 1);
+		return apply_sc(fs, f->payload, f->len, 1, 0);
 	return fs_apply(fs, f);
 }
 
@@ -1008,6 +1051,7 @@ static void fs_free(struct zf_fs *fs)
 	if (fs->dirfd >= 0)
 		close(fs->dirfd);
 	pthread_mutex_destroy(&fs->lock);
+	pthread_mutex_destroy(&fs->gc_lock);
 	free(fs->dev_dir);
 	free(fs);
 }
@@ -1074,6 +1118,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	fs = zf_calloc(1, sizeof(*fs));
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->gc_lock, NULL);
 	fs->dev_dir = zf_strdup(dev_dir);
 	fs->metafd = fs->segfd = fs->lockfd = -1;
 	fs->readonly = o.readonly;
@@ -1189,11 +1234,49 @@ fail:
 
 /* --------------------------------------------------------------- commit */
 
+void fs_log_seal(struct zf_fs *fs, uint64_t seg)
+{
+	uint8_t p[16];
+
+	zf_put64(p, seg);
+	zf_put64(p + 8, fs->open_end);
+	zf_mlog_add_early(fs->log, ZF_REC_SEG_SEAL, p, sizeof(p));
+	apply_seal(fs, p, sizeof(p));
+}
+
+void fs_log_sc(struct zf_fs *fs, uint8_t type, const struct zf_sc_loc *loc,
+	       struct zf_chunk *const *chunks, uint32_t n)
+{
+	struct zf_buf b = { 0 };
+	uint8_t *p = zf_buf_grow(&b, 28 + (size_t)n * ZF_REC_SC_ENT_SIZE);
+	uint32_t i, off = 0;
+	int r;
+
+	zf_put64(p, loc->seg);
+	zf_put64(p + 8, loc->off);
+	zf_put32(p + 16, loc->disk_len);
+	zf_put32(p + 20, loc->raw_len);
+	zf_put32(p + 24, n);
+	for (i = 0; i < n; i++) {
+		uint8_t *e = p + 28 + (size_t)i * ZF_REC_SC_ENT_SIZE;
+
+		memcpy(e, chunks[i]->id.b, ZF_CHUNK_ID_LEN);
+		zf_put32(e + 16, off);
+		zf_put32(e + 20, chunks[i]->len);
+		zf_put32(e + 24, 0);
+		off += chunks[i]->len;
+	}
+	/* before the open transaction: its records may reference these chunks */
+	zf_mlog_add_early(fs->log, type, b.p, b.len);
+	r = apply_sc(fs, b.p, b.len, 0, type == ZF_REC_SC_MOVE);
+	ZF_BUG_ON(r != 0);
+	zf_buf_free(&b);
+}
+
 int fs_pack_flush(struct zf_fs *fs)
 {
 	struct zf_sc_chunk *tab;
 	struct zf_sc_loc loc;
-	struct zf_buf b = { 0 };
 	uint64_t sealed = 0;
 	uint32_t i, off = 0;
 	int r;
@@ -1211,40 +1294,15 @@ int fs_pack_flush(struct zf_fs *fs)
 		zf_err("cannot append to segment store of '%s': %s", fs->dev_dir, strerror(-r));
 		return r;
 	}
-	{
-		uint8_t *p = zf_buf_grow(&b, 28 + (size_t)fs->pack_n * ZF_REC_SC_ENT_SIZE);
-
-		zf_put64(p, loc.seg);
-		zf_put64(p + 8, loc.off);
-		zf_put32(p + 16, loc.disk_len);
-		zf_put32(p + 20, loc.raw_len);
-		zf_put32(p + 24, fs->pack_n);
-		for (i = 0; i < fs->pack_n; i++) {
-			uint8_t *e = p + 28 + (size_t)i * ZF_REC_SC_ENT_SIZE;
-			struct zf_chunk *c = fs->pack_chunks[i];
-
-			memcpy(e, c->id.b, ZF_CHUNK_ID_LEN);
-			zf_put32(e + 16, off);
-			zf_put32(e + 20, c->len);
-			zf_put32(e + 24, 0);
-			ZF_BUG_ON(c->raw_off != off);
-			off += c->len;
-			c->sc = NULL; /* located by the record below */
-		}
+	for (i = 0; i < fs->pack_n; i++) {
+		ZF_BUG_ON(fs->pack_chunks[i]->raw_off != off);
+		off += fs->pack_chunks[i]->len;
 	}
-	zf_mlog_add_early(fs->log, ZF_REC_SC, b.p, b.len);
-	r = apply_sc(fs, b.p, b.len, 0);
-	ZF_BUG_ON(r != 0);
+	fs_log_sc(fs, ZF_REC_SC, &loc, fs->pack_chunks, fs->pack_n);
 	fs->pack_n = 0;
 	fs->pack.len = 0;
-	if (sealed) {
-		b.len = 0;
-		zf_put64(zf_buf_grow(&b, 8), sealed);
-		zf_put64(zf_buf_grow(&b, 8), fs->open_end);
-		zf_mlog_add_early(fs->log, ZF_REC_SEG_SEAL, b.p, b.len);
-		apply_seal(fs, b.p, b.len);
-	}
-	zf_buf_free(&b);
+	if (sealed)
+		fs_log_seal(fs, sealed);
 	return 0;
 }
 
@@ -1587,6 +1645,9 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret)
 		if (c->refs) {
 			ret->chunks_live++;
 			ret->unique_bytes += c->len;
+			if (c->sc)
+				ret->stored_live_bytes +=
+					(uint64_t)c->len * c->sc->loc.disk_len / c->sc->loc.raw_len;
 		}
 		if (c->refs > 1)
 			ret->chunks_shared++;
@@ -1633,7 +1694,6 @@ uint64_t zf_fs_buffered_bytes(struct zf_fs *fs)
 
 int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret)
 {
-	struct zf_buf b = { 0 };
 	uint64_t sealed = 0;
 	int r;
 
@@ -1642,10 +1702,7 @@ int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret)
 	if (r == 0 && seal && fs->open_seg) {
 		r = zf_segstore_seal(fs->seg, &sealed);
 		if (r == 0 && sealed) {
-			zf_put64(zf_buf_grow(&b, 8), sealed);
-			zf_put64(zf_buf_grow(&b, 8), fs->open_end);
-			zf_mlog_add_early(fs->log, ZF_REC_SEG_SEAL, b.p, b.len);
-			apply_seal(fs, b.p, b.len);
+			fs_log_seal(fs, sealed);
 			r = fs_commit(fs);
 		}
 	}
@@ -1656,7 +1713,6 @@ int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret)
 		ret->ckpt_seq = fs->ckpt_seq;
 	}
 	pthread_mutex_unlock(&fs->lock);
-	zf_buf_free(&b);
 	return r;
 }
 

@@ -77,6 +77,8 @@ struct zf_fs_stats {
 	uint64_t chunks_shared;	/* referenced more than once */
 	uint64_t stored_bytes;	/* super-chunk bytes on disk (compressed) */
 	uint64_t stored_raw_bytes; /* their raw size */
+	uint64_t stored_live_bytes; /* stored bytes of referenced chunks (each its
+				     * share of its super-chunk): what gc keeps */
 	uint64_t segments;
 	uint64_t log_bytes;	/* metadata log bytes since the checkpoint */
 	uint64_t dirty_bytes;	/* buffered, not yet chunked */
@@ -195,6 +197,50 @@ struct zf_check_report {
 /* Check the open fs; fills report. Returns 0 when clean, -EUCLEAN when
  * problems were found, or -errno when checking itself failed. */
 int zf_fs_check(struct zf_fs *fs, struct zf_check_report *report);
+
+/* ---- garbage collection (storage/gc.c) ---- */
+#define ZF_GC_MAX_WASTE 0.05
+
+struct zf_gc_opts {
+	/* rewrite segments, least live first, until the dead bytes left in the
+	 * others are at most this fraction of the live bytes (0: 5 %) */
+	double max_waste;
+	int dry_run;		/* count only */
+	/* with keep: segments above keep_above stay (not in the bucket yet) */
+	int keep;
+	uint64_t keep_above;
+};
+
+struct zf_gc_report {
+	uint64_t segments;	/* segments the table references */
+	uint64_t stored_bytes;	/* their bytes before gc */
+	uint64_t live_bytes;	/* stored bytes of live chunks (estimate) */
+	uint64_t victims;	/* segments chosen to be emptied */
+	uint64_t reclaim_bytes;	/* dead bytes in the victims (estimate) */
+	uint64_t moved_bytes;	/* stored bytes of their live chunks (estimate) */
+	uint64_t moved_chunks, moved_raw_bytes; /* live chunks rewritten */
+	uint64_t dead_chunks;	/* index entries of unreferenced chunks dropped */
+	uint64_t freed_segments, freed_bytes; /* segment files removed (dry run: would be) */
+	uint64_t kept_damaged;	/* victims kept: a live chunk could not be read */
+	uint64_t bucket_objects, bucket_bytes; /* deleted from the bucket (zf_remote_gc) */
+};
+
+/*
+ * Reclaim the space of unreferenced chunks: move the live chunks of the
+ * least live sealed segments into new ones, drop dead chunks, remove segment
+ * files nothing references. Safe to kill at any moment and to rerun; runs
+ * alongside reads and writes. 0 or -errno (-EROFS on a read-only fs).
+ */
+int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *rep);
+
+/*
+ * After a commit: the sorted ids of the segments the table references
+ * (*ret_ids malloc'd), the highest segment id it knows, and the last
+ * committed log record. A segment with an id up to *ret_max that is not
+ * listed is garbage once the bucket holds the log up to *ret_seq.
+ */
+int zf_fs_seg_refs(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n, uint64_t *ret_max,
+		   uint64_t *ret_seq);
 
 /* ---- hooks for the object-storage tier (storage/remote.c) ---- */
 

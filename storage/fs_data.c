@@ -257,8 +257,8 @@ struct read_piece {
  * Plan a read of stored bytes without buffered data in the way: holes and
  * packer bytes are filled now (under fs->lock), super-chunk bytes become
  * pieces fetched later without the lock. Segments are immutable and chunk
- * locations only change through gc, which must not delete a segment while a
- * read is in flight (see docs/ARCHITECTURE.md "Reads").
+ * locations only change through gc; a piece whose segment gc removed
+ * meanwhile fails with -ENOENT and zf_fs_read() plans again (fs->seg_gen).
  */
 static size_t plan_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, uint64_t off,
 			size_t len, struct read_piece **ret_pieces)
@@ -314,17 +314,31 @@ static int dirty_overlaps(const struct zf_file *f, uint64_t off, size_t len)
 	return 0;
 }
 
+/* has gc removed a segment file since gen was read? */
+static int seg_gen_moved(struct zf_fs *fs, uint64_t gen)
+{
+	int moved;
+
+	pthread_mutex_lock(&fs->lock);
+	moved = fs->seg_gen != gen;
+	pthread_mutex_unlock(&fs->lock);
+	return moved;
+}
+
 ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off)
 {
 	struct read_piece *pieces = NULL;
 	struct zf_inode *in;
 	struct zf_file *f;
 	size_t npieces = 0, k;
-	uint64_t size;
+	uint64_t size, gen;
+	unsigned int tries = 0;
 	ssize_t r;
 	uint32_t i;
 
+again:
 	pthread_mutex_lock(&fs->lock);
+	gen = fs->seg_gen;
 	in = fs_inode(fs, ino);
 	if (!in) {
 		r = -ENOENT;
@@ -376,6 +390,14 @@ out:
 		int e = zf_segstore_read_chunk(fs->seg, &p->loc, &p->want, p->chunk_off, p->coff,
 					       p->len, p->dst);
 
+		if (e == -ENOENT && tries < 3 && seg_gen_moved(fs, gen)) {
+			/* gc moved the chunk and removed its old segment: plan again */
+			free(pieces);
+			pieces = NULL;
+			npieces = 0;
+			tries++;
+			goto again;
+		}
 		if (e < 0) {
 			zf_err("cannot read inode %llu at offset %llu: %s", (unsigned long long)ino,
 			       (unsigned long long)(off + (p->dst - (uint8_t *)buf)), strerror(-e));

@@ -29,9 +29,11 @@
 #define ZF_PACK_BYTES (4u << 20)	/* raw bytes per super-chunk */
 #define ZF_FLUSH_FILE_BYTES (8u << 20)	/* dirty bytes of one file before it is chunked */
 
+/* a super-chunk that holds at least one indexed chunk (else it is freed) */
 struct zf_sc {
 	struct zf_sc_loc loc;
-	uint32_t nchunks;	/* chunk entries located here */
+	uint32_t nchunks;	/* chunk entries located here, >= 1 */
+	uint32_t idx;		/* position in fs->scs */
 };
 
 struct zf_chunk {
@@ -160,6 +162,13 @@ struct zf_fs {
 	void *admit_ctx;
 	uint64_t nfiles, ndirs;
 	uint64_t commits, fsyncs;
+	/*
+	 * gc: one run at a time (gc_lock, taken before fs->lock); seg_gen
+	 * counts segment files removed, so a read planned before a removal
+	 * and failing on the missing file plans again (chunks moved).
+	 */
+	pthread_mutex_t gc_lock;
+	uint64_t seg_gen;
 };
 
 /* ---- fs.c ---- */
@@ -175,6 +184,11 @@ void rec_extents(struct zf_buf *b, uint64_t ino, uint64_t start, uint64_t end,
 int fs_apply(struct zf_fs *fs, const struct zf_frame *f);
 struct zf_chunk *fs_chunk_find(struct zf_fs *fs, const struct zf_chunk_id *id);
 int fs_pack_flush(struct zf_fs *fs);
+/* log and apply the seal of segment seg (the store sealed it) */
+void fs_log_seal(struct zf_fs *fs, uint64_t seg);
+/* log and apply a super-chunk record (ZF_REC_SC or ZF_REC_SC_MOVE) for loc */
+void fs_log_sc(struct zf_fs *fs, uint8_t type, const struct zf_sc_loc *loc,
+	       struct zf_chunk *const *chunks, uint32_t n);
 struct zf_dirent *dir_find(struct zf_dir *d, const char *name, size_t len);
 /* first slot whose cookie is >= cookie */
 uint32_t dir_slot_of(const struct zf_dir *d, uint64_t cookie);

@@ -96,6 +96,10 @@ enum zf_rec_type {
 	ZF_REC_END = 11,
 	/* chunks no longer stored (gc): 0 n le32, 4 then n chunk ids */
 	ZF_REC_CHUNK_DEL = 12,
+	/* gc rewrote live chunks into a new super-chunk: payload as ZF_REC_SC;
+	 * every listed chunk exists and now lives here (its old copy becomes
+	 * garbage), where ZF_REC_SC keeps a chunk's first location */
+	ZF_REC_SC_MOVE = 13,
 };
 
 #define ZF_REC_INODE_FIXED 88u

@@ -1132,6 +1132,128 @@ int zf_remote_close(struct zf_remote *rm)
 	return r;
 }
 
+/* ------------------------------------------------------------------- gc */
+
+/* segments up to max that the table (ids, sorted) no longer references */
+struct sweep {
+	const uint64_t *ids;
+	size_t nids;
+	uint64_t max;
+	char **keys;
+	size_t nkeys;
+	uint64_t bytes;
+};
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int garbage_seg(const struct sweep *s, uint64_t id)
+{
+	return id && id <= s->max && !bsearch(&id, s->ids, s->nids, sizeof(*s->ids), cmp_id);
+}
+
+static int sweep_fn(void *ctx, const char *key, uint64_t size)
+{
+	struct sweep *s = ctx;
+	unsigned long long id;
+	char name[32];
+
+	if (sscanf(key, "seg/%16llx.zseg", &id) != 1)
+		return 0;
+	zf_segstore_name(id, name, sizeof(name));
+	if (strcmp(key + 4, name) || !garbage_seg(s, id))
+		return 0;
+	s->keys = zf_realloc(s->keys, (s->nkeys + 1) * sizeof(*s->keys));
+	s->keys[s->nkeys++] = zf_strdup(key);
+	s->bytes += size;
+	return 0;
+}
+
+/* fetched super-chunks of garbage segments leave the dev-dir's cache */
+static void sweep_cache(struct zf_remote *rm, const struct sweep *s)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd = openat(rm->cachefd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		unsigned long long id, off;
+
+		if (sscanf(e->d_name, "%16llx-%16llx.sc", &id, &off) == 2 && garbage_seg(s, id))
+			unlinkat(rm->cachefd, e->d_name, 0);
+	}
+	closedir(d);
+}
+
+int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_report *rep)
+{
+	struct zf_gc_opts lo = *o;
+	struct sweep s = { 0 };
+	uint64_t *ids = NULL, seq, up_seq;
+	size_t i;
+	int r;
+
+	if (rm->o.readonly)
+		return -EROFS;
+	/* only segments the bucket holds may leave the dev-dir */
+	pthread_mutex_lock(&rm->lock);
+	lo.keep = 1;
+	lo.keep_above = rm->up_seg;
+	pthread_mutex_unlock(&rm->lock);
+	r = zf_fs_gc(rm->fs, &lo, rep);
+	if (r == 0)
+		r = zf_fs_seg_refs(rm->fs, &ids, &s.nids, &s.max, &seq);
+	if (r < 0)
+		return r;
+	s.ids = ids;
+	if (!o->dry_run) {
+		/*
+		 * The bucket's log must reach seq before objects go: from then
+		 * on a restore replays past every move gc made. A checkpoint
+		 * with it lets the log pieces before it go as well.
+		 */
+		r = zf_fs_checkpoint(rm->fs);
+		if (r == 0)
+			r = zf_remote_sync(rm);
+		pthread_mutex_lock(&rm->lock);
+		up_seq = rm->up_seq;
+		pthread_mutex_unlock(&rm->lock);
+		if (r == 0 && up_seq < seq)
+			r = -EAGAIN;
+		if (r < 0) {
+			zf_err("gc: the bucket '%s' did not take the log (%s): its garbage stays "
+			       "until the next run", rm->url, strerror(-r));
+			goto out;
+		}
+		sweep_cache(rm, &s);
+	}
+	r = zf_objstore_list(rm->up, "seg/", sweep_fn, &s);
+	if (r == 0 && s.nkeys && !o->dry_run)
+		r = zf_objstore_multi_delete(rm->up, (const char *const *)s.keys, s.nkeys);
+	if (r < 0)
+		zf_err("gc: cannot delete garbage in the bucket '%s': %s", rm->url, strerror(-r));
+	else {
+		rep->bucket_objects = s.nkeys;
+		rep->bucket_bytes = s.bytes;
+	}
+out:
+	for (i = 0; i < s.nkeys; i++)
+		free(s.keys[i]);
+	free(s.keys);
+	free(ids);
+	return r;
+}
+
 /* -------------------------------------------------------------- restore */
 
 struct meta_keys {

@@ -73,6 +73,15 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret);
 int zf_remote_close(struct zf_remote *rm);
 
 /*
+ * zf_fs_gc() with the bucket: segments not in the bucket yet stay; then,
+ * unless o->dry_run, a checkpoint goes up with the log (a restore no longer
+ * needs what gc dropped) and the segment objects nothing references are
+ * deleted from the bucket, as are fetched copies of them in the dev-dir.
+ * rep->bucket_* count them (a dry run: what would go). 0 or -errno.
+ */
+int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_report *rep);
+
+/*
  * Rebuild dev_dir (empty or missing) from the bucket alone: superblock,
  * newest checkpoint and the log pieces after it; data stays in the bucket
  * and is fetched on demand. 0 or -errno (logged).

@@ -44,6 +44,11 @@ static void usage(FILE *out)
 		"  umount <mnt>                                 unmount, wait until flushed\n"
 		"  stats <mnt|dev-dir>                          space, dedup and compression\n"
 		"  sync <mnt>                                   return once all written is in the bucket\n"
+		"  gc [--dry-run] [--max-waste PCT] <dev-dir|mnt>\n"
+		"                                               reclaim the space of deleted data,\n"
+		"                                               locally and in the bucket; rewrite\n"
+		"                                               segments until at most PCT %% (5) of\n"
+		"                                               the live bytes are dead\n"
 		"  lease-break <URL>                            free a bucket whose writer is gone\n"
 		"\n"
 		"mount options (-o, comma-separated): remote=URL, cache_size=SIZE (dev-dir\n"
@@ -587,6 +592,100 @@ static void resolve_dev(const char *arg, char *dev, size_t len, int *ret_mounted
 		snprintf(dev, len, "%s", arg);
 }
 
+/* gc on an unmounted dev-dir: open it and its bucket as a mount would */
+static int gc_unmounted(const char *dev, const struct zf_gc_opts *o, struct zf_gc_report *rep)
+{
+	struct zf_remote_opts ro = { 0 };
+	struct zf_remote *rm = NULL;
+	struct zf_fs *fs;
+	char url[4200] = "";
+	int r, r2;
+
+	r = zf_fs_open(dev, NULL, &fs);
+	if (r < 0) {
+		if (r != -EBUSY) /* the core said who holds it */
+			fprintf(stderr, "zerofs gc: cannot open '%s': %s\n", dev, strerror(-r));
+		return r;
+	}
+	if (remote_conf_read(dev, url, sizeof(url)) == 0 && strcmp(url, "none")) {
+		ro.url = url;
+		r = zf_remote_open(fs, dev, &ro, &rm);
+		if (r == 0)
+			r = zf_remote_start(rm);
+		if (r < 0) {
+			fprintf(stderr, "zerofs gc: cannot use the object store '%s': %s\n", url,
+				strerror(-r));
+			zf_remote_close(rm);
+			zf_fs_close(fs);
+			return r;
+		}
+	}
+	r = rm ? zf_remote_gc(rm, o, rep) : zf_fs_gc(fs, o, rep);
+	r2 = zf_remote_close(rm);
+	if (r == 0)
+		r = r2;
+	r2 = zf_fs_close(fs);
+	if (r == 0)
+		r = r2;
+	if (r < 0)
+		fprintf(stderr, "zerofs gc: '%s': %s\n", dev, strerror(-r));
+	return r;
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+	static const struct option opts[] = { { "dry-run", no_argument, NULL, 'n' },
+					      { "max-waste", required_argument, NULL, 'w' },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	struct zf_gc_opts o = { .max_waste = ZF_GC_MAX_WASTE };
+	struct zf_gc_report rep;
+	char dev[4096], cmd[64];
+	int c, r, mounted;
+	long pct;
+
+	while ((c = getopt_long(argc, argv, "nw:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			o.dry_run = 1;
+			break;
+		case 'w':
+			if (parse_int(optarg, 0, 1000, &pct) < 0) {
+				fprintf(stderr, "zerofs gc: --max-waste wants a percentage "
+						"(0..1000), not '%s'\n", optarg);
+				return 2;
+			}
+			o.max_waste = pct ? pct / 100.0 : 1e-9;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "zerofs gc: expected one dev-dir or mountpoint\n");
+		return 2;
+	}
+	resolve_dev(argv[optind], dev, sizeof(dev), &mounted);
+	if (mounted) {
+		snprintf(cmd, sizeof(cmd), "gc %d %.9f", o.dry_run, o.max_waste);
+		r = zf_control_call(dev, cmd, stdout);
+		if (r < 0) {
+			fprintf(stderr, "zerofs gc: '%s': %s\n", argv[optind],
+				r == -ENOTCONN ? "no daemon answers" : "gc failed (see above)");
+			return 1;
+		}
+		return 0;
+	}
+	r = gc_unmounted(dev, &o, &rep);
+	if (r < 0)
+		return 1;
+	zf_gc_report_print(stdout, &rep, o.dry_run);
+	return 0;
+}
+
 static int cmd_lease_break(int argc, char **argv)
 {
 	int r;
@@ -706,6 +805,8 @@ int main(int argc, char **argv)
 		return cmd_mount(argc - 1, argv + 1);
 	if (!strcmp(cmd, "sync"))
 		return cmd_sync(argc - 1, argv + 1);
+	if (!strcmp(cmd, "gc"))
+		return cmd_gc(argc - 1, argv + 1);
 	if (!strcmp(cmd, "lease-break"))
 		return cmd_lease_break(argc - 1, argv + 1);
 	if (!strcmp(cmd, "umount") || !strcmp(cmd, "unmount"))

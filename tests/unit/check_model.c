@@ -388,7 +388,7 @@ struct run {
 	unsigned long cand_picks;	/* crash: a file showed an older candidate */
 	unsigned long any_picks;	/* ... or anything (too many candidates) */
 	int clean;			/* nothing is buffered (right after open) */
-	unsigned long reopens, crashes, verifies, nwrites, nckpt;
+	unsigned long reopens, crashes, verifies, nwrites, nckpt, ngc, ngc_moved, ngc_freed;
 };
 
 static void rm_tree(const char *path);
@@ -2449,6 +2449,29 @@ static void op_checkpoint(struct run *R)
 	durable(R);
 }
 
+/* gc moves live chunks and removes segments: nothing visible may change */
+static void op_gc(struct run *R)
+{
+	static const double waste[] = { 1e-9, 0.01, 0.05, 0.5, 10 };
+	struct zf_gc_opts o = { .max_waste = waste[below(&R->rng, 5)] };
+	struct zf_gc_report rep;
+	int r;
+
+	desc(R, "gc (max waste %g)", o.max_waste);
+	o.dry_run = pct(&R->rng, 10);
+	r = zf_fs_gc(R->fs, &o, &rep);
+	if (r < 0)
+		diverge(R, "gc: %s", ename(r));
+	if (rep.kept_damaged)
+		diverge(R, "gc kept %llu damaged segments", (unsigned long long)rep.kept_damaged);
+	R->ngc++;
+	R->ngc_moved += rep.moved_chunks;
+	R->ngc_freed += o.dry_run ? 0 : rep.freed_segments;
+	/* gc flushes buffered data and commits */
+	all_flushed(R);
+	durable(R);
+}
+
 /* ------------------------------------------------------------- driver */
 
 struct op {
@@ -2495,6 +2518,7 @@ static const struct op ops[] = {
 	{ "checkpoint", 3, op_checkpoint }, { "reopen", 3, do_reopen },
 	{ "crash", 5, do_crash },	 { "verify", 4, op_verify },
 	{ "fsck", 2, op_fsck },		 { "stream", 1, op_stream },
+	{ "gc", 4, op_gc },
 };
 
 static const struct op *pick_op(struct run *R)
@@ -2608,9 +2632,10 @@ static void run_seed(uint64_t seed, int nops)
 		fprintf(stderr,
 			"check_model: seed %llu: %d ops, %lu writes, %lu reopens, %lu crashes "
 			"(%lu older contents chosen, %lu unchecked), %lu checkpoints, %lu verifies, %d inodes "
-			"created\n  ok/failed:",
+			"created, %lu gc runs (%lu chunks moved, %lu segments removed)\n  ok/failed:",
 			(unsigned long long)seed, nops, R->nwrites, R->reopens, R->crashes,
-			R->cand_picks, R->any_picks, R->nckpt, R->verifies, R->m.nn);
+			R->cand_picks, R->any_picks, R->nckpt, R->verifies, R->m.nn, R->ngc,
+			R->ngc_moved, R->ngc_freed);
 		for (i = 0; i < (int)(sizeof(ops) / sizeof(ops[0])); i++)
 			if (R->nok[i] + R->nerr[i])
 				fprintf(stderr, " %s %lu/%lu", ops[i].name, R->nok[i], R->nerr[i]);
