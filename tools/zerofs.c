@@ -602,11 +602,8 @@ static int gc_unmounted(const char *dev, const struct zf_gc_opts *o, struct zf_g
 	int r, r2;
 
 	r = zf_fs_open(dev, NULL, &fs);
-	if (r < 0) {
-		if (r != -EBUSY) /* the core said who holds it */
-			fprintf(stderr, "zerofs gc: cannot open '%s': %s\n", dev, strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return r; /* the core said what and where */
 	if (remote_conf_read(dev, url, sizeof(url)) == 0 && strcmp(url, "none")) {
 		ro.url = url;
 		r = zf_remote_open(fs, dev, &ro, &rm);
