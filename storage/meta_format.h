@@ -96,6 +96,12 @@ enum zf_rec_type {
 	ZF_REC_END = 11,
 	/* chunks no longer stored (gc): 0 n le32, 4 then n chunk ids */
 	ZF_REC_CHUNK_DEL = 12,
+	/* 13 and 14 are reserved for gc (ZF_REC_SC_MOVE, ZF_REC_SEG_DROP) */
+	/* chunks found damaged by fsck --repair: 0 n le32, 4 then n chunk ids.
+	 * Reads of them fail with EIO; a chunk id the index does not know is
+	 * added as damaged without a location (its super-chunk record was
+	 * lost). A later SC record storing the same id heals the chunk. */
+	ZF_REC_CHUNK_BAD = 15,
 };
 
 #define ZF_REC_INODE_FIXED 88u
