@@ -823,7 +823,7 @@ static void salvage_bad(void *ctx, const char *name, uint64_t off, const uint8_t
 		note_add(fs, name, off, 0, expect_seq, "the END record is missing");
 		return;
 	}
-	n = note_add(fs, name, off, len, expect_seq, "damaged record (checksum mismatch)");
+	n = note_add(fs, name, off, len, expect_seq, "checksum mismatch");
 	if (len >= ZF_REC_HDR_SIZE && zf_get32(p) == ZF_REC_MAGIC) {
 		uint32_t plen = zf_get32(p + 8);
 
@@ -1237,7 +1237,8 @@ static void reclaim_orphans(struct zf_fs *fs)
 	{
 		struct zf_inode *in = e->val;
 
-		if (in->nlink == 0) {
+		/* a non-empty one (damaged metadata) is fsck's to repair */
+		if (in->nlink == 0 && !(S_ISDIR(in->mode) && in->u.dir->nents)) {
 			orphans = zf_realloc(orphans, (n + 1) * sizeof(*orphans));
 			orphans[n++] = in->ino;
 		}
@@ -1466,7 +1467,6 @@ int fs_pack_flush(struct zf_fs *fs)
 	return 0;
 }
 
-static int fs_checkpoint_locked(struct zf_fs *fs);
 
 int fs_commit(struct zf_fs *fs)
 {
@@ -1691,7 +1691,7 @@ static void remove_old_meta(struct zf_fs *fs, uint64_t ckpt_seq, uint64_t log_fi
 	free(mf.ckpts);
 }
 
-static int fs_checkpoint_locked(struct zf_fs *fs)
+int fs_checkpoint_locked(struct zf_fs *fs)
 {
 	struct zf_ckpt_writer *w;
 	struct zf_mlog *nlog;

@@ -204,6 +204,8 @@ struct zf_chunk *fs_chunk_add_lost(struct zf_fs *fs, const struct zf_chunk_id *i
 void fs_do(struct zf_fs *fs, uint8_t type, const struct zf_buf *rec);
 void fs_txn_end(struct zf_fs *fs);
 int fs_commit(struct zf_fs *fs);
+/* commit, then write a checkpoint and drop the logs it covers (fs->lock held) */
+int fs_checkpoint_locked(struct zf_fs *fs);
 void rec_inode(struct zf_buf *b, const struct zf_inode *in);
 void rec_extents(struct zf_buf *b, uint64_t ino, uint64_t start, uint64_t end,
 		 const struct zf_extent *ext, uint32_t n);
