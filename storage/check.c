@@ -48,6 +48,7 @@
 
 #define PROGRESS_EVERY 1024u	/* chunks between progress calls */
 #define MAX_DEPTH 100000	/* directory depth walked for paths (a guard) */
+#define MAX_REF_LINES 10	/* wrong reference counts named one by one, then summed */
 
 static void vsay(struct ck *ck, int is_problem, const char *fmt, va_list ap)
 {
@@ -506,7 +507,7 @@ static void check_chunks(struct ck *ck)
 	struct zf_fs *fs = ck->fs;
 	struct loc_ctx lc;
 	struct zf_hent *e;
-	uint64_t done = 0, total = fs->chunks.n;
+	uint64_t done = 0, total = fs->chunks.n, bad_refs = 0;
 	char hex[2 * ZF_CHUNK_ID_LEN + 1];
 
 	memset(&lc, 0, sizeof(lc));
@@ -520,7 +521,9 @@ static void check_chunks(struct ck *ck)
 		if (ck->rep->progress && ++done % PROGRESS_EVERY == 0)
 			ck->rep->progress(ck->rep->ctx, done, total);
 		ck->rep->chunks++;
-		if (c->refs != want) {
+		if (c->refs != want && ++bad_refs > MAX_REF_LINES)
+			ck->rep->errors++; /* summed up below */
+		else if (c->refs != want) {
 			chunk_hex(c, hex);
 			if (ck->rep->repair)
 				ck_problem(ck, "chunk %s: reference count %u, but %llu references "
@@ -570,6 +573,10 @@ static void check_chunks(struct ck *ck)
 	}
 	if (ck->rep->progress)
 		ck->rep->progress(ck->rep->ctx, total, total);
+	if (bad_refs > MAX_REF_LINES)
+		ck_problem(ck, "%llu more chunks with a wrong reference count%s",
+			   (unsigned long long)(bad_refs - MAX_REF_LINES),
+			   ck->rep->repair ? " (rebuilt)" : "");
 	zf_htab_foreach(&lc.scs, e)
 	{
 		struct sc_seen *v = e->val;
