@@ -511,6 +511,8 @@ static void check_chunks(struct ck *ck)
 	char hex[2 * ZF_CHUNK_ID_LEN + 1];
 
 	memset(&lc, 0, sizeof(lc));
+	if (ck->rep->progress)
+		ck->rep->progress(ck->rep->ctx, 0, total);
 	zf_htab_foreach(&fs->chunks, e)
 	{
 		struct zf_chunk *c = e->val;
@@ -929,6 +931,10 @@ int zf_fs_check(struct zf_fs *fs, struct zf_check_report *rep)
 		ck_problem(&ck, "checkpoint: %llu chunk reference counts disagree with its files%s",
 			   (unsigned long long)fs->ckpt_ref_errors,
 			   rep->repair ? " (rebuilt)" : "");
+	if (fs->torn_bytes)
+		ck_note(&ck, "the last log file ends in a torn commit (%llu bytes, a crash): %s",
+			(unsigned long long)fs->torn_bytes,
+			fs->readonly ? "a mount drops it" : "dropped");
 	walk_tree(&ck);
 	check_links(&ck);
 	check_files(&ck);

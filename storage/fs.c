@@ -1162,6 +1162,7 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 		if (scan.last_seq + 1 > expect)
 			expect = scan.last_seq + 1;
 		*ret_end = scan.end;
+		fs->torn_bytes = scan.dropped;
 	}
 	*ret_next_seq = expect;
 	fs->replaying = 0;

@@ -152,6 +152,7 @@ struct zf_fs {
 	struct zf_salvage_note *salv; /* what the tolerant load skipped */
 	size_t nsalv;
 	const char *salv_file;	/* the file being loaded */
+	uint64_t torn_bytes;	/* torn tail of the last log file (an interrupted commit) */
 	uint8_t fsid[16];
 	uint8_t secret[ZF_SECRET_LEN];
 	int zstd_level;

@@ -167,7 +167,9 @@ test_expect_success 'an object deleted from the bucket, local copy kept: the rep
 	expect_code 4 $ZEROFS fsck "$D" >"$T/out" 2>&1 && cat "$T/out" &&
 	grep -q "bucket object .seg/0000000000000002.zseg. is missing" "$T/out" &&
 	expect_code 1 $ZEROFS fsck --repair "$D" >"$T/out" 2>&1 && cat "$T/out" &&
-	zf_mount "$D" "$M" && $ZEROFS sync "$M" && zf_umount "$M" &&
+	ck=$(ls "$D"/meta/ckpt.* | tail -n 1) && test ! -e "$B/meta/${ck##*/}" &&
+	zf_mount "$D" "$M" && $ZEROFS sync "$M" &&
+	test -e "$B/meta/${ck##*/}" && zf_umount "$M" &&
 	cmp "$D/seg/0000000000000002.zseg" "$B/seg/0000000000000002.zseg" &&
 	expect_code 0 $ZEROFS fsck --verify-data "$D" >/dev/null
 '
@@ -194,6 +196,11 @@ test_expect_success 'exit 8 when the dev-dir cannot be checked; 0 and no progres
 	expect_code 8 $ZEROFS fsck 2>/dev/null &&
 	expect_code 0 $ZEROFS fsck "$T/bucketlost/dev" >/dev/null 2>"$T/err" &&
 	! grep -q "fsck: chunks" "$T/err"
+'
+test_expect_success 'on a terminal: a progress bar on stderr, cleared at the end' '
+	command -v script >/dev/null || { echo "no script(1): skipped"; exit 0; }
+	script -qec "$ZEROFS fsck --verify-data $T/bucketlost/dev 2>&1 >/dev/null" /dev/null >"$T/tty" &&
+	grep -q "fsck: chunks 0/[0-9]* (0%)" "$T/tty" && grep -q "$(printf "\\r\\033\\[K")" "$T/tty"
 '
 test_expect_success 'no sanitizer reports' 'no_san_reports'
 test_done
