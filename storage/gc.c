@@ -274,7 +274,8 @@ static int copy_live(struct gc *g, struct move *mv, size_t n)
 	size_t i = 0, j;
 	int r = 0;
 
-	qsort(mv, n, sizeof(*mv), cmp_move);
+	if (n) /* mv may be NULL: qsort's pointer must not be */
+		qsort(mv, n, sizeof(*mv), cmp_move);
 	while (i < n && r == 0) {
 		uint32_t pos = 0;
 
