@@ -121,10 +121,38 @@ void fs_txn_end(struct zf_fs *fs)
 
 /* ------------------------------------------------------------ the applier */
 
+/* why the last record did not apply (for salvage notes), and whether to log it */
+static __thread const char *bad_what;
+static __thread int bad_quiet;
+
 static int bad(const char *what, uint64_t ino)
 {
-	zf_err("inconsistent metadata record: %s (inode %llu)", what, (unsigned long long)ino);
+	bad_what = what;
+	if (!bad_quiet)
+		zf_err("inconsistent metadata record: %s (inode %llu)", what,
+		       (unsigned long long)ino);
 	return -EBADMSG;
+}
+
+const char *fs_rec_name(int type, char *buf, size_t len)
+{
+	static const char *const names[] = {
+		[ZF_REC_INODE] = "INODE",	  [ZF_REC_INODE_DEL] = "INODE_DEL",
+		[ZF_REC_DIRENT_ADD] = "DIRENT_ADD", [ZF_REC_DIRENT_DEL] = "DIRENT_DEL",
+		[ZF_REC_EXTENTS] = "EXTENTS",	  [ZF_REC_XATTR_SET] = "XATTR_SET",
+		[ZF_REC_XATTR_DEL] = "XATTR_DEL",  [ZF_REC_SC] = "SC",
+		[ZF_REC_SEG_SEAL] = "SEG_SEAL",	  [ZF_REC_STATE] = "STATE",
+		[ZF_REC_END] = "END",		  [ZF_REC_CHUNK_DEL] = "CHUNK_DEL",
+		[13] = "SC_MOVE",		  [14] = "SEG_DROP",
+		[ZF_REC_CHUNK_BAD] = "CHUNK_BAD",
+	};
+
+	if (type > 0 && type < (int)(sizeof(names) / sizeof(names[0])) && names[type])
+		return names[type];
+	if (type < 0)
+		return "unknown record";
+	snprintf(buf, len, "record type %d", type);
+	return buf;
 }
 
 static void chunk_unref(struct zf_chunk *c)
@@ -470,17 +498,25 @@ static int apply_extents(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 		nw[i].coff = zf_get32(e + 12);
 		memcpy(id.b, e + 16, ZF_CHUNK_ID_LEN);
 		nw[i].c = fs_chunk_find(fs, &id);
+		/* salvage: the chunk's super-chunk record was lost; map it, damaged */
+		if (!nw[i].c && fs->salvage)
+			nw[i].c = fs_chunk_add_lost(fs, &id);
 		if (!nw[i].c) {
 			r = bad("extent references an unknown chunk", ino);
 			goto out;
 		}
 		if (nw[i].off < prev || nw[i].len == 0 || nw[i].off + nw[i].len > end ||
-		    (uint64_t)nw[i].coff + nw[i].len > nw[i].c->len) {
+		    ((uint64_t)nw[i].coff + nw[i].len > nw[i].c->len &&
+		     !(nw[i].c->flags & ZF_CHUNK_LOST))) {
 			r = bad("extent out of range", ino);
 			goto out;
 		}
 		prev = nw[i].off + nw[i].len;
 	}
+	/* a lost chunk is as long as the extents that map it say */
+	for (i = 0; i < n; i++)
+		if ((nw[i].c->flags & ZF_CHUNK_LOST) && nw[i].coff + nw[i].len > nw[i].c->len)
+			nw[i].c->len = nw[i].coff + nw[i].len;
 	file_remap(in->u.file, start, end, nw, n);
 out:
 	free(nw);
@@ -547,8 +583,7 @@ static void sc_unlink(struct zf_fs *fs, struct zf_sc *sc)
 	free(sc);
 }
 
-/* chunk c leaves its super-chunk; one left without chunks is forgotten */
-static void chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c)
+void fs_chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c)
 {
 	if (c->sc && --c->sc->nchunks == 0)
 		sc_unlink(fs, c->sc);
@@ -556,9 +591,9 @@ static void chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c)
 }
 
 /*
- * A super-chunk record. ZF_REC_SC: a chunk already located elsewhere keeps
- * its first copy (this one is garbage). ZF_REC_SC_MOVE (move): gc's copy,
- * every chunk exists and moves here.
+ * A super-chunk record. ZF_REC_SC: a chunk already readable elsewhere keeps
+ * its first copy (this one is garbage); a damaged one is healed by it.
+ * ZF_REC_SC_MOVE (move): gc's copy, every chunk exists and moves here.
  */
 static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_ckpt, int move)
 {
@@ -570,31 +605,25 @@ static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_c
 	n = zf_get32(p + 24);
 	if ((len - 28) / ZF_REC_SC_ENT_SIZE != n || (len - 28) % ZF_REC_SC_ENT_SIZE)
 		return bad("malformed super-chunk record", 0);
-	sc = zf_calloc(1, sizeof(*sc));
-	sc->loc.seg = zf_get64(p);
-	sc->loc.off = zf_get64(p + 8);
-	sc->loc.disk_len = zf_get32(p + 16);
-	sc->loc.raw_len = zf_get32(p + 20);
-	if (sc->loc.seg == 0 || (sc->loc.seg <= fs->last_sealed && !from_ckpt)) {
-		free(sc);
+	if (zf_get64(p) == 0 || (zf_get64(p) <= fs->last_sealed && !from_ckpt))
 		return bad("super-chunk in a sealed or invalid segment", 0);
-	}
-	/* validate every entry first: a record is applied whole or not at all */
+	/* every entry is checked first: a record applies whole or not at all */
 	for (i = 0; i < n; i++) {
 		const uint8_t *e = p + 28 + (size_t)i * ZF_REC_SC_ENT_SIZE;
 		uint32_t roff = zf_get32(e + 16), clen = zf_get32(e + 20);
 		struct zf_chunk *c;
 
-		if (clen == 0 || (uint64_t)roff + clen > sc->loc.raw_len) {
-			free(sc);
+		if (clen == 0 || (uint64_t)roff + clen > zf_get32(p + 20))
 			return bad("super-chunk entry out of range", 0);
-		}
 		c = move ? fs_chunk_find(fs, (const struct zf_chunk_id *)e) : NULL;
-		if (move && (!c || c->len != clen)) {
-			free(sc);
+		if (move && (!c || c->len != clen))
 			return bad("move of an unknown chunk", 0);
-		}
 	}
+	sc = zf_calloc(1, sizeof(*sc));
+	sc->loc.seg = zf_get64(p);
+	sc->loc.off = zf_get64(p + 8);
+	sc->loc.disk_len = zf_get32(p + 16);
+	sc->loc.raw_len = zf_get32(p + 20);
 	for (i = 0; i < n; i++) {
 		const uint8_t *e = p + 28 + (size_t)i * ZF_REC_SC_ENT_SIZE;
 		struct zf_chunk_id id;
@@ -602,11 +631,11 @@ static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_c
 
 		memcpy(id.b, e, ZF_CHUNK_ID_LEN);
 		c = fs_chunk_find(fs, &id);
-		if (move)
-			chunk_unlocate(fs, c);
-		else if (c && c->sc) /* already stored elsewhere: this copy is garbage */
-			continue;
-		if (!c) {
+		if (!move && c && c->sc && zf_chunk_readable(c))
+			continue; /* already stored elsewhere: this copy is garbage */
+		if (c)
+			fs_chunk_unlocate(fs, c); /* moved, or damaged there: healed here */
+		else {
 			c = zf_calloc(1, sizeof(*c));
 			c->id = id;
 			c->ckpt_refs = UINT32_MAX;
@@ -615,6 +644,8 @@ static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_c
 		c->sc = sc;
 		c->raw_off = zf_get32(e + 16);
 		c->len = zf_get32(e + 20);
+		if (!move)
+			c->flags = 0;
 		if (from_ckpt)
 			c->ckpt_refs = zf_get32(e + 24);
 		sc->nchunks++;
@@ -675,13 +706,60 @@ static int apply_chunk_del(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 		return bad("malformed chunk deletion", 0);
 	n = zf_get32(p);
 	for (i = 0; i < n; i++) {
-		struct zf_chunk *c = zf_htab_remove(&fs->chunks, zf_get64(p + 4 + i * 16), chunk_eq,
-						    p + 4 + i * 16);
+		struct zf_chunk *c = zf_htab_find(&fs->chunks, zf_get64(p + 4 + i * 16), chunk_eq,
+						  p + 4 + i * 16);
 
 		if (!c || c->refs)
 			return bad("deletion of a missing or referenced chunk", 0);
-		chunk_unlocate(fs, c);
+	}
+	for (i = 0; i < n; i++) {
+		struct zf_chunk *c = zf_htab_remove(&fs->chunks, zf_get64(p + 4 + i * 16), chunk_eq,
+						    p + 4 + i * 16);
+
+		if (!c)
+			continue; /* named twice in the record */
+		fs_chunk_unlocate(fs, c);
 		free(c);
+	}
+	return 0;
+}
+
+struct zf_chunk *fs_chunk_add_lost(struct zf_fs *fs, const struct zf_chunk_id *id)
+{
+	struct zf_chunk *c = zf_calloc(1, sizeof(*c));
+
+	c->id = *id;
+	c->flags = ZF_CHUNK_LOST;
+	c->ckpt_refs = UINT32_MAX;
+	zf_htab_insert(&fs->chunks, chunk_hash(id), c);
+	return c;
+}
+
+/* chunks found damaged: reads fail; unknown ids join the index as lost */
+static int apply_chunk_bad(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+{
+	uint32_t n, i;
+
+	if (len < 4 || (len - 4) != (uint64_t)zf_get32(p) * ZF_CHUNK_ID_LEN)
+		return bad("malformed chunk damage record", 0);
+	n = zf_get32(p);
+	for (i = 0; i < n; i++) {
+		struct zf_chunk *c = zf_htab_find(&fs->chunks, zf_get64(p + 4 + i * 16), chunk_eq,
+						  p + 4 + i * 16);
+
+		/* bytes still in the packer were never read back: not damaged */
+		if (c && !c->sc && !(c->flags & ZF_CHUNK_LOST))
+			return bad("damage mark of a chunk not stored yet", 0);
+	}
+	for (i = 0; i < n; i++) {
+		struct zf_chunk_id id;
+		struct zf_chunk *c;
+
+		memcpy(id.b, p + 4 + i * 16, ZF_CHUNK_ID_LEN);
+		c = fs_chunk_find(fs, &id);
+		if (!c)
+			c = fs_chunk_add_lost(fs, &id);
+		c->flags |= ZF_CHUNK_BAD;
 	}
 	return 0;
 }
@@ -710,26 +788,114 @@ int fs_apply(struct zf_fs *fs, const struct zf_frame *f)
 		return apply_seal(fs, f->payload, f->len);
 	case ZF_REC_CHUNK_DEL:
 		return apply_chunk_del(fs, f->payload, f->len);
+	case ZF_REC_CHUNK_BAD:
+		return apply_chunk_bad(fs, f->payload, f->len);
 	default:
 		zf_err("unknown metadata record type %u", f->type);
 		return -EBADMSG;
 	}
 }
 
+/* ---------------------------------------------------------------- salvage */
+
+/* what a record's payload says about the file it concerns (unverified if damaged) */
+static void note_decode(struct zf_salvage_note *n, int type, const uint8_t *pl, size_t plen)
+{
+	n->type = type;
+	if (type <= 0 || plen < 8 || type == ZF_REC_SC || type == ZF_REC_SEG_SEAL ||
+	    type == ZF_REC_STATE || type == ZF_REC_END || type == ZF_REC_CHUNK_DEL ||
+	    type == ZF_REC_CHUNK_BAD)
+		return;
+	n->ino = zf_get64(pl);
+	if (type == ZF_REC_EXTENTS && plen >= 24) {
+		n->start = zf_get64(pl + 8);
+		n->end = zf_get64(pl + 16);
+	} else if (type == ZF_REC_DIRENT_ADD || type == ZF_REC_DIRENT_DEL) {
+		size_t at = type == ZF_REC_DIRENT_ADD ? 16 : 8;
+		size_t nl = plen >= at + 2 ? zf_get16(pl + at) : 0;
+
+		if (nl && nl <= ZF_NAME_LEN && plen >= at + 2 + nl &&
+		    !memchr(pl + at + 2, 0, nl) && !memchr(pl + at + 2, '/', nl)) {
+			memcpy(n->name, pl + at + 2, nl);
+			n->name[nl] = 0;
+		}
+	}
+}
+
+static struct zf_salvage_note *note_add(struct zf_fs *fs, const char *file, uint64_t off,
+					uint64_t len, uint64_t seq, const char *why)
+{
+	struct zf_salvage_note *n;
+
+	fs->salv = zf_realloc(fs->salv, (fs->nsalv + 1) * sizeof(*fs->salv));
+	n = &fs->salv[fs->nsalv++];
+	memset(n, 0, sizeof(*n));
+	snprintf(n->file, sizeof(n->file), "%s", file);
+	n->off = off;
+	n->len = len;
+	n->seq = seq;
+	n->type = -1;
+	snprintf(n->why, sizeof(n->why), "%s", why);
+	return n;
+}
+
+/* a region without a valid frame: decode what its header may still say */
+static void salvage_bad(void *ctx, const char *name, uint64_t off, const uint8_t *p, size_t len,
+			uint64_t expect_seq)
+{
+	struct zf_fs *fs = ctx;
+	struct zf_salvage_note *n;
+
+	if (off == 0) {
+		note_add(fs, name, off, len, 0, "damaged file header");
+		return;
+	}
+	if (len == 0) {
+		note_add(fs, name, off, 0, expect_seq, "the END record is missing");
+		return;
+	}
+	n = note_add(fs, name, off, len, expect_seq, "checksum mismatch");
+	if (len >= ZF_REC_HDR_SIZE && zf_get32(p) == ZF_REC_MAGIC) {
+		uint32_t plen = zf_get32(p + 8);
+
+		if (plen > len - ZF_REC_HDR_SIZE)
+			plen = len - ZF_REC_HDR_SIZE;
+		note_decode(n, p[4], p + ZF_REC_HDR_SIZE, plen);
+	}
+}
+
+/* salvage: a verified record that does not apply is noted and skipped */
+static int salvage_skip(struct zf_fs *fs, const struct zf_frame *f, int r)
+{
+	struct zf_salvage_note *n;
+
+	if (!r || !fs->salvage || r != -EBADMSG)
+		return r;
+	n = note_add(fs, fs->salv_file, f->off, ZF_REC_HDR_SIZE + f->len, f->seq,
+		     bad_what ? bad_what : "does not apply");
+	n->verified = 1;
+	note_decode(n, f->type, f->payload, f->len);
+	bad_what = NULL;
+	return 0;
+}
+
 static int ckpt_apply(void *ctx, const struct zf_frame *f)
 {
 	struct zf_fs *fs = ctx;
+	int r;
 
 	if (f->type == ZF_REC_STATE)
-		return apply_state(fs, f->payload, f->len);
-	if (f->type == ZF_REC_SC)
-		return apply_sc(fs, f->payload, f->len, 1, 0);
-	return fs_apply(fs, f);
+		r = apply_state(fs, f->payload, f->len);
+	else if (f->type == ZF_REC_SC)
+		r = apply_sc(fs, f->payload, f->len, 1, 0);
+	else
+		r = fs_apply(fs, f);
+	return salvage_skip(fs, f, r);
 }
 
 static int log_apply(void *ctx, const struct zf_frame *f)
 {
-	return fs_apply(ctx, f);
+	return salvage_skip(ctx, f, fs_apply(ctx, f));
 }
 
 /* ------------------------------------------------------------ superblock */
@@ -976,14 +1142,20 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 	uint64_t seq = 0, expect;
 	char name[64];
 	size_t i;
-	int r;
+	int r = 0;
 
 	fs->replaying = 1;
+	bad_quiet = fs->salvage; /* each skipped record becomes a note instead */
+	fs->salv_file = name;
 	if (mf->has_ckpt) {
 		zf_ckpt_name(mf->ckpt, name, sizeof(name));
-		r = zf_ckpt_load(fs->metafd, name, fs->fsid, ckpt_apply, fs, &seq);
+		if (fs->salvage)
+			r = zf_ckpt_load_salvage(fs->metafd, name, fs->fsid, ckpt_apply, salvage_bad,
+						 fs, &seq);
+		else
+			r = zf_ckpt_load(fs->metafd, name, fs->fsid, ckpt_apply, fs, &seq);
 		if (r)
-			return r < 0 ? r : -EBADMSG;
+			goto out;
 		check_ckpt_refs(fs, name);
 	}
 	fs->ckpt_seq = seq;
@@ -994,26 +1166,42 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 		if (i + 1 < mf->nlogs && mf->logs[i + 1] <= seq + 1)
 			continue;
 		zf_mlog_name(mf->logs[i], name, sizeof(name));
-		if (mf->logs[i] > expect) {
+		if (mf->logs[i] > expect && fs->salvage) {
+			note_add(fs, name, 0, 0, expect, "records missing before this log file");
+		} else if (mf->logs[i] > expect) {
 			zf_err("metadata log gap: '%s' starts at %llu, expected %llu", name,
 			       (unsigned long long)mf->logs[i], (unsigned long long)expect);
-			return -EBADMSG;
+			r = -EBADMSG;
+			goto out;
 		}
-		r = zf_mlog_replay(fs->metafd, name, fs->fsid, seq, log_apply, fs, &scan);
+		if (fs->salvage)
+			r = zf_mlog_replay_salvage(fs->metafd, name, fs->fsid, seq, log_apply,
+						   salvage_bad, fs, &scan);
+		else
+			r = zf_mlog_replay(fs->metafd, name, fs->fsid, seq, log_apply, fs, &scan);
 		if (r)
-			return r < 0 ? r : -EBADMSG;
-		if (scan.dropped && i + 1 < mf->nlogs) {
+			goto out;
+		if (scan.dropped && i + 1 < mf->nlogs && fs->salvage) {
+			note_add(fs, name, scan.end, scan.dropped, scan.last_seq + 1,
+				 "damaged tail of a log file that is not the last");
+		} else if (scan.dropped && i + 1 < mf->nlogs) {
 			zf_err("corrupt log '%s' at offset %llu: damage before the last log file",
 			       name, (unsigned long long)scan.end);
-			return -EBADMSG;
+			r = -EBADMSG;
+			goto out;
 		}
 		if (scan.last_seq + 1 > expect)
 			expect = scan.last_seq + 1;
 		*ret_end = scan.end;
+		fs->torn_bytes = scan.dropped;
 	}
 	*ret_next_seq = expect;
 	fs->replaying = 0;
-	return 0;
+	r = 0;
+out:
+	bad_quiet = 0;
+	fs->salv_file = NULL;
+	return r ? (r < 0 ? r : -EBADMSG) : 0;
 }
 
 static void fs_free(struct zf_fs *fs)
@@ -1039,6 +1227,7 @@ static void fs_free(struct zf_fs *fs)
 	free(fs->pack_chunks);
 	zf_buf_free(&fs->pack);
 	zf_buf_free(&fs->pending_seal);
+	free(fs->salv);
 	zf_mlog_close(fs->log);
 	zf_segstore_close(fs->seg);
 	zf_chunker_free(fs->chunker);
@@ -1081,7 +1270,8 @@ static void reclaim_orphans(struct zf_fs *fs)
 	{
 		struct zf_inode *in = e->val;
 
-		if (in->nlink == 0) {
+		/* a non-empty one (damaged metadata) is fsck's to repair */
+		if (in->nlink == 0 && !(S_ISDIR(in->mode) && in->u.dir->nents)) {
 			orphans = zf_realloc(orphans, (n + 1) * sizeof(*orphans));
 			orphans[n++] = in->ino;
 		}
@@ -1122,6 +1312,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	fs->dev_dir = zf_strdup(dev_dir);
 	fs->metafd = fs->segfd = fs->lockfd = -1;
 	fs->readonly = o.readonly;
+	fs->salvage = o.salvage;
 	fs->next_ino = ZF_ROOT_INO + 1;
 	fs->dirty_limit = o.dirty_bytes ? o.dirty_bytes : DEFAULT_DIRTY;
 	fs->ckpt_bytes = o.ckpt_bytes ? o.ckpt_bytes : DEFAULT_CKPT;
@@ -1185,6 +1376,23 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	}
 	if (!fs->readonly) {
 		r = zf_segstore_resume(fs->seg, fs->open_seg, fs->open_end, fs->last_sealed);
+		if (r == -EBADMSG && fs->salvage && fs->open_seg) {
+			/*
+			 * The open segment is damaged (header, or shorter than
+			 * committed): keep it as it is, sealed, for the checker to
+			 * name what it lost; new data goes to a new segment.
+			 */
+			struct zf_buf b = { 0 };
+
+			zf_warn("segment %llu is damaged: sealing it as it is",
+				(unsigned long long)fs->open_seg);
+			zf_put64(zf_buf_grow(&b, 8), fs->open_seg);
+			zf_put64(zf_buf_grow(&b, 8), fs->open_end);
+			zf_buf_free(&fs->pending_seal);
+			fs->pending_seal = b;
+			apply_seal(fs, b.p, b.len);
+			r = zf_segstore_resume(fs->seg, 0, 0, fs->last_sealed);
+		}
 		if (r < 0)
 			goto fail;
 		if (mf.nlogs && end) {
@@ -1306,7 +1514,6 @@ int fs_pack_flush(struct zf_fs *fs)
 	return 0;
 }
 
-static int fs_checkpoint_locked(struct zf_fs *fs);
 
 int fs_commit(struct zf_fs *fs)
 {
@@ -1348,6 +1555,40 @@ static int cmp_chunk_sc(const void *a, const void *b)
 	return x->raw_off < y->raw_off ? -1 : x->raw_off > y->raw_off;
 }
 
+#define BAD_PER_RECORD 65536u /* 1 MiB of ids: far below the record size bound */
+
+/* damaged chunks after the super-chunks that locate them (lost ones: nowhere) */
+static int ckpt_write_bad(struct zf_fs *fs, struct zf_ckpt_writer *w, struct zf_buf *b)
+{
+	struct zf_hent *e;
+	uint32_t n = 0;
+	int r = 0;
+
+	b->len = 0;
+	zf_buf_grow(b, 4);
+	zf_htab_foreach(&fs->chunks, e)
+	{
+		struct zf_chunk *c = e->val;
+
+		if (zf_chunk_readable(c) || (!c->sc && !c->refs))
+			continue; /* a lost chunk nothing maps any more is gone */
+		memcpy(zf_buf_grow(b, ZF_CHUNK_ID_LEN), c->id.b, ZF_CHUNK_ID_LEN);
+		if (++n == BAD_PER_RECORD) {
+			zf_put32(b->p, n);
+			r = zf_ckpt_writer_add(w, ZF_REC_CHUNK_BAD, b->p, b->len);
+			if (r)
+				return r;
+			b->len = 4;
+			n = 0;
+		}
+	}
+	if (n) {
+		zf_put32(b->p, n);
+		r = zf_ckpt_writer_add(w, ZF_REC_CHUNK_BAD, b->p, b->len);
+	}
+	return r;
+}
+
 static int ckpt_write_chunks(struct zf_fs *fs, struct zf_ckpt_writer *w, struct zf_buf *b)
 {
 	struct zf_chunk **all;
@@ -1356,7 +1597,13 @@ static int ckpt_write_chunks(struct zf_fs *fs, struct zf_ckpt_writer *w, struct 
 	int r = 0;
 
 	all = zf_malloc((fs->chunks.n ? fs->chunks.n : 1) * sizeof(*all));
-	zf_htab_foreach(&fs->chunks, e) all[n++] = e->val;
+	zf_htab_foreach(&fs->chunks, e)
+	{
+		struct zf_chunk *c = e->val;
+
+		if (c->sc) /* lost chunks have no super-chunk: CHUNK_BAD only */
+			all[n++] = c;
+	}
 	qsort(all, n, sizeof(*all), cmp_chunk_sc);
 	for (i = 0; i < n && r == 0; i = j) {
 		struct zf_sc *sc = all[i]->sc;
@@ -1382,7 +1629,7 @@ static int ckpt_write_chunks(struct zf_fs *fs, struct zf_ckpt_writer *w, struct 
 		r = zf_ckpt_writer_add(w, ZF_REC_SC, b->p, b->len);
 	}
 	free(all);
-	return r;
+	return r ? r : ckpt_write_bad(fs, w, b);
 }
 
 void rec_extents(struct zf_buf *b, uint64_t ino, uint64_t start, uint64_t end,
@@ -1491,7 +1738,7 @@ static void remove_old_meta(struct zf_fs *fs, uint64_t ckpt_seq, uint64_t log_fi
 	free(mf.ckpts);
 }
 
-static int fs_checkpoint_locked(struct zf_fs *fs)
+int fs_checkpoint_locked(struct zf_fs *fs)
 {
 	struct zf_ckpt_writer *w;
 	struct zf_mlog *nlog;

@@ -66,6 +66,9 @@ struct zf_open_opts {
 	uint64_t dirty_bytes;	/* buffered write data before flushing (0 = 64 MiB) */
 	uint64_t ckpt_bytes;	/* log bytes that trigger a checkpoint (0 = 64 MiB) */
 	int zstd_level;		/* 0 = the level given at mkfs */
+	/* fsck: load what verifies; skip damaged frames and records that do
+	 * not apply (each noted for zf_fs_check) instead of failing -EBADMSG */
+	int salvage;
 };
 
 struct zf_fs_stats {
@@ -185,17 +188,40 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret);
 /* force a checkpoint now (after a commit) */
 int zf_fs_checkpoint(struct zf_fs *fs);
 
-/* ---- consistency checker (storage/check.c) ---- */
+/* ---- consistency checker and repair (storage/check.c, storage/repair.c) ---- */
 struct zf_check_report {
 	uint64_t errors;	/* problems found */
+	uint64_t notes;		/* worth knowing, not errors (known damage, garbage) */
+	uint64_t repaired;	/* repair actions taken (repair) */
 	uint64_t inodes, dirents, chunks, superchunks;
-	/* called for every problem, one line each; NULL = log with zf_err */
+	uint64_t damaged_chunks; /* chunks found damaged or lost (not yet marked) */
+	/* called for every problem / note, one line each; NULL = the log */
 	void (*problem)(void *ctx, const char *msg);
+	void (*note)(void *ctx, const char *msg);
+	/* now and then while chunks are checked: done of total (NULL: none) */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *ctx;
 	int verify_data;	/* re-read and re-hash every referenced chunk */
+	/*
+	 * Fix what was found (the fs must be open writable, with salvage):
+	 * reference counts and the chunk index rebuilt from the files, link
+	 * counts, unreachable inodes into /lost+found as #<ino>, damaged
+	 * chunks marked (CHUNK_BAD: reads return EIO), damaged local copies
+	 * of segments the bucket holds dropped, ranges whose mapping was
+	 * lost marked damaged; then a checkpoint.
+	 */
+	int repair;
+	/*
+	 * The size of segment seg's object in the bucket (0), -ENOENT when
+	 * absent, or -errno. NULL: no bucket to ask (evicted segments are read
+	 * through the segment store's fetch hook instead).
+	 */
+	int (*remote_seg_size)(void *rctx, uint64_t seg, uint64_t *ret_size);
+	void *rctx;
 };
-/* Check the open fs; fills report. Returns 0 when clean, -EUCLEAN when
- * problems were found, or -errno when checking itself failed. */
+/* Check the open fs (and repair it with rep->repair); fills report.
+ * Returns 0 when clean, -EUCLEAN when problems were found (repaired or
+ * not), or -errno when checking itself failed. */
 int zf_fs_check(struct zf_fs *fs, struct zf_check_report *report);
 
 /* ---- garbage collection (storage/gc.c) ---- */
@@ -241,6 +267,9 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
  */
 int zf_fs_seg_refs(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n, uint64_t *ret_max,
 		   uint64_t *ret_seq);
+/* segments holding chunks the metadata knows, and the open one: sorted ids
+ * (malloc'd, *ret_n entries), for the bucket's audit */
+int zf_fs_segments_used(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n);
 
 /* ---- hooks for the object-storage tier (storage/remote.c) ---- */
 

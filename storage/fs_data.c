@@ -206,6 +206,8 @@ int fs_chunk_read(struct zf_fs *fs, const struct zf_chunk *c, uint32_t coff, uin
 {
 	struct zf_sc_chunk want = { .id = c->id, .len = c->len };
 
+	if (!zf_chunk_readable(c))
+		return -EIO; /* damaged: never wrong bytes (the caller logs) */
 	if (!c->sc) {
 		memcpy(dst, fs->pack.p + c->raw_off + coff, len);
 		return 0;
@@ -235,7 +237,8 @@ static int stored_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, uint
 		r = fs_chunk_read(fs, e->c, e->coff + (a - e->off), b - a, buf + (a - off));
 		if (r < 0) {
 			zf_err("cannot read inode %llu at offset %llu: %s",
-			       (unsigned long long)in->ino, (unsigned long long)a, strerror(-r));
+			       (unsigned long long)in->ino, (unsigned long long)a,
+			       zf_chunk_readable(e->c) ? strerror(-r) : "damaged (marked by fsck)");
 			return -EIO;
 		}
 		pos = b;
@@ -260,8 +263,8 @@ struct read_piece {
  * locations only change through gc; a piece whose segment gc removed
  * meanwhile fails with -ENOENT and zf_fs_read() plans again (fs->seg_gen).
  */
-static size_t plan_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, uint64_t off,
-			size_t len, struct read_piece **ret_pieces)
+static ssize_t plan_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, uint64_t off,
+			 size_t len, struct read_piece **ret_pieces)
 {
 	struct zf_file *f = in->u.file;
 	struct read_piece *p = NULL;
@@ -279,6 +282,12 @@ static size_t plan_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, uin
 		b = e->off + e->len < end ? e->off + e->len : end;
 		if (a > pos)
 			memset(buf + (pos - off), 0, a - pos);
+		if (!zf_chunk_readable(e->c)) {
+			zf_err("cannot read inode %llu at offset %llu: damaged (marked by fsck)",
+			       (unsigned long long)in->ino, (unsigned long long)a);
+			free(p);
+			return -EIO;
+		}
 		if (!e->c->sc) {
 			memcpy(buf + (a - off), fs->pack.p + e->c->raw_off + e->coff + (a - e->off),
 			       b - a);
@@ -359,7 +368,12 @@ again:
 	r = len;
 	if (!dirty_overlaps(f, off, len)) {
 		/* the common case: fetch stored bytes after dropping the lock */
-		npieces = plan_read(fs, in, buf, off, len, &pieces);
+		ssize_t n = plan_read(fs, in, buf, off, len, &pieces);
+
+		if (n < 0)
+			r = n;
+		else
+			npieces = n;
 		goto out;
 	}
 	/* logged bytes beyond the logged size are none: zeros until overlaid */
@@ -432,11 +446,11 @@ static int chunk_get(struct zf_fs *fs, const uint8_t *p, uint32_t len, struct zf
 
 	zf_chunker_id(fs->chunker, p, len, &id);
 	c = fs_chunk_find(fs, &id);
-	if (c) {
-		if (c->len != len) {
-			zf_err("chunk id collision or corrupt index (length %u vs %u)", c->len, len);
-			return -EIO;
-		}
+	if (c && c->len != len && !(c->flags & ZF_CHUNK_LOST)) {
+		zf_err("chunk id collision or corrupt index (length %u vs %u)", c->len, len);
+		return -EIO;
+	}
+	if (c && zf_chunk_readable(c)) {
 		*ret = c;
 		return 0;
 	}
@@ -445,18 +459,29 @@ static int chunk_get(struct zf_fs *fs, const uint8_t *p, uint32_t len, struct zf
 		if (r < 0)
 			return r;
 	}
-	c = zf_calloc(1, sizeof(*c));
-	c->id = id;
+	if (c) {
+		/*
+		 * A damaged chunk is never shared: these bytes are a fresh copy,
+		 * and the SC record that stores them heals it, for every file
+		 * that maps it (same id, same bytes). Until then it is in the
+		 * packer like a new chunk.
+		 */
+		fs_chunk_unlocate(fs, c);
+		c->flags = 0;
+	} else {
+		c = zf_calloc(1, sizeof(*c));
+		c->id = id;
+		c->ckpt_refs = UINT32_MAX;
+		zf_htab_insert(&fs->chunks, zf_get64_id(&id), c);
+	}
 	c->len = len;
 	c->raw_off = fs->pack.len;
-	c->ckpt_refs = UINT32_MAX;
 	zf_buf_add(&fs->pack, p, len);
 	if (fs->pack_n == fs->pack_cap) {
 		fs->pack_cap = fs->pack_cap ? fs->pack_cap * 2 : 64;
 		fs->pack_chunks = zf_realloc(fs->pack_chunks, fs->pack_cap * sizeof(*fs->pack_chunks));
 	}
 	fs->pack_chunks[fs->pack_n++] = c;
-	zf_htab_insert(&fs->chunks, zf_get64_id(&id), c);
 	*ret = c;
 	return 0;
 }

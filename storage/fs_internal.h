@@ -36,14 +36,25 @@ struct zf_sc {
 	uint32_t idx;		/* position in fs->scs */
 };
 
+/* chunk flags */
+#define ZF_CHUNK_BAD 0x1u	/* marked damaged (CHUNK_BAD record): reads fail with EIO */
+#define ZF_CHUNK_LOST 0x2u	/* no location known: its super-chunk record was lost */
+
 struct zf_chunk {
 	struct zf_chunk_id id;
-	struct zf_sc *sc;	/* NULL while the bytes wait in the packer */
+	struct zf_sc *sc;	/* NULL while the bytes wait in the packer, or when lost */
 	uint32_t raw_off;	/* in the super-chunk, or in the packer */
-	uint32_t len;
+	uint32_t len;		/* lost: the furthest byte an extent maps */
 	uint32_t refs;		/* extents referencing it */
 	uint32_t ckpt_refs;	/* count the checkpoint claimed (UINT32_MAX: none) */
+	uint32_t flags;		/* ZF_CHUNK_* */
 };
+
+/* can the chunk's bytes be read? (not damaged, not lost) */
+static inline int zf_chunk_readable(const struct zf_chunk *c)
+{
+	return !(c->flags & (ZF_CHUNK_BAD | ZF_CHUNK_LOST));
+}
 
 /* [off, off+len) of the file maps to chunk bytes [coff, coff+len) */
 struct zf_extent {
@@ -117,11 +128,33 @@ struct zf_inode {
 	} u;
 };
 
+/*
+ * What a tolerant (salvage) open skipped: bytes of a log or checkpoint that
+ * hold no valid frame, or a verified record that no longer applies. Fields
+ * taken from a damaged frame are unverified.
+ */
+struct zf_salvage_note {
+	char file[32];		/* "log.<seq>" or "ckpt.<seq>" */
+	uint64_t off, len;	/* the skipped bytes in that file */
+	uint64_t seq;		/* the record's seq (in a checkpoint: its number) */
+	int type;		/* record type; -1 unknown */
+	int verified;		/* the frame verified, but did not apply */
+	uint64_t ino;		/* first payload field (entries: the directory); 0 unknown */
+	uint64_t start, end;	/* EXTENTS: the range it maps */
+	char name[ZF_NAME_LEN + 1]; /* DIRENT_*: the entry's name */
+	char why[96];
+};
+
 struct zf_fs {
 	pthread_mutex_t lock;
 	char *dev_dir;
 	int dirfd, metafd, segfd, lockfd;
 	int readonly, replaying;
+	int salvage;		/* tolerant load (fsck): skip what does not verify or apply */
+	struct zf_salvage_note *salv; /* what the tolerant load skipped */
+	size_t nsalv;
+	const char *salv_file;	/* the file being loaded */
+	uint64_t torn_bytes;	/* torn tail of the last log file (an interrupted commit) */
 	uint8_t fsid[16];
 	uint8_t secret[ZF_SECRET_LEN];
 	int zstd_level;
@@ -173,10 +206,16 @@ struct zf_fs {
 
 /* ---- fs.c ---- */
 struct zf_inode *fs_inode(struct zf_fs *fs, uint64_t ino);
+/* "INODE", "EXTENTS", ... ("record type N" for others; buf >= 24 bytes) */
+const char *fs_rec_name(int type, char *buf, size_t len);
+/* a lost chunk (no location, damaged): extents may map it, reads fail */
+struct zf_chunk *fs_chunk_add_lost(struct zf_fs *fs, const struct zf_chunk_id *id);
 /* add rec to the open transaction and apply it (live operations) */
 void fs_do(struct zf_fs *fs, uint8_t type, const struct zf_buf *rec);
 void fs_txn_end(struct zf_fs *fs);
 int fs_commit(struct zf_fs *fs);
+/* commit, then write a checkpoint and drop the logs it covers (fs->lock held) */
+int fs_checkpoint_locked(struct zf_fs *fs);
 void rec_inode(struct zf_buf *b, const struct zf_inode *in);
 void rec_extents(struct zf_buf *b, uint64_t ino, uint64_t start, uint64_t end,
 		 const struct zf_extent *ext, uint32_t n);
@@ -184,6 +223,8 @@ void rec_extents(struct zf_buf *b, uint64_t ino, uint64_t start, uint64_t end,
 int fs_apply(struct zf_fs *fs, const struct zf_frame *f);
 struct zf_chunk *fs_chunk_find(struct zf_fs *fs, const struct zf_chunk_id *id);
 int fs_pack_flush(struct zf_fs *fs);
+/* chunk c leaves its super-chunk (one left without chunks is forgotten) */
+void fs_chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c);
 /* log and apply the seal of segment seg (the store sealed it) */
 void fs_log_seal(struct zf_fs *fs, uint64_t seg);
 /* log and apply a super-chunk record (ZF_REC_SC or ZF_REC_SC_MOVE) for loc */

@@ -100,6 +100,12 @@ enum zf_rec_type {
 	 * every listed chunk exists and now lives here (its old copy becomes
 	 * garbage), where ZF_REC_SC keeps a chunk's first location */
 	ZF_REC_SC_MOVE = 13,
+	/* 14 is unused (reserved once for gc) */
+	/* chunks found damaged by fsck --repair: 0 n le32, 4 then n chunk ids.
+	 * Reads of them fail with EIO; a chunk id the index does not know is
+	 * added as damaged without a location (its super-chunk record was
+	 * lost). A later SC record storing the same id heals the chunk. */
+	ZF_REC_CHUNK_BAD = 15,
 };
 
 #define ZF_REC_INODE_FIXED 88u

@@ -178,8 +178,8 @@ static void map_release(const uint8_t *m, size_t upto, size_t *released)
 	*released = end;
 }
 
-/* is there any valid frame at or after p? (tells corruption from a torn tail) */
-static int valid_frame_after(const uint8_t *p, size_t avail)
+/* offset of the first valid frame after p (0: none) */
+static size_t next_valid_frame(const uint8_t *p, size_t avail)
 {
 	struct zf_frame f;
 	size_t i;
@@ -188,13 +188,22 @@ static int valid_frame_after(const uint8_t *p, size_t avail)
 		if (zf_get32(p + i) != ZF_REC_MAGIC)
 			continue;
 		if (zf_frame_parse(p + i, avail - i, &f) > 0)
-			return 1;
+			return i;
 	}
 	return 0;
 }
 
-int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t skip_upto,
-		   zf_frame_fn fn, void *ctx, struct zf_mlog_scan *ret_scan)
+/* the seq in a file name "log.<hex>" or "ckpt.<hex>" (0: none) */
+static uint64_t seq_of_name(const char *name)
+{
+	const char *dot = strchr(name, '.');
+
+	return dot ? strtoull(dot + 1, NULL, 16) : 0;
+}
+
+static int mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t skip_upto,
+		       zf_frame_fn fn, zf_frame_bad_fn bad, void *ctx,
+		       struct zf_mlog_scan *ret_scan)
 {
 	const uint8_t *m = NULL;
 	struct zf_frame f;
@@ -208,6 +217,10 @@ int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t
 		return r;
 	}
 	r = file_header_check(m, len, ZF_LOG_MAGIC, ZF_LOG_VERSION, fsid, name, &seq);
+	if (r < 0 && bad && (seq = seq_of_name(name)) != 0) {
+		bad(ctx, name, 0, m, len < ZF_LOG_HDR_SIZE ? len : ZF_LOG_HDR_SIZE, seq);
+		r = 0;
+	}
 	if (r < 0)
 		goto out;
 	ret_scan->first_seq = seq;
@@ -217,23 +230,49 @@ int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t
 	off = txn_off = ZF_LOG_HDR_SIZE;
 	while (off < len) {
 		ssize_t n = zf_frame_parse(m + off, len - off, &f);
+		size_t next;
 
-		if (n > 0 && f.seq != expect) {
-			zf_err("corrupt log '%s' at offset %zu: sequence %llu, expected %llu", name,
-			       off, (unsigned long long)f.seq, (unsigned long long)expect);
-			r = -EBADMSG;
-			goto out;
+		if (n > 0 && f.seq != expect && !(bad && f.seq > expect)) {
+			if (!bad) {
+				zf_err("corrupt log '%s' at offset %zu: sequence %llu, expected %llu",
+				       name, off, (unsigned long long)f.seq,
+				       (unsigned long long)expect);
+				r = -EBADMSG;
+				goto out;
+			}
+			n = -EBADMSG; /* a stale frame: skip it like damage */
 		}
 		if (n <= 0) {
-			if (n < 0 && valid_frame_after(m + off, len - off)) {
+			/* a frame that verifies further on: damage, not a torn tail
+			 * (also when a damaged length runs past the end, n == 0) */
+			next = next_valid_frame(m + off, len - off);
+			if (next && !bad) {
 				zf_err("corrupt log '%s' at offset %zu: bad record before the tail",
 				       name, off);
 				r = -EBADMSG;
 				goto out;
 			}
-			break;
+			if (!next)
+				break; /* a torn tail */
+			/* salvage: the verified frames of the cut transaction, then skip */
+			while (txn_off < off) {
+				struct zf_frame g;
+
+				txn_off += zf_frame_parse(m + txn_off, off - txn_off, &g);
+				g.off = txn_off - ZF_REC_HDR_SIZE - g.len;
+				if (g.seq <= skip_upto)
+					continue;
+				r = fn(ctx, &g);
+				if (r)
+					goto out;
+				ret_scan->last_seq = g.seq;
+			}
+			bad(ctx, name, off, m + off, next, expect);
+			off += next;
+			txn_off = off;
+			continue;
 		}
-		expect++;
+		expect = f.seq + 1;
 		off += n;
 		if (!(f.flags & ZF_REC_F_TXN_END))
 			continue;
@@ -243,6 +282,7 @@ int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t
 			struct zf_frame g;
 
 			txn_off += zf_frame_parse(m + txn_off, off - txn_off, &g);
+			g.off = txn_off - ZF_REC_HDR_SIZE - g.len;
 			if (g.seq <= skip_upto)
 				continue;
 			r = fn(ctx, &g);
@@ -261,6 +301,19 @@ out:
 	if (m)
 		munmap((void *)m, len);
 	return r;
+}
+
+int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t skip_upto,
+		   zf_frame_fn fn, void *ctx, struct zf_mlog_scan *ret_scan)
+{
+	return mlog_replay(dirfd, name, fsid, skip_upto, fn, NULL, ctx, ret_scan);
+}
+
+int zf_mlog_replay_salvage(int dirfd, const char *name, const uint8_t fsid[16],
+			   uint64_t skip_upto, zf_frame_fn fn, zf_frame_bad_fn bad, void *ctx,
+			   struct zf_mlog_scan *ret_scan)
+{
+	return mlog_replay(dirfd, name, fsid, skip_upto, fn, bad, ctx, ret_scan);
 }
 
 /* ---- writing ---- */
@@ -518,14 +571,14 @@ int zf_ckpt_writer_finish(struct zf_ckpt_writer *w)
 	return r;
 }
 
-int zf_ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_fn fn,
-		 void *ctx, uint64_t *ret_seq)
+static int ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_fn fn,
+		     zf_frame_bad_fn bad, void *ctx, uint64_t *ret_seq)
 {
 	const uint8_t *m = NULL;
-	struct zf_frame f;
+	struct zf_frame f = { 0 };
 	size_t len = 0, off, released = 0;
 	uint64_t seq, nrec = 0;
-	int r;
+	int r, ended = 0;
 
 	r = map_file(dirfd, name, &m, &len);
 	if (r < 0) {
@@ -533,31 +586,59 @@ int zf_ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_f
 		return r;
 	}
 	r = file_header_check(m, len, ZF_CKPT_MAGIC, ZF_CKPT_VERSION, fsid, name, &seq);
+	if (r < 0 && bad && (seq = seq_of_name(name)) != 0) {
+		bad(ctx, name, 0, m, len < ZF_CKPT_HDR_SIZE ? len : ZF_CKPT_HDR_SIZE, 1);
+		r = 0;
+	}
 	if (r < 0)
 		goto out;
 	off = ZF_CKPT_HDR_SIZE;
-	for (;;) {
+	while (off < len || !bad) {
 		ssize_t n = zf_frame_parse(m + off, len - off, &f);
 
-		if (n <= 0 || f.seq != nrec + 1) {
+		if (n > 0 && (f.seq == nrec + 1 || (bad && f.seq > nrec))) {
+			f.off = off;
+			off += n;
+			nrec = f.seq - 1;
+			if (f.type == ZF_REC_END) {
+				ended = 1;
+				break;
+			}
+			nrec++;
+			map_release(m, off - n, &released);
+			r = fn(ctx, &f);
+			if (r)
+				goto out;
+			continue;
+		}
+		if (!bad) {
 			zf_err("corrupt checkpoint '%s' at offset %zu: %s", name, off,
 			       n == 0 ? "truncated" : "bad record");
 			r = -EBADMSG;
 			goto out;
 		}
-		off += n;
-		if (f.type == ZF_REC_END)
-			break;
-		nrec++;
-		map_release(m, off - n, &released);
-		r = fn(ctx, &f);
-		if (r)
-			goto out;
+		/* salvage: skip to the next frame that verifies, or to the end */
+		{
+			size_t next = next_valid_frame(m + off, len - off);
+
+			if (!next)
+				next = len - off;
+			bad(ctx, name, off, m + off, next, nrec + 1);
+			off += next;
+		}
 	}
-	if (f.len != 8 || zf_get64(f.payload) != nrec || off != len) {
-		zf_err("corrupt checkpoint '%s': record count or length mismatch", name);
-		r = -EBADMSG;
-		goto out;
+	if (!ended || f.len != 8 || zf_get64(f.payload) != nrec || off != len) {
+		if (!bad) {
+			zf_err("corrupt checkpoint '%s': record count or length mismatch", name);
+			r = -EBADMSG;
+			goto out;
+		}
+		if (ended && off < len)
+			bad(ctx, name, off, m + off, len - off, nrec + 2);
+		else if (ended && (f.len != 8 || zf_get64(f.payload) != nrec))
+			bad(ctx, name, f.off, m + f.off, off - f.off, f.seq);
+		else if (!ended)
+			bad(ctx, name, len, m + len, 0, nrec + 1); /* the END record is missing */
 	}
 	*ret_seq = seq;
 	r = 0;
@@ -565,4 +646,16 @@ out:
 	if (m)
 		munmap((void *)m, len);
 	return r;
+}
+
+int zf_ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_fn fn,
+		 void *ctx, uint64_t *ret_seq)
+{
+	return ckpt_load(dirfd, name, fsid, fn, NULL, ctx, ret_seq);
+}
+
+int zf_ckpt_load_salvage(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_fn fn,
+			 zf_frame_bad_fn bad, void *ctx, uint64_t *ret_seq)
+{
+	return ckpt_load(dirfd, name, fsid, fn, bad, ctx, ret_seq);
 }

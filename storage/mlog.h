@@ -32,6 +32,7 @@ struct zf_frame {
 	uint32_t len;
 	uint64_t seq;
 	const uint8_t *payload;
+	uint64_t off;		/* offset of the frame in its file (replay and load only) */
 };
 
 /*
@@ -69,6 +70,27 @@ struct zf_mlog_scan {
  */
 int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t skip_upto,
 		   zf_frame_fn fn, void *ctx, struct zf_mlog_scan *ret_scan);
+
+/*
+ * Salvage (fsck): bytes [off, off + len) of file name hold no valid frame
+ * (a bad checksum, magic or header, or a frame out of sequence); p points
+ * at them. expect_seq is the seq the next record should have had (in a
+ * checkpoint: its record number).
+ */
+typedef void (*zf_frame_bad_fn)(void *ctx, const char *name, uint64_t off, const uint8_t *p,
+				size_t len, uint64_t expect_seq);
+
+/*
+ * zf_mlog_replay that survives damage: a bad region before the tail is
+ * reported to bad and skipped (replay resumes at the next frame whose magic
+ * and checksum verify); the complete frames of a transaction cut by damage
+ * are delivered one by one; a file header that does not verify is reported
+ * and the seq taken from the file name. A torn tail is dropped as usual
+ * (ret_scan->dropped, not reported to bad). fn's non-zero still stops.
+ */
+int zf_mlog_replay_salvage(int dirfd, const char *name, const uint8_t fsid[16],
+			   uint64_t skip_upto, zf_frame_fn fn, zf_frame_bad_fn bad, void *ctx,
+			   struct zf_mlog_scan *ret_scan);
 
 /* ---- writing ---- */
 
@@ -125,5 +147,14 @@ void zf_ckpt_writer_abort(struct zf_ckpt_writer *w);
  */
 int zf_ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_fn fn,
 		 void *ctx, uint64_t *ret_seq);
+
+/*
+ * zf_ckpt_load that survives damage (fsck): bad regions, a bad header, a
+ * missing or wrong END and trailing bytes are reported to bad and skipped;
+ * every record that verifies is delivered. The seq comes from the name
+ * when the header is damaged.
+ */
+int zf_ckpt_load_salvage(int dirfd, const char *name, const uint8_t fsid[16], zf_frame_fn fn,
+			 zf_frame_bad_fn bad, void *ctx, uint64_t *ret_seq);
 
 #endif

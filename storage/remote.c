@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,13 @@ struct zf_remote {
 	int need_lease;			/* the bucket was unreachable at open: lease first */
 	char lease_id[33];
 	uint64_t lease_token, lease_renew_ns;
+	/* fsck: the bucket's objects, listed once, sorted by key */
+	struct bucket_obj {
+		char *key;
+		uint64_t size;
+	} *objs;
+	size_t nobjs;
+	int listed;			/* 0 not yet, 1 done, < 0 the listing's error */
 };
 
 #define DEFAULT_INTERVAL_MS 1000
@@ -84,6 +92,13 @@ struct zf_remote {
 #define DEFAULT_FETCH_MS 30000
 #define DEFAULT_WRITE_WAIT_MS 120000
 #define DEFAULT_LEASE_S 60
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
 
 static uint64_t now_ns(void)
 {
@@ -1126,6 +1141,9 @@ int zf_remote_close(struct zf_remote *rm)
 	pthread_cond_destroy(&rm->arrived);
 	pthread_mutex_destroy(&rm->lock);
 	pthread_mutex_destroy(&rm->evict_lock);
+	for (size_t i = 0; i < rm->nobjs; i++)
+		free(rm->objs[i].key);
+	free(rm->objs);
 	free(rm->dev_real);
 	free(rm->url);
 	free(rm);
@@ -1252,6 +1270,237 @@ out:
 	free(s.keys);
 	free(ids);
 	return r;
+}
+
+/* ---------------------------------------------------------------- fsck */
+
+static int list_fn(void *ctx, const char *key, uint64_t size)
+{
+	struct zf_remote *rm = ctx;
+
+	rm->objs = zf_realloc(rm->objs, (rm->nobjs + 1) * sizeof(*rm->objs));
+	rm->objs[rm->nobjs].key = zf_strdup(key);
+	rm->objs[rm->nobjs++].size = size;
+	return 0;
+}
+
+static int cmp_obj(const void *a, const void *b)
+{
+	return strcmp(((const struct bucket_obj *)a)->key, ((const struct bucket_obj *)b)->key);
+}
+
+static int bucket_list(struct zf_remote *rm)
+{
+	if (rm->listed)
+		return rm->listed < 0 ? rm->listed : 0;
+	rm->listed = zf_objstore_list(rm->up, "", list_fn, rm);
+	if (rm->listed < 0) {
+		zf_err("cannot list the bucket '%s': %s", rm->url, strerror(-rm->listed));
+		return rm->listed;
+	}
+	rm->listed = 1;
+	if (rm->nobjs)
+		qsort(rm->objs, rm->nobjs, sizeof(*rm->objs), cmp_obj);
+	return 0;
+}
+
+static struct bucket_obj *bucket_find(struct zf_remote *rm, const char *key)
+{
+	struct bucket_obj k = { .key = (char *)key };
+
+	return rm->nobjs ? bsearch(&k, rm->objs, rm->nobjs, sizeof(k), cmp_obj) : NULL;
+}
+
+int zf_remote_seg_size(void *ctx, uint64_t seg, uint64_t *ret_size)
+{
+	struct zf_remote *rm = ctx;
+	struct bucket_obj *o;
+	char key[64];
+	int r = bucket_list(rm);
+
+	if (r < 0)
+		return r;
+	snprintf(key, sizeof(key), "seg/%016" PRIx64 ".zseg", seg);
+	o = bucket_find(rm, key);
+	if (!o)
+		return -ENOENT;
+	*ret_size = o->size;
+	return 0;
+}
+
+static void audit_say(struct zf_remote_audit *a, int is_problem, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void audit_say(struct zf_remote_audit *a, int is_problem, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (is_problem) {
+		a->errors++;
+		if (a->problem)
+			a->problem(a->ctx, msg);
+	} else {
+		a->notes++;
+		if (a->note)
+			a->note(a->ctx, msg);
+	}
+}
+
+static void audit_garbage(struct zf_remote_audit *a, const struct bucket_obj *o, const char *why)
+{
+	a->garbage_objects++;
+	a->garbage_bytes += o->size;
+	audit_say(a, 0, "garbage: bucket object '%s' (%" PRIu64 " bytes) %s: reclaimable by "
+		  "zerofs gc", o->key, o->size, why);
+}
+
+/* the superblock: there, and this filesystem's */
+static void audit_superblock(struct zf_remote *rm, struct zf_remote_audit *a)
+{
+	void *local = NULL, *remote = NULL;
+	size_t llen = 0, rlen = 0;
+
+	if (zf_read_file(rm->devfd, "superblock", &local, &llen) < 0)
+		return; /* the core could open the dev-dir: it is there */
+	if (!bucket_find(rm, "superblock")) {
+		audit_say(a, 1, "the bucket has no superblock: a restore from it is impossible%s",
+			  a->repair ? "" : " (--repair puts it back)");
+		if (a->repair && zf_objstore_put(rm->up, "superblock", local, llen) == 0) {
+			a->repaired++;
+			audit_say(a, 0, "repair: put the dev-dir's superblock into the bucket");
+		}
+	} else if (zf_objstore_get(rm->up, "superblock", 0, 0, &remote, &rlen) < 0 ||
+		   rlen != llen || memcmp(local, remote, llen)) {
+		audit_say(a, 1, "the bucket's superblock is not this dev-dir's (another "
+			  "filesystem, or damaged)");
+	}
+	free(local);
+	free(remote);
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+	return cmp_u64(a, b);
+}
+
+int zf_remote_audit(struct zf_remote *rm, struct zf_remote_audit *a)
+{
+	uint64_t ckpt = 0, expect, missing_seg = 0, (*pieces)[2] = NULL;
+	size_t npieces = 0, i;
+	int r, has_ckpt = 0, fix = 0;
+
+	r = bucket_list(rm);
+	if (r < 0)
+		return r;
+	a->objects = rm->nobjs;
+	for (i = 0; i < rm->nobjs; i++)
+		a->bytes += rm->objs[i].size;
+	if (!rm->nobjs) {
+		audit_say(a, 0, "the bucket '%s' holds nothing yet", rm->url);
+		return 0;
+	}
+	audit_superblock(rm, a);
+	/* the newest checkpoint and the log pieces are the bucket's metadata */
+	for (i = 0; i < rm->nobjs; i++) {
+		unsigned long long x;
+		int n = 0;
+
+		if (sscanf(rm->objs[i].key, "meta/ckpt.%16llx%n", &x, &n) == 1 &&
+		    !rm->objs[i].key[n] && (!has_ckpt || x > ckpt)) {
+			ckpt = x;
+			has_ckpt = 1;
+		}
+	}
+	for (i = 0; i < rm->nobjs; i++) {
+		const struct bucket_obj *o = &rm->objs[i];
+		unsigned long long x, y;
+		int n = 0;
+
+		if (!strcmp(o->key, "superblock") || !strcmp(o->key, "lease"))
+			continue;
+		if (sscanf(o->key, "seg/%16llx.zseg%n", &x, &n) == 1 && !o->key[n] && n == 25) {
+			if (!bsearch(&(uint64_t){ x }, a->segs, a->nsegs, sizeof(*a->segs), cmp_u64))
+				audit_garbage(a, o, "holds no chunk the metadata knows");
+		} else if (sscanf(o->key, "meta/ckpt.%16llx%n", &x, &n) == 1 && !o->key[n]) {
+			if (x != ckpt)
+				audit_garbage(a, o, "is an older checkpoint");
+		} else if (sscanf(o->key, "meta/log.%16llx-%16llx%n", &x, &y, &n) == 2 &&
+			   !o->key[n] && x <= y) {
+			if (has_ckpt && y <= ckpt) {
+				audit_garbage(a, o, "is covered by the newest checkpoint");
+			} else {
+				pieces = zf_realloc(pieces, (npieces + 1) * sizeof(*pieces));
+				pieces[npieces][0] = x;
+				pieces[npieces++][1] = y;
+			}
+		} else {
+			audit_garbage(a, o, "is not a zerofs object");
+		}
+	}
+	/* the log after the checkpoint must be a chain: a restore stops at a gap */
+	if (npieces)
+		qsort(pieces, npieces, sizeof(*pieces), cmp_pair);
+	expect = ckpt + 1;
+	for (i = 0; i < npieces; i++) {
+		if (pieces[i][1] < expect)
+			continue; /* a re-upload overlapping the chain */
+		if (pieces[i][0] > expect) {
+			audit_say(a, 1, "the bucket's metadata log has a gap: records %" PRIu64 "-%" PRIu64
+				  " are missing (a restore stops before them)", expect,
+				  pieces[i][0] - 1);
+			break;
+		}
+		expect = pieces[i][1] + 1;
+	}
+	if (expect - 1 < rm->up_seq && (has_ckpt || npieces)) {
+		audit_say(a, 1, "the bucket's metadata ends at record %" PRIu64 ", but upload.state "
+			  "says it holds records up to %" PRIu64 "%s", expect - 1, rm->up_seq,
+			  a->repair ? "" : " (--repair has them uploaded again)");
+		if (a->repair) {
+			rm->up_seq = expect - 1;
+			if (rm->up_ckpt > ckpt)
+				rm->up_ckpt = ckpt;
+			fix = 1;
+		}
+	}
+	free(pieces);
+	/* segments the bucket should hold and does not (a local copy may remain) */
+	for (i = 0; i < a->nsegs; i++) {
+		char key[64];
+
+		if (a->segs[i] > rm->up_seg)
+			break; /* not uploaded yet: fine */
+		snprintf(key, sizeof(key), "seg/%016" PRIx64 ".zseg", a->segs[i]);
+		if (bucket_find(rm, key) || !zf_segstore_has(zf_fs_segstore(rm->fs), a->segs[i]))
+			continue; /* present; or gone everywhere: the files are named above */
+		audit_say(a, 1, "bucket object '%s' is missing (upload.state says it is there): a "
+			  "restore would lose its data%s", key,
+			  a->repair ? "" : " (--repair has it uploaded again)");
+		if (!missing_seg)
+			missing_seg = a->segs[i];
+	}
+	if (a->repair && missing_seg) {
+		rm->up_seg = missing_seg - 1;
+		fix = 1;
+	}
+	if (fix) {
+		r = state_save(rm);
+		if (r < 0) {
+			audit_say(a, 1, "cannot rewrite upload.state: %s", strerror(-r));
+		} else {
+			a->repaired++;
+			audit_say(a, 0, "repair: upload.state lowered: the next mount uploads what the "
+				  "bucket lacks");
+		}
+	}
+	if (a->garbage_objects > 1)
+		audit_say(a, 0, "garbage: %" PRIu64 " bucket objects, %" PRIu64 " bytes: reclaimable "
+			  "by zerofs gc", a->garbage_objects, a->garbage_bytes);
+	return 0;
 }
 
 /* -------------------------------------------------------------- restore */

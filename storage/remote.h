@@ -88,6 +88,37 @@ int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_
  */
 int zf_remote_restore(const char *url, const struct zf_objstore_opts *so, const char *dev_dir);
 
+/* ---- fsck (a read-only attach) ---- */
+
+/*
+ * The size of segment seg's object in the bucket (0 and *ret_size), -ENOENT
+ * if absent, -errno if the bucket cannot be listed. The bucket is listed
+ * once per rm. Matches zf_check_report.remote_seg_size (ctx: rm).
+ */
+int zf_remote_seg_size(void *rm, uint64_t seg, uint64_t *ret_size);
+
+struct zf_remote_audit {
+	const uint64_t *segs;		/* segments the metadata uses, sorted */
+	size_t nsegs;
+	int repair;			/* fix what the bucket lacks (upload.state, superblock) */
+	void (*problem)(void *ctx, const char *msg);
+	void (*note)(void *ctx, const char *msg);
+	void *ctx;
+	uint64_t errors, notes, repaired;
+	uint64_t objects, bytes;	/* in the bucket */
+	uint64_t garbage_objects, garbage_bytes; /* referenced by nothing */
+};
+
+/*
+ * Every object in the bucket is referenced or reported as garbage (a note:
+ * a crash during gc leaves some); the superblock is there and this
+ * filesystem's; the log pieces after the newest checkpoint form a chain;
+ * every segment upload.state says is there is. With repair, what the
+ * bucket lacks and the dev-dir has is scheduled for upload again (by
+ * lowering upload.state). 0, or -errno when the bucket cannot be listed.
+ */
+int zf_remote_audit(struct zf_remote *rm, struct zf_remote_audit *a);
+
 /* delete the bucket's lease (a writer that is gone for good) */
 int zf_remote_break_lease(const char *url, const struct zf_objstore_opts *so);
 

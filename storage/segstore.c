@@ -296,6 +296,9 @@ static int zf_segfd_exists(struct zf_segstore *st, uint64_t seg)
 	return faccessat(st->dirfd, name, F_OK, 0) == 0 ? 0 : -errno;
 }
 
+/* why the last read or verification of this thread failed (fsck names it) */
+static __thread char last_why[256];
+
 /* ---- fd cache ---- */
 
 static void zf_segfd_unref_locked(struct zf_segfd *f)
@@ -388,6 +391,7 @@ static int zf_segfd_get(struct zf_segstore *st, uint64_t seg, struct zf_segfd **
 	why = n < (ssize_t)sizeof(h) ? "truncated segment header"
 				     : zf_seg_hdr_check(h, seg, st->fsid);
 	if (why) {
+		snprintf(last_why, sizeof(last_why), "%s", why);
 		zf_err("cannot read segment '%s': %s", name, why);
 		r = -EIO;
 		goto out_close;
@@ -564,6 +568,11 @@ static void zf_dctx_put(struct zf_segstore *st, ZSTD_DCtx *d)
 static int zf_sc_bad(const struct zf_sc_loc *loc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+const char *zf_segstore_last_error(void)
+{
+	return last_why[0] ? last_why : "unreadable";
+}
+
 static int zf_sc_bad(const struct zf_sc_loc *loc, const char *fmt, ...)
 {
 	char name[32], what[256];
@@ -572,6 +581,7 @@ static int zf_sc_bad(const struct zf_sc_loc *loc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
+	snprintf(last_why, sizeof(last_why), "%s", what);
 	zf_segstore_name(loc->seg, name, sizeof(name));
 	zf_err("cannot read segment '%s' at offset %" PRIu64 ": %s", name, loc->off, what);
 	return -EIO;
@@ -604,7 +614,9 @@ static int zf_sc_load_once(struct zf_segstore *st, const struct zf_sc_loc *loc,
 		return zf_sc_bad(loc, "implausible location (disk length %" PRIu32
 				 ", raw length %" PRIu32 ")", loc->disk_len, loc->raw_len);
 
-	r = zf_segfd_get(st, loc->seg, &f);
+	last_why[0] = 0;
+	/* refetch > 1: the bucket's copy only, whatever the dev-dir holds (fsck) */
+	r = refetch > 1 ? -ENOENT : zf_segfd_get(st, loc->seg, &f);
 	if (r == -ENOENT && st->fetch) {
 		/*
 		 * An evicted segment: the object-storage tier fetches exactly
@@ -616,6 +628,8 @@ static int zf_sc_load_once(struct zf_segstore *st, const struct zf_sc_loc *loc,
 		r = st->fetch(st->fetch_ctx, loc, buf, refetch);
 		if (r < 0) {
 			free(buf);
+			snprintf(last_why, sizeof(last_why), "cannot fetch it from the bucket: %s",
+				 strerror(-r));
 			return r; /* logged by the fetcher */
 		}
 		fetched = 1;
@@ -627,6 +641,7 @@ static int zf_sc_load_once(struct zf_segstore *st, const struct zf_sc_loc *loc,
 		zf_segstore_name(loc->seg, name, sizeof(name));
 		zf_warn("cannot read segment '%s' at offset %" PRIu64 ": no such file", name,
 			loc->off);
+		snprintf(last_why, sizeof(last_why), "segment file missing");
 		return r;
 	}
 	if (r < 0)
@@ -946,6 +961,47 @@ int zf_segstore_verify(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	if (ret_n)
 		*ret_n = n;
 	return 0;
+}
+
+int zf_segstore_verify_remote(struct zf_segstore *st, const struct zf_sc_loc *loc,
+			      struct zf_sc_chunk **ret_chunks, uint32_t *ret_n)
+{
+	struct zf_sc_chunk *chunks;
+	struct zf_scent *e;
+	uint32_t n;
+	int fetched = 0, r;
+
+	if (!loc || loc->seg == 0)
+		return -EINVAL;
+	if (!st->fetch)
+		return -EOPNOTSUPP;
+	r = zf_sc_load_once(st, loc, &e, &chunks, &n, 2, &fetched);
+	if (r < 0)
+		return r;
+	zf_scent_free(e);
+	if (ret_chunks)
+		*ret_chunks = chunks;
+	else
+		free(chunks);
+	if (ret_n)
+		*ret_n = n;
+	return 0;
+}
+
+int zf_segstore_seg_check(struct zf_segstore *st, uint64_t seg, uint64_t *ret_size)
+{
+	struct zf_segfd *f;
+	struct stat sb;
+	int r;
+
+	r = zf_segfd_get(st, seg, &f);
+	if (r < 0)
+		return r;
+	r = fstat(f->fd, &sb) < 0 ? -errno : 0;
+	zf_segfd_put(st, f);
+	if (r == 0)
+		*ret_size = (uint64_t)sb.st_size;
+	return r;
 }
 
 /* ---- directory scan ---- */

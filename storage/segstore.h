@@ -135,6 +135,23 @@ int zf_segstore_verify(struct zf_segstore *st, const struct zf_sc_loc *loc,
 		       struct zf_sc_chunk **ret_chunks, uint32_t *ret_n);
 
 /*
+ * zf_segstore_verify of the bucket's copy only (through the fetch hook,
+ * bypassing the dev-dir's file and fetch cache): can the bucket replace a
+ * damaged local copy? -EOPNOTSUPP without a fetch hook.
+ */
+int zf_segstore_verify_remote(struct zf_segstore *st, const struct zf_sc_loc *loc,
+			      struct zf_sc_chunk **ret_chunks, uint32_t *ret_n);
+
+/*
+ * Is segment seg's file in the dev-dir with a valid header? 0 and its size,
+ * -ENOENT (no file), -EIO (bad header: zf_segstore_last_error says why).
+ */
+int zf_segstore_seg_check(struct zf_segstore *st, uint64_t seg, uint64_t *ret_size);
+
+/* why this thread's last failed read or verification failed (never NULL) */
+const char *zf_segstore_last_error(void);
+
+/*
  * Where an evicted segment's super-chunks come from: fill buf with exactly
  * [loc->off, loc->off + loc->disk_len) of segment loc->seg. refetch asks
  * to bypass any local copy (the previous bytes did not verify). Returns 0

@@ -26,6 +26,7 @@
 #include "storage/remote.h"
 
 #define FSCK_CLEAN 0
+#define FSCK_CORRECTED 1
 #define FSCK_ERRORS 4
 #define FSCK_OPERATIONAL 8
 
@@ -39,7 +40,10 @@ static void usage(FILE *out)
 		"                                               format a dev-dir; its bucket is\n"
 		"                                               URL (default file://<dev-dir>.bucket)\n"
 		"  mkfs --restore URL <dev-dir>                 rebuild a dev-dir from a bucket\n"
-		"  fsck [--verify-data] [-q] <dev-dir>          check the store\n"
+		"  fsck [--verify-data] [--repair] [-q] <dev-dir>\n"
+		"                                               check the store (and its bucket);\n"
+		"                                               exit 0 clean, 1 repaired, 4 errors\n"
+		"                                               left, 8 cannot check\n"
 		"  mount [-f] [-d] [-o opts] <dev-dir> <mnt>    serve the filesystem at mnt\n"
 		"  umount <mnt>                                 unmount, wait until flushed\n"
 		"  stats <mnt|dev-dir>                          space, dedup and compression\n"
@@ -223,30 +227,158 @@ static int cmd_mkfs(int argc, char **argv)
 	return 0;
 }
 
+/* what fsck prints: problems and notes on stdout, the progress bar on a terminal */
+struct fsck_out {
+	int quiet;
+	int bar;		/* a progress line is on stderr now */
+};
+
+static void fsck_clear_bar(struct fsck_out *o)
+{
+	if (o->bar) {
+		fprintf(stderr, "\r\033[K");
+		o->bar = 0;
+	}
+}
+
 static void fsck_problem(void *ctx, const char *msg)
 {
-	if (!*(int *)ctx)
+	struct fsck_out *o = ctx;
+
+	fsck_clear_bar(o);
+	if (!o->quiet)
 		printf("problem: %s\n", msg);
+	fflush(stdout);
+}
+
+static void fsck_note(void *ctx, const char *msg)
+{
+	struct fsck_out *o = ctx;
+
+	fsck_clear_bar(o);
+	if (!o->quiet)
+		printf("note: %s\n", msg);
+	fflush(stdout);
+}
+
+static void fsck_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct fsck_out *o = ctx;
+
+	if (done >= total) {
+		fsck_clear_bar(o);
+		return;
+	}
+	fprintf(stderr, "\rfsck: chunks %llu/%llu (%llu%%)", (unsigned long long)done,
+		(unsigned long long)total, (unsigned long long)(total ? done * 100 / total : 0));
+	o->bar = 1;
+}
+
+/*
+ * One pass: open tolerantly (writable when repairing), attach the bucket
+ * read-only, check the table and the bucket. Returns 0 with the counts, or
+ * -1 when the dev-dir cannot be checked at all (said why).
+ */
+static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *out,
+		     uint64_t *ret_errors, uint64_t *ret_repaired)
+{
+	struct zf_open_opts oo = { .readonly = !repair, .salvage = 1 };
+	struct zf_check_report rep = { 0 };
+	struct zf_remote_audit au = { 0 };
+	struct zf_remote_opts ro = { .readonly = 1 };
+	struct zf_remote *rm = NULL;
+	struct zf_fs *fs;
+	char url[4200];
+	int r;
+
+	r = zf_fs_open(dev, &oo, &fs);
+	if (r < 0) {
+		if (r != -EBUSY) /* the core named the holder */
+			fprintf(stderr, "zerofs fsck: cannot open '%s': %s\n", dev, strerror(-r));
+		return -1;
+	}
+	/* evicted segments are checked in the bucket, and the bucket itself */
+	if (remote_conf_read(dev, url, sizeof(url)) == 0 && strcmp(url, "none")) {
+		ro.url = url;
+		if (zf_remote_open(fs, dev, &ro, &rm) < 0) {
+			rm = NULL;
+			fprintf(stderr, "zerofs fsck: the bucket '%s' is unreachable: evicted data "
+					"cannot be checked\n", url);
+		}
+	}
+	rep.problem = fsck_problem;
+	rep.note = fsck_note;
+	rep.progress = isatty(2) && !out->quiet ? fsck_progress : NULL;
+	rep.ctx = out;
+	rep.verify_data = verify;
+	rep.repair = repair;
+	rep.remote_seg_size = rm ? zf_remote_seg_size : NULL;
+	rep.rctx = rm;
+	r = zf_fs_check(fs, &rep);
+	fsck_clear_bar(out);
+	if (r == 0 || r == -EUCLEAN) {
+		*ret_errors = rep.errors;
+		*ret_repaired = rep.repaired;
+		r = 0;
+	}
+	if (r == 0 && rm) {
+		uint64_t *segs = NULL;
+		size_t nsegs = 0;
+
+		zf_fs_segments_used(fs, &segs, &nsegs);
+		au.segs = segs;
+		au.nsegs = nsegs;
+		au.repair = repair;
+		au.problem = fsck_problem;
+		au.note = fsck_note;
+		au.ctx = out;
+		if (zf_remote_audit(rm, &au) < 0) {
+			fsck_problem(out, "the bucket cannot be listed: its objects were not checked");
+			au.errors++;
+		}
+		*ret_errors += au.errors;
+		*ret_repaired += au.repaired;
+		free(segs);
+	}
+	zf_remote_close(rm);
+	if (zf_fs_close(fs) < 0 && r == 0 && repair) {
+		fprintf(stderr, "zerofs fsck: cannot write the repaired state of '%s'\n", dev);
+		r = -EIO;
+	}
+	if (r < 0) {
+		fprintf(stderr, "zerofs fsck: checking '%s' failed: %s\n", dev, strerror(-r));
+		return -1;
+	}
+	if (!out->quiet)
+		printf("'%s': %llu inodes, %llu entries, %llu chunks%s%s: %s\n", dev,
+		       (unsigned long long)rep.inodes, (unsigned long long)rep.dirents,
+		       (unsigned long long)rep.chunks, verify ? " (data verified)" : "",
+		       au.objects ? ", bucket checked" : "",
+		       !*ret_errors ? "clean" : repair ? "errors found, repaired" : "errors found");
+	return 0;
 }
 
 static int cmd_fsck(int argc, char **argv)
 {
 	static const struct option opts[] = { { "verify-data", no_argument, NULL, 'd' },
+					      { "repair", no_argument, NULL, 'r' },
 					      { "quiet", no_argument, NULL, 'q' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
-	struct zf_open_opts oo = { .readonly = 1 };
-	struct zf_check_report rep = { 0 };
-	struct zf_fs *fs;
-	int c, r, quiet = 0;
+	struct fsck_out out = { 0 };
+	uint64_t errors = 0, repaired = 0;
+	int c, verify = 0, repair = 0;
 
-	while ((c = getopt_long(argc, argv, "dqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "drqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
-			rep.verify_data = 1;
+			verify = 1;
+			break;
+		case 'r':
+			repair = 1;
 			break;
 		case 'q':
-			quiet = 1;
+			out.quiet = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -259,43 +391,20 @@ static int cmd_fsck(int argc, char **argv)
 		fprintf(stderr, "zerofs fsck: expected one dev-dir\n");
 		return FSCK_OPERATIONAL;
 	}
-	r = zf_fs_open(argv[optind], &oo, &fs);
-	if (r == -EBADMSG) {
-		printf("'%s': metadata is corrupt (see the error above)\n", argv[optind]);
+	if (fsck_pass(argv[optind], verify, repair, &out, &errors, &repaired) < 0)
+		return FSCK_OPERATIONAL;
+	if (!errors)
+		return FSCK_CLEAN;
+	if (!repair)
 		return FSCK_ERRORS;
-	}
-	if (r < 0) {
-		fprintf(stderr, "zerofs fsck: cannot open '%s': %s\n", argv[optind], strerror(-r));
+	/* what is left after the repair: the same checks on the repaired state */
+	if (!out.quiet)
+		printf("checking '%s' again after %llu repairs\n", argv[optind],
+		       (unsigned long long)repaired);
+	errors = 0;
+	if (fsck_pass(argv[optind], verify, 0, &out, &errors, &repaired) < 0)
 		return FSCK_OPERATIONAL;
-	}
-	rep.problem = fsck_problem;
-	rep.ctx = &quiet;
-	{
-		/* evicted segments are checked in the bucket */
-		struct zf_remote_opts ro = { .readonly = 1 };
-		struct zf_remote *rm = NULL;
-		char url[4200];
-
-		if (remote_conf_read(argv[optind], url, sizeof(url)) == 0 && strcmp(url, "none")) {
-			ro.url = url;
-			if (zf_remote_open(fs, argv[optind], &ro, &rm) < 0)
-				fprintf(stderr, "zerofs fsck: the bucket '%s' is unreachable: "
-						"evicted data cannot be checked\n", url);
-		}
-		r = zf_fs_check(fs, &rep);
-		zf_remote_close(rm);
-	}
-	zf_fs_close(fs);
-	if (r < 0 && r != -EUCLEAN) {
-		fprintf(stderr, "zerofs fsck: checking '%s' failed: %s\n", argv[optind], strerror(-r));
-		return FSCK_OPERATIONAL;
-	}
-	if (!quiet)
-		printf("'%s': %llu inodes, %llu entries, %llu chunks%s: %s\n", argv[optind],
-		       (unsigned long long)rep.inodes, (unsigned long long)rep.dirents,
-		       (unsigned long long)rep.chunks, rep.verify_data ? " (data verified)" : "",
-		       rep.errors ? "errors found" : "clean");
-	return rep.errors ? FSCK_ERRORS : FSCK_CLEAN;
+	return errors ? FSCK_ERRORS : FSCK_CORRECTED;
 }
 
 /* options that mount(8) passes but that mean nothing to FUSE */
