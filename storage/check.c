@@ -361,6 +361,7 @@ struct seg_seen {
 
 /* a super-chunk looked at once: its state and (verify_data) its chunk table */
 struct sc_seen {
+	int unknown;		/* could not be checked (the bucket did not answer): not damage */
 	int bad;		/* its bytes cannot be read as the index says */
 	int local_only;		/* ... locally, but the bucket's copy is good */
 	char why[220];
@@ -467,6 +468,13 @@ static struct sc_seen *sc_check(struct ck *ck, struct loc_ctx *lc, struct zf_sc 
 		r = s->local;
 		snprintf(why, sizeof(why), "%s", s->why);
 	}
+	/* a bucket that does not answer (or an I/O error) proves nothing */
+	if (r < 0 && r != -EIO && r != -ENOENT && r != -EBADMSG) {
+		v->unknown = 1;
+		ck_problem(ck, "cannot check seg/%s offset %llu: %s (not marked damaged)", seg,
+			   (unsigned long long)sc->loc.off, why[0] ? why : strerror(-r));
+		return v;
+	}
 	if (r < 0) {
 		v->bad = 1;
 		/* a damaged local copy: is the bucket's good? */
@@ -558,6 +566,8 @@ static void check_chunks(struct ck *ck)
 			continue;
 		}
 		v = sc_check(ck, &lc, c->sc);
+		if (v->unknown)
+			continue;
 		if (v->bad && !v->local_only) {
 			snprintf(dmg_add(ck, c)->why, sizeof(((struct ck_dmg *)0)->why), "%s", v->why);
 		} else if (v->tab && !table_lists(v, c)) {

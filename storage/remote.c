@@ -357,8 +357,7 @@ again:
 	if (r < 0) {
 		zf_err("cannot fetch segment '%s' at offset %" PRIu64 " from '%s': %s", seg, loc->off,
 		       rm->url, strerror(-r));
-		r = -EIO;
-		goto out;
+		goto out; /* -ENOENT: not in the bucket; else the store's error (fsck tells apart) */
 	}
 	memcpy(buf, data, loc->disk_len);
 	free(data);
@@ -1560,7 +1559,7 @@ int zf_remote_restore(const char *url, const struct zf_objstore_opts *so, const 
 	struct zf_objstore_opts o = so ? *so : (struct zf_objstore_opts){ 0 };
 	struct meta_keys m = { 0 };
 	struct zf_objstore *os = NULL;
-	uint64_t next, last = 0;
+	uint64_t next, last = 0, top_seg = 0;
 	char name[64], key[96], state[128];
 	int dirfd = -1, metafd = -1, r, n;
 	size_t i;
@@ -1638,9 +1637,28 @@ int zf_remote_restore(const char *url, const struct zf_objstore_opts *so, const 
 	r = fetch_to(os, "superblock", dirfd, "superblock");
 	if (r < 0)
 		goto out;
-	/* everything it names is in the bucket: segments come on demand */
+	/*
+	 * Everything it names is in the bucket: segments come on demand. The
+	 * segment watermark is the highest one the metadata uses: segments
+	 * written from now on have higher ids and must go up (a watermark
+	 * above them would keep them out of the bucket for good).
+	 */
+	{
+		struct zf_open_opts ro = { .readonly = 1 };
+		struct zf_fs *fs;
+		uint64_t *ids = NULL;
+		size_t nids = 0;
+
+		r = zf_fs_open(dev_dir, &ro, &fs);
+		if (r < 0)
+			goto out;
+		zf_fs_segments_used(fs, &ids, &nids);
+		top_seg = nids ? ids[nids - 1] : 0;
+		free(ids);
+		zf_fs_close(fs);
+	}
 	n = snprintf(state, sizeof(state), "seq %" PRIu64 "\nseg %" PRIu64 "\nckpt %" PRIu64 "\n",
-		     last, (uint64_t)UINT64_MAX >> 1, m.has_ckpt ? m.ckpt : 0);
+		     last, top_seg, m.has_ckpt ? m.ckpt : 0);
 	r = zf_publish_file(dirfd, "upload.state", state, n);
 out:
 	free(m.p);

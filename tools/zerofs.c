@@ -292,6 +292,13 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 	int r;
 
 	r = zf_fs_open(dev, &oo, &fs);
+	if (r == -EBADMSG) {
+		/* what even a tolerant load cannot read past: the superblock */
+		printf("'%s': metadata is corrupt beyond repair (see the error above)\n", dev);
+		*ret_errors = 1;
+		*ret_repaired = 0;
+		return 1;
+	}
 	if (r < 0) {
 		if (r != -EBUSY) /* the core named the holder */
 			fprintf(stderr, "zerofs fsck: cannot open '%s': %s\n", dev, strerror(-r));
@@ -303,7 +310,11 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 		if (zf_remote_open(fs, dev, &ro, &rm) < 0) {
 			rm = NULL;
 			fprintf(stderr, "zerofs fsck: the bucket '%s' is unreachable: evicted data "
-					"cannot be checked\n", url);
+					"cannot be checked%s\n", url, repair ? ", nothing repaired" : "");
+			if (repair) { /* absent is not damaged: never mark data on a guess */
+				zf_fs_close(fs);
+				return -1;
+			}
 		}
 	}
 	rep.problem = fsck_problem;
@@ -350,10 +361,10 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 		return -1;
 	}
 	if (!out->quiet)
-		printf("'%s': %llu inodes, %llu entries, %llu chunks%s%s: %s\n", dev,
-		       (unsigned long long)rep.inodes, (unsigned long long)rep.dirents,
-		       (unsigned long long)rep.chunks, verify ? " (data verified)" : "",
-		       au.objects ? ", bucket checked" : "",
+		printf("'%s': %llu inodes, %llu entries, %llu chunks, %llu bucket objects%s: %s\n",
+		       dev, (unsigned long long)rep.inodes, (unsigned long long)rep.dirents,
+		       (unsigned long long)rep.chunks, (unsigned long long)au.objects,
+		       verify ? " (data verified)" : "",
 		       !*ret_errors ? "clean" : repair ? "errors found, repaired" : "errors found");
 	return 0;
 }
@@ -391,8 +402,11 @@ static int cmd_fsck(int argc, char **argv)
 		fprintf(stderr, "zerofs fsck: expected one dev-dir\n");
 		return FSCK_OPERATIONAL;
 	}
-	if (fsck_pass(argv[optind], verify, repair, &out, &errors, &repaired) < 0)
+	c = fsck_pass(argv[optind], verify, repair, &out, &errors, &repaired);
+	if (c < 0)
 		return FSCK_OPERATIONAL;
+	if (c > 0)
+		return FSCK_ERRORS; /* unreadable superblock: nothing to repair from */
 	if (!errors)
 		return FSCK_CLEAN;
 	if (!repair)

@@ -46,6 +46,6 @@ test_expect_success 'a damaged checkpoint is reported as errors (exit 4)' '
 	ck=$(ls "$T/bad2/meta"/ckpt.* | head -n1) &&
 	python3 -c "import sys; f=open(sys.argv[1],\"r+b\"); f.seek(100); b=f.read(1); f.seek(100); f.write(bytes([b[0]^0x40]))" "$ck" &&
 	expect_code 4 $ZEROFS fsck "$T/bad2" &&
-	$ZEROFS fsck "$T/bad2" 2>&1 | grep -q "corrupt checkpoint .*offset"
+	$ZEROFS fsck "$T/bad2" 2>&1 | grep -q "^problem: metadata: .ckpt\.[0-9a-f]*. offset 64: record 1 (STATE) is damaged"
 '
 test_done

@@ -197,6 +197,14 @@ test_expect_success 'exit 8 when the dev-dir cannot be checked; 0 and no progres
 	expect_code 0 $ZEROFS fsck "$T/bucketlost/dev" >/dev/null 2>"$T/err" &&
 	! grep -q "fsck: chunks" "$T/err"
 '
+test_expect_success 'a bucket that cannot be attached: --repair refuses (exit 8), marks nothing' '
+	cp -a "$T/bucketrm/dev" "$T/unreach" && echo "url file://$T/no-such-bucket" >"$T/unreach/remote.conf" &&
+	rm -f "$T/unreach"/seg/*.zseg &&
+	expect_code 8 $ZEROFS fsck --repair "$T/unreach" 2>"$T/err" && cat "$T/err" &&
+	grep -q "is unreachable: evicted data cannot be checked, nothing repaired" "$T/err" &&
+	echo "url file://$T/bucketrm/dev.bucket" >"$T/unreach/remote.conf" &&
+	rm -f "$T/unreach/upload.state" && expect_code 0 $ZEROFS fsck "$T/unreach" >/dev/null 2>&1
+'
 test_expect_success 'on a terminal: a progress bar on stderr, cleared at the end' '
 	command -v script >/dev/null || { echo "no script(1): skipped"; exit 0; }
 	script -qec "$ZEROFS fsck --verify-data $T/bucketlost/dev 2>&1 >/dev/null" /dev/null >"$T/tty" &&
