@@ -1929,6 +1929,19 @@ void zf_fs_set_admit(struct zf_fs *fs, zf_fs_admit_fn fn, void *ctx)
 	pthread_mutex_unlock(&fs->lock);
 }
 
+uint64_t zf_fs_buffered_since(struct zf_fs *fs)
+{
+	struct zf_inode *in;
+	uint64_t t = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (in = fs->dirty_files; in; in = in->u.file->wb->next)
+		if (!t || in->u.file->wb->since < t)
+			t = in->u.file->wb->since;
+	pthread_mutex_unlock(&fs->lock);
+	return t;
+}
+
 uint64_t zf_fs_buffered_bytes(struct zf_fs *fs)
 {
 	uint64_t n;

@@ -307,4 +307,7 @@ void zf_fs_set_admit(struct zf_fs *fs, zf_fs_admit_fn fn, void *ctx);
  */
 uint64_t zf_fs_buffered_bytes(struct zf_fs *fs);
 
+/* zf_mono_ns() when the oldest buffered write was made (0: none buffered) */
+uint64_t zf_fs_buffered_since(struct zf_fs *fs);
+
 #endif

@@ -46,6 +46,7 @@ static struct zf_wbuf *wbuf_get(struct zf_fs *fs, struct zf_inode *in)
 	if (wb)
 		return wb;
 	wb = zf_calloc(1, sizeof(*wb));
+	wb->since = zf_mono_ns();
 	wb->wsize = in->size;
 	wb->next = fs->dirty_files;
 	if (fs->dirty_files)

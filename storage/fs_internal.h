@@ -77,6 +77,7 @@ struct zf_wbuf {
 	uint32_t n, cap;
 	uint64_t bytes;		/* buffered bytes */
 	uint64_t wsize;		/* size seen by users (>= the logged size) */
+	uint64_t since;		/* zf_mono_ns() when the file became dirty */
 	struct zf_inode *next, *prev; /* fs->dirty_files list */
 };
 

@@ -66,6 +66,8 @@ struct zf_remote {
 	uint64_t sync_want, sync_done;	/* committed seqs asked for / reached */
 	int sync_err;
 	uint64_t pending_since_ns;	/* 0: nothing pending */
+	uint64_t fresh_since_ns;	/* first write admitted since the round's
+					 * upload point was taken (0: none) */
 	uint64_t progress_ns;		/* last time an object went up (or start) */
 	uint64_t local_bytes;		/* segments + fetch cache in the dev-dir */
 	uint64_t unevictable;		/* written bytes not yet in the bucket: segments,
@@ -400,6 +402,17 @@ out:
 
 /* ---------------------------------------------------------- backpressure */
 
+/* a write is admitted now: the recovery point ages from its oldest byte */
+static void note_write_locked(struct zf_remote *rm)
+{
+	uint64_t now = now_ns();
+
+	if (!rm->pending_since_ns)
+		rm->pending_since_ns = now;
+	if (!rm->fresh_since_ns)
+		rm->fresh_since_ns = now;
+}
+
 static int admit(void *ctx, size_t len)
 {
 	struct zf_remote *rm = ctx;
@@ -409,8 +422,7 @@ static int admit(void *ctx, size_t len)
 	if (!rm->o.cache_bytes) {
 		pthread_mutex_lock(&rm->lock);
 		rm->unevictable += len; /* no budget, but stats show what is pending */
-		if (!rm->pending_since_ns)
-			rm->pending_since_ns = now_ns();
+		note_write_locked(rm);
 		pthread_mutex_unlock(&rm->lock);
 		return 0;
 	}
@@ -454,8 +466,7 @@ static int admit(void *ctx, size_t len)
 	}
 	if (r == 0) {
 		rm->unevictable += len; /* counted until the next round measures */
-		if (!rm->pending_since_ns)
-			rm->pending_since_ns = now_ns();
+		note_write_locked(rm);
 	}
 	if (stalled)
 		rm->waiters--;
@@ -641,7 +652,7 @@ static int attach(struct zf_remote *rm)
 static int upload_round(struct zf_remote *rm, int seal)
 {
 	struct zf_upload_point pt;
-	uint64_t seg, up_seq, up_seg, up_ckpt;
+	uint64_t seg, up_seq, up_seg, up_ckpt, buffered_since;
 	struct zf_buf img = { 0 };
 	char name[64], key[96];
 	int r, flush;
@@ -649,12 +660,15 @@ static int upload_round(struct zf_remote *rm, int seal)
 	/* stalled writers wait for buffered data too: it must reach a segment */
 	pthread_mutex_lock(&rm->lock);
 	flush = rm->waiters > 0;
+	rm->fresh_since_ns = 0; /* writes from now on are not in this round */
 	pthread_mutex_unlock(&rm->lock);
 	r = flush ? zf_fs_sync(rm->fs) : 0;
 	if (r == 0)
 		r = zf_fs_upload_point(rm->fs, seal, &pt);
 	if (r < 0)
 		return r;
+	/* written, not committed: not in this round either */
+	buffered_since = zf_fs_buffered_since(rm->fs);
 	/* the recovery point ages from now, even if the store is down */
 	pthread_mutex_lock(&rm->lock);
 	if (pt.committed > rm->up_seq && !rm->pending_since_ns)
@@ -738,8 +752,15 @@ static int upload_round(struct zf_remote *rm, int seal)
 	}
 	r = state_save(rm);
 	pthread_mutex_lock(&rm->lock);
+	/*
+	 * Caught up: what is pending now was written after the upload point,
+	 * or was still buffered (not committed) then: the oldest of those.
+	 */
 	if (rm->up_seq >= pt.committed)
-		rm->pending_since_ns = 0;
+		rm->pending_since_ns = !buffered_since ? rm->fresh_since_ns
+				       : !rm->fresh_since_ns || buffered_since < rm->fresh_since_ns
+					       ? buffered_since
+					       : rm->fresh_since_ns;
 	else if (!rm->pending_since_ns)
 		rm->pending_since_ns = now_ns();
 	pthread_mutex_unlock(&rm->lock);

@@ -47,6 +47,12 @@ aws_keys() {
 }
 # segment GETs answered 206 Partial Content, from the server's log
 partial_gets() { grep -ac "seg/[0-9a-f]*\.zseg 206 " "$T/s3.log"; }
+# total bytes of the segment objects, as the aws CLI lists them
+aws_seg_bytes() {
+	aws_s3api list-objects-v2 --bucket zf-test --prefix fs1/seg/ \
+		--query 'Contents[].Size' --output json |
+		python3 -c 'import json,sys; print(sum(json.load(sys.stdin) or []))'
+}
 aws_get() { aws_s3api get-object --bucket zf-test --key "fs1/$1" "$2" >/dev/null; }
 # N MiB of a reproducible pseudo-random stream (compared without a copy on disk)
 stream() { openssl enc -aes-128-ctr -pass pass:zerofs -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c "$1"M; }
@@ -218,6 +224,16 @@ test_expect_success "cache bound: ${huge_mb} MiB copied with cache_size=64M stay
 	$ZEROFS stats "$M" | grep -E "^(fetched|fetch cache|dev-dir)" | sed "s/^/# /" >&3 &&
 	echo "# cold read of ${huge_mb} MiB in $(secs $t0 $t1) s" >&3 &&
 	test "$(dev_bytes "$D")" -le $limit && zf_umount "$M"
+'
+test_expect_success "gc: the ${huge_mb} MiB file deleted, gc on the mount; aws sees its bytes gone" '
+	before=$(aws_seg_bytes) && test "$before" -gt $((huge_mb << 20)) &&
+	zf_mount "$D" "$M" -o cache_size=64M && rm "$M/huge" &&
+	$ZEROFS gc "$M" >"$T/gc" && cat "$T/gc" &&
+	after=$(aws_seg_bytes) && live=$(zf_stat "$M" "stored live bytes") &&
+	echo "# gc: bucket segments $((before >> 20)) -> $((after >> 20)) MiB, $((live >> 20)) MiB live" >&3 &&
+	test "$after" -le $((before - (huge_mb << 20) * 9 / 10)) &&
+	test "$after" -le $((live * 11 / 10 + (1 << 20))) &&
+	cmp "$T/ref/big" "$M/big" && cmp "$T/ref/victim" "$M/victim" && zf_umount "$M"
 '
 test_expect_success 'final: every dev-dir fsck clean, the lease released, no sanitizer reports' '
 	aws_keys >"$T/keys" && ! grep -qx lease "$T/keys" &&
