@@ -195,6 +195,10 @@ static struct move *collect(struct gc *g, size_t *ret_n)
 		s = seg_find(g, c->sc->loc.seg);
 		if (!s || !s->victim)
 			continue;
+		if (!zf_chunk_readable(c)) {
+			s->damaged = 1; /* fsck --repair marked it: the segment stays */
+			continue;
+		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 1024;
 			mv = zf_realloc(mv, cap * sizeof(*mv));
