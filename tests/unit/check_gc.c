@@ -101,6 +101,14 @@ static void check_clean(struct zf_fs *fs)
 	ck_assert_uint_eq(rep.errors, 0);
 }
 
+/* close fs cleanly and remove its scratch directory */
+static void finish(struct zf_fs *fs, char *dir)
+{
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	t_rmrf(dir);
+	free(dir);
+}
+
 /* NFILES files; every even one deleted; every third of the rest rewritten */
 static struct zf_fs *make_garbage(const char *dir, int *version)
 {
@@ -188,9 +196,7 @@ START_TEST(gc_gives_space_back)
 	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
 	check_all(fs, version);
 	check_clean(fs);
-	ck_assert_int_eq(zf_fs_close(fs), 0);
-	t_rmrf(dir);
-	free(dir);
+	finish(fs, dir);
 }
 END_TEST
 
@@ -216,9 +222,7 @@ START_TEST(gc_then_same_data_again)
 	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
 	check_all(fs, version);
 	check_clean(fs);
-	ck_assert_int_eq(zf_fs_close(fs), 0);
-	t_rmrf(dir);
-	free(dir);
+	finish(fs, dir);
 }
 END_TEST
 
@@ -259,9 +263,7 @@ START_TEST(gc_killed_leaves_garbage_next_run_removes)
 	ck_assert_uint_lt(seg_bytes(dir, NULL), before);
 	check_all(fs, version);
 	check_clean(fs);
-	ck_assert_int_eq(zf_fs_close(fs), 0);
-	t_rmrf(dir);
-	free(dir);
+	finish(fs, dir);
 }
 END_TEST
 
@@ -280,9 +282,7 @@ START_TEST(gc_keeps_segments_above_the_limit)
 	snprintf(path, sizeof(path), "%s/seg/0000000000000002.zseg", dir);
 	ck_assert_int_eq(access(path, F_OK), 0);
 	check_all(fs, version);
-	ck_assert_int_eq(zf_fs_close(fs), 0);
-	t_rmrf(dir);
-	free(dir);
+	finish(fs, dir);
 }
 END_TEST
 
@@ -363,9 +363,7 @@ START_TEST(gc_races_readers)
 	ck_assert_uint_eq(rd.errors, 0);
 	check_all(fs, version);
 	check_clean(fs);
-	ck_assert_int_eq(zf_fs_close(fs), 0);
-	t_rmrf(dir);
-	free(dir);
+	finish(fs, dir);
 }
 END_TEST
 
@@ -380,9 +378,7 @@ START_TEST(gc_refused_read_only)
 	ck_assert_int_eq(zf_fs_mkfs(dir, &gc_mkfs), 0);
 	ck_assert_int_eq(zf_fs_open(dir, &ro, &fs), 0);
 	ck_assert_int_eq(zf_fs_gc(fs, &o, &rep), -EROFS);
-	ck_assert_int_eq(zf_fs_close(fs), 0);
-	t_rmrf(dir);
-	free(dir);
+	finish(fs, dir);
 }
 END_TEST
 
