@@ -89,8 +89,9 @@ void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s)
 		s->oldest_pending_s);
 	fprintf(out, "uploaded:          %llu bytes (%.1f MB/s)\n",
 		(unsigned long long)s->uploaded_bytes, s->upload_rate / 1e6);
-	fprintf(out, "fetched:           %llu bytes (%.1f MB/s)\n",
-		(unsigned long long)s->fetched_bytes, s->fetch_rate / 1e6);
+	fprintf(out, "fetched:           %llu bytes (%.1f MB/s; %llu read ahead)\n",
+		(unsigned long long)s->fetched_bytes, s->fetch_rate / 1e6,
+		(unsigned long long)s->prefetched_bytes);
 	fprintf(out, "fetch cache:       %llu hits, %llu misses (hit ratio %.2f)\n",
 		(unsigned long long)s->fetch_hits, (unsigned long long)s->fetch_misses,
 		s->fetch_hits + s->fetch_misses

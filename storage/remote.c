@@ -33,10 +33,12 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/endian.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/mlog.h"
 #include "storage/remote.h"
+#include "storage/seg_format.h"
 #include "storage/segstore.h"
 
 struct zf_remote {
@@ -76,6 +78,19 @@ struct zf_remote {
 	unsigned int waiters;		/* writers waiting for room */
 	uint64_t uploaded, fetched, fetch_hits, fetch_misses, evictions, stalls;
 	uint64_t t0_ns;
+	/*
+	 * Read-ahead of evicted data (the prefetch thread; under lock): a
+	 * reader whose fetches follow each other through a segment gets the
+	 * next super-chunks fetched into cache/ before it asks.
+	 */
+	pthread_t pf_thread;
+	int pf_started, pf_pending;
+	pthread_cond_t pf_wake;
+	uint64_t seq_seg, seq_end;	/* where the last super-chunk a reader got ended */
+	uint64_t pf_seg, pf_from, pf_to; /* asked: bytes [from, to) of segment seg */
+	uint64_t pf_done_seg, pf_done_end; /* fetched ahead up to here */
+	uint64_t pf_size_seg, pf_size;	/* size of the segment object pf_size_seg */
+	uint64_t prefetched;		/* bytes fetched ahead */
 	int fenced;
 	int need_lease;			/* the bucket was unreachable at open: lease first */
 	char lease_id[33];
@@ -94,6 +109,7 @@ struct zf_remote {
 #define DEFAULT_FETCH_MS 30000
 #define DEFAULT_WRITE_WAIT_MS 120000
 #define DEFAULT_LEASE_S 60
+#define PREFETCH_SCS 4		/* super-chunks fetched ahead of a sequential reader */
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -293,6 +309,154 @@ static void cache_name(const struct zf_sc_loc *loc, char *buf, size_t len)
 }
 
 /* is the super-chunk at loc being fetched? (rm->lock held) */
+/* keep a fetched super-chunk in cache/; no fsync: it is verified on every use */
+static void cache_put(struct zf_remote *rm, const char *name, const void *buf, size_t len)
+{
+	char tmp[80];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(rm->cachefd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (zf_write_full(fd, buf, len) == 0)
+		renameat(rm->cachefd, tmp, rm->cachefd, name);
+	else
+		unlinkat(rm->cachefd, tmp, 0);
+	close(fd);
+}
+
+/*
+ * A reader got the super-chunk at loc. When it follows the previous one (in
+ * the segment, or the first of the next segment), ask the prefetch thread
+ * for the next PREFETCH_SCS super-chunks' worth, at most a quarter of the
+ * dev-dir budget.
+ */
+static void read_ahead(struct zf_remote *rm, const struct zf_sc_loc *loc)
+{
+	uint64_t end = loc->off + loc->disk_len, allow, from;
+	int seq;
+
+	allow = (uint64_t)PREFETCH_SCS * loc->disk_len;
+	if (rm->o.cache_bytes && allow > rm->o.cache_bytes / 4)
+		allow = rm->o.cache_bytes / 4;
+	pthread_mutex_lock(&rm->lock);
+	seq = (loc->seg == rm->seq_seg && loc->off == rm->seq_end) ||
+	      (loc->seg == rm->seq_seg + 1 && loc->off == ZF_SEG_HDR_SIZE);
+	rm->seq_seg = loc->seg;
+	rm->seq_end = end;
+	if (seq && rm->pf_started && !rm->pf_pending) {
+		from = rm->pf_done_seg == loc->seg && rm->pf_done_end > end ? rm->pf_done_end : end;
+		if (from + loc->disk_len <= end + allow) {
+			rm->pf_seg = loc->seg;
+			rm->pf_from = from;
+			rm->pf_to = end + allow;
+			rm->pf_pending = 1;
+			pthread_cond_signal(&rm->pf_wake);
+		}
+	}
+	pthread_mutex_unlock(&rm->lock);
+}
+
+/*
+ * Fetch [from, to) of segment seg (cut at the object's end) with one ranged
+ * GET and keep every whole super-chunk in it in cache/. Returns the end of
+ * the last one kept (from if none; to when the segment has no more).
+ */
+static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from, uint64_t to)
+{
+	struct zf_objstore_stat st;
+	char segname[32], key[64], name[64];
+	uint64_t size, pos = from;
+	void *data = NULL;
+	size_t len = 0, i = 0;
+	int at_end = 0;
+
+	zf_segstore_name(seg, segname, sizeof(segname));
+	snprintf(key, sizeof(key), "seg/%s", segname);
+	pthread_mutex_lock(&rm->lock);
+	size = rm->pf_size_seg == seg ? rm->pf_size : 0;
+	pthread_mutex_unlock(&rm->lock);
+	if (!size) {
+		if (zf_objstore_head(rm->down, key, &st) < 0)
+			return to; /* the reader's own fetch reports it */
+		size = st.size;
+		pthread_mutex_lock(&rm->lock);
+		rm->pf_size_seg = seg;
+		rm->pf_size = size;
+		pthread_mutex_unlock(&rm->lock);
+	}
+	if (to > size)
+		to = size;
+	if (from + ZF_SC_HDR_SIZE >= to)
+		return to; /* the segment's end (its footer) */
+	if (zf_objstore_get(rm->down, key, from, to - from, &data, &len) < 0)
+		return to;
+	while (len - i >= ZF_SC_HDR_SIZE) {
+		const uint8_t *p = (const uint8_t *)data + i;
+		uint64_t dlen = ZF_SC_HDR_SIZE + (uint64_t)zf_get32(p + ZF_SC_NCHUNKS_OFF) * ZF_SC_ENT_SIZE +
+				zf_get32(p + ZF_SC_STORED_LEN_OFF);
+		struct zf_sc_loc loc = { .seg = seg, .off = pos };
+
+		if (zf_get32(p) != ZF_SC_MAGIC) {
+			at_end = 1; /* the footer: nothing more to fetch here */
+			break;
+		}
+		if (dlen > len - i)
+			break; /* cut by the range: the next ask starts with it */
+		cache_name(&loc, name, sizeof(name));
+		if (faccessat(rm->cachefd, name, F_OK, 0) < 0) {
+			cache_put(rm, name, p, dlen);
+			pthread_mutex_lock(&rm->lock);
+			rm->prefetched += dlen;
+			rm->fetched += dlen;
+			rm->local_bytes += dlen;
+			rm->evictable += dlen;
+			pthread_mutex_unlock(&rm->lock);
+		}
+		i += dlen;
+		pos += dlen;
+	}
+	free(data);
+	/* nothing kept (the first one did not fit): no new ask before the reader gets there */
+	return at_end || pos == from ? to : pos;
+}
+
+static void *prefetch_main(void *arg)
+{
+	struct zf_remote *rm = arg;
+
+	pthread_mutex_lock(&rm->lock);
+	while (!rm->stopping) {
+		uint64_t seg, from, to, end;
+
+		if (!rm->pf_pending) {
+			pthread_cond_wait(&rm->pf_wake, &rm->lock);
+			continue;
+		}
+		seg = rm->pf_seg;
+		from = rm->pf_from;
+		to = rm->pf_to;
+		pthread_mutex_unlock(&rm->lock);
+		end = prefetch_range(rm, seg, from, to);
+		pthread_mutex_lock(&rm->lock);
+		rm->pf_done_seg = seg;
+		rm->pf_done_end = end;
+		rm->pf_pending = 0;
+		pthread_cond_broadcast(&rm->arrived); /* readers waiting for it */
+		pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */
+	}
+	pthread_mutex_unlock(&rm->lock);
+	return NULL;
+}
+
+/* is the prefetch thread fetching the range that holds loc? */
+static int prefetching_locked(struct zf_remote *rm, const struct zf_sc_loc *loc)
+{
+	return rm->pf_pending && rm->pf_seg == loc->seg && loc->off >= rm->pf_from &&
+	       loc->off + loc->disk_len <= rm->pf_to;
+}
+
 static int fetching_locked(struct zf_remote *rm, const struct zf_sc_loc *loc)
 {
 	struct fetching *f;
@@ -325,6 +489,7 @@ again:
 				pthread_mutex_lock(&rm->lock);
 				rm->fetch_hits++;
 				pthread_mutex_unlock(&rm->lock);
+				read_ahead(rm, loc);
 				return 0;
 			}
 		}
@@ -335,6 +500,15 @@ again:
 	 * first and take its copy from the cache.
 	 */
 	pthread_mutex_lock(&rm->lock);
+	if (!refetch && prefetching_locked(rm, loc)) {
+		/* the prefetch thread is on its way with it: take its copy */
+		while (prefetching_locked(rm, loc) && now_ns() < deadline)
+			pthread_cond_wait(&rm->arrived, &rm->lock);
+		pthread_mutex_unlock(&rm->lock);
+		if (now_ns() < deadline)
+			goto again;
+		pthread_mutex_lock(&rm->lock);
+	}
 	if (fetching_locked(rm, loc)) {
 		while (fetching_locked(rm, loc))
 			pthread_cond_wait(&rm->arrived, &rm->lock);
@@ -377,17 +551,8 @@ again:
 	 * whole filesystem would copy the whole bucket into the dev-dir.
 	 */
 	if (!rm->o.readonly) {
-		char tmp[80];
-
-		snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-		fd = openat(rm->cachefd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			if (zf_write_full(fd, buf, loc->disk_len) == 0)
-				renameat(rm->cachefd, tmp, rm->cachefd, name);
-			else
-				unlinkat(rm->cachefd, tmp, 0);
-			close(fd);
-		}
+		cache_put(rm, name, buf, loc->disk_len);
+		read_ahead(rm, loc);
 	}
 	pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */
 out:
@@ -989,6 +1154,7 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 	pthread_cond_init(&rm->wake, NULL);
 	pthread_cond_init(&rm->done, NULL);
 	pthread_cond_init(&rm->arrived, NULL);
+	pthread_cond_init(&rm->pf_wake, NULL);
 	rm->devfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rm->devfd >= 0) {
 		mkdirat(rm->devfd, "cache", 0700);
@@ -1056,10 +1222,16 @@ int zf_remote_start(struct zf_remote *rm)
 	/* the daemon may have forked since the open: the first round names its pid */
 	rm->lease_renew_ns = 0;
 	r = -pthread_create(&rm->thread, NULL, uploader_main, rm);
-
-	if (r == 0)
-		rm->started = 1;
-	return r;
+	if (r < 0)
+		return r;
+	rm->started = 1;
+	/* read-ahead is an optimisation: without its thread reads still work */
+	if (pthread_create(&rm->pf_thread, NULL, prefetch_main, rm) == 0) {
+		pthread_mutex_lock(&rm->lock);
+		rm->pf_started = 1;
+		pthread_mutex_unlock(&rm->lock);
+	}
+	return 0;
 }
 
 int zf_remote_sync(struct zf_remote *rm)
@@ -1112,6 +1284,7 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 	ret->upload_rate = el > 0 ? rm->uploaded / el : 0;
 	ret->fetch_rate = el > 0 ? rm->fetched / el : 0;
 	ret->fetch_hits = rm->fetch_hits;
+	ret->prefetched_bytes = rm->prefetched;
 	ret->fetch_misses = rm->fetch_misses;
 	ret->local_bytes = rm->local_bytes;
 	ret->cache_bytes = rm->o.cache_bytes;
@@ -1132,9 +1305,12 @@ int zf_remote_close(struct zf_remote *rm)
 	rm->stopping = 1;
 	pthread_cond_broadcast(&rm->wake);
 	pthread_cond_broadcast(&rm->done);
+	pthread_cond_broadcast(&rm->pf_wake);
 	pthread_mutex_unlock(&rm->lock);
 	if (rm->started)
 		pthread_join(rm->thread, NULL);
+	if (rm->pf_started)
+		pthread_join(rm->pf_thread, NULL);
 	if (rm->started && !rm->fenced && !rm->o.readonly) {
 		/* the thread is gone: everything written so far goes up now */
 		r = zf_fs_sync(rm->fs);
@@ -1159,6 +1335,7 @@ int zf_remote_close(struct zf_remote *rm)
 	pthread_cond_destroy(&rm->wake);
 	pthread_cond_destroy(&rm->done);
 	pthread_cond_destroy(&rm->arrived);
+	pthread_cond_destroy(&rm->pf_wake);
 	pthread_mutex_destroy(&rm->lock);
 	pthread_mutex_destroy(&rm->evict_lock);
 	for (size_t i = 0; i < rm->nobjs; i++)

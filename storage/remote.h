@@ -47,6 +47,7 @@ struct zf_remote_stats {
 	uint64_t uploaded_bytes, fetched_bytes;
 	double upload_rate, fetch_rate; /* bytes/s since start */
 	uint64_t fetch_hits, fetch_misses; /* local fetch cache */
+	uint64_t prefetched_bytes;	/* fetched ahead of sequential readers */
 	uint64_t local_bytes, cache_bytes; /* dev-dir usage and its budget */
 	uint64_t evictions, stalls;	/* segments evicted, writes that had to wait */
 	uint64_t uploaded_seq;		/* last log record in the bucket */

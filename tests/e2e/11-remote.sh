@@ -216,6 +216,18 @@ test_expect_success 'a new filesystem pointed at the bucket is refused: the buck
 	grep -q "holds another filesystem" "$T/err" &&
 	diff -r "$T/meta.before" "$B/meta" && test ! -e "$B/lease"
 '
+test_expect_success 'a sequential cold read is fetched ahead of the reader, byte-identical' '
+	for s in "$T"/dev5/seg/*.zseg; do
+		b="$B/seg/${s##*/}" && test -f "$b" && cmp -s "$s" "$b" && rm "$s"
+	done; rm -f "$T"/dev5/cache/* &&
+	zf_mount "$T/dev5" "$T/mnt5" -o cache_size=64M &&
+	cmp "$T/ref/big" "$T/mnt5/big" &&
+	ahead=$("$ZEROFS" stats "$T/mnt5" | sed -n "s/^fetched: .*; \([0-9]*\) read ahead.*/\1/p") &&
+	hits=$("$ZEROFS" stats "$T/mnt5" | sed -n "s/^fetch cache: *\([0-9]*\) hits.*/\1/p") &&
+	echo "read ahead $ahead bytes, $hits hits, $(fetch_misses "$T/mnt5") misses" &&
+	test "$ahead" -gt 0 && test "$hits" -gt 0 && cmp "$T/ref/dir/rand" "$T/mnt5/dir/rand" &&
+	zf_umount "$T/mnt5"
+'
 test_expect_success 'final fsck clean; no sanitizer reports' '
 	zf_fsck_clean "$D" && zf_fsck_clean "$T/dev5" && no_san_reports
 '
