@@ -1173,6 +1173,28 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 		goto fail;
 	}
 	state_load(rm);
+	if (!rm->o.readonly) {
+		struct zf_upload_point pt;
+
+		/*
+		 * Records reach the bucket only once committed here, so a
+		 * dev-dir behind the bucket lost committed records (a damaged
+		 * log tail, dropped as torn): writing on would give new
+		 * records the numbers of lost ones, a fork.
+		 */
+		r = zf_fs_upload_point(fs, 0, &pt);
+		if (r == 0 && pt.committed < rm->up_seq) {
+			zf_err("the dev-dir '%s' lacks log records %llu..%llu that the bucket '%s' "
+			       "holds (its log lost them); writing on would fork the filesystem: "
+			       "restore a new dev-dir from the bucket ('zerofs mkfs --restore'), "
+			       "which has everything this one had",
+			       dev_dir, (unsigned long long)pt.committed + 1,
+			       (unsigned long long)rm->up_seq, rm->url);
+			r = -ESTALE;
+		}
+		if (r < 0)
+			goto fail;
+	}
 	rm->t0_ns = now_ns();
 	rm->progress_ns = rm->t0_ns;
 	zf_segstore_set_fetch(zf_fs_segstore(fs), fetch, rm);

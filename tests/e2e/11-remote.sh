@@ -216,6 +216,20 @@ test_expect_success 'a new filesystem pointed at the bucket is refused: the buck
 	grep -q "holds another filesystem" "$T/err" &&
 	diff -r "$T/meta.before" "$B/meta" && test ! -e "$B/lease"
 '
+test_expect_success 'a dev-dir whose log lost records the bucket holds is refused; a restore has them' '
+	L=$T/devL && $ZEROFS mkfs "$L" >/dev/null &&
+	zf_mount_fg "$L" "$T/mntL" "$T/L.log" &&
+	echo one >"$T/mntL/one" && $ZEROFS sync "$T/mntL" &&
+	echo two >"$T/mntL/two" && $ZEROFS sync "$T/mntL" &&
+	pid=$(cat "$T/fg.pid") && kill -9 $pid && zf_wait_gone $pid && fusermount3 -uz "$T/mntL" &&
+	log=$(ls "$L"/meta/log.* | tail -n 1) && truncate -s -8 "$log" &&
+	! $ZEROFS mount "$L" "$T/mntL" 2>"$T/err" && cat "$T/err" &&
+	grep -q "lacks log records .* that the bucket .* holds" "$T/err" && ! mountpoint -q "$T/mntL" &&
+	$ZEROFS lease-break "file://$L.bucket" >/dev/null &&
+	$ZEROFS mkfs --restore "file://$L.bucket" "$T/devL2" >/dev/null &&
+	zf_mount "$T/devL2" "$T/mntL2" && test "$(cat "$T/mntL2/two")" = two &&
+	test "$(cat "$T/mntL2/one")" = one && zf_umount "$T/mntL2" && zf_fsck_clean "$T/devL2"
+'
 test_expect_success 'a sequential cold read is fetched ahead of the reader, byte-identical' '
 	for s in "$T"/dev5/seg/*.zseg; do
 		b="$B/seg/${s##*/}" && test -f "$b" && cmp -s "$s" "$b" && rm "$s"
