@@ -333,22 +333,31 @@ int zf_mlog_create(int dirfd, const uint8_t fsid[16], uint64_t first_seq,
 		   struct zf_mlog **ret_log)
 {
 	uint8_t h[ZF_LOG_HDR_SIZE];
-	char name[64];
+	char name[64], tmp[72];
 	struct zf_mlog *log;
 	int fd, r;
 
+	/*
+	 * Published whole: the header is written and synced under a .tmp name
+	 * (removed at open if a crash leaves it), then renamed, so a crash
+	 * never leaves a log file without its header.
+	 */
 	zf_mlog_name(first_seq, name, sizeof(name));
-	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	file_header(h, ZF_LOG_MAGIC, ZF_LOG_VERSION, fsid, first_seq);
 	r = zf_pwrite_full(fd, h, sizeof(h), 0);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
 	if (r == 0)
 		r = zf_fsync_dir(dirfd);
 	if (r < 0) {
 		close(fd);
+		unlinkat(dirfd, tmp, 0);
 		unlinkat(dirfd, name, 0);
 		return r;
 	}

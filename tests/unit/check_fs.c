@@ -788,8 +788,10 @@ static char *first_segment(const char *dir)
 	d = opendir(seg);
 	while ((e = readdir(d)))
 		if (strstr(e->d_name, ".zseg") && !p) {
-			p = malloc(strlen(seg) + 40);
-			sprintf(p, "%s/%s", seg, e->d_name);
+			size_t n = strlen(seg) + strlen(e->d_name) + 2;
+
+			p = malloc(n);
+			snprintf(p, n, "%s/%s", seg, e->d_name);
 		}
 	closedir(d);
 	ck_assert_ptr_nonnull(p);
@@ -866,6 +868,48 @@ START_TEST(unlinked_open_file_lives_until_unpinned)
 	zf_fs_stats(fs, &st);
 	ck_assert_uint_eq(st.inodes, 1);
 	t_check_clean(fs);
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	t_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* a crash while a new log file is created leaves only a .tmp: open ignores it */
+START_TEST(log_created_whole_or_not_at_all)
+{
+	char *dir = t_tmpdir(), path[512];
+	struct zf_fs *fs = t_newfs(dir, NULL, NULL);
+	struct dirent *e;
+	uint64_t ino = t_create(fs, ZF_ROOT_INO, "f");
+	DIR *d;
+	int fd, logs = 0;
+
+	ck_assert_int_eq(zf_fs_write(fs, ino, "hello", 5, 0), 5);
+	ck_assert_int_eq(zf_fs_checkpoint(fs), 0); /* creates the next log */
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	snprintf(path, sizeof(path), "%s/meta", dir);
+	d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		ck_assert_msg(!strstr(e->d_name, ".tmp"), "left behind: %s", e->d_name);
+		logs += !strncmp(e->d_name, "log.", 4);
+	}
+	closedir(d);
+	ck_assert_int_ge(logs, 1);
+	/* what a kill between creating and publishing the next log leaves */
+	snprintf(path, sizeof(path), "%s/meta/log.00000000ffffffff.tmp", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	{
+		char buf[8] = { 0 };
+
+		ck_assert_int_eq(zf_fs_lookup(fs, ZF_ROOT_INO, "f", &(struct zf_attr){ 0 }), 0);
+		ck_assert_int_eq(zf_fs_read(fs, ino, buf, sizeof(buf), 0), 5);
+		ck_assert_str_eq(buf, "hello");
+	}
 	ck_assert_int_eq(zf_fs_close(fs), 0);
 	t_rmrf(dir);
 	free(dir);
@@ -1017,6 +1061,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(tc, flipped_segment_byte_detected);
 	tcase_add_test(tc, unlinked_open_file_lives_until_unpinned);
 	tcase_add_test(tc, mkfs_and_open_errors);
+	tcase_add_test(tc, log_created_whole_or_not_at_all);
 	tcase_add_test(tc, out_of_order_writes_chunk_as_sequential);
 	tcase_add_test(tc, posix_acls_follow_mode_and_are_inherited);
 	suite_add_tcase(s, tc);
