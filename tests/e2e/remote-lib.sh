@@ -18,7 +18,21 @@
 #   flip_byte FILE OFF       invert one byte in place
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/san"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/san"
-no_san_reports() { ! ls "$T"/san.* >/dev/null 2>&1 || { cat "$T"/san.*; return 1; }; }
+# a report file left empty was opened by a process killed (kill -9, as the
+# crash tests do) before it wrote a byte: nothing to show, so not a failure
+no_san_reports() {
+	local f bad=0
+	for f in "$T"/san.*; do
+		[ -e "$f" ] || continue
+		if [ -s "$f" ]; then
+			cat "$f"
+			bad=1
+		else
+			echo "# note: empty sanitizer log $f (its process was killed)"
+		fi
+	done
+	return $bad
+}
 
 zf_stat() {
 	"$ZEROFS" stats "$1" | sed -n "s/^$2: *\([0-9][0-9]*\).*/\1/p" | grep . ||
