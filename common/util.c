@@ -199,3 +199,10 @@ char *zf_strdup(const char *s)
 
 	return p ? p : oom(strlen(s));
 }
+
+int zf_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}

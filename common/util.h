@@ -21,6 +21,9 @@ int zf_pwrite_full(int fd, const void *buf, size_t len, off_t off);
 /* pread up to len bytes at off; returns bytes read (short only at EOF) */
 ssize_t zf_pread_full(int fd, void *buf, size_t len, off_t off);
 
+/* qsort/bsearch comparison of uint64_t values */
+int zf_cmp_u64(const void *a, const void *b);
+
 /* fsync a directory (publishes renames and creations inside it) */
 int zf_fsync_dir(int dirfd);
 

@@ -814,41 +814,13 @@ static void report_notes(struct ck *ck)
 
 /* ---------------------------------------------------------- segment files */
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* segments holding chunks the index knows, and the open one (fs->lock held) */
-static int segments_used(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n)
-{
-	uint64_t *ids = zf_malloc((fs->nscs + 1) * sizeof(*ids));
-	size_t i, n = 0, k = 0;
-
-	for (i = 0; i < fs->nscs; i++)
-		if (fs->scs[i]->nchunks)
-			ids[n++] = fs->scs[i]->loc.seg;
-	if (fs->open_seg)
-		ids[n++] = fs->open_seg;
-	qsort(ids, n, sizeof(*ids), cmp_u64);
-	for (i = 0; i < n; i++)
-		if (!k || ids[k - 1] != ids[i])
-			ids[k++] = ids[i];
-	*ret_ids = ids;
-	*ret_n = k;
-	return 0;
-}
-
 int zf_fs_segments_used(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n)
 {
-	int r;
-
 	pthread_mutex_lock(&fs->lock);
-	r = segments_used(fs, ret_ids, ret_n);
+	*ret_ids = fs_segments_used(fs, ret_n);
 	pthread_mutex_unlock(&fs->lock);
-	return r;
+	return 0;
 }
 
 /* segment files no chunk lives in: garbage (a crash during gc leaves some) */
@@ -867,7 +839,7 @@ static void check_seg_dir(struct ck *ck)
 		return;
 	}
 	rewinddir(d);
-	segments_used(ck->fs, &used, &nused);
+	used = fs_segments_used(ck->fs, &nused);
 	while ((de = readdir(d))) {
 		unsigned long long id;
 		struct stat st;
@@ -876,7 +848,7 @@ static void check_seg_dir(struct ck *ck)
 		if (sscanf(de->d_name, "%16llx.zseg%n", &id, &n) != 1 || n != 21 ||
 		    de->d_name[n] || fstatat(ck->fs->segfd, de->d_name, &st, 0) < 0)
 			continue;
-		if (bsearch(&(uint64_t){ id }, used, nused, sizeof(*used), cmp_u64))
+		if (bsearch(&(uint64_t){ id }, used, nused, sizeof(*used), zf_cmp_u64))
 			continue;
 		ck_note(ck, "garbage: seg/%s (%llu bytes) holds no chunk the metadata knows: "
 			"reclaimable by zerofs gc", de->d_name, (unsigned long long)st.st_size);

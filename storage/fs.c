@@ -590,6 +590,23 @@ void fs_chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c)
 	c->sc = NULL;
 }
 
+uint64_t *fs_segments_used(struct zf_fs *fs, size_t *ret_n)
+{
+	uint64_t *ids = zf_malloc((fs->nscs + 1) * sizeof(*ids));
+	size_t i, n = 0, k = 0;
+
+	for (i = 0; i < fs->nscs; i++)
+		ids[n++] = fs->scs[i]->loc.seg;
+	if (fs->open_seg)
+		ids[n++] = fs->open_seg;
+	qsort(ids, n, sizeof(*ids), zf_cmp_u64);
+	for (i = 0; i < n; i++)
+		if (!k || ids[k - 1] != ids[i])
+			ids[k++] = ids[i];
+	*ret_n = k;
+	return ids;
+}
+
 /*
  * A super-chunk record. ZF_REC_SC: a chunk already readable elsewhere keeps
  * its first copy (this one is garbage); a damaged one is healed by it.
@@ -1067,13 +1084,6 @@ struct meta_files {
 	size_t nckpts;
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int meta_list(struct zf_fs *fs, struct meta_files *mf)
 {
 	DIR *d;
@@ -1107,9 +1117,9 @@ static int meta_list(struct zf_fs *fs, struct meta_files *mf)
 	}
 	closedir(d);
 	if (mf->nlogs)
-		qsort(mf->logs, mf->nlogs, sizeof(uint64_t), cmp_u64);
+		qsort(mf->logs, mf->nlogs, sizeof(uint64_t), zf_cmp_u64);
 	if (mf->nckpts)
-		qsort(mf->ckpts, mf->nckpts, sizeof(uint64_t), cmp_u64);
+		qsort(mf->ckpts, mf->nckpts, sizeof(uint64_t), zf_cmp_u64);
 	if (mf->nckpts) {
 		mf->has_ckpt = 1;
 		mf->ckpt = mf->ckpts[mf->nckpts - 1];
@@ -1550,7 +1560,7 @@ static int cmp_chunk_sc(const void *a, const void *b)
 	const struct zf_chunk *x = *(struct zf_chunk *const *)a, *y = *(struct zf_chunk *const *)b;
 
 	if (x->sc != y->sc)
-		return cmp_u64(&x->sc->loc.seg, &y->sc->loc.seg) ?: cmp_u64(&x->sc->loc.off,
+		return zf_cmp_u64(&x->sc->loc.seg, &y->sc->loc.seg) ?: zf_cmp_u64(&x->sc->loc.off,
 									     &y->sc->loc.off);
 	return x->raw_off < y->raw_off ? -1 : x->raw_off > y->raw_off;
 }

@@ -226,6 +226,9 @@ struct zf_chunk *fs_chunk_find(struct zf_fs *fs, const struct zf_chunk_id *id);
 int fs_pack_flush(struct zf_fs *fs);
 /* chunk c leaves its super-chunk (one left without chunks is forgotten) */
 void fs_chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c);
+/* sorted, distinct ids of the segments the table references, the open one
+ * included (malloc'd; fs->lock held) */
+uint64_t *fs_segments_used(struct zf_fs *fs, size_t *ret_n);
 /* log and apply the seal of segment seg (the store sealed it) */
 void fs_log_seal(struct zf_fs *fs, uint64_t seg);
 /* log and apply a super-chunk record (ZF_REC_SC or ZF_REC_SC_MOVE) for loc */

@@ -71,16 +71,9 @@ struct gc {
 	size_t nsegs;
 };
 
-static int cmp_u64p(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static struct segacct *seg_find(struct gc *g, uint64_t seg)
 {
-	return bsearch(&seg, g->segs, g->nsegs, sizeof(*g->segs), cmp_u64p);
+	return bsearch(&seg, g->segs, g->nsegs, sizeof(*g->segs), zf_cmp_u64);
 }
 
 /* stored bytes of chunk c, its share of the super-chunk's disk length */
@@ -102,18 +95,13 @@ static uint64_t seg_file_size(struct zf_fs *fs, uint64_t seg)
 static void measure(struct gc *g)
 {
 	struct zf_fs *fs = g->fs;
-	uint64_t *ids = zf_malloc((fs->nscs ? fs->nscs : 1) * sizeof(*ids));
+	uint64_t *ids = fs_segments_used(fs, &g->nsegs);
 	struct zf_hent *e;
-	size_t i, n = 0;
+	size_t i, n = g->nsegs;
 
-	for (i = 0; i < fs->nscs; i++)
-		ids[i] = fs->scs[i]->loc.seg;
-	qsort(ids, fs->nscs, sizeof(*ids), cmp_u64p);
-	g->segs = zf_calloc(fs->nscs ? fs->nscs : 1, sizeof(*g->segs));
-	for (i = 0; i < fs->nscs; i++)
-		if (!n || g->segs[n - 1].seg != ids[i])
-			g->segs[n++].seg = ids[i];
-	g->nsegs = n;
+	g->segs = zf_calloc(n ? n : 1, sizeof(*g->segs));
+	for (i = 0; i < n; i++)
+		g->segs[i].seg = ids[i];
 	free(ids);
 	for (i = 0; i < fs->nscs; i++)
 		seg_find(g, fs->scs[i]->loc.seg)->size += fs->scs[i]->loc.disk_len;
@@ -342,23 +330,7 @@ static void drop_dead(struct gc *g)
 /* is seg referenced by the table? (ids sorted) */
 static int referenced(const uint64_t *ids, size_t n, uint64_t seg)
 {
-	return bsearch(&seg, ids, n, sizeof(*ids), cmp_u64p) != NULL;
-}
-
-/* sorted, distinct ids of the segments the table references (fs->lock held) */
-static uint64_t *seg_refs_locked(struct zf_fs *fs, size_t *ret_n)
-{
-	uint64_t *ids = zf_malloc((fs->nscs ? fs->nscs : 1) * sizeof(*ids));
-	size_t i, n = 0;
-
-	for (i = 0; i < fs->nscs; i++)
-		ids[i] = fs->scs[i]->loc.seg;
-	qsort(ids, fs->nscs, sizeof(*ids), cmp_u64p);
-	for (i = 0; i < fs->nscs; i++)
-		if (!n || ids[n - 1] != ids[i])
-			ids[n++] = ids[i];
-	*ret_n = n;
-	return ids;
+	return bsearch(&seg, ids, n, sizeof(*ids), zf_cmp_u64) != NULL;
 }
 
 /*
@@ -382,7 +354,7 @@ static void remove_unreferenced(struct gc *g, int dry_run)
 		zf_err("gc: cannot list the segments of '%s': %s", fs->dev_dir, strerror(errno));
 		return;
 	}
-	ids = seg_refs_locked(fs, &nids);
+	ids = fs_segments_used(fs, &nids);
 	while ((de = readdir(d))) {
 		unsigned long long id;
 		char name[32];
@@ -483,7 +455,7 @@ int zf_fs_seg_refs(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n, uint64_t
 	pthread_mutex_lock(&fs->lock);
 	r = fs_commit(fs);
 	if (r == 0) {
-		*ret_ids = seg_refs_locked(fs, ret_n);
+		*ret_ids = fs_segments_used(fs, ret_n);
 		*ret_max = fs->open_seg > fs->last_sealed ? fs->open_seg : fs->last_sealed;
 		*ret_seq = fs->readonly ? 0 : zf_mlog_next_seq(fs->log) - 1;
 	}

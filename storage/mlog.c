@@ -201,6 +201,31 @@ static uint64_t seq_of_name(const char *name)
 	return dot ? strtoull(dot + 1, NULL, 16) : 0;
 }
 
+/*
+ * Hand the frames in m[from, to) (verified already) past skip_upto to fn;
+ * *ret_last (if not NULL) follows the last one handed. fn's non-zero
+ * return stops it and is returned.
+ */
+static int deliver(const uint8_t *m, size_t from, size_t to, uint64_t skip_upto, zf_frame_fn fn,
+		   void *ctx, uint64_t *ret_last)
+{
+	while (from < to) {
+		struct zf_frame g;
+		int r;
+
+		from += zf_frame_parse(m + from, to - from, &g);
+		g.off = from - ZF_REC_HDR_SIZE - g.len;
+		if (g.seq <= skip_upto)
+			continue;
+		r = fn(ctx, &g);
+		if (r)
+			return r;
+		if (ret_last)
+			*ret_last = g.seq;
+	}
+	return 0;
+}
+
 static int mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t skip_upto,
 		       zf_frame_fn fn, zf_frame_bad_fn bad, void *ctx,
 		       struct zf_mlog_scan *ret_scan)
@@ -255,18 +280,9 @@ static int mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint
 			if (!next)
 				break; /* a torn tail */
 			/* salvage: the verified frames of the cut transaction, then skip */
-			while (txn_off < off) {
-				struct zf_frame g;
-
-				txn_off += zf_frame_parse(m + txn_off, off - txn_off, &g);
-				g.off = txn_off - ZF_REC_HDR_SIZE - g.len;
-				if (g.seq <= skip_upto)
-					continue;
-				r = fn(ctx, &g);
-				if (r)
-					goto out;
-				ret_scan->last_seq = g.seq;
-			}
+			r = deliver(m, txn_off, off, skip_upto, fn, ctx, &ret_scan->last_seq);
+			if (r)
+				goto out;
 			bad(ctx, name, off, m + off, next, expect);
 			off += next;
 			txn_off = off;
@@ -278,17 +294,10 @@ static int mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint
 			continue;
 		map_release(m, txn_off, &released);
 		/* a whole transaction [txn_off, off) is here: deliver it */
-		while (txn_off < off) {
-			struct zf_frame g;
-
-			txn_off += zf_frame_parse(m + txn_off, off - txn_off, &g);
-			g.off = txn_off - ZF_REC_HDR_SIZE - g.len;
-			if (g.seq <= skip_upto)
-				continue;
-			r = fn(ctx, &g);
-			if (r)
-				goto out;
-		}
+		r = deliver(m, txn_off, off, skip_upto, fn, ctx, NULL);
+		if (r)
+			goto out;
+		txn_off = off;
 		ret_scan->last_seq = f.seq;
 	}
 	ret_scan->end = txn_off;

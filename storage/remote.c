@@ -1381,16 +1381,9 @@ struct sweep {
 	uint64_t bytes;
 };
 
-static int cmp_id(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int garbage_seg(const struct sweep *s, uint64_t id)
 {
-	return id && id <= s->max && !bsearch(&id, s->ids, s->nids, sizeof(*s->ids), cmp_id);
+	return id && id <= s->max && !bsearch(&id, s->ids, s->nids, sizeof(*s->ids), zf_cmp_u64);
 }
 
 static int sweep_fn(void *ctx, const char *key, uint64_t size)

@@ -940,6 +940,18 @@ int zf_segstore_read_chunk(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	return 0;
 }
 
+/* hand a verified chunk table to the caller (either pointer may be NULL) */
+static void table_out(struct zf_sc_chunk *chunks, uint32_t n, struct zf_sc_chunk **ret_chunks,
+		      uint32_t *ret_n)
+{
+	if (ret_chunks)
+		*ret_chunks = chunks;
+	else
+		free(chunks);
+	if (ret_n)
+		*ret_n = n;
+}
+
 int zf_segstore_verify(struct zf_segstore *st, const struct zf_sc_loc *loc,
 		       struct zf_sc_chunk **ret_chunks, uint32_t *ret_n)
 {
@@ -954,12 +966,7 @@ int zf_segstore_verify(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	if (r < 0)
 		return r;
 	zf_scent_free(e);
-	if (ret_chunks)
-		*ret_chunks = chunks;
-	else
-		free(chunks);
-	if (ret_n)
-		*ret_n = n;
+	table_out(chunks, n, ret_chunks, ret_n);
 	return 0;
 }
 
@@ -979,12 +986,7 @@ int zf_segstore_verify_remote(struct zf_segstore *st, const struct zf_sc_loc *lo
 	if (r < 0)
 		return r;
 	zf_scent_free(e);
-	if (ret_chunks)
-		*ret_chunks = chunks;
-	else
-		free(chunks);
-	if (ret_n)
-		*ret_n = n;
+	table_out(chunks, n, ret_chunks, ret_n);
 	return 0;
 }
 

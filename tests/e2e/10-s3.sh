@@ -21,11 +21,7 @@ s3rver_install || exit 1
 s3rver_start "$T/s3" zf-test || exit 1
 echo "# s3rver on $S3_ENDPOINT"
 
-# the test's own identity: s3rver's built-in key pair, no user config read
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1
-export AWS_CONFIG_FILE=$T/aws-config AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials
-export AWS_PAGER="" AWS_EC2_METADATA_DISABLED=true
-unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
+s3rver_identity
 B=s3://zf-test/t1
 
 ot() { "$TOOL" --endpoint "$S3_ENDPOINT" "$@"; }

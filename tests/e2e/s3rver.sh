@@ -15,6 +15,8 @@
 #                           B...; sets S3_ENDPOINT, S3_PORT, S3_PID; the
 #                           server is killed by lib.sh's EXIT trap
 #   s3rver_stop             stop it now (idempotent)
+#   s3rver_identity         the test's own identity (s3rver's built-in key
+#                           pair) for zerofs and aws; no user config read
 #   aws_s3api ARGS...       Debian's aws CLI against the server
 #
 # Known deviations of this server from S3, which the tests account for
@@ -130,6 +132,13 @@ s3rver_stop() {
 	kill "$S3_PID" 2>/dev/null
 	wait "$S3_PID" 2>/dev/null
 	S3_PID=
+}
+
+s3rver_identity() {
+	export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1
+	export AWS_CONFIG_FILE=$T/aws-config AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials
+	export AWS_PAGER="" AWS_EC2_METADATA_DISABLED=true
+	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
 }
 
 aws_s3api() {
