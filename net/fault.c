@@ -4,11 +4,16 @@
  * For tests: fail the Nth call, fail calls at a (seeded, reproducible) rate,
  * add latency, truncate bodies of gets, switch an outage on and off (by call
  * or by the existence of a file, so that a shell test can cut the "network"
- * of a running daemon), report listed keys twice. Injected failures look
- * like the inner store's own final errors: the caller cannot tell them apart.
+ * of a running daemon), report listed keys twice, stall the gets of chosen
+ * objects (for a time, or while a file names them: a shell test picks the
+ * object and ends the stall at runtime). Injected failures look like the
+ * inner store's own final errors: the caller cannot tell them apart. A stall
+ * is invisible to the caller, so it is the one fault logged as a warning.
  *
  * Locking: fs->lock guards the parameters, the counters and the random
  * state; it is never held across a call into the inner store or a sleep.
+ * There is no shutdown to interrupt a stall for: zf_objstore_close() is the
+ * last call, made when no other call is in progress.
  * Not here: retries (the inner store does them; what comes out of this
  * wrapper is what a caller sees after them).
  */
@@ -31,7 +36,7 @@ struct fault_store {
 	struct zf_objstore base;
 	struct zf_objstore *inner;
 	pthread_mutex_t lock;
-	struct zf_objstore_fault_params p;	/* protected by lock; outage_file owned */
+	struct zf_objstore_fault_params p;	/* protected by lock; its strings owned */
 	uint64_t nth_count;	/* matching calls since p was set; protected by lock */
 	uint64_t rng;		/* splitmix64 state; protected by lock */
 	struct zf_objstore_fault_stats stats;	/* protected by lock */
@@ -65,6 +70,83 @@ static void fault_sleep_ms(unsigned int ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/*
+ * How often a stall looks whether its stall_file is still there: a test's
+ * 'rm' ends the stall within 10 ms, at 100 access(2) calls a second.
+ */
+#define STALL_POLL_MS 10
+
+/*
+ * The stall key a stall_file names: its first line without the line end.
+ * Returns 0 and *key replaced (a malloc'd string) when the file names one,
+ * 0 and *key untouched when it is empty, -errno when it cannot be read
+ * (-ENOENT: the stall is off).
+ */
+static int stall_file_key(const char *file, char **key)
+{
+	char line[ZF_OBJSTORE_KEY_MAX + 2];
+	size_t n;
+	FILE *f;
+
+	f = fopen(file, "re");
+	if (!f)
+		return -errno;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = 0;
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = 0;
+	if (n) {
+		free(*key);
+		*key = zf_strdup(line);
+	}
+	return 0;
+}
+
+/*
+ * A get of key waits here (without fs->lock) when the stall is on and key
+ * contains the stall key: stall_ms, or until the stall_file is removed.
+ */
+static void fault_stall(struct fault_store *fs, const char *key)
+{
+	char *file = NULL, *want = NULL;
+	uint64_t start, end, now;
+	unsigned int ms;
+
+	pthread_mutex_lock(&fs->lock);
+	ms = fs->p.stall_ms;
+	if (ms) {
+		want = zf_strdup(fs->p.stall_key ? fs->p.stall_key : "");
+		if (fs->p.stall_file)
+			file = zf_strdup(fs->p.stall_file);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (!ms || (file && stall_file_key(file, &want) < 0) || !strstr(key, want))
+		goto out;
+
+	pthread_mutex_lock(&fs->lock);
+	fs->stats.stalled++;
+	pthread_mutex_unlock(&fs->lock);
+	zf_warn("fault: get '%s' of '%s' stalls for %u ms%s%s%s", key, fs->base.url, ms,
+		file ? " or until '" : "", file ? file : "", file ? "' is removed" : "");
+	start = zf_mono_ns();
+	end = start + (uint64_t)ms * 1000000;
+	if (!file) {
+		fault_sleep_ms(ms);
+	} else {
+		while ((now = zf_mono_ns()) < end && access(file, F_OK) == 0) {
+			uint64_t left = (end - now + 999999) / 1000000;
+
+			fault_sleep_ms(left < STALL_POLL_MS ? (unsigned int)left : STALL_POLL_MS);
+		}
+	}
+	zf_dbg("fault: get '%s' of '%s' goes on after %llu ms", key, fs->base.url,
+	       (unsigned long long)((zf_mono_ns() - start) / 1000000));
+out:
+	free(file);
+	free(want);
 }
 
 /*
@@ -133,6 +215,7 @@ static int fault_get(struct zf_objstore *st, const char *key, uint64_t off, size
 
 	if (r)
 		return r;
+	fault_stall(fs, key);
 	r = fs->inner->ops->get(fs->inner, key, off, len, got);
 	if (r < 0 || got->len == 0)
 		return r;
@@ -216,12 +299,25 @@ static int fault_multi_del(struct zf_objstore *st, const char *const *keys, size
 	return 0;
 }
 
+/* the strings of a zf_objstore_fault_params the wrapper owns */
+static void fault_params_free(struct zf_objstore_fault_params *p)
+{
+	free((char *)p->outage_file);
+	free((char *)p->stall_key);
+	free((char *)p->stall_file);
+}
+
+static const char *strdup_or_null(const char *s)
+{
+	return s ? zf_strdup(s) : NULL;
+}
+
 static void fault_close(struct zf_objstore *st)
 {
 	struct fault_store *fs = to_fault(st);
 
 	zf_objstore_close(fs->inner);
-	free((char *)fs->p.outage_file);
+	fault_params_free(&fs->p);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->base.url);
 	free(fs);
@@ -241,9 +337,11 @@ static const struct zf_objstore_ops fault_ops = {
 /* copy p into fs->p (caller holds fs->lock or owns fs alone) */
 static void fault_apply(struct fault_store *fs, const struct zf_objstore_fault_params *p)
 {
-	free((char *)fs->p.outage_file);
+	fault_params_free(&fs->p);
 	fs->p = *p;
-	fs->p.outage_file = p->outage_file ? zf_strdup(p->outage_file) : NULL;
+	fs->p.outage_file = strdup_or_null(p->outage_file);
+	fs->p.stall_key = strdup_or_null(p->stall_key);
+	fs->p.stall_file = strdup_or_null(p->stall_file);
 	fs->rng = p->seed;
 	fs->nth_count = 0;
 }
@@ -378,8 +476,8 @@ static int parse_num(const char *v, double lo, double hi, double *ret)
 	return 0;
 }
 
-/* parse "k=v,k=v" into p; file is set to the (malloc'd) outage_file */
-static int fault_parse(char *s, struct zf_objstore_fault_params *p, char **file)
+/* parse "k=v,k=v" into p; its strings point into s */
+static int fault_parse(char *s, struct zf_objstore_fault_params *p)
 {
 	char *save = NULL, *kv;
 	double d;
@@ -415,9 +513,14 @@ static int fault_parse(char *s, struct zf_objstore_fault_params *p, char **file)
 		} else if (!strcmp(kv, "ops")) {
 			r = parse_ops(v, &p->ops);
 		} else if (!strcmp(kv, "outage_file")) {
-			free(*file);
-			*file = zf_strdup(v);
-			p->outage_file = *file;
+			p->outage_file = v;
+		} else if (!strcmp(kv, "stall_ms")) {
+			r = parse_num(v, 0, 3600000, &d);
+			p->stall_ms = (unsigned int)d;
+		} else if (!strcmp(kv, "stall_key")) {
+			p->stall_key = v;
+		} else if (!strcmp(kv, "stall_file")) {
+			p->stall_file = v;
 		} else {
 			r = -EINVAL;
 		}
@@ -433,7 +536,7 @@ int zf_objstore_fault_open(const char *url, const struct zf_objstore_opts *opts,
 	struct zf_objstore_fault_params p = { 0 };
 	const char *rest = url + strlen("fault:");
 	struct zf_objstore *inner;
-	char *params = NULL, *file = NULL;
+	char *params = NULL;
 	int r;
 
 	/* parameters come first, up to a ';', unless the inner URL starts at once */
@@ -448,7 +551,7 @@ int zf_objstore_fault_open(const char *url, const struct zf_objstore_opts *opts,
 		if (!params)
 			return -ENOMEM;
 		rest = semi + 1;
-		r = fault_parse(params, &p, &file);
+		r = fault_parse(params, &p);
 		if (r < 0) {
 			zf_err("cannot open object store '%s': bad fault parameters", url);
 			goto out_free;
@@ -459,7 +562,6 @@ int zf_objstore_fault_open(const char *url, const struct zf_objstore_opts *opts,
 		goto out_free;
 	r = zf_objstore_fault_wrap(inner, &p, ret_store);
 out_free:
-	free(file);
 	free(params);
 	return r;
 }

@@ -191,7 +191,17 @@ enum zf_objstore_op {
 /*
  * What the fault wrapper does; zeroed = pass everything through. In a URL:
  * fault:nth=3,rate=0.1,seed=7,latency=300,truncate=1,outage=1,err=ETIMEDOUT,
- *       ops=put+get,outage_file=/path,list_dup=1;<inner-url>
+ *       ops=put+get,outage_file=/path,list_dup=1,
+ *       stall_ms=20000,stall_key=seg/0000000000000003,stall_file=/path;<inner-url>
+ *
+ * A stall holds a get (whole or ranged) whose key contains the stall key for
+ * stall_ms before it goes to the inner store, as a server that takes that
+ * long to answer for one object; other calls pass. With a stall_file, gets
+ * stall only while that file exists, its first line (when not empty) is the
+ * stall key, and a stall in progress ends as soon as the file is removed:
+ * a shell test switches stalls on and off, and picks the object, at runtime.
+ * No stall key at all: every get stalls. Each stall logs one warning
+ * ("fault: get '<key>' of '<url>' stalls ..."), which a test can wait for.
  */
 struct zf_objstore_fault_params {
 	unsigned long fail_nth;	/* fail the Nth matching call (1-based) after these
@@ -207,6 +217,11 @@ struct zf_objstore_fault_params {
 	unsigned int ops;	/* ZF_OBJSTORE_OP_* mask the faults apply to; 0: all */
 	int list_dup;		/* list reports every key twice (a server that repeats
 				 * keys across pages) */
+	unsigned int stall_ms;	/* a matching get waits this long; 0: no stalls */
+	const char *stall_key;	/* gets whose key contains this stall (copied);
+				 * NULL or "": every get */
+	const char *stall_file;	/* stall only while this file exists; its first
+				 * line, if not empty, replaces stall_key (copied) */
 };
 
 /*
@@ -226,6 +241,7 @@ struct zf_objstore_fault_stats {
 	uint64_t calls;		/* calls seen */
 	uint64_t injected;	/* failures injected (outage included) */
 	uint64_t truncated;	/* bodies truncated */
+	uint64_t stalled;	/* gets stalled (counted when the stall begins) */
 };
 int zf_objstore_fault_stats(struct zf_objstore *st, struct zf_objstore_fault_stats *ret);
 
