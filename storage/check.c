@@ -559,7 +559,7 @@ static void check_chunks(struct ck *ck)
 			continue;
 		}
 		if (!c->sc) {
-			if (c->raw_off + (uint64_t)c->len > fs->pack.len) {
+			if (!c->pk || c->raw_off + (uint64_t)c->len > c->pk->raw.len) {
 				chunk_hex(c, hex);
 				ck_problem(ck, "chunk %s: not in any super-chunk", hex);
 			}

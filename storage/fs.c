@@ -4,7 +4,9 @@
  * group commit, checkpoints and close.
  *
  * Commit order (invariant 1 of DESIGN.md), in fs_commit():
- *   1. the packer's chunks become a super-chunk in the open segment,
+ *   1. the filling pack is submitted and every submitted pack is appended
+ *      to the open segment and reaped (fs_pipe.c): each gets its
+ *      super-chunk record before any record that references its chunks,
  *   2. zf_segstore_sync(): segment data (and new segment files) durable,
  *   3. zf_mlog_commit(): super-chunk records first, then every complete
  *      transaction, one write and one fdatasync.
@@ -1221,6 +1223,7 @@ static void fs_free(struct zf_fs *fs)
 
 	if (!fs)
 		return;
+	fs_pipe_stop(fs); /* first: workers read the chunks of their packs */
 	zf_htab_foreach(&fs->inodes, e)
 	{
 		struct zf_inode *in = e->val;
@@ -1234,8 +1237,11 @@ static void fs_free(struct zf_fs *fs)
 	for (i = 0; i < fs->nscs; i++)
 		free(fs->scs[i]);
 	free(fs->scs);
-	free(fs->pack_chunks);
-	zf_buf_free(&fs->pack);
+	if (fs->pack) {
+		zf_buf_free(&fs->pack->raw);
+		free(fs->pack->chunks);
+		free(fs->pack);
+	}
 	zf_buf_free(&fs->pending_seal);
 	free(fs->salv);
 	zf_mlog_close(fs->log);
@@ -1436,6 +1442,9 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	if (!fs->readonly) {
 		reclaim_orphans(fs);
 		r = fs_commit(fs);
+		/* the workers start on first use, after a daemon's fork; a
+		 * salvaging open appends inline: repair is one thread's work */
+		fs->pipe_threads = fs->salvage ? -1 : (int)o.threads;
 		if (r < 0)
 			goto fail;
 	}
@@ -1491,40 +1500,6 @@ void fs_log_sc(struct zf_fs *fs, uint8_t type, const struct zf_sc_loc *loc,
 	zf_buf_free(&b);
 }
 
-int fs_pack_flush(struct zf_fs *fs)
-{
-	struct zf_sc_chunk *tab;
-	struct zf_sc_loc loc;
-	uint64_t sealed = 0;
-	uint32_t i, off = 0;
-	int r;
-
-	if (!fs->pack_n)
-		return 0;
-	tab = zf_malloc(fs->pack_n * sizeof(*tab));
-	for (i = 0; i < fs->pack_n; i++) {
-		tab[i].id = fs->pack_chunks[i]->id;
-		tab[i].len = fs->pack_chunks[i]->len;
-	}
-	r = zf_segstore_append(fs->seg, tab, fs->pack_n, fs->pack.p, fs->pack.len, &loc, &sealed);
-	free(tab);
-	if (r < 0) {
-		zf_err("cannot append to segment store of '%s': %s", fs->dev_dir, strerror(-r));
-		return r;
-	}
-	for (i = 0; i < fs->pack_n; i++) {
-		ZF_BUG_ON(fs->pack_chunks[i]->raw_off != off);
-		off += fs->pack_chunks[i]->len;
-	}
-	fs_log_sc(fs, ZF_REC_SC, &loc, fs->pack_chunks, fs->pack_n);
-	fs->pack_n = 0;
-	fs->pack.len = 0;
-	if (sealed)
-		fs_log_seal(fs, sealed);
-	return 0;
-}
-
-
 int fs_commit(struct zf_fs *fs)
 {
 	uint64_t seq0;
@@ -1532,9 +1507,12 @@ int fs_commit(struct zf_fs *fs)
 
 	if (fs->readonly)
 		return 0;
-	if (zf_mlog_pending(fs->log) == 0 && fs->pack_n == 0)
+	if (zf_mlog_pending(fs->log) == 0 && !fs->pack && !fs_pipe_pending(fs))
 		return 0;
-	r = fs_pack_flush(fs);
+	/* every chunk a pending record references gets its super-chunk record */
+	r = fs_pack_submit(fs);
+	if (r == 0)
+		r = fs_pipe_reap(fs, 1);
 	if (r == 0)
 		r = zf_segstore_sync(fs->seg);
 	seq0 = zf_mlog_next_seq(fs->log);
@@ -1957,7 +1935,13 @@ uint64_t zf_fs_buffered_bytes(struct zf_fs *fs)
 	uint64_t n;
 
 	pthread_mutex_lock(&fs->lock);
-	n = fs->dirty_bytes + fs->pack.len;
+	n = fs->dirty_bytes + (fs->pack ? fs->pack->raw.len : 0);
+	if (fs->pipe) {
+		struct zf_pipe_stats ps;
+
+		fs_pipe_stats(fs, &ps);
+		n += ps.inflight_bytes;
+	}
 	pthread_mutex_unlock(&fs->lock);
 	return n;
 }

@@ -66,6 +66,7 @@ struct zf_open_opts {
 	uint64_t dirty_bytes;	/* buffered write data before flushing (0 = 64 MiB) */
 	uint64_t ckpt_bytes;	/* log bytes that trigger a checkpoint (0 = 64 MiB) */
 	int zstd_level;		/* 0 = the level given at mkfs */
+	unsigned int threads;	/* compression and read-ahead workers (0 = one per CPU) */
 	/* fsck: load what verifies; skip damaged frames and records that do
 	 * not apply (each noted for zf_fs_check) instead of failing -EBADMSG */
 	int salvage;

@@ -210,7 +210,7 @@ int fs_chunk_read(struct zf_fs *fs, const struct zf_chunk *c, uint32_t coff, uin
 	if (!zf_chunk_readable(c))
 		return -EIO; /* damaged: never wrong bytes (the caller logs) */
 	if (!c->sc) {
-		memcpy(dst, fs->pack.p + c->raw_off + coff, len);
+		memcpy(dst, c->pk->raw.p + c->raw_off + coff, len);
 		return 0;
 	}
 	return zf_segstore_read_chunk(fs->seg, &c->sc->loc, &want, c->raw_off, coff, len, dst);
@@ -290,7 +290,7 @@ static ssize_t plan_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, ui
 			return -EIO;
 		}
 		if (!e->c->sc) {
-			memcpy(buf + (a - off), fs->pack.p + e->c->raw_off + e->coff + (a - e->off),
+			memcpy(buf + (a - off), e->c->pk->raw.p + e->c->raw_off + e->coff + (a - e->off),
 			       b - a);
 		} else {
 			if (n == cap) {
@@ -324,6 +324,47 @@ static int dirty_overlaps(const struct zf_file *f, uint64_t off, size_t len)
 	return 0;
 }
 
+/*
+ * Read-ahead of local data: a reader that continues where the last read
+ * ended gets the super-chunks of the next ZF_RA_BYTES of the file
+ * decompressed by the pipeline's workers while the kernel copies this
+ * reply, so a sequential reader of compressed data uses every core. At
+ * most ZF_RA_MAX super-chunks are asked for per read (fs->lock held).
+ */
+#define ZF_RA_BYTES (2 * ZF_PACK_BYTES)
+#define ZF_RA_MAX 4
+
+static size_t plan_readahead(struct zf_file *f, uint64_t off, size_t len,
+			     struct zf_sc_loc *ret_locs)
+{
+	uint64_t end = off + len, until = end + ZF_RA_BYTES;
+	size_t n = 0;
+	uint32_t i;
+
+	if (off != f->ra_next) {
+		f->ra_next = end;
+		f->ra_until = end;
+		return 0; /* not sequential (yet) */
+	}
+	f->ra_next = end;
+	if (f->ra_until < end)
+		f->ra_until = end;
+	if (f->ra_until >= until)
+		return 0;
+	for (i = ext_first_after_pub(f, f->ra_until); i < f->n && n < ZF_RA_MAX; i++) {
+		const struct zf_extent *e = &f->ext[i];
+
+		if (e->off >= until)
+			break;
+		if (!e->c->sc || (n && ret_locs[n - 1].seg == e->c->sc->loc.seg &&
+				  ret_locs[n - 1].off == e->c->sc->loc.off))
+			continue;
+		ret_locs[n++] = e->c->sc->loc;
+	}
+	f->ra_until = i < f->n && n == ZF_RA_MAX ? f->ext[i].off : until;
+	return n;
+}
+
 /* has gc removed a segment file since gen was read? */
 static int seg_gen_moved(struct zf_fs *fs, uint64_t gen)
 {
@@ -338,6 +379,8 @@ static int seg_gen_moved(struct zf_fs *fs, uint64_t gen)
 ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off)
 {
 	struct read_piece *pieces = NULL;
+	struct zf_sc_loc ra[ZF_RA_MAX];
+	size_t nra = 0;
 	struct zf_inode *in;
 	struct zf_file *f;
 	size_t npieces = 0, k;
@@ -375,6 +418,8 @@ again:
 			r = n;
 		else
 			npieces = n;
+		if (n > 0 && fs_pipe_get(fs))
+			nra = plan_readahead(f, off, len, ra);
 		goto out;
 	}
 	/* logged bytes beyond the logged size are none: zeros until overlaid */
@@ -400,6 +445,8 @@ again:
 	r = len;
 out:
 	pthread_mutex_unlock(&fs->lock);
+	for (k = 0; k < nra; k++)
+		fs_pipe_readahead(fs, &ra[k]);
 	for (k = 0; k < npieces && r >= 0; k++) {
 		struct read_piece *p = &pieces[k];
 		int e = zf_segstore_read_chunk(fs->seg, &p->loc, &p->want, p->chunk_off, p->coff,
@@ -441,6 +488,7 @@ static int all_zero(const uint8_t *p, size_t len)
 /* look up or create the chunk for bytes p[0..len) (new ones go to the packer) */
 static int chunk_get(struct zf_fs *fs, const uint8_t *p, uint32_t len, struct zf_chunk **ret)
 {
+	struct zf_pack *pk;
 	struct zf_chunk_id id;
 	struct zf_chunk *c;
 	int r;
@@ -455,11 +503,12 @@ static int chunk_get(struct zf_fs *fs, const uint8_t *p, uint32_t len, struct zf
 		*ret = c;
 		return 0;
 	}
-	if (fs->pack_n && fs->pack.len + len > ZF_PACK_BYTES) {
-		r = fs_pack_flush(fs);
+	if (fs->pack && fs->pack->n && fs->pack->raw.len + len > ZF_PACK_BYTES) {
+		r = fs_pack_submit(fs);
 		if (r < 0)
 			return r;
 	}
+	pk = fs_pack_cur(fs);
 	if (c) {
 		/*
 		 * A damaged chunk is never shared: these bytes are a fresh copy,
@@ -476,13 +525,14 @@ static int chunk_get(struct zf_fs *fs, const uint8_t *p, uint32_t len, struct zf
 		zf_htab_insert(&fs->chunks, zf_get64_id(&id), c);
 	}
 	c->len = len;
-	c->raw_off = fs->pack.len;
-	zf_buf_add(&fs->pack, p, len);
-	if (fs->pack_n == fs->pack_cap) {
-		fs->pack_cap = fs->pack_cap ? fs->pack_cap * 2 : 64;
-		fs->pack_chunks = zf_realloc(fs->pack_chunks, fs->pack_cap * sizeof(*fs->pack_chunks));
+	c->raw_off = pk->raw.len;
+	c->pk = pk;
+	zf_buf_add(&pk->raw, p, len);
+	if (pk->n == pk->cap) {
+		pk->cap = pk->cap ? pk->cap * 2 : 64;
+		pk->chunks = zf_realloc(pk->chunks, pk->cap * sizeof(*pk->chunks));
 	}
-	fs->pack_chunks[fs->pack_n++] = c;
+	pk->chunks[pk->n++] = c;
 	*ret = c;
 	return 0;
 }
@@ -715,7 +765,10 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 		if (r < 0)
 			return r;
 	}
+	/* and while the compression workers are behind */
+	fs_pipe_throttle(fs);
 	pthread_mutex_lock(&fs->lock);
+	fs_pipe_reap(fs, 0);
 	in = fs_inode(fs, ino);
 	if (!in) {
 		r = -ENOENT;

@@ -23,6 +23,7 @@
 #include "common/htab.h"
 #include "storage/chunker.h"
 #include "storage/fs.h"
+#include "storage/fs_pipe.h"
 #include "storage/mlog.h"
 #include "storage/segstore.h"
 
@@ -42,8 +43,9 @@ struct zf_sc {
 
 struct zf_chunk {
 	struct zf_chunk_id id;
-	struct zf_sc *sc;	/* NULL while the bytes wait in the packer, or when lost */
-	uint32_t raw_off;	/* in the super-chunk, or in the packer */
+	struct zf_sc *sc;	/* NULL while the bytes wait in a pack, or when lost */
+	struct zf_pack *pk;	/* the pack holding the bytes until its record is logged */
+	uint32_t raw_off;	/* in the super-chunk, or in the pack */
 	uint32_t len;		/* lost: the furthest byte an extent maps */
 	uint32_t refs;		/* extents referencing it */
 	uint32_t ckpt_refs;	/* count the checkpoint claimed (UINT32_MAX: none) */
@@ -87,6 +89,8 @@ struct zf_file {
 	uint64_t mapped;	/* bytes covered by extents */
 	struct zf_wbuf *wb;	/* NULL when nothing is buffered */
 	uint32_t tail_cut;	/* last extent ends at EOF, not at a content cut */
+	uint64_t ra_next;	/* where the last read ended: the next one is sequential */
+	uint64_t ra_until;	/* read-ahead asked for up to here */
 };
 
 struct zf_dirent {
@@ -173,10 +177,10 @@ struct zf_fs {
 	/* segments as the log knows them */
 	uint64_t open_seg, open_end, last_sealed;
 
-	/* super-chunk packer: new chunks' bytes until ZF_PACK_BYTES */
-	struct zf_buf pack;
-	struct zf_chunk **pack_chunks;
-	uint32_t pack_n, pack_cap;
+	/* new chunks' bytes until ZF_PACK_BYTES (fs_pipe.h); NULL: none yet */
+	struct zf_pack *pack;
+	struct zf_pipe *pipe;	/* compression and read-ahead workers (fs_pipe_get) */
+	int pipe_threads;	/* how many to start (0: one per CPU); -1: none */
 
 	/* buffered writes */
 	struct zf_inode *dirty_files;
@@ -223,7 +227,6 @@ void rec_extents(struct zf_buf *b, uint64_t ino, uint64_t start, uint64_t end,
 /* apply one record to the table; -EBADMSG (logged) if it does not fit */
 int fs_apply(struct zf_fs *fs, const struct zf_frame *f);
 struct zf_chunk *fs_chunk_find(struct zf_fs *fs, const struct zf_chunk_id *id);
-int fs_pack_flush(struct zf_fs *fs);
 /* chunk c leaves its super-chunk (one left without chunks is forgotten) */
 void fs_chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c);
 /* sorted, distinct ids of the segments the table references, the open one

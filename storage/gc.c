@@ -238,7 +238,10 @@ static int move_batch(struct gc *g, struct move *mv, const int *ok, size_t n, ui
 		pos += c->len;
 		k++;
 	}
-	if (k) {
+	/* writers' packs in flight go to the segment first: appends and their
+	 * records stay in one order */
+	r = fs_pipe_reap(fs, 1);
+	if (k && r == 0) {
 		r = zf_segstore_append(fs->seg, tab, k, raw, pos, &loc, &sealed);
 		if (r == 0) {
 			fs_log_sc(fs, ZF_REC_SC_MOVE, &loc, cs, k);

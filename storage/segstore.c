@@ -22,9 +22,10 @@
  * Locking. Order: st->wlock -> st->lock -> st->cache_lock; st->dlock is a
  * leaf. Readers never take wlock.
  *  - wlock serialises writers (append, seal, sync, resume) and guards the
- *    writer state: the open segment, next id, the zstd compression context
- *    and the write buffer. Compression and disk writes run under wlock only,
- *    so a reader missing the cache is never stuck behind a slow append.
+ *    writer state: the open segment, next id, and append()'s compressor.
+ *    Disk writes run under wlock only, so a reader missing the cache is
+ *    never stuck behind a slow append. Compression for the core's write
+ *    pipeline runs under no lock at all (zf_sc_packer_build()).
  *  - lock guards the fd cache and the segment counters of the stats.
  *  - cache_lock guards the super-chunk cache. Entries are refcounted: a
  *    reader pins one, copies out without the lock, and unpins it.
@@ -75,6 +76,9 @@
 /* idle zstd decompression contexts kept (~100 KiB each), about one per
  * FUSE worker thread that can miss the cache at the same time */
 #define ZF_SEG_DCTX_POOL 4
+
+/* read-aheads loading at once: one per pipeline worker is plenty */
+#define ZF_SEG_LOADING_MAX 8
 
 /* smallest hash table of the super-chunk cache; one bucket per 64 KiB of
  * cache bound above that keeps chains short for super-chunks of >= 64 KiB */
@@ -152,9 +156,8 @@ struct zf_segstore {
 
 	/* writer state; see "Locking" above */
 	pthread_mutex_t wlock;
-	ZSTD_CCtx *cctx;	/* protected by wlock */
-	uint8_t *wbuf;		/* protected by wlock: record being built */
-	size_t wbuf_cap;	/* protected by wlock */
+	struct zf_sc_packer *pk; /* protected by wlock: append()'s compressor */
+	struct zf_sc_image wimg; /* protected by wlock: append()'s super-chunk */
 	int wfd;		/* protected by wlock: open segment, -1: none */
 	uint64_t wseg;		/* protected by wlock: its id */
 	uint64_t wend;		/* protected by wlock: end of its last sc */
@@ -180,6 +183,10 @@ struct zf_segstore {
 	uint64_t cache_max;
 	uint64_t cache_used;	/* protected by cache_lock: entries in table */
 	uint64_t hits, misses;	/* protected by cache_lock */
+	struct {
+		uint64_t seg, off;	/* seg 0: free slot */
+	} loading[ZF_SEG_LOADING_MAX];	/* protected by cache_lock: read-aheads at work */
+	pthread_cond_t loaded;	/* with cache_lock: a read-ahead finished */
 
 	pthread_mutex_t dlock;
 	ZSTD_DCtx *dpool[ZF_SEG_DCTX_POOL]; /* protected by dlock */
@@ -458,12 +465,10 @@ static void zf_cache_remove_locked(struct zf_segstore *st, struct zf_scent *e)
 	zf_scent_unref_locked(e);
 }
 
-/* a pinned entry for (seg, off), or NULL; counts the hit or miss */
-static struct zf_scent *zf_cache_get(struct zf_segstore *st, uint64_t seg, uint64_t off)
+static struct zf_scent *zf_cache_find_locked(struct zf_segstore *st, uint64_t seg, uint64_t off)
 {
 	struct zf_scent *e;
 
-	pthread_mutex_lock(&st->cache_lock);
 	for (e = st->buckets[zf_cache_bucket(st, seg, off)]; e; e = e->hnext)
 		if (e->seg == seg && e->off == off)
 			break;
@@ -471,10 +476,37 @@ static struct zf_scent *zf_cache_get(struct zf_segstore *st, uint64_t seg, uint6
 		e->refs++;
 		zf_link_del(&e->lru);
 		zf_link_add_head(&st->lru, &e->lru);
-		st->hits++;
-	} else {
-		st->misses++;
 	}
+	return e;
+}
+
+/* is (seg, off) being loaded by another thread? (cache_lock held) */
+static bool zf_cache_loading_locked(struct zf_segstore *st, uint64_t seg, uint64_t off)
+{
+	unsigned int i;
+
+	for (i = 0; i < ZF_SEG_LOADING_MAX; i++)
+		if (st->loading[i].seg == seg && st->loading[i].off == off)
+			return true;
+	return false;
+}
+
+/*
+ * A pinned entry for (seg, off), or NULL; counts the hit or miss. A
+ * super-chunk another thread is loading (a read-ahead worker, say) is waited
+ * for instead of being decompressed twice.
+ */
+static struct zf_scent *zf_cache_get(struct zf_segstore *st, uint64_t seg, uint64_t off)
+{
+	struct zf_scent *e;
+
+	pthread_mutex_lock(&st->cache_lock);
+	while (!(e = zf_cache_find_locked(st, seg, off)) && zf_cache_loading_locked(st, seg, off))
+		pthread_cond_wait(&st->loaded, &st->cache_lock);
+	if (e)
+		st->hits++;
+	else
+		st->misses++;
 	pthread_mutex_unlock(&st->cache_lock);
 	return e;
 }
@@ -808,15 +840,24 @@ static int zf_sc_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	return r;
 }
 
-/* the cached, verified super-chunk at loc (a reference the caller puts) */
-static int zf_cache_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
-			 struct zf_scent **ret_e)
+/*
+ * The cached, verified super-chunk at loc (a reference the caller puts).
+ * The read-ahead that claimed loc (ahead) does not wait for itself.
+ */
+static int zf_cache_load_as(struct zf_segstore *st, const struct zf_sc_loc *loc,
+			    struct zf_scent **ret_e, bool ahead)
 {
 	struct zf_scent *e;
 	uint32_t i, off = 0;
 	int r;
 
-	e = zf_cache_get(st, loc->seg, loc->off);
+	if (ahead) {
+		pthread_mutex_lock(&st->cache_lock);
+		e = zf_cache_find_locked(st, loc->seg, loc->off);
+		pthread_mutex_unlock(&st->cache_lock);
+	} else {
+		e = zf_cache_get(st, loc->seg, loc->off);
+	}
 	if (e && (e->disk_len != loc->disk_len || e->raw_len != loc->raw_len)) {
 		/* the cached super-chunk was verified: the location is wrong */
 		zf_cache_put(st, e);
@@ -841,6 +882,49 @@ static int zf_cache_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	}
 	*ret_e = e;
 	return 0;
+}
+
+static int zf_cache_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
+			 struct zf_scent **ret_e)
+{
+	return zf_cache_load_as(st, loc, ret_e, false);
+}
+
+int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc)
+{
+	struct zf_scent *e;
+	unsigned int slot;
+	int r;
+
+	if (!loc || loc->seg == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&st->cache_lock);
+	e = zf_cache_find_locked(st, loc->seg, loc->off);
+	if (e || zf_cache_loading_locked(st, loc->seg, loc->off)) {
+		if (e)
+			zf_scent_unref_locked(e);
+		pthread_mutex_unlock(&st->cache_lock);
+		return 0;
+	}
+	for (slot = 0; slot < ZF_SEG_LOADING_MAX && st->loading[slot].seg; slot++)
+		;
+	if (slot == ZF_SEG_LOADING_MAX) { /* enough in progress already */
+		pthread_mutex_unlock(&st->cache_lock);
+		return 0;
+	}
+	st->loading[slot].seg = loc->seg;
+	st->loading[slot].off = loc->off;
+	pthread_mutex_unlock(&st->cache_lock);
+
+	r = zf_cache_load_as(st, loc, &e, true);
+	if (r == 0)
+		zf_cache_put(st, e);
+
+	pthread_mutex_lock(&st->cache_lock);
+	st->loading[slot].seg = 0;
+	pthread_cond_broadcast(&st->loaded);
+	pthread_mutex_unlock(&st->cache_lock);
+	return r < 0 ? r : 1;
 }
 
 int zf_segstore_read(struct zf_segstore *st, const struct zf_sc_loc *loc, uint32_t raw_off,
@@ -1106,6 +1190,7 @@ int zf_segstore_open(int dirfd, const uint8_t fsid[16], const struct zf_chunker 
 	pthread_mutex_init(&st->wlock, NULL);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->cache_lock, NULL);
+	pthread_cond_init(&st->loaded, NULL);
 	pthread_mutex_init(&st->dlock, NULL);
 	zf_link_init(&st->fds);
 	zf_link_init(&st->lru);
@@ -1116,14 +1201,9 @@ int zf_segstore_open(int dirfd, const uint8_t fsid[16], const struct zf_chunker 
 	st->nbuckets = nb;
 	st->buckets = zf_calloc(nb, sizeof(*st->buckets));
 
-	st->cctx = ZSTD_createCCtx();
-	if (!st->cctx) {
+	st->pk = zf_sc_packer_new();
+	if (!st->pk) {
 		r = -ENOMEM;
-		goto out_close;
-	}
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(st->cctx, ZSTD_c_compressionLevel, st->level)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(st->cctx, ZSTD_c_contentSizeFlag, 1))) {
-		r = -EINVAL;
 		goto out_close;
 	}
 
@@ -1161,11 +1241,12 @@ void zf_segstore_close(struct zf_segstore *st)
 	zf_segfd_flush(st);
 	for (i = 0; i < st->ndpool; i++)
 		ZSTD_freeDCtx(st->dpool[i]);
-	ZSTD_freeCCtx(st->cctx);
+	zf_sc_packer_free(st->pk);
+	zf_sc_image_free(&st->wimg);
 	free(st->buckets);
-	free(st->wbuf);
 	close(st->dirfd);
 	pthread_mutex_destroy(&st->dlock);
+	pthread_cond_destroy(&st->loaded);
 	pthread_mutex_destroy(&st->cache_lock);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->wlock);
@@ -1272,40 +1353,126 @@ static int zf_seg_seal_locked(struct zf_segstore *st, uint64_t *ret_sealed)
 	return 0;
 }
 
+/* ---- building super-chunks (any thread) ---- */
+
 /*
- * Build header + table + payload in st->wbuf; returns the disk length.
- * Compression gets a destination one byte short of the break-even size
- * (raw_len - raw_len/32): a frame that would not save at least 1/32 fails
- * with dstSize_tooSmall and the payload is stored raw, since a barely
- * smaller frame costs a decompression on every cache miss for nothing.
+ * A compression context. Building is the CPU-heavy half of an append, so it
+ * runs outside every store lock, on whichever thread owns the packer (the
+ * core's compression workers each take one; append() uses the store's own
+ * under wlock).
  */
-static uint32_t zf_sc_build(struct zf_segstore *st, const struct zf_sc_chunk *chunks,
-			    uint32_t n, const void *raw, uint32_t raw_len, uint64_t seg)
+struct zf_sc_packer {
+	ZSTD_CCtx *cctx;
+	int level;		/* level cctx is set to */
+};
+
+struct zf_sc_packer *zf_sc_packer_new(void)
+{
+	struct zf_sc_packer *pk = zf_calloc(1, sizeof(*pk));
+
+	pk->cctx = ZSTD_createCCtx();
+	if (!pk->cctx ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(pk->cctx, ZSTD_c_contentSizeFlag, 1))) {
+		zf_sc_packer_free(pk);
+		return NULL;
+	}
+	pk->level = INT32_MIN;
+	return pk;
+}
+
+void zf_sc_packer_free(struct zf_sc_packer *pk)
+{
+	if (!pk)
+		return;
+	ZSTD_freeCCtx(pk->cctx);
+	free(pk);
+}
+
+void zf_sc_image_free(struct zf_sc_image *img)
+{
+	if (!img)
+		return;
+	free(img->p);
+	memset(img, 0, sizeof(*img));
+}
+
+/*
+ * Compress src into dst[0..cap): the frame length, or 0 when it does not
+ * fit (the data does not shrink enough to be worth a decompression).
+ */
+static size_t zf_sc_zstd(struct zf_sc_packer *pk, void *dst, size_t cap, const void *src,
+			 size_t len)
+{
+	size_t z = ZSTD_compress2(pk->cctx, dst, cap, src, len);
+
+	if (!ZSTD_isError(z))
+		return z;
+	if (ZSTD_getErrorCode(z) != ZSTD_error_dstSize_tooSmall)
+		zf_warn("zstd compression failed, storing raw: %s", ZSTD_getErrorName(z));
+	/* ZSTD_compress2() starts a new frame on every call: cctx is reusable */
+	return 0;
+}
+
+/*
+ * Is this payload worth compressing? Two 64 KiB samples (start and middle)
+ * are tried first: media, archives and encrypted data fail both at a
+ * fraction of the cost of compressing 4 MiB only to store it raw. A payload
+ * whose samples do not shrink by 1/32 is stored raw; one that compresses
+ * only elsewhere loses that gain, which is rare in real files.
+ */
+#define ZF_SC_SAMPLE (64u << 10)
+
+static bool zf_sc_compressible(struct zf_sc_packer *pk, const uint8_t *raw, uint32_t raw_len,
+			       uint8_t *scratch)
+{
+	const size_t cap = ZF_SC_SAMPLE - ZF_SC_SAMPLE / 32 - 1;
+
+	if (raw_len < 4 * ZF_SC_SAMPLE)
+		return true; /* small: the whole try is as cheap as the samples */
+	return zf_sc_zstd(pk, scratch, cap, raw, ZF_SC_SAMPLE) ||
+	       zf_sc_zstd(pk, scratch, cap, raw + raw_len / 2, ZF_SC_SAMPLE);
+}
+
+int zf_sc_packer_build(struct zf_sc_packer *pk, int level, const struct zf_sc_chunk *chunks,
+		       uint32_t n, const void *raw, uint32_t raw_len, struct zf_sc_image *img)
 {
 	size_t tlen = (size_t)n * ZF_SC_ENT_SIZE;
 	size_t need = ZF_SC_HDR_SIZE + tlen + raw_len;
 	size_t cap = raw_len - raw_len / 32 - 1;
+	uint64_t sum = 0;
 	uint8_t *p, *payload;
 	uint16_t flags = 0;
-	uint32_t i, stored;
-	size_t z;
+	uint32_t i, stored = 0;
 
-	if (st->wbuf_cap < need) {
-		free(st->wbuf);
-		st->wbuf = zf_malloc(need);
-		st->wbuf_cap = need;
+	if (!chunks || !raw || n == 0 || n > ZF_SC_CHUNKS_MAX || raw_len == 0 ||
+	    raw_len > ZF_SC_RAW_MAX)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (chunks[i].len == 0)
+			return -EINVAL;
+		sum += chunks[i].len;
 	}
-	p = st->wbuf;
+	if (sum != raw_len)
+		return -EINVAL;
+	if (level != pk->level) {
+		if (ZSTD_isError(ZSTD_CCtx_setParameter(pk->cctx, ZSTD_c_compressionLevel, level)))
+			return -EINVAL;
+		pk->level = level;
+	}
+	if (img->cap < need) {
+		free(img->p);
+		img->p = zf_malloc(need);
+		img->cap = need;
+	}
+	p = img->p;
 	payload = p + ZF_SC_HDR_SIZE + tlen;
 
-	z = cap ? ZSTD_compress2(st->cctx, payload, cap, raw, raw_len) : 0;
-	if (cap && !ZSTD_isError(z)) {
+	/* the breakeven rule: a frame that saves less than 1/32 is not kept */
+	if (cap && zf_sc_compressible(pk, raw, raw_len, payload))
+		stored = (uint32_t)zf_sc_zstd(pk, payload, cap, raw, raw_len);
+	if (stored) {
 		flags |= ZF_SC_F_ZSTD;
-		stored = (uint32_t)z;
 	} else {
-		if (cap && ZSTD_getErrorCode(z) != ZSTD_error_dstSize_tooSmall)
-			zf_warn("zstd compression failed, storing raw: %s", ZSTD_getErrorName(z));
-		/* ZSTD_compress2() starts a new frame on every call: cctx is reusable */
 		memcpy(payload, raw, raw_len);
 		stored = raw_len;
 	}
@@ -1323,48 +1490,40 @@ static uint32_t zf_sc_build(struct zf_segstore *st, const struct zf_sc_chunk *ch
 	zf_put32(p + ZF_SC_RAW_LEN_OFF, raw_len);
 	zf_put32(p + ZF_SC_STORED_LEN_OFF, stored);
 	zf_put32(p + 20, 0);
-	zf_put64(p + ZF_SC_SEG_OFF, seg);
+	zf_put64(p + ZF_SC_SEG_OFF, 0); /* and the header checksum: set by the append */
 	zf_put64(p + ZF_SC_PCSUM_OFF, XXH3_64bits(payload, stored));
-	zf_put64(p + ZF_SC_HCSUM_OFF, zf_sc_hdr_csum(p, n));
-	return (uint32_t)(ZF_SC_HDR_SIZE + tlen + stored);
+	img->len = (uint32_t)(ZF_SC_HDR_SIZE + tlen + stored);
+	img->raw_len = raw_len;
+	img->n = n;
+	return 0;
 }
 
-int zf_segstore_append(struct zf_segstore *st, const struct zf_sc_chunk *chunks, uint32_t n,
-		       const void *raw, uint32_t raw_len, struct zf_sc_loc *ret_loc,
-		       uint64_t *ret_sealed)
+/* ---- appending ---- */
+
+/* append a built super-chunk to the open segment (wlock held) */
+static int zf_seg_append_locked(struct zf_segstore *st, struct zf_sc_image *img,
+				struct zf_sc_loc *ret_loc, uint64_t *ret_sealed)
 {
-	uint64_t sum = 0, sealed = 0, off;
+	uint64_t sealed = 0, off;
 	bool created = false;
 	char name[32];
-	uint32_t i, disk_len;
+	uint8_t *p = img->p;
 	int r;
 
-	if (!chunks || !raw || !ret_loc || n == 0 || n > ZF_SC_CHUNKS_MAX || raw_len == 0 ||
-	    raw_len > ZF_SC_RAW_MAX)
-		return -EINVAL;
-	for (i = 0; i < n; i++) {
-		if (chunks[i].len == 0)
-			return -EINVAL;
-		sum += chunks[i].len;
-	}
-	if (sum != raw_len)
-		return -EINVAL;
-
-	pthread_mutex_lock(&st->wlock);
-	if (st->werr) {
-		r = st->werr;
-		goto out_unlock;
-	}
+	if (st->werr)
+		return st->werr;
 	if (st->wfd < 0) {
 		r = zf_seg_create(st);
 		if (r < 0)
-			goto out_unlock;
+			return r;
 		created = true;
 	}
 	zf_segstore_name(st->wseg, name, sizeof(name));
-	disk_len = zf_sc_build(st, chunks, n, raw, raw_len, st->wseg);
+	/* the segment id is only known now; it is covered by the header checksum */
+	zf_put64(p + ZF_SC_SEG_OFF, st->wseg);
+	zf_put64(p + ZF_SC_HCSUM_OFF, zf_sc_hdr_csum(p, img->n));
 	off = st->wend;
-	r = zf_pwrite_full(st->wfd, st->wbuf, disk_len, (off_t)off);
+	r = zf_pwrite_full(st->wfd, p, img->len, (off_t)off);
 	if (r < 0) {
 		zf_err("cannot append to segment '%s' at offset %" PRIu64 ": %s", name, off,
 		       strerror(-r));
@@ -1375,22 +1534,22 @@ int zf_segstore_append(struct zf_segstore *st, const struct zf_sc_chunk *chunks,
 			       strerror(errno));
 			zf_seg_fail(st, -errno);
 		}
-		goto out_unlock;
+		return r;
 	}
-	st->wend += disk_len;
+	st->wend += img->len;
 	st->wnsc++;
-	st->wraw += raw_len;
+	st->wraw += img->raw_len;
 	st->wdirty = true;
 	pthread_mutex_lock(&st->lock);
-	st->disk_bytes += disk_len;
-	st->raw_bytes += raw_len;
-	st->stored_bytes += disk_len;
+	st->disk_bytes += img->len;
+	st->raw_bytes += img->raw_len;
+	st->stored_bytes += img->len;
 	pthread_mutex_unlock(&st->lock);
 
 	ret_loc->seg = st->wseg;
 	ret_loc->off = off;
-	ret_loc->disk_len = disk_len;
-	ret_loc->raw_len = raw_len;
+	ret_loc->disk_len = img->len;
+	ret_loc->raw_len = img->raw_len;
 
 	/*
 	 * The super-chunk is appended whatever happens to the seal: a failed
@@ -1401,8 +1560,34 @@ int zf_segstore_append(struct zf_segstore *st, const struct zf_sc_chunk *chunks,
 		sealed = 0;
 	if (ret_sealed)
 		*ret_sealed = sealed;
-	r = 0;
-out_unlock:
+	return 0;
+}
+
+int zf_segstore_append_image(struct zf_segstore *st, struct zf_sc_image *img,
+			     struct zf_sc_loc *ret_loc, uint64_t *ret_sealed)
+{
+	int r;
+
+	if (!img || !img->p || !ret_loc || img->len < ZF_SC_HDR_SIZE + ZF_SC_ENT_SIZE)
+		return -EINVAL;
+	pthread_mutex_lock(&st->wlock);
+	r = zf_seg_append_locked(st, img, ret_loc, ret_sealed);
+	pthread_mutex_unlock(&st->wlock);
+	return r;
+}
+
+int zf_segstore_append(struct zf_segstore *st, const struct zf_sc_chunk *chunks, uint32_t n,
+		       const void *raw, uint32_t raw_len, struct zf_sc_loc *ret_loc,
+		       uint64_t *ret_sealed)
+{
+	int r;
+
+	if (!ret_loc)
+		return -EINVAL;
+	pthread_mutex_lock(&st->wlock);
+	r = zf_sc_packer_build(st->pk, st->level, chunks, n, raw, raw_len, &st->wimg);
+	if (r == 0)
+		r = zf_seg_append_locked(st, &st->wimg, ret_loc, ret_sealed);
 	pthread_mutex_unlock(&st->wlock);
 	return r;
 }

@@ -26,7 +26,8 @@
  * and therefore never rewritten.
  *
  * Format: docs/FORMAT.md "Segments" and "Super-chunks" (seg_format.h).
- * Not here: which chunks are live (storage/fs.c, gc), uploads (later).
+ * Not here: which chunks are live (storage/fs.c, gc), when to compress
+ * (the core's write pipeline, storage/fs_pipe.c), uploads (storage/remote.c).
  */
 #ifndef ZF_STORAGE_SEGSTORE_H
 #define ZF_STORAGE_SEGSTORE_H
@@ -99,6 +100,44 @@ int zf_segstore_append(struct zf_segstore *st, const struct zf_sc_chunk *chunks,
 		       const void *raw, uint32_t raw_len, struct zf_sc_loc *ret_loc,
 		       uint64_t *ret_sealed);
 
+/*
+ * A super-chunk built ahead of its append: header, chunk table and payload,
+ * compressed (or raw when it does not shrink). The segment id and the header
+ * checksum are filled in by zf_segstore_append_image().
+ */
+struct zf_sc_image {
+	uint8_t *p;		/* owned; reused by the next build into it */
+	size_t cap;
+	uint32_t len;		/* disk length */
+	uint32_t raw_len;
+	uint32_t n;		/* chunks in the table */
+};
+
+/* a zstd compression context; used by one thread at a time */
+struct zf_sc_packer;
+
+/* NULL when out of memory */
+struct zf_sc_packer *zf_sc_packer_new(void);
+void zf_sc_packer_free(struct zf_sc_packer *pk);
+
+/*
+ * Build a super-chunk of n chunks (raw[0..raw_len) in table order) into img
+ * at zstd level (negative levels are zstd's fast ones). Takes no store lock:
+ * this is the CPU-heavy part of an append. 0 or -EINVAL.
+ */
+int zf_sc_packer_build(struct zf_sc_packer *pk, int level, const struct zf_sc_chunk *chunks,
+		       uint32_t n, const void *raw, uint32_t raw_len, struct zf_sc_image *img);
+
+/* free img's buffer (NULL or an empty image is fine) */
+void zf_sc_image_free(struct zf_sc_image *img);
+
+/*
+ * Append a built super-chunk: as zf_segstore_append() without the
+ * compression. img is borrowed (its header gets the segment id).
+ */
+int zf_segstore_append_image(struct zf_segstore *st, struct zf_sc_image *img,
+			     struct zf_sc_loc *ret_loc, uint64_t *ret_sealed);
+
 /* Seal the open segment now even if small (for upload). *ret_sealed as above. */
 int zf_segstore_seal(struct zf_segstore *st, uint64_t *ret_sealed);
 
@@ -114,6 +153,14 @@ int zf_segstore_sync(struct zf_segstore *st);
  */
 int zf_segstore_read(struct zf_segstore *st, const struct zf_sc_loc *loc, uint32_t raw_off,
 		     uint32_t len, void *dst);
+
+/*
+ * Load the super-chunk at loc into the cache ahead of a reader (read-ahead
+ * on a worker thread). Readers missing it meanwhile wait for this load
+ * instead of repeating it. Returns 1 if it was loaded, 0 if it was cached
+ * or being loaded already, or -errno as zf_segstore_read.
+ */
+int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc);
 
 /*
  * Like zf_segstore_read, for bytes [coff, coff+len) of one chunk: the
