@@ -1825,7 +1825,7 @@ int zf_fs_sync(struct zf_fs *fs)
 {
 	int r;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush_all(fs);
 	r = fs_flush_all(fs);
 	if (r == 0)
 		r = fs_commit(fs);
@@ -1839,7 +1839,7 @@ int zf_fs_fsync(struct zf_fs *fs, uint64_t ino)
 	struct zf_inode *in;
 	int r = 0;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush(fs, ino);
 	in = fs_inode(fs, ino);
 	if (!in)
 		r = -ENOENT;

@@ -365,6 +365,132 @@ static size_t plan_readahead(struct zf_file *f, uint64_t off, size_t len,
 	return n;
 }
 
+/* ------------------------------------------- fetching before the lock */
+
+/*
+ * Stored bytes that a flush or a read of buffered data reads under fs->lock
+ * (stored_read) are first brought into the segment store's cache without
+ * it: a slow disk or an object store that stalls holds up only the caller,
+ * never every other operation (DESIGN.md invariant 7). The cache may drop
+ * them again before the lock is retaken; the operation then reads them
+ * under the lock, which is correct, only not concurrent.
+ */
+#define ZF_WARM_MAX 16	/* super-chunks warmed per try: 64 MiB, the default cache */
+
+/* super-chunks of the extents meeting [a, b) that are not cached (fs->lock) */
+static size_t warm_range(struct zf_fs *fs, const struct zf_file *f, uint64_t a, uint64_t b,
+			 struct zf_sc_loc *locs, size_t n)
+{
+	uint32_t i;
+
+	for (i = ext_first_after_pub(f, a); i < f->n && f->ext[i].off < b && n < ZF_WARM_MAX; i++) {
+		const struct zf_chunk *c = f->ext[i].c;
+
+		if (!c->sc || !zf_chunk_readable(c) || zf_segstore_cached(fs->seg, &c->sc->loc) ||
+		    (n && locs[n - 1].seg == c->sc->loc.seg && locs[n - 1].off == c->sc->loc.off))
+			continue;
+		locs[n++] = c->sc->loc;
+	}
+	return n;
+}
+
+/* ... of what a flush of in may read: around each buffered range, the chunk
+ * before it, and up to RESYNC_LIMIT after it (fs->lock held) */
+static size_t warm_flush(struct zf_fs *fs, const struct zf_inode *in, struct zf_sc_loc *locs)
+{
+	const struct zf_file *f = in->u.file;
+	size_t n = 0;
+	uint32_t i;
+
+	for (i = 0; f->wb && i < f->wb->n; i++) {
+		const struct zf_dirty *d = &f->wb->v[i];
+		uint64_t a = d->off > ZF_CHUNK_MAX ? d->off - ZF_CHUNK_MAX : 0;
+
+		n = warm_range(fs, f, a, d->off + d->len + RESYNC_LIMIT + ZF_CHUNK_MAX, locs, n);
+	}
+	return n;
+}
+
+/*
+ * Take fs->lock for an operation on ino that reads stored bytes: while
+ * what it would read is not cached (want() names it), fetch that unlocked
+ * and look again (twice at most). Returns with fs->lock held.
+ */
+static void lock_warm(struct zf_fs *fs, uint64_t ino,
+		      size_t (*want)(struct zf_fs *, const struct zf_inode *, struct zf_sc_loc *,
+				     const void *),
+		      const void *arg)
+{
+	struct zf_sc_loc locs[ZF_WARM_MAX];
+	struct zf_inode *in;
+	unsigned int tries;
+	size_t n, i;
+
+	for (tries = 0;; tries++) {
+		pthread_mutex_lock(&fs->lock);
+		in = fs_inode(fs, ino);
+		if (tries == 2 || !in || !S_ISREG(in->mode) || !(n = want(fs, in, locs, arg)))
+			return;
+		pthread_mutex_unlock(&fs->lock);
+		for (i = 0; i < n; i++)
+			zf_segstore_prefetch(fs->seg, &locs[i], 1); /* errors: met again under the lock */
+	}
+}
+
+static size_t want_flush(struct zf_fs *fs, const struct zf_inode *in, struct zf_sc_loc *locs,
+			 const void *arg)
+{
+	(void)arg;
+	return warm_flush(fs, in, locs);
+}
+
+/* a read [off, off+len) that overlaps buffered data reads the rest stored */
+struct read_span {
+	uint64_t off, len;
+};
+
+static size_t want_read(struct zf_fs *fs, const struct zf_inode *in, struct zf_sc_loc *locs,
+			const void *arg)
+{
+	const struct read_span *s = arg;
+
+	if (!dirty_overlaps(in->u.file, s->off, s->len))
+		return 0; /* plan_read() reads without the lock */
+	return warm_range(fs, in->u.file, s->off, s->off + s->len, locs, 0);
+}
+
+/* fs->lock for a flush of ino, its stored neighbours cached */
+void fs_lock_for_flush(struct zf_fs *fs, uint64_t ino)
+{
+	lock_warm(fs, ino, want_flush, NULL);
+}
+
+void fs_lock_for_flush_all(struct zf_fs *fs)
+{
+	struct zf_sc_loc locs[ZF_WARM_MAX];
+	struct zf_inode *in;
+	unsigned int tries;
+	size_t n, i;
+
+	for (tries = 0;; tries++) {
+		pthread_mutex_lock(&fs->lock);
+		n = 0;
+		for (in = fs->dirty_files; in && n < ZF_WARM_MAX && tries < 2;
+		     in = in->u.file->wb->next) {
+			struct zf_sc_loc more[ZF_WARM_MAX];
+			size_t k = warm_flush(fs, in, more);
+
+			for (i = 0; i < k && n < ZF_WARM_MAX; i++)
+				locs[n++] = more[i];
+		}
+		if (!n)
+			return;
+		pthread_mutex_unlock(&fs->lock);
+		for (i = 0; i < n; i++)
+			zf_segstore_prefetch(fs->seg, &locs[i], 1);
+	}
+}
+
 /* has gc removed a segment file since gen was read? */
 static int seg_gen_moved(struct zf_fs *fs, uint64_t gen)
 {
@@ -390,7 +516,11 @@ ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 	uint32_t i;
 
 again:
-	pthread_mutex_lock(&fs->lock);
+	{
+		struct read_span span = { off, len };
+
+		lock_warm(fs, ino, want_read, &span);
+	}
 	gen = fs->seg_gen;
 	in = fs_inode(fs, ino);
 	if (!in) {
@@ -788,13 +918,18 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 	now = zf_now();
 	in->mtime = in->ctime = now.tv_sec;
 	in->mtime_ns = in->ctime_ns = now.tv_nsec;
-	r = 0;
-	if (in->u.file->wb->bytes >= ZF_FLUSH_FILE_BYTES)
-		r = fs_file_flush(fs, in, 1);
-	if (r == 0)
-		r = dirty_balance(fs);
-	/* the bytes are buffered either way; a flush error surfaces at fsync */
 	r = len;
+	if (in->u.file->wb->bytes < ZF_FLUSH_FILE_BYTES && fs->dirty_bytes <= fs->dirty_limit)
+		goto out;
+	/* chunking the buffered bytes may read stored neighbours: fetched unlocked */
+	pthread_mutex_unlock(&fs->lock);
+	fs_lock_for_flush(fs, ino);
+	in = fs_inode(fs, ino);
+	if (in && S_ISREG(in->mode) && in->u.file->wb &&
+	    in->u.file->wb->bytes >= ZF_FLUSH_FILE_BYTES)
+		fs_file_flush(fs, in, 1);
+	dirty_balance(fs);
+	/* the bytes are buffered either way; a flush error surfaces at fsync */
 out:
 	pthread_mutex_unlock(&fs->lock);
 	return r;
@@ -805,7 +940,7 @@ int zf_fs_flush(struct zf_fs *fs, uint64_t ino)
 	struct zf_inode *in;
 	int r = 0;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush(fs, ino);
 	in = fs_inode(fs, ino);
 	if (in && S_ISREG(in->mode))
 		r = fs_file_flush(fs, in, 0);

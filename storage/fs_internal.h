@@ -259,6 +259,10 @@ void fs_file_unmap(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint64_t b
 int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail);
 void fs_file_drop_dirty(struct zf_fs *fs, struct zf_inode *in, uint64_t from);
 int fs_flush_all(struct zf_fs *fs);
+/* take fs->lock, ino's stored bytes that a flush reads fetched first without it */
+void fs_lock_for_flush(struct zf_fs *fs, uint64_t ino);
+/* the same for every file with buffered data */
+void fs_lock_for_flush_all(struct zf_fs *fs);
 /* read stored bytes of a chunk (packer or segment) */
 int fs_chunk_read(struct zf_fs *fs, const struct zf_chunk *c, uint32_t coff, uint32_t len,
 		  void *dst);

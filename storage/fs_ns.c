@@ -512,7 +512,7 @@ int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name
 
 	if (fs->readonly)
 		return -EROFS;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush(fs, ino); /* settle() may read stored bytes */
 	r = check_name(name);
 	if (r == 0)
 		r = get_dir(fs, parent, &dir);
@@ -784,7 +784,7 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 
 	if (fs->readonly)
 		return -EROFS;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush(fs, ino); /* settle() may read stored bytes */
 	in = fs_inode(fs, ino);
 	if (!in) {
 		r = -ENOENT;
@@ -932,7 +932,7 @@ int zf_fs_setxattr(struct zf_fs *fs, uint64_t ino, const char *name, const void 
 		return -ERANGE;
 	if (len > XATTR_VALUE_MAX)
 		return -E2BIG;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush(fs, ino); /* settle() may read stored bytes */
 	in = fs_inode(fs, ino);
 	if (!in) {
 		r = -ENOENT;
@@ -1042,7 +1042,7 @@ int zf_fs_removexattr(struct zf_fs *fs, uint64_t ino, const char *name)
 
 	if (fs->readonly)
 		return -EROFS;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush(fs, ino); /* settle() may read stored bytes */
 	in = fs_inode(fs, ino);
 	r = !in ? -ENOENT : !xfind(in, name) ? -ENODATA : 0;
 	if (r == -ENODATA && is_acl_name(name))

@@ -196,7 +196,7 @@ static void *worker(void *arg)
 			p->busy++;
 			pthread_mutex_unlock(&p->lock);
 			/* errors are the reader's to meet and report */
-			if (zf_segstore_prefetch(fs->seg, &loc) == 1) {
+			if (zf_segstore_prefetch(fs->seg, &loc, 0) == 1) {
 				pthread_mutex_lock(&p->lock);
 				p->readahead++;
 				pthread_mutex_unlock(&p->lock);

@@ -890,7 +890,19 @@ static int zf_cache_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	return zf_cache_load_as(st, loc, ret_e, false);
 }
 
-int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc)
+int zf_segstore_cached(struct zf_segstore *st, const struct zf_sc_loc *loc)
+{
+	struct zf_scent *e;
+
+	pthread_mutex_lock(&st->cache_lock);
+	for (e = st->buckets[zf_cache_bucket(st, loc->seg, loc->off)]; e; e = e->hnext)
+		if (e->seg == loc->seg && e->off == loc->off)
+			break;
+	pthread_mutex_unlock(&st->cache_lock);
+	return e != NULL;
+}
+
+int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc, int wait)
 {
 	struct zf_scent *e;
 	unsigned int slot;
@@ -899,7 +911,10 @@ int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc)
 	if (!loc || loc->seg == 0)
 		return -EINVAL;
 	pthread_mutex_lock(&st->cache_lock);
-	e = zf_cache_find_locked(st, loc->seg, loc->off);
+	/* wait: for a load another thread has under way, not only to start one */
+	while (!(e = zf_cache_find_locked(st, loc->seg, loc->off)) && wait &&
+	       zf_cache_loading_locked(st, loc->seg, loc->off))
+		pthread_cond_wait(&st->loaded, &st->cache_lock);
 	if (e || zf_cache_loading_locked(st, loc->seg, loc->off)) {
 		if (e)
 			zf_scent_unref_locked(e);

@@ -156,11 +156,15 @@ int zf_segstore_read(struct zf_segstore *st, const struct zf_sc_loc *loc, uint32
 
 /*
  * Load the super-chunk at loc into the cache ahead of a reader (read-ahead
- * on a worker thread). Readers missing it meanwhile wait for this load
- * instead of repeating it. Returns 1 if it was loaded, 0 if it was cached
- * or being loaded already, or -errno as zf_segstore_read.
+ * on a worker thread, or before taking a lock). Readers missing it
+ * meanwhile wait for this load instead of repeating it; with wait, so does
+ * this call when another one is loading it. Returns 1 if it was loaded, 0
+ * if it was cached or being loaded already, or -errno as zf_segstore_read.
  */
-int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc);
+int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc, int wait);
+
+/* is the super-chunk at loc in the cache now? (a hint: it may leave it) */
+int zf_segstore_cached(struct zf_segstore *st, const struct zf_sc_loc *loc);
 
 /*
  * Like zf_segstore_read, for bytes [coff, coff+len) of one chunk: the
