@@ -1785,7 +1785,7 @@ int zf_fs_checkpoint(struct zf_fs *fs)
 	int r;
 
 	pthread_mutex_lock(&fs->lock);
-	r = fs_flush_all(fs);
+	r = fs_flush_all(fs, 0);
 	if (r == 0)
 		r = fs_checkpoint_locked(fs);
 	pthread_mutex_unlock(&fs->lock);
@@ -1802,7 +1802,7 @@ int zf_fs_close(struct zf_fs *fs)
 		return 0;
 	if (!fs->readonly) {
 		pthread_mutex_lock(&fs->lock);
-		r = fs_flush_all(fs);
+		r = fs_flush_all(fs, 0);
 		if (r == 0)
 			r = fs_checkpoint_locked(fs);
 		pthread_mutex_unlock(&fs->lock);
@@ -1826,7 +1826,7 @@ int zf_fs_sync(struct zf_fs *fs)
 	int r;
 
 	fs_lock_for_flush_all(fs);
-	r = fs_flush_all(fs);
+	r = fs_flush_all(fs, 1);
 	if (r == 0)
 		r = fs_commit(fs);
 	fs->fsyncs++;

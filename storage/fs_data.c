@@ -788,8 +788,11 @@ static int rechunk(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const ui
 	if (pos) {
 		rec_extents(&rec, in->ino, r0, r0 + pos, o.ext, o.n);
 		fs_do(fs, ZF_REC_EXTENTS, &rec);
-		/* a cut at the end of data is not content-defined: redo it later */
-		if (r0 + pos >= fs_isize(in) || (at_eof && !tail))
+		/* a cut at the end of data is not content-defined: redo it later;
+		 * one before a kept tail is (and ends the file's extents) */
+		if (tail)
+			f->tail_cut = 0;
+		else if (r0 + pos >= fs_isize(in) || at_eof)
 			f->tail_cut = at_eof;
 	}
 	*ret_end = r0 + pos;
@@ -825,9 +828,24 @@ int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail)
 	wb->n = wb->cap = 0;
 	dirty_account(fs, wb, -(int64_t)wb->bytes);
 	for (i = 0; i < nd; i++) {
-		int kt = keep_tail && i == nd - 1 && d[i].off + d[i].len == wsize;
+		/*
+		 * A threshold flush keeps the unterminated tail of the last
+		 * range (an append goes on) and of every range before a gap:
+		 * with the kernel's writeback cache and several daemon threads,
+		 * a sequential copy's writes arrive out of order, and a cut at
+		 * a gap that the next write fills would be redone then,
+		 * leaving the first chunk behind as garbage.
+		 */
+		int kt = i < nd - 1 ? keep_tail != ZF_FLUSH_ALL
+				    : keep_tail == ZF_FLUSH_KEEP_TAILS && d[i].off + d[i].len == wsize;
+		uint64_t prev_end = i ? d[i - 1].off + d[i - 1].len : in->size;
 
-		if (r == 0) {
+		if (r == 0 && keep_tail != ZF_FLUSH_ALL && d[i].off > in->size &&
+		    d[i].off > prev_end) {
+			/* past a gap at the end of the file: its start is no cut
+			 * either, so it waits for the gap to fill */
+			dirty_write(fs, in, d[i].off, d[i].data, d[i].len);
+		} else if (r == 0) {
 			r = rechunk(fs, in, d[i].off, d[i].data, d[i].len, kt, &end, &tail);
 			if (r == 0 && tail > flushed_end)
 				flushed_end = tail;
@@ -854,12 +872,37 @@ int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail)
 	return r;
 }
 
-int fs_flush_all(struct zf_fs *fs)
+/*
+ * How long after its last write a file counts as being written: a sync
+ * then leaves the tails before its gaps buffered, since the writes that
+ * fill them are in flight (fs_file_flush). Well below a commit interval, so
+ * such bytes reach the log at the next one when the writer has stopped.
+ */
+#define ZF_WRITING_NS 1000000000ull
+
+int fs_flush_all(struct zf_fs *fs, int keep_gaps)
 {
+	struct zf_inode **v, *in;
+	uint64_t now = zf_mono_ns();
+	size_t n = 0, i;
 	int r = 0;
 
-	while (fs->dirty_files && r == 0)
-		r = fs_file_flush(fs, fs->dirty_files, 0);
+	if (!keep_gaps) {
+		while (fs->dirty_files && r == 0)
+			r = fs_file_flush(fs, fs->dirty_files, ZF_FLUSH_ALL);
+		return r;
+	}
+	/* a file that keeps a tail stays on the list: go through it once */
+	for (in = fs->dirty_files; in; in = in->u.file->wb->next)
+		n++;
+	v = zf_malloc((n ? n : 1) * sizeof(*v));
+	for (n = 0, in = fs->dirty_files; in; in = in->u.file->wb->next)
+		v[n++] = in;
+	for (i = 0; i < n && r == 0; i++)
+		r = fs_file_flush(fs, v[i],
+				  now - v[i]->u.file->wb->last < ZF_WRITING_NS ? ZF_FLUSH_KEEP_GAPS
+									      : ZF_FLUSH_ALL);
+	free(v);
 	return r;
 }
 
@@ -895,8 +938,6 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 		if (r < 0)
 			return r;
 	}
-	/* and while the compression workers are behind */
-	fs_pipe_throttle(fs);
 	pthread_mutex_lock(&fs->lock);
 	fs_pipe_reap(fs, 0);
 	in = fs_inode(fs, ino);
@@ -913,6 +954,7 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 		goto out;
 	}
 	dirty_write(fs, in, off, buf, len);
+	in->u.file->wb->last = zf_mono_ns();
 	if (off + len > in->u.file->wb->wsize)
 		in->u.file->wb->wsize = off + len;
 	now = zf_now();
@@ -927,11 +969,19 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 	in = fs_inode(fs, ino);
 	if (in && S_ISREG(in->mode) && in->u.file->wb &&
 	    in->u.file->wb->bytes >= ZF_FLUSH_FILE_BYTES)
-		fs_file_flush(fs, in, 1);
+		fs_file_flush(fs, in, ZF_FLUSH_KEEP_TAILS);
 	dirty_balance(fs);
 	/* the bytes are buffered either way; a flush error surfaces at fsync */
 out:
 	pthread_mutex_unlock(&fs->lock);
+	/*
+	 * Wait while the compression workers are behind: after buffering, so
+	 * that writes enter the buffer in the order they arrived (waiting
+	 * before would let later writes pass earlier ones and cut chunks at
+	 * the gaps), and before replying, so that the writer slows down.
+	 */
+	if (r > 0)
+		fs_pipe_throttle(fs);
 	return r;
 }
 

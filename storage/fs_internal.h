@@ -80,6 +80,7 @@ struct zf_wbuf {
 	uint64_t bytes;		/* buffered bytes */
 	uint64_t wsize;		/* size seen by users (>= the logged size) */
 	uint64_t since;		/* zf_mono_ns() when the file became dirty */
+	uint64_t last;		/* zf_mono_ns() of the last write */
 	struct zf_inode *next, *prev; /* fs->dirty_files list */
 };
 
@@ -255,10 +256,16 @@ static inline uint64_t zf_get64_id(const struct zf_chunk_id *id)
 
 /* ---- fs_data.c ---- */
 void fs_file_unmap(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint64_t b);
-/* chunk a file's buffered data; keep_tail leaves an unterminated last chunk */
+/* how much of a file's buffered data a flush chunks */
+#define ZF_FLUSH_ALL 0		/* everything (fsync, close, attribute changes) */
+#define ZF_FLUSH_KEEP_TAILS 1	/* not the unterminated chunk at the end of an
+				 * append, nor one before a gap (a writer's flush) */
+#define ZF_FLUSH_KEEP_GAPS 2	/* not the unterminated chunk before a gap */
 int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail);
 void fs_file_drop_dirty(struct zf_fs *fs, struct zf_inode *in, uint64_t from);
-int fs_flush_all(struct zf_fs *fs);
+/* flush every file; keep_gaps: files written in the last second keep
+ * ZF_FLUSH_KEEP_GAPS (a periodic sync), else ZF_FLUSH_ALL */
+int fs_flush_all(struct zf_fs *fs, int keep_gaps);
 /* take fs->lock, ino's stored bytes that a flush reads fetched first without it */
 void fs_lock_for_flush(struct zf_fs *fs, uint64_t ino);
 /* the same for every file with buffered data */

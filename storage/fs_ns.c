@@ -798,7 +798,16 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 		r = -EFBIG;
 		goto out;
 	}
-	r = settle(fs, in);
+	/*
+	 * Times alone need no flush: the inode record carries the logged
+	 * size, which covers only logged bytes. The kernel's writeback cache
+	 * sends such updates while a file is written; flushing then would cut
+	 * chunks at the gaps of writes still in flight.
+	 */
+	r = 0;
+	if (to_set & ~(ZF_SET_ATIME | ZF_SET_MTIME | ZF_SET_ATIME_NOW | ZF_SET_MTIME_NOW |
+		       ZF_SET_CTIME))
+		r = settle(fs, in);
 	if (r)
 		goto out;
 	if (to_set & ZF_SET_MODE) {

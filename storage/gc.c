@@ -402,7 +402,7 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	pthread_mutex_lock(&fs->gc_lock);
 	pthread_mutex_lock(&fs->lock);
 	/* buffered data first: gc reports on, and keeps, a committed table */
-	r = fs_flush_all(fs);
+	r = fs_flush_all(fs, 0);
 	if (r == 0)
 		r = fs_commit(fs);
 	if (r < 0) {

@@ -37,6 +37,23 @@ test_expect_success 'clean unmount, fsck, remount keeps everything' '
 	cmp "$T/big" "$M/big" && test "$(cat "$M/a")" = hello &&
 	test "$(stat -c %h "$M/d/hard")" = 2 && test -p "$M/fifo"
 '
+# "stored bytes" and "stored live bytes" of a zerofs stats output
+stored_live() {
+	awk '/^stored bytes:/ { s = $3 } /^stored live bytes:/ { l = $4 } END { print s, l }' "$1"
+}
+# With the writeback cache and several daemon threads, cp's writes reach the
+# daemon out of order; chunks cut at the gaps and redone later would stay
+# behind as garbage (issue 11: 4 % before the write path kept such tails).
+test_expect_success 'cp of a 256 MiB random file leaves < 0.5 % of its stored bytes unreferenced' '
+	head -c 268435456 /dev/urandom >"$T/r256" && $ZEROFS sync "$M" &&
+	$ZEROFS stats "$M" >"$T/s0" && cp "$T/r256" "$M/r256" && $ZEROFS sync "$M" &&
+	$ZEROFS stats "$M" >"$T/s1" && cmp "$T/r256" "$M/r256" &&
+	set -- $(stored_live "$T/s0") $(stored_live "$T/s1") &&
+	added=$(($3 - $1)) && garbage=$((($3 - $4) - ($1 - $2))) &&
+	echo "stored $added bytes for the copy, $garbage of them unreferenced" &&
+	test "$added" -gt 268435456 && test $((garbage * 200)) -lt "$added" &&
+	rm "$M/r256" "$T/r256"
+'
 test_expect_success 'unmount and final fsck' '
 	zf_umount "$M" && zf_fsck_clean "$D"
 '
