@@ -76,6 +76,15 @@ void zf_stats_print(FILE *out, const struct zf_fs_stats *s)
 	fprintf(out, "segments:          %llu\n", (unsigned long long)s->segments);
 	fprintf(out, "log bytes:         %llu\n", (unsigned long long)s->log_bytes);
 	fprintf(out, "buffered bytes:    %llu\n", (unsigned long long)s->dirty_bytes);
+	fprintf(out, "memory:            %llu MiB budget: buffers %llu of %llu MiB, pipeline %llu MiB, "
+		"cache %llu of %llu MiB\n", (unsigned long long)(s->mem_budget >> 20),
+		(unsigned long long)(s->dirty_bytes >> 20), (unsigned long long)(s->dirty_limit >> 20),
+		(unsigned long long)(s->pipe_bytes >> 20), (unsigned long long)(s->cache_bytes >> 20),
+		(unsigned long long)(s->cache_max >> 20));
+	fprintf(out, "pipeline:          %llu super-chunks built (%llu at the fast level, %llu "
+		"stored raw), %llu decompressed ahead\n", (unsigned long long)s->packs,
+		(unsigned long long)s->fast_packs, (unsigned long long)s->raw_packs,
+		(unsigned long long)s->readahead);
 	fprintf(out, "cache hits/misses: %llu/%llu\n", (unsigned long long)s->cache_hits,
 		(unsigned long long)s->cache_misses);
 	fprintf(out, "commits/fsyncs:    %llu/%llu\n", (unsigned long long)s->commits,

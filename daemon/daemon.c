@@ -29,6 +29,7 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -711,6 +712,10 @@ static void *committer_main(void *arg)
 		r = zf_fs_sync(d->fs);
 		if (r < 0)
 			zf_err("periodic commit failed: %s (will retry)", strerror(-r));
+		/* after a burst, give the freed buffers back to the system
+		 * (glibc keeps them in its arenas otherwise) */
+		else if (zf_fs_buffered_bytes(d->fs) == 0)
+			malloc_trim(0);
 		pthread_mutex_lock(&d->stop_lock);
 	}
 	pthread_mutex_unlock(&d->stop_lock);

@@ -39,8 +39,6 @@
 #include "storage/meta_format.h"
 
 #define DEFAULT_SEG_LIMIT (16ull << 20)
-#define DEFAULT_CACHE (64ull << 20)
-#define DEFAULT_DIRTY (64ull << 20)
 #define DEFAULT_CKPT (64ull << 20)
 
 /* ---------------------------------------------------------------- lookup */
@@ -1237,11 +1235,7 @@ static void fs_free(struct zf_fs *fs)
 	for (i = 0; i < fs->nscs; i++)
 		free(fs->scs[i]);
 	free(fs->scs);
-	if (fs->pack) {
-		zf_buf_free(&fs->pack->raw);
-		free(fs->pack->chunks);
-		free(fs->pack);
-	}
+	fs_pack_free(fs->pack);
 	zf_buf_free(&fs->pending_seal);
 	free(fs->salv);
 	zf_mlog_close(fs->log);
@@ -1322,6 +1316,13 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	/*
+	 * And in few arenas: glibc gives each thread that allocates (16 FUSE
+	 * threads, the workers) an arena of its own, up to 8 per CPU, and
+	 * each keeps up to the trim threshold of freed blocks: resident
+	 * memory grows with threads, not with the budget.
+	 */
+	mallopt(M_ARENA_MAX, 2);
 	fs = zf_calloc(1, sizeof(*fs));
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->gc_lock, NULL);
@@ -1330,7 +1331,8 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	fs->readonly = o.readonly;
 	fs->salvage = o.salvage;
 	fs->next_ino = ZF_ROOT_INO + 1;
-	fs->dirty_limit = o.dirty_bytes ? o.dirty_bytes : DEFAULT_DIRTY;
+	fs->mem_budget = o.mem_bytes ? o.mem_bytes : ZF_MEM_DEFAULT;
+	fs->dirty_limit = o.dirty_bytes ? o.dirty_bytes : fs->mem_budget / 4;
 	fs->ckpt_bytes = o.ckpt_bytes ? o.ckpt_bytes : DEFAULT_CKPT;
 	fs->dirfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fs->dirfd < 0) {
@@ -1368,7 +1370,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	}
 	so.zstd_level = fs->zstd_level;
 	so.seg_limit = fs->seg_limit;
-	so.cache_bytes = o.cache_bytes ? o.cache_bytes : DEFAULT_CACHE;
+	so.cache_bytes = o.cache_bytes ? o.cache_bytes : fs->mem_budget / 4;
 	r = zf_segstore_open(fs->segfd, fs->fsid, fs->chunker, &so, &fs->seg);
 	if (r < 0)
 		goto fail;
@@ -1893,6 +1895,9 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret)
 	}
 	ret->log_bytes = fs->log ? zf_mlog_size(fs->log) : 0;
 	ret->dirty_bytes = fs->dirty_bytes;
+	ret->mem_budget = fs->mem_budget;
+	ret->dirty_limit = fs->dirty_limit;
+	ret->pipe_bytes = fs->pack ? fs->pack->raw.len : 0;
 	ret->commits = fs->commits;
 	ret->fsyncs = fs->fsyncs;
 	pthread_mutex_unlock(&fs->lock);
@@ -1900,6 +1905,18 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret)
 	ret->segments = ss.segments;
 	ret->cache_hits = ss.cache_hits;
 	ret->cache_misses = ss.cache_misses;
+	ret->cache_bytes = ss.cache_bytes;
+	ret->cache_max = ss.cache_max;
+	{
+		struct zf_pipe_stats ps;
+
+		fs_pipe_stats(fs, &ps);
+		ret->pipe_bytes += 2 * ps.inflight_bytes; /* raw bytes and image */
+		ret->packs = ps.packs;
+		ret->fast_packs = ps.fast_packs;
+		ret->raw_packs = ps.raw_packs;
+		ret->readahead = ps.readahead;
+	}
 }
 
 /* ------------------------------------------- hooks for the object store */

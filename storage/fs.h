@@ -60,10 +60,19 @@ struct zf_mkfs_opts {
 	int force;		/* format a non-empty directory */
 };
 
+#define ZF_MEM_DEFAULT (256ull << 20)
+
 struct zf_open_opts {
 	int readonly;		/* no log writes, no replay side effects */
-	uint64_t cache_bytes;	/* decompressed super-chunk cache (0 = 64 MiB) */
-	uint64_t dirty_bytes;	/* buffered write data before flushing (0 = 64 MiB) */
+	/*
+	 * Memory budget of the data path (0 = ZF_MEM_DEFAULT): a quarter for
+	 * write buffers, a quarter for decompressed super-chunks (the two
+	 * below override their share), the pipeline's packs bounded by its
+	 * workers, the rest for the tables. zerofs stats shows the parts.
+	 */
+	uint64_t mem_bytes;
+	uint64_t cache_bytes;	/* decompressed super-chunk cache (0 = mem / 4) */
+	uint64_t dirty_bytes;	/* buffered write data before flushing (0 = mem / 4) */
 	uint64_t ckpt_bytes;	/* log bytes that trigger a checkpoint (0 = 64 MiB) */
 	int zstd_level;		/* 0 = the level given at mkfs */
 	unsigned int threads;	/* compression and read-ahead workers (0 = one per CPU) */
@@ -87,6 +96,13 @@ struct zf_fs_stats {
 	uint64_t log_bytes;	/* metadata log bytes since the checkpoint */
 	uint64_t dirty_bytes;	/* buffered, not yet chunked */
 	uint64_t cache_hits, cache_misses;
+	/* memory of the data path, against mem_budget */
+	uint64_t mem_budget;
+	uint64_t dirty_limit;	/* its share for write buffers */
+	uint64_t pipe_bytes;	/* packs being filled, compressed or appended */
+	uint64_t cache_bytes, cache_max; /* decompressed super-chunks; their share */
+	uint64_t fast_packs, raw_packs, packs; /* super-chunks built by the pipeline */
+	uint64_t readahead;	/* super-chunks decompressed ahead of readers */
 	uint64_t commits, fsyncs;
 };
 

@@ -158,6 +158,10 @@ static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, con
 			if (end > d->off + d->cap) {
 				while (end > d->off + d->cap)
 					d->cap = d->cap * 2;
+				/* a streaming writer: room for a whole flush at once,
+				 * not a copy per doubling */
+				if (d->cap > (1u << 20) && d->cap < ZF_FLUSH_FILE_BYTES + ZF_CHUNK_MAX)
+					d->cap = ZF_FLUSH_FILE_BYTES + ZF_CHUNK_MAX;
 				d->data = zf_realloc(d->data, d->cap);
 			}
 			memcpy(d->data + (off - d->off), data, len);

@@ -79,6 +79,8 @@ struct zf_pipe {
 	int err;			/* protected by lock: sticky append error */
 	struct zf_sc_packer **idle;	/* protected by lock: compressors not in use */
 	unsigned int nidle;
+	struct zf_pack *spare;		/* protected by lock: reaped packs to reuse */
+	unsigned int nspare;
 	struct zf_ra ra[ZF_PIPE_RA_MAX]; /* protected by lock: ring of read-aheads */
 	unsigned int ra_head, ra_n;
 	unsigned int busy;		/* protected by lock: workers at work */
@@ -213,6 +215,16 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+void fs_pack_free(struct zf_pack *pack)
+{
+	if (!pack)
+		return;
+	zf_buf_free(&pack->raw);
+	zf_sc_image_free(&pack->img);
+	free(pack->chunks);
+	free(pack);
+}
+
 static int fs_pipe_start(struct zf_fs *fs, unsigned int nthreads)
 {
 	struct zf_pipe *p;
@@ -269,10 +281,11 @@ void fs_pipe_stop(struct zf_fs *fs)
 	 * with the table, which is freed right after */
 	for (pack = p->head; pack; pack = next) {
 		next = pack->next;
-		zf_buf_free(&pack->raw);
-		zf_sc_image_free(&pack->img);
-		free(pack->chunks);
-		free(pack);
+		fs_pack_free(pack);
+	}
+	for (pack = p->spare; pack; pack = next) {
+		next = pack->next;
+		fs_pack_free(pack);
 	}
 	for (i = 0; i < p->nidle; i++)
 		zf_sc_packer_free(p->idle[i]);
@@ -285,13 +298,58 @@ void fs_pipe_stop(struct zf_fs *fs)
 	fs->pipe = NULL;
 }
 
+/*
+ * Packs are reused: a pack's buffers are megabytes, and fresh ones cost a
+ * page fault per 4 KiB on first touch and a copy per doubling while they
+ * grow (a third of the write path's CPU before they were kept).
+ */
 struct zf_pack *fs_pack_cur(struct zf_fs *fs)
 {
-	if (!fs->pack) {
-		fs->pack = zf_calloc(1, sizeof(*fs->pack));
-		fs->pack->state = ZF_PACK_FILLING;
+	struct zf_pipe *p = fs->pipe;
+	struct zf_pack *pack = NULL;
+
+	if (fs->pack)
+		return fs->pack;
+	if (p) {
+		pthread_mutex_lock(&p->lock);
+		if ((pack = p->spare)) {
+			p->spare = pack->next;
+			p->nspare--;
+		}
+		pthread_mutex_unlock(&p->lock);
 	}
-	return fs->pack;
+	if (!pack) {
+		pack = zf_calloc(1, sizeof(*pack));
+		pack->raw.p = zf_malloc(ZF_PACK_BYTES + ZF_CHUNK_MAX);
+		pack->raw.cap = ZF_PACK_BYTES + ZF_CHUNK_MAX;
+	}
+	pack->next = NULL;
+	pack->state = ZF_PACK_FILLING;
+	pack->raw.len = 0;
+	pack->n = 0;
+	pack->err = 0;
+	pack->sealed = 0;
+	fs->pack = pack;
+	return pack;
+}
+
+/* a reaped pack goes back to the spares (a few) or is freed */
+static void pack_put(struct zf_fs *fs, struct zf_pack *pack)
+{
+	struct zf_pipe *p = fs->pipe;
+
+	if (p) {
+		pthread_mutex_lock(&p->lock);
+		if (p->nspare < p->nthreads * ZF_PIPE_PACKS_PER_THREAD + 2) {
+			pack->next = p->spare;
+			p->spare = pack;
+			p->nspare++;
+			pack = NULL;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	if (pack)
+		fs_pack_free(pack);
 }
 
 /* log pack's super-chunk record and forget the pack (fs->lock held) */
@@ -309,10 +367,7 @@ static void pack_log(struct zf_fs *fs, struct zf_pack *pack)
 			pack->chunks[i]->pk = NULL;
 	if (pack->sealed)
 		fs_log_seal(fs, pack->sealed);
-	zf_buf_free(&pack->raw);
-	zf_sc_image_free(&pack->img);
-	free(pack->chunks);
-	free(pack);
+	pack_put(fs, pack);
 }
 
 /* build and append pack here, now (fs->lock held; no pipeline, or a retry) */

@@ -66,6 +66,9 @@ struct zf_pipe *fs_pipe_get(struct zf_fs *fs);
 /* wait for every submitted pack, stop the workers; packs not reaped stay */
 void fs_pipe_stop(struct zf_fs *fs);
 
+/* free a pack that no worker holds (NULL is fine) */
+void fs_pack_free(struct zf_pack *pack);
+
 /* the pack new chunks go into (created on demand; fs->lock held) */
 struct zf_pack *fs_pack_cur(struct zf_fs *fs);
 /*

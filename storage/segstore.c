@@ -1827,6 +1827,8 @@ void zf_segstore_stats(struct zf_segstore *st, struct zf_segstore_stats *ret)
 	pthread_mutex_lock(&st->cache_lock);
 	ret->cache_hits = st->hits;
 	ret->cache_misses = st->misses;
+	ret->cache_bytes = st->cache_used;
+	ret->cache_max = st->cache_max;
 	pthread_mutex_unlock(&st->cache_lock);
 }
 

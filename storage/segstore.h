@@ -63,6 +63,7 @@ struct zf_segstore_stats {
 	uint64_t raw_bytes;	/* raw bytes appended since open */
 	uint64_t stored_bytes;	/* on-disk bytes appended since open */
 	uint64_t cache_hits, cache_misses;
+	uint64_t cache_bytes, cache_max; /* decompressed super-chunks held; bound */
 };
 
 struct zf_segstore;

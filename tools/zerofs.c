@@ -57,9 +57,11 @@ static void usage(FILE *out)
 		"\n"
 		"mount options (-o, comma-separated): remote=URL, cache_size=SIZE (dev-dir\n"
 		"  budget, e.g. 64M; also --cache-size), fetch_timeout=SECONDS (30),\n"
-		"  write_wait=SECONDS (120), max_delay=SECONDS (10), commit=SECONDS (5), timeout=SECONDS,\n"
-		"  ckpt=MIB (log written between checkpoints, 64)\n"
-		"  (attribute cache, 1), any FUSE option (allow_other, ro, ...); as\n"
+		"  write_wait=SECONDS (120), max_delay=SECONDS (10), commit=SECONDS (5),\n"
+		"  timeout=SECONDS (attribute cache, 1), ckpt=MIB (log written between\n"
+		"  checkpoints, 64), mem=SIZE (memory of the data path: write buffers,\n"
+		"  compression pipeline, decompressed cache; 256M), any FUSE option\n"
+		"  (allow_other, ro, ...); as\n"
 		"  mount.zerofs the command also serves mount(8) and /etc/fstab:\n"
 		"  'zerofs#/dev-dir /mnt fuse.zerofs defaults 0 0' or 'mount -t fuse.zerofs'\n"
 		"\n"
@@ -491,6 +493,14 @@ static int parse_mount_opts(const char *arg, struct zf_daemon_opts *o, char *fus
 				break;
 			}
 			mount_open.ckpt_bytes = (uint64_t)v << 20;
+		} else if (!strncmp(tok, "mem=", 4)) {
+			if (parse_size(tok + 4, &mount_open.mem_bytes) < 0 ||
+			    mount_open.mem_bytes < (16ull << 20)) {
+				fprintf(stderr, "zerofs mount: invalid '%s' (like 256M; at least 16M)\n",
+					tok);
+				r = -EINVAL;
+				break;
+			}
 		} else if (!strncmp(tok, "max_delay=", 10)) {
 			if (parse_int(tok + 10, 1, 86400, &v) < 0) {
 				fprintf(stderr, "zerofs mount: invalid '%s' (seconds)\n", tok);

@@ -199,6 +199,8 @@ test_expect_success 'a corrupted segment object (rewritten by aws): EIO naming t
 # issue allows, plus 4 MiB, one super-chunk: writers are admitted on
 # estimates (raw bytes, stored with headers; data moving from write buffers
 # to a segment between two measurements) that are off by less than that.
+# Writers must have stalled unless the uploads kept the dev-dir under the
+# budget all along (which one happens depends on the machine's speed).
 limit=$(((64 + 16 + 4) << 20))
 test_expect_success "cache bound: ${huge_mb} MiB copied with cache_size=64M stays under 84 MiB; writers stall" '
 	zf_mount "$D" "$M" -o cache_size=64M && rm -f "$T/stop" "$T/samples" || exit 1
@@ -213,7 +215,7 @@ test_expect_success "cache bound: ${huge_mb} MiB copied with cache_size=64M stay
 		"${huge_mb} MiB written and synced in $(secs $t0 $t1) s" >&3 &&
 	test "$(wc -l <"$T/samples")" -ge 10 &&
 	{ test "$max" -le $limit || { cat "$T/samples"; ls -l "$D/seg" "$D/cache"; exit 1; }; } &&
-	test "$(zf_stat "$M" "write stalls")" -gt 0 &&
+	{ test "$(zf_stat "$M" "write stalls")" -gt 0 || test "$max" -lt $((64 << 20)); } &&
 	test "$(zf_stat "$M" "pending upload")" = 0 &&
 	zf_umount "$M" && rm -f "$D"/cache/* && zf_mount "$D" "$M" -o cache_size=64M &&
 	t0=$(date +%s.%N) && stream $huge_mb | cmp - "$M/huge" && t1=$(date +%s.%N) &&
