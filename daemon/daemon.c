@@ -709,7 +709,7 @@ static void *committer_main(void *arg)
 		if (d->stopping)
 			break;
 		pthread_mutex_unlock(&d->stop_lock);
-		r = zf_fs_sync(d->fs);
+		r = zf_fs_commit_periodic(d->fs);
 		if (r < 0)
 			zf_err("periodic commit failed: %s (will retry)", strerror(-r));
 		/* after a burst, give the freed buffers back to the system

@@ -1236,6 +1236,7 @@ static void fs_free(struct zf_fs *fs)
 		free(fs->scs[i]);
 	free(fs->scs);
 	fs_pack_free(fs->pack);
+	free(fs->spare_buf);
 	zf_buf_free(&fs->pending_seal);
 	free(fs->salv);
 	zf_mlog_close(fs->log);
@@ -1823,12 +1824,24 @@ void zf_fs_abandon(struct zf_fs *fs)
 	fs_free(fs);
 }
 
-int zf_fs_sync(struct zf_fs *fs)
+int zf_fs_commit_periodic(struct zf_fs *fs)
 {
 	int r;
 
 	fs_lock_for_flush_all(fs);
 	r = fs_flush_all(fs, 1);
+	if (r == 0)
+		r = fs_commit(fs);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+int zf_fs_sync(struct zf_fs *fs)
+{
+	int r;
+
+	fs_lock_for_flush_all(fs);
+	r = fs_flush_all(fs, 0);
 	if (r == 0)
 		r = fs_commit(fs);
 	fs->fsyncs++;

@@ -180,6 +180,13 @@ int zf_fs_flush(struct zf_fs *fs, uint64_t ino);
 int zf_fs_fsync(struct zf_fs *fs, uint64_t ino);
 /* make every mutation durable */
 int zf_fs_sync(struct zf_fs *fs);
+/*
+ * The daemon's periodic commit: as zf_fs_sync, except that a file written
+ * in the last second keeps the unchunked bytes before its gaps buffered
+ * (writes still in flight fill them; cutting there would leave garbage).
+ * Those reach the log at the next commit, or at the file's fsync or close.
+ */
+int zf_fs_commit_periodic(struct zf_fs *fs);
 /* FALLOC_FL_* semantics: 0 (allocate/extend), KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE */
 int zf_fs_fallocate(struct zf_fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len);
 /* SEEK_DATA / SEEK_HOLE; -ENXIO past the end */

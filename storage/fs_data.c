@@ -32,6 +32,9 @@
 #include "storage/fs_internal.h"
 #include "storage/meta_format.h"
 
+/* a streaming writer's buffer: one flush's worth and the tail it keeps */
+#define ZF_STREAM_BUF (ZF_FLUSH_FILE_BYTES + ZF_CHUNK_MAX)
+
 /* give up waiting for a natural resync this far past the change */
 #define RESYNC_LIMIT (1u << 20)
 
@@ -159,10 +162,21 @@ static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, con
 				while (end > d->off + d->cap)
 					d->cap = d->cap * 2;
 				/* a streaming writer: room for a whole flush at once,
-				 * not a copy per doubling */
-				if (d->cap > (1u << 20) && d->cap < ZF_FLUSH_FILE_BYTES + ZF_CHUNK_MAX)
-					d->cap = ZF_FLUSH_FILE_BYTES + ZF_CHUNK_MAX;
-				d->data = zf_realloc(d->data, d->cap);
+				 * not a copy per doubling, in a buffer whose pages
+				 * an earlier flush already touched */
+				if (d->cap > (1u << 20) && d->cap <= ZF_STREAM_BUF) {
+					d->cap = ZF_STREAM_BUF;
+					if (fs->spare_buf) {
+						memcpy(fs->spare_buf, d->data, d->len);
+						free(d->data);
+						d->data = fs->spare_buf;
+						fs->spare_buf = NULL;
+					} else {
+						d->data = zf_realloc(d->data, d->cap);
+					}
+				} else {
+					d->data = zf_realloc(d->data, d->cap);
+				}
 			}
 			memcpy(d->data + (off - d->off), data, len);
 			if (end - d->off > d->len)
@@ -182,9 +196,20 @@ static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, con
 	}
 	nd.off = lo;
 	nd.len = hi - lo;
-	nd.cap = nd.len < 65536 ? 65536 : nd.len;
-	nd.data = zf_malloc(nd.cap);
-	for (k = i; k < j; k++) {
+	k = i;
+	if (j > i && wb->v[i].off == lo && wb->v[i].cap >= nd.len) {
+		/* a write filling a gap after a big range: extend it in place */
+		nd.cap = wb->v[i].cap;
+		nd.data = wb->v[i].data;
+		old += wb->v[i].len;
+		k = i + 1;
+	} else {
+		nd.cap = nd.len < 65536 ? 65536 : nd.len > (1u << 20) && nd.len < ZF_STREAM_BUF
+									 ? ZF_STREAM_BUF
+									 : nd.len;
+		nd.data = zf_malloc(nd.cap);
+	}
+	for (; k < j; k++) {
 		d = &wb->v[k];
 		memcpy(nd.data + (d->off - lo), d->data, d->len);
 		old += d->len;
@@ -202,6 +227,28 @@ static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, con
 	}
 	wb->v[i] = nd;
 	dirty_account(fs, wb, (int64_t)nd.len - old);
+}
+
+/*
+ * Give a detached range back to the write buffer as it is (no copy): 0, or
+ * -EEXIST when it touches a buffered range (the caller merges by copying).
+ */
+static int dirty_reattach(struct zf_fs *fs, struct zf_inode *in, const struct zf_dirty *nd)
+{
+	struct zf_wbuf *wb = wbuf_get(fs, in);
+	uint32_t i;
+
+	for (i = 0; i < wb->n && wb->v[i].off + wb->v[i].len < nd->off; i++)
+		;
+	if (i < wb->n && wb->v[i].off <= nd->off + nd->len)
+		return -EEXIST;
+	wb->v = zf_realloc(wb->v, (wb->n + 1) * sizeof(*wb->v));
+	memmove(wb->v + i + 1, wb->v + i, (wb->n - i) * sizeof(*wb->v));
+	wb->v[i] = *nd;
+	wb->n++;
+	wb->cap = wb->n;
+	dirty_account(fs, wb, nd->len);
+	return 0;
 }
 
 /* ------------------------------------------------------------- reading */
@@ -848,6 +895,8 @@ int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail)
 		    d[i].off > prev_end) {
 			/* past a gap at the end of the file: its start is no cut
 			 * either, so it waits for the gap to fill */
+			if (dirty_reattach(fs, in, &d[i]) == 0)
+				continue;
 			dirty_write(fs, in, d[i].off, d[i].data, d[i].len);
 		} else if (r == 0) {
 			r = rechunk(fs, in, d[i].off, d[i].data, d[i].len, kt, &end, &tail);
@@ -856,7 +905,10 @@ int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail)
 		}
 		if (r < 0) /* keep what could not be chunked for a later try */
 			dirty_write(fs, in, d[i].off, d[i].data, d[i].len);
-		free(d[i].data);
+		if (d[i].cap == ZF_STREAM_BUF && !fs->spare_buf)
+			fs->spare_buf = d[i].data; /* the next streaming buffer */
+		else
+			free(d[i].data);
 	}
 	free(d);
 	if (flushed_end || !wb->n) {

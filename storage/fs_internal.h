@@ -187,6 +187,7 @@ struct zf_fs {
 	struct zf_inode *dirty_files;
 	uint64_t dirty_bytes, dirty_limit;
 	uint64_t mem_budget;	/* zf_open_opts.mem_bytes */
+	uint8_t *spare_buf;	/* a streaming write buffer kept for the next one */
 
 	uint64_t ckpt_seq, ckpt_bytes;
 	uint64_t ckpt_ref_errors;	/* checkpoint refcounts that did not match */
