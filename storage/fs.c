@@ -1316,14 +1316,14 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	 * fresh page faults for every one (a quarter of the write path's CPU).
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
-	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 1 << 30);
 	/*
 	 * And in few arenas: glibc gives each thread that allocates (16 FUSE
 	 * threads, the workers) an arena of its own, up to 8 per CPU, and
 	 * each keeps up to the trim threshold of freed blocks: resident
 	 * memory grows with threads, not with the budget.
 	 */
-	mallopt(M_ARENA_MAX, 2);
+	mallopt(M_ARENA_MAX, 1);
 	fs = zf_calloc(1, sizeof(*fs));
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->gc_lock, NULL);

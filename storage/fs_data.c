@@ -455,8 +455,14 @@ static size_t warm_flush(struct zf_fs *fs, const struct zf_inode *in, struct zf_
 
 	for (i = 0; f->wb && i < f->wb->n; i++) {
 		const struct zf_dirty *d = &f->wb->v[i];
-		uint64_t a = d->off > ZF_CHUNK_MAX ? d->off - ZF_CHUNK_MAX : 0;
+		uint32_t e = ext_first_after_pub(f, d->off);
+		uint64_t a = d->off;
 
+		/* the chunk before, if rechunk() starts there (an append after a
+		 * cut that was not content-defined, or a change in the middle) */
+		if (e > 0 && f->ext[e - 1].off + f->ext[e - 1].len == d->off &&
+		    (e < f->n || f->tail_cut))
+			a = f->ext[e - 1].off;
 		n = warm_range(fs, f, a, d->off + d->len + RESYNC_LIMIT + ZF_CHUNK_MAX, locs, n);
 	}
 	return n;

@@ -340,7 +340,7 @@ static void pack_put(struct zf_fs *fs, struct zf_pack *pack)
 
 	if (p) {
 		pthread_mutex_lock(&p->lock);
-		if (p->nspare < p->nthreads * ZF_PIPE_PACKS_PER_THREAD + 2) {
+		if (p->nspare < p->nthreads + 1) { /* the ones a burst keeps in use */
 			pack->next = p->spare;
 			p->spare = pack;
 			p->nspare++;
