@@ -15,6 +15,8 @@
 #include "common/log.h"
 #include "common/util.h"
 
+__thread unsigned int zf_nonet_locks;
+
 int zf_write_full(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -51,4 +51,11 @@ void *zf_calloc(size_t n, size_t len);
 void *zf_realloc(void *p, size_t len);
 char *zf_strdup(const char *s);
 
+/*
+ * Per thread: how many locks the thread holds under which it must not wait
+ * for the network (the storage core's fs->lock). Storage code that could
+ * wait for a fetch checks it and fails or skips instead.
+ */
+extern __thread unsigned int zf_nonet_locks;
+
 #endif

@@ -817,9 +817,9 @@ static void report_notes(struct ck *ck)
 /* segments holding chunks the index knows, and the open one (fs->lock held) */
 int zf_fs_segments_used(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n)
 {
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	*ret_ids = fs_segments_used(fs, ret_n);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return 0;
 }
 
@@ -903,6 +903,11 @@ int zf_fs_check(struct zf_fs *fs, struct zf_check_report *rep)
 
 	rep->errors = rep->notes = rep->repaired = rep->damaged_chunks = 0;
 	rep->inodes = rep->dirents = rep->chunks = rep->superchunks = 0;
+	/*
+	 * Not counted as a core lock (fs_lock): the checker fetches and
+	 * verifies bucket copies under it, which is fine because it runs on a
+	 * dev-dir nothing else uses (fsck refuses a mounted one).
+	 */
 	pthread_mutex_lock(&fs->lock);
 	root = fs_inode(fs, ZF_ROOT_INO);
 	if (!root || !S_ISDIR(root->mode)) {

@@ -41,6 +41,11 @@
 #define DEFAULT_SEG_LIMIT (16ull << 20)
 #define DEFAULT_CKPT (64ull << 20)
 
+int zf_fs_lock_held(void)
+{
+	return zf_nonet_locks != 0;
+}
+
 /* ---------------------------------------------------------------- lookup */
 
 struct zf_inode *fs_inode(struct zf_fs *fs, uint64_t ino)
@@ -1333,7 +1338,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	fs->salvage = o.salvage;
 	fs->next_ino = ZF_ROOT_INO + 1;
 	fs->mem_budget = o.mem_bytes ? o.mem_bytes : ZF_MEM_DEFAULT;
-	fs->dirty_limit = o.dirty_bytes ? o.dirty_bytes : fs->mem_budget / 4;
+	fs->dirty_limit = o.dirty_bytes ? o.dirty_bytes : fs->mem_budget / 8;
 	fs->ckpt_bytes = o.ckpt_bytes ? o.ckpt_bytes : DEFAULT_CKPT;
 	fs->dirfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fs->dirfd < 0) {
@@ -1371,7 +1376,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	}
 	so.zstd_level = fs->zstd_level;
 	so.seg_limit = fs->seg_limit;
-	so.cache_bytes = o.cache_bytes ? o.cache_bytes : fs->mem_budget / 4;
+	so.cache_bytes = o.cache_bytes ? o.cache_bytes : fs->mem_budget / 2;
 	r = zf_segstore_open(fs->segfd, fs->fsid, fs->chunker, &so, &fs->seg);
 	if (r < 0)
 		goto fail;
@@ -1787,11 +1792,11 @@ int zf_fs_checkpoint(struct zf_fs *fs)
 {
 	int r;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	r = fs_flush_all(fs, 0);
 	if (r == 0)
 		r = fs_checkpoint_locked(fs);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -1804,11 +1809,11 @@ int zf_fs_close(struct zf_fs *fs)
 	if (!fs)
 		return 0;
 	if (!fs->readonly) {
-		pthread_mutex_lock(&fs->lock);
+		fs_lock(fs);
 		r = fs_flush_all(fs, 0);
 		if (r == 0)
 			r = fs_checkpoint_locked(fs);
-		pthread_mutex_unlock(&fs->lock);
+		fs_unlock(fs);
 	}
 	fs_free(fs);
 	return r;
@@ -1832,7 +1837,7 @@ int zf_fs_commit_periodic(struct zf_fs *fs)
 	r = fs_flush_all(fs, 1);
 	if (r == 0)
 		r = fs_commit(fs);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -1845,7 +1850,7 @@ int zf_fs_sync(struct zf_fs *fs)
 	if (r == 0)
 		r = fs_commit(fs);
 	fs->fsyncs++;
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -1863,7 +1868,7 @@ int zf_fs_fsync(struct zf_fs *fs, uint64_t ino)
 	if (r == 0)
 		r = fs_commit(fs);
 	fs->fsyncs++;
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -1874,7 +1879,7 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret)
 	size_t i;
 
 	memset(ret, 0, sizeof(*ret));
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	ret->inodes = fs->inodes.n;
 	ret->files = fs->nfiles;
 	ret->dirs = fs->ndirs;
@@ -1913,7 +1918,7 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret)
 	ret->pipe_bytes = fs->pack ? fs->pack->raw.len : 0;
 	ret->commits = fs->commits;
 	ret->fsyncs = fs->fsyncs;
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	zf_segstore_stats(fs->seg, &ss);
 	ret->segments = ss.segments;
 	ret->cache_hits = ss.cache_hits;
@@ -1941,10 +1946,10 @@ struct zf_segstore *zf_fs_segstore(struct zf_fs *fs)
 
 void zf_fs_set_admit(struct zf_fs *fs, zf_fs_admit_fn fn, void *ctx)
 {
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	fs->admit_ctx = ctx;
 	fs->admit = fn;
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 }
 
 uint64_t zf_fs_buffered_since(struct zf_fs *fs)
@@ -1952,11 +1957,11 @@ uint64_t zf_fs_buffered_since(struct zf_fs *fs)
 	struct zf_inode *in;
 	uint64_t t = 0;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	for (in = fs->dirty_files; in; in = in->u.file->wb->next)
 		if (!t || in->u.file->wb->since < t)
 			t = in->u.file->wb->since;
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return t;
 }
 
@@ -1964,7 +1969,7 @@ uint64_t zf_fs_buffered_bytes(struct zf_fs *fs)
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	n = fs->dirty_bytes + (fs->pack ? fs->pack->raw.len : 0);
 	if (fs->pipe) {
 		struct zf_pipe_stats ps;
@@ -1972,7 +1977,7 @@ uint64_t zf_fs_buffered_bytes(struct zf_fs *fs)
 		fs_pipe_stats(fs, &ps);
 		n += ps.inflight_bytes;
 	}
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return n;
 }
 
@@ -1981,7 +1986,7 @@ int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret)
 	uint64_t sealed = 0;
 	int r;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	r = fs_commit(fs);
 	if (r == 0 && seal && fs->open_seg) {
 		r = zf_segstore_seal(fs->seg, &sealed);
@@ -1996,7 +2001,7 @@ int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret)
 		ret->last_sealed = fs->last_sealed;
 		ret->ckpt_seq = fs->ckpt_seq;
 	}
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -2028,7 +2033,7 @@ int zf_fs_log_image(struct zf_fs *fs, uint64_t from, uint64_t to, struct zf_buf 
 	char name[64];
 	int r;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	h = zf_buf_grow(out, ZF_LOG_HDR_SIZE);
 	memset(h, 0, ZF_LOG_HDR_SIZE);
 	memcpy(h, ZF_LOG_MAGIC, 8);
@@ -2050,7 +2055,7 @@ int zf_fs_log_image(struct zf_fs *fs, uint64_t from, uint64_t to, struct zf_buf 
 		r = -ENOENT;
 	if (r)
 		out->len = start;
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	free(mf.logs);
 	free(mf.ckpts);
 	return r < 0 ? r : r ? -EIO : 0;

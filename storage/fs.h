@@ -65,14 +65,17 @@ struct zf_mkfs_opts {
 struct zf_open_opts {
 	int readonly;		/* no log writes, no replay side effects */
 	/*
-	 * Memory budget of the data path (0 = ZF_MEM_DEFAULT): a quarter for
-	 * write buffers, a quarter for decompressed super-chunks (the two
-	 * below override their share), the pipeline's packs bounded by its
-	 * workers, the rest for the tables. zerofs stats shows the parts.
+	 * Memory budget of the data path (0 = ZF_MEM_DEFAULT): an eighth for
+	 * write buffers (a streaming writer needs 8 MiB), half for
+	 * decompressed super-chunks (a random reader of compressed data
+	 * decompresses 4 MiB per miss: the cache is what makes it fast), the
+	 * pipeline's packs bounded by its workers (about 8 MiB each), the
+	 * rest for the tables and the allocator. The two below override
+	 * their share. zerofs stats shows the parts.
 	 */
 	uint64_t mem_bytes;
-	uint64_t cache_bytes;	/* decompressed super-chunk cache (0 = mem / 4) */
-	uint64_t dirty_bytes;	/* buffered write data before flushing (0 = mem / 4) */
+	uint64_t cache_bytes;	/* decompressed super-chunk cache (0 = mem / 2) */
+	uint64_t dirty_bytes;	/* buffered write data before flushing (0 = mem / 8) */
 	uint64_t ckpt_bytes;	/* log bytes that trigger a checkpoint (0 = 64 MiB) */
 	int zstd_level;		/* 0 = the level given at mkfs */
 	unsigned int threads;	/* compression and read-ahead workers (0 = one per CPU) */
@@ -180,6 +183,14 @@ int zf_fs_flush(struct zf_fs *fs, uint64_t ino);
 int zf_fs_fsync(struct zf_fs *fs, uint64_t ino);
 /* make every mutation durable */
 int zf_fs_sync(struct zf_fs *fs);
+
+/*
+ * Does the calling thread hold the core's lock? The object-storage tier's
+ * fetch hook refuses network waits then (-EIO, logged): the core takes
+ * care to fetch what it needs before it locks (fs_lock_for_flush), so a
+ * refusal means the bucket failed that earlier fetch, or a bug.
+ */
+int zf_fs_lock_held(void);
 /*
  * The daemon's periodic commit: as zf_fs_sync, except that a file written
  * in the last second keeps the unchunked bytes before its gaps buffered

@@ -483,14 +483,19 @@ static void lock_warm(struct zf_fs *fs, uint64_t ino,
 	unsigned int tries;
 	size_t n, i;
 
+	int failed = 0;
+
 	for (tries = 0;; tries++) {
-		pthread_mutex_lock(&fs->lock);
+		fs_lock(fs);
 		in = fs_inode(fs, ino);
-		if (tries == 2 || !in || !S_ISREG(in->mode) || !(n = want(fs, in, locs, arg)))
+		if (tries == 2 || failed || !in || !S_ISREG(in->mode) ||
+		    !(n = want(fs, in, locs, arg)))
 			return;
-		pthread_mutex_unlock(&fs->lock);
+		fs_unlock(fs);
+		/* errors (the bucket is unreachable): the operation meets them
+		 * again under the lock, where the fetch hook refuses to wait */
 		for (i = 0; i < n; i++)
-			zf_segstore_prefetch(fs->seg, &locs[i], 1); /* errors: met again under the lock */
+			failed |= zf_segstore_prefetch(fs->seg, &locs[i], ZF_PREFETCH_WAIT) < 0;
 	}
 }
 
@@ -528,11 +533,12 @@ void fs_lock_for_flush_all(struct zf_fs *fs)
 	struct zf_inode *in;
 	unsigned int tries;
 	size_t n, i;
+	int failed = 0;
 
 	for (tries = 0;; tries++) {
-		pthread_mutex_lock(&fs->lock);
+		fs_lock(fs);
 		n = 0;
-		for (in = fs->dirty_files; in && n < ZF_WARM_MAX && tries < 2;
+		for (in = fs->dirty_files; in && n < ZF_WARM_MAX && tries < 2 && !failed;
 		     in = in->u.file->wb->next) {
 			struct zf_sc_loc more[ZF_WARM_MAX];
 			size_t k = warm_flush(fs, in, more);
@@ -542,9 +548,9 @@ void fs_lock_for_flush_all(struct zf_fs *fs)
 		}
 		if (!n)
 			return;
-		pthread_mutex_unlock(&fs->lock);
+		fs_unlock(fs);
 		for (i = 0; i < n; i++)
-			zf_segstore_prefetch(fs->seg, &locs[i], 1);
+			failed |= zf_segstore_prefetch(fs->seg, &locs[i], ZF_PREFETCH_WAIT) < 0;
 	}
 }
 
@@ -553,9 +559,9 @@ static int seg_gen_moved(struct zf_fs *fs, uint64_t gen)
 {
 	int moved;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	moved = fs->seg_gen != gen;
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return moved;
 }
 
@@ -631,7 +637,7 @@ again:
 	}
 	r = len;
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	for (k = 0; k < nra; k++)
 		fs_pipe_readahead(fs, &ra[k]);
 	for (k = 0; k < npieces && r >= 0; k++) {
@@ -897,10 +903,12 @@ int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail)
 				    : keep_tail == ZF_FLUSH_KEEP_TAILS && d[i].off + d[i].len == wsize;
 		uint64_t prev_end = i ? d[i - 1].off + d[i - 1].len : in->size;
 
-		if (r == 0 && keep_tail != ZF_FLUSH_ALL && d[i].off > in->size &&
+		if (r == 0 && keep_tail == ZF_FLUSH_KEEP_TAILS && d[i].off > in->size &&
 		    d[i].off > prev_end) {
 			/* past a gap at the end of the file: its start is no cut
-			 * either, so it waits for the gap to fill */
+			 * either, so it waits for the gap to fill (a writer's
+			 * flush only: a periodic one logs it, so that a sparse
+			 * writer's data never waits for more than a commit) */
 			if (dirty_reattach(fs, in, &d[i]) == 0)
 				continue;
 			dirty_write(fs, in, d[i].off, d[i].data, d[i].len);
@@ -1000,7 +1008,7 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 		if (r < 0)
 			return r;
 	}
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	fs_pipe_reap(fs, 0);
 	in = fs_inode(fs, ino);
 	if (!in) {
@@ -1026,7 +1034,7 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 	if (in->u.file->wb->bytes < ZF_FLUSH_FILE_BYTES && fs->dirty_bytes <= fs->dirty_limit)
 		goto out;
 	/* chunking the buffered bytes may read stored neighbours: fetched unlocked */
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	fs_lock_for_flush(fs, ino);
 	in = fs_inode(fs, ino);
 	if (in && S_ISREG(in->mode) && in->u.file->wb &&
@@ -1035,7 +1043,7 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 	dirty_balance(fs);
 	/* the bytes are buffered either way; a flush error surfaces at fsync */
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	/*
 	 * Wait while the compression workers are behind: after buffering, so
 	 * that writes enter the buffer in the order they arrived (waiting
@@ -1056,7 +1064,7 @@ int zf_fs_flush(struct zf_fs *fs, uint64_t ino)
 	in = fs_inode(fs, ino);
 	if (in && S_ISREG(in->mode))
 		r = fs_file_flush(fs, in, 0);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -1094,7 +1102,7 @@ int zf_fs_fallocate(struct zf_fs *fs, uint64_t ino, int mode, uint64_t off, uint
 		return -EOPNOTSUPP;
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
 		return -EINVAL;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush(fs, ino); /* it flushes: stored neighbours fetched first */
 	in = fs_inode(fs, ino);
 	r = !in ? -ENOENT : S_ISDIR(in->mode) ? -EISDIR : !S_ISREG(in->mode) ? -ENODEV : 0;
 	if (r)
@@ -1118,7 +1126,7 @@ int zf_fs_fallocate(struct zf_fs *fs, uint64_t ino, int mode, uint64_t off, uint
 	fs_txn_end(fs);
 out:
 	zf_buf_free(&rec);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -1129,7 +1137,7 @@ int64_t zf_fs_lseek(struct zf_fs *fs, uint64_t ino, uint64_t off, int whence)
 	int64_t r;
 	uint32_t i;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush(fs, ino); /* it flushes: stored neighbours fetched first */
 	in = fs_inode(fs, ino);
 	if (!in || !S_ISREG(in->mode)) {
 		r = !in ? -ENOENT : -EINVAL;
@@ -1158,7 +1166,7 @@ int64_t zf_fs_lseek(struct zf_fs *fs, uint64_t ino, uint64_t off, int whence)
 		r = -EINVAL;
 	}
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -1173,7 +1181,7 @@ ssize_t zf_fs_copy_range(struct zf_fs *fs, uint64_t src, uint64_t src_off, uint6
 
 	if (fs->readonly)
 		return -EROFS;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock_for_flush(fs, src); /* it flushes: stored neighbours fetched first */
 	si = fs_inode(fs, src);
 	di = fs_inode(fs, dst);
 	if (!si || !di) {
@@ -1228,6 +1236,6 @@ ssize_t zf_fs_copy_range(struct zf_fs *fs, uint64_t src, uint64_t src_off, uint6
 out:
 	free(ext);
 	zf_buf_free(&rec);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }

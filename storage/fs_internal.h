@@ -212,6 +212,24 @@ struct zf_fs {
 	uint64_t seg_gen;
 };
 
+/*
+ * fs->lock, with a count per thread of the core locks it holds: the
+ * segment store's fetch hook refuses to wait for the bucket while the
+ * caller holds one (zf_fs_lock_held), so no operation can stall every
+ * other one behind the network (DESIGN.md invariant 7).
+ */
+static inline void fs_lock(struct zf_fs *fs)
+{
+	pthread_mutex_lock(&fs->lock);
+	zf_nonet_locks++;
+}
+
+static inline void fs_unlock(struct zf_fs *fs)
+{
+	zf_nonet_locks--;
+	pthread_mutex_unlock(&fs->lock);
+}
+
 /* ---- fs.c ---- */
 struct zf_inode *fs_inode(struct zf_fs *fs, uint64_t ino);
 /* "INODE", "EXTENTS", ... ("record type N" for others; buf >= 24 bytes) */
@@ -261,7 +279,8 @@ void fs_file_unmap(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint64_t b
 /* how much of a file's buffered data a flush chunks */
 #define ZF_FLUSH_ALL 0		/* everything (fsync, close, attribute changes) */
 #define ZF_FLUSH_KEEP_TAILS 1	/* not the unterminated chunk at the end of an
-				 * append, nor one before a gap (a writer's flush) */
+				 * append, nor one before a gap, nor ranges past a
+				 * gap at the end of the file (a writer's flush) */
 #define ZF_FLUSH_KEEP_GAPS 2	/* not the unterminated chunk before a gap */
 int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail);
 void fs_file_drop_dirty(struct zf_fs *fs, struct zf_inode *in, uint64_t from);

@@ -164,13 +164,13 @@ int zf_fs_getattr(struct zf_fs *fs, uint64_t ino, struct zf_attr *ret_attr)
 	struct zf_inode *in;
 	int r = -ENOENT;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	in = fs_inode(fs, ino);
 	if (in) {
 		fill_attr(in, ret_attr);
 		r = 0;
 	}
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -180,7 +180,7 @@ int zf_fs_lookup(struct zf_fs *fs, uint64_t parent, const char *name, struct zf_
 	struct zf_dirent *de;
 	int r;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	r = get_dir(fs, parent, &dir);
 	if (r)
 		goto out;
@@ -203,7 +203,7 @@ int zf_fs_lookup(struct zf_fs *fs, uint64_t parent, const char *name, struct zf_
 	}
 	fill_attr(in, ret_attr);
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -467,10 +467,10 @@ int zf_fs_create(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t m
 	default:
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	r = create_node(fs, parent, name, mode & (S_IFMT | 07777), rdev, NULL, umask_bits, uid,
 			gid, ret_attr);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -497,9 +497,9 @@ int zf_fs_symlink(struct zf_fs *fs, uint64_t parent, const char *name, const cha
 		return -ENOENT;
 	if (strlen(target) > SYMLINK_MAX)
 		return -ENAMETOOLONG;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	r = create_node(fs, parent, name, S_IFLNK | 0777, 0, target, 0, uid, gid, ret_attr);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -548,7 +548,7 @@ int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name
 	if (ret_attr)
 		fill_attr(in, ret_attr);
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -561,7 +561,7 @@ static int remove_entry(struct zf_fs *fs, uint64_t parent, const char *name, int
 
 	if (fs->readonly)
 		return -EROFS;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	r = get_dir(fs, parent, &dir);
 	if (r)
 		goto out;
@@ -608,7 +608,7 @@ static int remove_entry(struct zf_fs *fs, uint64_t parent, const char *name, int
 	drop_link(fs, in, now);
 	fs_txn_end(fs);
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -652,7 +652,7 @@ int zf_fs_rename(struct zf_fs *fs, uint64_t parent, const char *name, uint64_t n
 		return -EINVAL;
 	if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
 		return -EINVAL;
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	r = get_dir(fs, parent, &sdir);
 	if (r == 0)
 		r = get_dir(fs, newparent, &ddir);
@@ -753,7 +753,7 @@ int zf_fs_rename(struct zf_fs *fs, uint64_t parent, const char *name, uint64_t n
 	}
 	fs_txn_end(fs);
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -762,7 +762,7 @@ ssize_t zf_fs_readlink(struct zf_fs *fs, uint64_t ino, char *buf, size_t len)
 	struct zf_inode *in;
 	ssize_t r;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	in = fs_inode(fs, ino);
 	if (!in || !S_ISLNK(in->mode)) {
 		r = !in ? -ENOENT : -EINVAL;
@@ -770,9 +770,12 @@ ssize_t zf_fs_readlink(struct zf_fs *fs, uint64_t ino, char *buf, size_t len)
 		r = strlen(in->u.link);
 		memcpy(buf, in->u.link, (size_t)r < len ? (size_t)r : len);
 	}
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
+
+/* the attributes a setattr may change without flushing buffered data */
+#define ZF_SET_TIMES (ZF_SET_ATIME | ZF_SET_MTIME | ZF_SET_ATIME_NOW | ZF_SET_MTIME_NOW | ZF_SET_CTIME)
 
 int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 		  const struct zf_attr *attr, struct zf_attr *ret_attr)
@@ -784,7 +787,11 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 
 	if (fs->readonly)
 		return -EROFS;
-	fs_lock_for_flush(fs, ino); /* settle() may read stored bytes */
+	/* settle() below may read stored bytes: fetch them first */
+	if (to_set & ~ZF_SET_TIMES)
+		fs_lock_for_flush(fs, ino);
+	else
+		fs_lock(fs);
 	in = fs_inode(fs, ino);
 	if (!in) {
 		r = -ENOENT;
@@ -805,8 +812,7 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 	 * chunks at the gaps of writes still in flight.
 	 */
 	r = 0;
-	if (to_set & ~(ZF_SET_ATIME | ZF_SET_MTIME | ZF_SET_ATIME_NOW | ZF_SET_MTIME_NOW |
-		       ZF_SET_CTIME))
+	if (to_set & ~ZF_SET_TIMES)
 		r = settle(fs, in);
 	if (r)
 		goto out;
@@ -851,7 +857,7 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 	if (ret_attr)
 		fill_attr(in, ret_attr);
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -862,7 +868,7 @@ int zf_fs_readdir(struct zf_fs *fs, uint64_t ino, uint64_t off, zf_readdir_fn fn
 	uint32_t i;
 	int r;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	r = get_dir(fs, ino, &dir);
 	if (r)
 		goto out;
@@ -880,7 +886,7 @@ int zf_fs_readdir(struct zf_fs *fs, uint64_t ino, uint64_t off, zf_readdir_fn fn
 			break;
 	}
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -889,7 +895,7 @@ int zf_fs_pin(struct zf_fs *fs, uint64_t ino)
 	struct zf_inode *in;
 	int r = -ENOENT;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	in = fs_inode(fs, ino);
 	if (in && in->pins == UINT32_MAX) {
 		r = -EMFILE;
@@ -897,7 +903,7 @@ int zf_fs_pin(struct zf_fs *fs, uint64_t ino)
 		in->pins++;
 		r = 0;
 	}
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -905,13 +911,13 @@ void zf_fs_unpin(struct zf_fs *fs, uint64_t ino, uint64_t n)
 {
 	struct zf_inode *in;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	in = fs_inode(fs, ino);
 	if (in) {
 		in->pins = in->pins > n ? in->pins - n : 0;
 		fs_maybe_reclaim(fs, in);
 	}
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 }
 
 /* ---------------------------------------------------------------- xattrs */
@@ -981,7 +987,7 @@ int zf_fs_setxattr(struct zf_fs *fs, uint64_t ino, const char *name, const void 
 	log_inode(fs, in);
 	fs_txn_end(fs);
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -991,7 +997,7 @@ ssize_t zf_fs_getxattr(struct zf_fs *fs, uint64_t ino, const char *name, void *b
 	struct zf_xattr *x;
 	ssize_t r;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	in = fs_inode(fs, ino);
 	x = in ? xfind(in, name) : NULL;
 	if (!in)
@@ -1005,7 +1011,7 @@ ssize_t zf_fs_getxattr(struct zf_fs *fs, uint64_t ino, const char *name, void *b
 			memcpy(buf, x->val, x->vlen);
 		r = x->vlen;
 	}
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -1016,7 +1022,7 @@ ssize_t zf_fs_listxattr(struct zf_fs *fs, uint64_t ino, char *buf, size_t len)
 	ssize_t r;
 	uint32_t i;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	in = fs_inode(fs, ino);
 	if (!in) {
 		r = -ENOENT;
@@ -1040,7 +1046,7 @@ ssize_t zf_fs_listxattr(struct zf_fs *fs, uint64_t ino, char *buf, size_t len)
 	}
 	r = total;
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }
 
@@ -1065,6 +1071,6 @@ int zf_fs_removexattr(struct zf_fs *fs, uint64_t ino, const char *name)
 	log_inode(fs, in);
 	fs_txn_end(fs);
 out:
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r > 0 ? 0 : r;
 }

@@ -63,6 +63,7 @@ struct zf_ra {
 };
 
 struct zf_pipe {
+	struct zf_fs *fs;
 	pthread_mutex_t lock;
 	pthread_cond_t work;	/* a pack or read-ahead to do, or stop */
 	pthread_cond_t done;	/* a pack changed state, or was reaped */
@@ -93,9 +94,9 @@ struct zf_pipe {
  * waits for it, so this pack gets ZF_PIPE_FAST_LEVEL: a bulk write runs at
  * the speed of level 1 on every core, a trickle gets the full level.
  */
-static struct zf_sc_packer *packer_get(struct zf_fs *fs, int *ret_level)
+static struct zf_sc_packer *packer_get(struct zf_pipe *p, int *ret_level)
 {
-	struct zf_pipe *p = fs->pipe;
+	struct zf_fs *fs = p->fs;
 	struct zf_sc_packer *pk;
 	int backlog;
 
@@ -118,15 +119,14 @@ static void packer_put(struct zf_pipe *p, struct zf_sc_packer *pk)
 }
 
 /* build pack's super-chunk into pack->img (no lock); 0 or -errno */
-static int pack_build(struct zf_fs *fs, struct zf_pack *pack)
+static int pack_build(struct zf_pipe *p, struct zf_pack *pack)
 {
-	struct zf_pipe *p = fs->pipe;
 	struct zf_sc_chunk *tab = zf_malloc(pack->n * sizeof(*tab));
 	struct zf_sc_packer *pk;
 	uint32_t i;
 	int level, r;
 
-	pk = packer_get(fs, &level);
+	pk = packer_get(p, &level);
 	for (i = 0; i < pack->n; i++) {
 		tab[i].id = pack->chunks[i]->id;
 		tab[i].len = pack->chunks[i]->len;
@@ -147,10 +147,15 @@ static int pack_build(struct zf_fs *fs, struct zf_pack *pack)
 }
 
 /* a worker's share of one pack: build, then append in ticket order */
-static void pack_work(struct zf_fs *fs, struct zf_pack *pack)
+static void pack_work(struct zf_pipe *p, struct zf_pack *pack)
 {
-	struct zf_pipe *p = fs->pipe;
-	int r = pack_build(fs, pack);
+	int r, err;
+
+	pthread_mutex_lock(&p->lock);
+	err = p->err;
+	pthread_mutex_unlock(&p->lock);
+	/* after a failure, this pack fails too (unbuilt): the retry is inline */
+	r = err ? err : pack_build(p, pack);
 
 	pthread_mutex_lock(&p->lock);
 	while (p->turn != pack->ticket)
@@ -159,11 +164,14 @@ static void pack_work(struct zf_fs *fs, struct zf_pack *pack)
 		r = p->err; /* an earlier pack failed: never append past it */
 	if (r == 0) {
 		pthread_mutex_unlock(&p->lock);
-		r = zf_segstore_append_image(fs->seg, &pack->img, &pack->loc, &pack->sealed);
+		r = zf_segstore_append_image(p->fs->seg, &pack->img, &pack->loc, &pack->sealed);
 		pthread_mutex_lock(&p->lock);
-		if (r < 0)
-			p->err = r;
 	}
+	/* any failure is sticky, a build's too: a later pack appended (and
+	 * perhaps sealing a segment) before this one's retry would put
+	 * super-chunk records out of the store's order */
+	if (r < 0 && !p->err)
+		p->err = r;
 	pack->err = r;
 	pack->state = r < 0 ? ZF_PACK_FAILED : ZF_PACK_DONE;
 	p->working--;
@@ -174,8 +182,8 @@ static void pack_work(struct zf_fs *fs, struct zf_pack *pack)
 
 static void *worker(void *arg)
 {
-	struct zf_fs *fs = arg;
-	struct zf_pipe *p = fs->pipe;
+	struct zf_pipe *p = arg;
+	struct zf_fs *fs = p->fs;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -187,7 +195,7 @@ static void *worker(void *arg)
 			pack->state = ZF_PACK_BUSY;
 			p->busy++;
 			pthread_mutex_unlock(&p->lock);
-			pack_work(fs, pack);
+			pack_work(p, pack);
 			pthread_mutex_lock(&p->lock);
 			p->busy--;
 		} else if (p->ra_n) {
@@ -198,7 +206,7 @@ static void *worker(void *arg)
 			p->busy++;
 			pthread_mutex_unlock(&p->lock);
 			/* errors are the reader's to meet and report */
-			if (zf_segstore_prefetch(fs->seg, &loc, 0) == 1) {
+			if (zf_segstore_prefetch(fs->seg, &loc, ZF_PREFETCH_LOCAL) == 1) {
 				pthread_mutex_lock(&p->lock);
 				p->readahead++;
 				pthread_mutex_unlock(&p->lock);
@@ -225,6 +233,8 @@ void fs_pack_free(struct zf_pack *pack)
 	free(pack);
 }
 
+static void pipe_free(struct zf_pipe *p);
+
 static int fs_pipe_start(struct zf_fs *fs, unsigned int nthreads)
 {
 	struct zf_pipe *p;
@@ -241,16 +251,17 @@ static int fs_pipe_start(struct zf_fs *fs, unsigned int nthreads)
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
 	p->threads = zf_calloc(nthreads, sizeof(*p->threads));
-	fs->pipe = p;
+	p->fs = fs;
 	for (i = 0; i < nthreads; i++) {
-		r = -pthread_create(&p->threads[i], NULL, worker, fs);
+		r = -pthread_create(&p->threads[i], NULL, worker, p);
 		if (r < 0) {
 			zf_err("cannot start a compression worker: %s", strerror(-r));
-			fs_pipe_stop(fs);
+			pipe_free(p);
 			return r;
 		}
 		p->nthreads++;
 	}
+	fs->pipe = p; /* published whole: readers without fs->lock see it or NULL */
 	return 0;
 }
 
@@ -264,12 +275,18 @@ struct zf_pipe *fs_pipe_get(struct zf_fs *fs)
 
 void fs_pipe_stop(struct zf_fs *fs)
 {
-	struct zf_pipe *p = fs->pipe;
+	if (!fs->pipe)
+		return;
+	pipe_free(fs->pipe);
+	fs->pipe = NULL;
+}
+
+/* stop the workers and free p and its packs */
+static void pipe_free(struct zf_pipe *p)
+{
 	struct zf_pack *pack, *next;
 	unsigned int i;
 
-	if (!p)
-		return;
 	pthread_mutex_lock(&p->lock);
 	p->stop = 1;
 	p->ra_n = 0;
@@ -295,7 +312,6 @@ void fs_pipe_stop(struct zf_fs *fs)
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
-	fs->pipe = NULL;
 }
 
 /*
@@ -493,7 +509,7 @@ void fs_pipe_throttle(struct zf_fs *fs)
 		return;
 	pthread_mutex_lock(&p->lock);
 	/* appended packs are the caller's to reap: only work ahead counts */
-	while (p->working > p->nthreads * ZF_PIPE_PACKS_PER_THREAD && !p->err)
+	while (p->working > p->nthreads * ZF_PIPE_PACKS_PER_THREAD)
 		pthread_cond_wait(&p->done, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 }

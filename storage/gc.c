@@ -224,7 +224,7 @@ static int move_batch(struct gc *g, struct move *mv, const int *ok, size_t n, ui
 	size_t i;
 	int r = 0;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	for (i = 0; i < n; src += mv[i].len, i++) {
 		struct zf_chunk *c = mv[i].c;
 
@@ -256,7 +256,7 @@ static int move_batch(struct gc *g, struct move *mv, const int *ok, size_t n, ui
 			g->rep->moved_raw_bytes += pos;
 		}
 	}
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	free(cs);
 	free(tab);
 	return r;
@@ -400,13 +400,13 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	if (fs->readonly)
 		return -EROFS;
 	pthread_mutex_lock(&fs->gc_lock);
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	/* buffered data first: gc reports on, and keeps, a committed table */
 	r = fs_flush_all(fs, 0);
 	if (r == 0)
 		r = fs_commit(fs);
 	if (r < 0) {
-		pthread_mutex_unlock(&fs->lock);
+		fs_unlock(fs);
 		goto out;
 	}
 	g.limit = fs->last_sealed;
@@ -417,7 +417,7 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	choose(&g);
 	if (o->dry_run) {
 		remove_unreferenced(&g, 1); /* counts only */
-		pthread_mutex_unlock(&fs->lock);
+		fs_unlock(fs);
 		for (i = 0; i < g.nsegs; i++)
 			if (g.segs[i].victim) {
 				rep->freed_segments++;
@@ -426,13 +426,13 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 		goto out;
 	}
 	mv = collect(&g, &nmv);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 
 	r = copy_live(&g, mv, nmv);
 	if (r < 0)
 		goto out;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	for (i = 0; i < g.nsegs; i++)
 		if (g.segs[i].damaged) {
 			g.segs[i].victim = 0;
@@ -442,7 +442,7 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	r = fs_commit(fs);
 	if (r == 0)
 		remove_unreferenced(&g, 0);
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 out:
 	pthread_mutex_unlock(&fs->gc_lock);
 	free(mv);
@@ -455,13 +455,13 @@ int zf_fs_seg_refs(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n, uint64_t
 {
 	int r;
 
-	pthread_mutex_lock(&fs->lock);
+	fs_lock(fs);
 	r = fs_commit(fs);
 	if (r == 0) {
 		*ret_ids = fs_segments_used(fs, ret_n);
 		*ret_max = fs->open_seg > fs->last_sealed ? fs->open_seg : fs->last_sealed;
 		*ret_seq = fs->readonly ? 0 : zf_mlog_next_seq(fs->log) - 1;
 	}
-	pthread_mutex_unlock(&fs->lock);
+	fs_unlock(fs);
 	return r;
 }

@@ -494,6 +494,18 @@ again:
 			}
 		}
 	}
+	if (zf_fs_lock_held()) {
+		/*
+		 * Never wait for the bucket with the core lock held: every
+		 * other operation would wait too. The core fetches what it
+		 * needs before it locks; landing here means that fetch failed
+		 * (or a bug): the operation fails instead of freezing the rest.
+		 */
+		zf_segstore_name(loc->seg, seg, sizeof(seg));
+		zf_err("segment '%s' at offset %" PRIu64 " is not local and the caller holds the "
+		       "core lock: not fetched", seg, loc->off);
+		return -EIO;
+	}
 	/*
 	 * One GET per super-chunk: the kernel reads ahead with several
 	 * threads, which all miss on the same one. Later readers wait for the

@@ -501,7 +501,9 @@ static struct zf_scent *zf_cache_get(struct zf_segstore *st, uint64_t seg, uint6
 	struct zf_scent *e;
 
 	pthread_mutex_lock(&st->cache_lock);
-	while (!(e = zf_cache_find_locked(st, seg, off)) && zf_cache_loading_locked(st, seg, off))
+	/* (never while holding the core lock: that load may be a GET) */
+	while (!(e = zf_cache_find_locked(st, seg, off)) && !zf_nonet_locks &&
+	       zf_cache_loading_locked(st, seg, off))
 		pthread_cond_wait(&st->loaded, &st->cache_lock);
 	if (e)
 		st->hits++;
@@ -649,6 +651,12 @@ static int zf_sc_load_once(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	last_why[0] = 0;
 	/* refetch > 1: the bucket's copy only, whatever the dev-dir holds (fsck) */
 	r = refetch > 1 ? -ENOENT : zf_segfd_get(st, loc->seg, &f);
+	if (r == -ENOENT && st->fetch && zf_nonet_locks && refetch <= 1) {
+		/* the caller may not wait for the network (segstore.h) */
+		snprintf(last_why, sizeof(last_why), "not local, and the caller may not wait for "
+			 "the bucket");
+		return -EIO;
+	}
 	if (r == -ENOENT && st->fetch) {
 		/*
 		 * An evicted segment: the object-storage tier fetches exactly
@@ -902,14 +910,17 @@ int zf_segstore_cached(struct zf_segstore *st, const struct zf_sc_loc *loc)
 	return e != NULL;
 }
 
-int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc, int wait)
+int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc, int flags)
 {
+	bool wait = flags & ZF_PREFETCH_WAIT;
 	struct zf_scent *e;
 	unsigned int slot;
 	int r;
 
 	if (!loc || loc->seg == 0)
 		return -EINVAL;
+	if ((flags & ZF_PREFETCH_LOCAL) && zf_segfd_exists(st, loc->seg) == -ENOENT)
+		return 0; /* evicted: the object-storage tier reads ahead from the bucket */
 	pthread_mutex_lock(&st->cache_lock);
 	/* wait: for a load another thread has under way, not only to start one */
 	while (!(e = zf_cache_find_locked(st, loc->seg, loc->off)) && wait &&
@@ -931,7 +942,13 @@ int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc, in
 	st->loading[slot].off = loc->off;
 	pthread_mutex_unlock(&st->cache_lock);
 
+	/* a local-only read-ahead never waits for the bucket (the segment
+	 * may be evicted since it was checked): as if the core lock were held */
+	if (flags & ZF_PREFETCH_LOCAL)
+		zf_nonet_locks++;
 	r = zf_cache_load_as(st, loc, &e, true);
+	if (flags & ZF_PREFETCH_LOCAL)
+		zf_nonet_locks--;
 	if (r == 0)
 		zf_cache_put(st, e);
 

@@ -162,7 +162,9 @@ int zf_segstore_read(struct zf_segstore *st, const struct zf_sc_loc *loc, uint32
  * this call when another one is loading it. Returns 1 if it was loaded, 0
  * if it was cached or being loaded already, or -errno as zf_segstore_read.
  */
-int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc, int wait);
+#define ZF_PREFETCH_WAIT 0x1	/* wait for a load another thread has under way */
+#define ZF_PREFETCH_LOCAL 0x2	/* only from a local segment, never the bucket */
+int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc, int flags);
 
 /* is the super-chunk at loc in the cache now? (a hint: it may leave it) */
 int zf_segstore_cached(struct zf_segstore *st, const struct zf_sc_loc *loc);
@@ -204,6 +206,10 @@ int zf_segstore_seg_check(struct zf_segstore *st, uint64_t seg, uint64_t *ret_si
 const char *zf_segstore_last_error(void);
 
 /*
+ * A thread with zf_nonet_locks set (common/util.h: it holds the core lock)
+ * never calls the fetch hook nor waits for a load that may: reads of
+ * evicted data fail with -EIO instead.
+ *
  * Where an evicted segment's super-chunks come from: fill buf with exactly
  * [loc->off, loc->off + loc->disk_len) of segment loc->seg. refetch asks
  * to bypass any local copy (the previous bytes did not verify). Returns 0
