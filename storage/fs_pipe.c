@@ -23,8 +23,8 @@
  *
  * Memory: submitted packs hold their raw bytes and a built image; writers
  * wait in fs_pipe_throttle() (without fs->lock) while more than
- * ZF_PIPE_PACKS_PER_THREAD packs per worker wait for or are in a worker's
- * hands, and reap what is appended as soon as they hold fs->lock.
+ * ZF_PIPE_PACKS_PER_THREAD packs per worker are in flight, reaping the
+ * appended ones themselves.
  *
  * Locking: pipe->lock guards the queues, states and counters below; the
  * workers take it and segment store locks, never fs->lock. Order:
@@ -508,9 +508,26 @@ void fs_pipe_throttle(struct zf_fs *fs)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
-	/* appended packs are the caller's to reap: only work ahead counts */
-	while (p->working > p->nthreads * ZF_PIPE_PACKS_PER_THREAD)
+	/*
+	 * After a failed append (p->err) nothing drains until a commit
+	 * retries: writers go on (their flushes and fsyncs report the error)
+	 * rather than hang.
+	 */
+	while (p->inflight > p->nthreads * ZF_PIPE_PACKS_PER_THREAD && !p->err) {
+		unsigned int before = p->inflight;
+
+		if (p->inflight > p->working) {
+			/* appended packs wait for a holder of fs->lock: be it */
+			pthread_mutex_unlock(&p->lock);
+			fs_lock(fs);
+			fs_pipe_reap(fs, 0);
+			fs_unlock(fs);
+			pthread_mutex_lock(&p->lock);
+			if (p->inflight < before)
+				continue;
+		}
 		pthread_cond_wait(&p->done, &p->lock);
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 
