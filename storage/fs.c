@@ -1829,29 +1829,28 @@ void zf_fs_abandon(struct zf_fs *fs)
 	fs_free(fs);
 }
 
-int zf_fs_commit_periodic(struct zf_fs *fs)
+/* flush every file (keep_gaps: see fs_flush_all) and commit */
+static int sync_all(struct zf_fs *fs, int keep_gaps)
 {
 	int r;
 
 	fs_lock_for_flush_all(fs);
-	r = fs_flush_all(fs, 1);
+	r = fs_flush_all(fs, keep_gaps);
 	if (r == 0)
 		r = fs_commit(fs);
+	fs->fsyncs += !keep_gaps;
 	fs_unlock(fs);
 	return r;
 }
 
+int zf_fs_commit_periodic(struct zf_fs *fs)
+{
+	return sync_all(fs, 1);
+}
+
 int zf_fs_sync(struct zf_fs *fs)
 {
-	int r;
-
-	fs_lock_for_flush_all(fs);
-	r = fs_flush_all(fs, 0);
-	if (r == 0)
-		r = fs_commit(fs);
-	fs->fsyncs++;
-	fs_unlock(fs);
-	return r;
+	return sync_all(fs, 0);
 }
 
 int zf_fs_fsync(struct zf_fs *fs, uint64_t ino)

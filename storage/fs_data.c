@@ -469,27 +469,23 @@ static size_t warm_flush(struct zf_fs *fs, const struct zf_inode *in, struct zf_
 }
 
 /*
- * Take fs->lock for an operation on ino that reads stored bytes: while
- * what it would read is not cached (want() names it), fetch that unlocked
- * and look again (twice at most). Returns with fs->lock held.
+ * Take fs->lock for an operation that reads stored bytes: while what it
+ * would read is not cached (want() names it, under the lock), fetch that
+ * unlocked and look again (twice at most, and not after a failed fetch).
+ * Returns with fs->lock held.
  */
-static void lock_warm(struct zf_fs *fs, uint64_t ino,
-		      size_t (*want)(struct zf_fs *, const struct zf_inode *, struct zf_sc_loc *,
-				     const void *),
+static void lock_warm(struct zf_fs *fs, size_t (*want)(struct zf_fs *, struct zf_sc_loc *,
+							const void *),
 		      const void *arg)
 {
 	struct zf_sc_loc locs[ZF_WARM_MAX];
-	struct zf_inode *in;
 	unsigned int tries;
 	size_t n, i;
-
 	int failed = 0;
 
 	for (tries = 0;; tries++) {
 		fs_lock(fs);
-		in = fs_inode(fs, ino);
-		if (tries == 2 || failed || !in || !S_ISREG(in->mode) ||
-		    !(n = want(fs, in, locs, arg)))
+		if (tries == 2 || failed || !(n = want(fs, locs, arg)))
 			return;
 		fs_unlock(fs);
 		/* errors (the bucket is unreachable): the operation meets them
@@ -499,24 +495,48 @@ static void lock_warm(struct zf_fs *fs, uint64_t ino,
 	}
 }
 
-static size_t want_flush(struct zf_fs *fs, const struct zf_inode *in, struct zf_sc_loc *locs,
-			 const void *arg)
+/* the regular file ino, or NULL */
+static const struct zf_inode *reg_inode(struct zf_fs *fs, uint64_t ino)
 {
-	(void)arg;
-	return warm_flush(fs, in, locs);
+	const struct zf_inode *in = fs_inode(fs, ino);
+
+	return in && S_ISREG(in->mode) ? in : NULL;
 }
 
-/* a read [off, off+len) that overlaps buffered data reads the rest stored */
+static size_t want_flush(struct zf_fs *fs, struct zf_sc_loc *locs, const void *arg)
+{
+	const struct zf_inode *in = reg_inode(fs, *(const uint64_t *)arg);
+
+	return in ? warm_flush(fs, in, locs) : 0;
+}
+
+static size_t want_flush_all(struct zf_fs *fs, struct zf_sc_loc *locs, const void *arg)
+{
+	struct zf_inode *in;
+	size_t n = 0, k, i;
+
+	(void)arg;
+	for (in = fs->dirty_files; in && n < ZF_WARM_MAX; in = in->u.file->wb->next) {
+		struct zf_sc_loc more[ZF_WARM_MAX];
+
+		k = warm_flush(fs, in, more);
+		for (i = 0; i < k && n < ZF_WARM_MAX; i++)
+			locs[n++] = more[i];
+	}
+	return n;
+}
+
+/* a read [off, off+len) of ino that overlaps buffered data reads the rest stored */
 struct read_span {
-	uint64_t off, len;
+	uint64_t ino, off, len;
 };
 
-static size_t want_read(struct zf_fs *fs, const struct zf_inode *in, struct zf_sc_loc *locs,
-			const void *arg)
+static size_t want_read(struct zf_fs *fs, struct zf_sc_loc *locs, const void *arg)
 {
 	const struct read_span *s = arg;
+	const struct zf_inode *in = reg_inode(fs, s->ino);
 
-	if (!dirty_overlaps(in->u.file, s->off, s->len))
+	if (!in || !dirty_overlaps(in->u.file, s->off, s->len))
 		return 0; /* plan_read() reads without the lock */
 	return warm_range(fs, in->u.file, s->off, s->off + s->len, locs, 0);
 }
@@ -524,34 +544,12 @@ static size_t want_read(struct zf_fs *fs, const struct zf_inode *in, struct zf_s
 /* fs->lock for a flush of ino, its stored neighbours cached */
 void fs_lock_for_flush(struct zf_fs *fs, uint64_t ino)
 {
-	lock_warm(fs, ino, want_flush, NULL);
+	lock_warm(fs, want_flush, &ino);
 }
 
 void fs_lock_for_flush_all(struct zf_fs *fs)
 {
-	struct zf_sc_loc locs[ZF_WARM_MAX];
-	struct zf_inode *in;
-	unsigned int tries;
-	size_t n, i;
-	int failed = 0;
-
-	for (tries = 0;; tries++) {
-		fs_lock(fs);
-		n = 0;
-		for (in = fs->dirty_files; in && n < ZF_WARM_MAX && tries < 2 && !failed;
-		     in = in->u.file->wb->next) {
-			struct zf_sc_loc more[ZF_WARM_MAX];
-			size_t k = warm_flush(fs, in, more);
-
-			for (i = 0; i < k && n < ZF_WARM_MAX; i++)
-				locs[n++] = more[i];
-		}
-		if (!n)
-			return;
-		fs_unlock(fs);
-		for (i = 0; i < n; i++)
-			failed |= zf_segstore_prefetch(fs->seg, &locs[i], ZF_PREFETCH_WAIT) < 0;
-	}
+	lock_warm(fs, want_flush_all, NULL);
 }
 
 /* has gc removed a segment file since gen was read? */
@@ -580,9 +578,9 @@ ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 
 again:
 	{
-		struct read_span span = { off, len };
+		struct read_span span = { ino, off, len };
 
-		lock_warm(fs, ino, want_read, &span);
+		lock_warm(fs, want_read, &span);
 	}
 	gen = fs->seg_gen;
 	in = fs_inode(fs, ino);
