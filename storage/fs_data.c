@@ -142,6 +142,31 @@ void fs_file_drop_dirty(struct zf_fs *fs, struct zf_inode *in, uint64_t from)
 	wbuf_put(fs, in);
 }
 
+/*
+ * Capacity for a buffered range of need bytes: 64 KiB at least; past 1 MiB,
+ * a streaming writer's whole flush at once, not a copy per doubling.
+ */
+static size_t dirty_cap(size_t need)
+{
+	if (need < (64u << 10))
+		return 64u << 10;
+	if (need > (1u << 20) && need <= ZF_STREAM_BUF)
+		return ZF_STREAM_BUF;
+	return need;
+}
+
+/* a buffer of cap bytes: the spare streaming buffer when it is one (its
+ * pages were touched by an earlier flush), else a new one */
+static uint8_t *dirty_alloc(struct zf_fs *fs, size_t cap)
+{
+	uint8_t *p = fs->spare_buf;
+
+	if (cap != ZF_STREAM_BUF || !p)
+		return zf_malloc(cap);
+	fs->spare_buf = NULL;
+	return p;
+}
+
 /* put data at off into the dirty buffer, merging touching extents */
 static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const void *data,
 			size_t len)
@@ -159,21 +184,17 @@ static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, con
 			uint64_t before = d->len;
 
 			if (end > d->off + d->cap) {
-				while (end > d->off + d->cap)
-					d->cap = d->cap * 2;
-				/* a streaming writer: room for a whole flush at once,
-				 * not a copy per doubling, in a buffer whose pages
-				 * an earlier flush already touched */
-				if (d->cap > (1u << 20) && d->cap <= ZF_STREAM_BUF) {
-					d->cap = ZF_STREAM_BUF;
-					if (fs->spare_buf) {
-						memcpy(fs->spare_buf, d->data, d->len);
-						free(d->data);
-						d->data = fs->spare_buf;
-						fs->spare_buf = NULL;
-					} else {
-						d->data = zf_realloc(d->data, d->cap);
-					}
+				size_t cap = d->cap;
+
+				while (end > d->off + cap)
+					cap *= 2;
+				d->cap = dirty_cap(cap);
+				if (d->cap == ZF_STREAM_BUF && fs->spare_buf) {
+					uint8_t *p = dirty_alloc(fs, d->cap);
+
+					memcpy(p, d->data, d->len);
+					free(d->data);
+					d->data = p;
 				} else {
 					d->data = zf_realloc(d->data, d->cap);
 				}
@@ -204,10 +225,8 @@ static void dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, con
 		old += wb->v[i].len;
 		k = i + 1;
 	} else {
-		nd.cap = nd.len < 65536 ? 65536 : nd.len > (1u << 20) && nd.len < ZF_STREAM_BUF
-									 ? ZF_STREAM_BUF
-									 : nd.len;
-		nd.data = zf_malloc(nd.cap);
+		nd.cap = dirty_cap(nd.len);
+		nd.data = dirty_alloc(fs, nd.cap);
 	}
 	for (; k < j; k++) {
 		d = &wb->v[k];

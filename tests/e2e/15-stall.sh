@@ -90,6 +90,23 @@ wait_stalls() {
 	return 1
 }
 
+# while_stalled NAME N FIRST WHAT CMD...: switch the stall on, run CMD in the
+# background (its exit code to $T/NAME.rc), wait for stall number N, probe
+# FIRST.., and fail if CMD (WHAT, for the message) finished meanwhile
+while_stalled() {
+	local name=$1 n=$2 first=$3 what=$4
+	shift 4
+	cp "$T/key" "$STALL" || return 1
+	( "$@"; echo $? >"$T/$name.rc" ) &
+	echo $! >"$T/$name.pid"
+	wait_stalls "$n" && grep "stalls for" "$T/daemon.log" | tail -n 1 &&
+	probe "$first" 10 || return 1
+	if [ -e "$T/$name.rc" ]; then
+		echo "FAILED: $what was not blocked by the stall (rc $(cat "$T/$name.rc"))"
+		return 1
+	fi
+}
+
 # wait_file F SECS: until F exists
 wait_file() {
 	local i
@@ -147,16 +164,9 @@ read_blk=$((${read_off:-0} / 65536)) write_blk=$((${write_off:-0} / 4096))
 echo "# stalled object: $(cat "$T/key" 2>/dev/null); read at block $read_blk of 64 KiB, overwrite at block $write_blk of 4 KiB"
 
 test_expect_success 'part 1: a read of A waits for the stalled object; stat, readdir and reads of other files answer' '
-	zf_mount_fg "$D" "$M" "$T/daemon.log" -o cache_size=256M && cp "$T/key" "$STALL" || exit 1
-	( dd if="$M/A" of="$T/part1.out" bs=64K skip=$read_blk count=1 status=none
-	  echo $? >"$T/part1.rc" ) &
-	echo $! >"$T/part1.pid"
-	wait_stalls 1 && grep "stalls for" "$T/daemon.log" &&
-	probe 0 10 &&
-	if [ -e "$T/part1.rc" ]; then
-		echo "FAILED: the reader of A was not blocked by the stall (rc $(cat "$T/part1.rc"))"
-		exit 1
-	fi
+	zf_mount_fg "$D" "$M" "$T/daemon.log" -o cache_size=256M &&
+	while_stalled part1 1 0 "the reader of A" \
+		dd if="$M/A" of="$T/part1.out" bs=64K skip=$read_blk count=1 status=none
 '
 show_probe 0 "part 1 probes while the read of A was stalled"
 test_expect_success 'part 1: the stall ends; the reader of A gets the right bytes' '
@@ -173,16 +183,9 @@ test_expect_success 'part 1: the stall ends; the reader of A gets the right byte
 	done
 '
 test_expect_success 'part 2: an overwrite of 4 KiB in the evicted middle of A waits for the stalled object; stat, readdir and reads of other files answer' '
-	head -c 4096 /dev/urandom >"$T/patch" && cp "$T/key" "$STALL" || exit 1
-	( dd if="$T/patch" of="$M/A" bs=4K seek=$write_blk count=1 conv=notrunc status=none
-	  echo $? >"$T/part2.rc" ) &
-	echo $! >"$T/part2.pid"
-	wait_stalls 2 && grep "stalls for" "$T/daemon.log" | tail -n 1 &&
-	probe 10 10 &&
-	if [ -e "$T/part2.rc" ]; then
-		echo "FAILED: the overwrite of A was not blocked by the stall (rc $(cat "$T/part2.rc"))"
-		exit 1
-	fi
+	head -c 4096 /dev/urandom >"$T/patch" &&
+	while_stalled part2 2 10 "the overwrite of A" \
+		dd if="$T/patch" of="$M/A" bs=4K seek=$write_blk count=1 conv=notrunc status=none
 '
 show_probe 10 "part 2 probes while the overwrite of A was stalled"
 test_expect_success 'part 2: the stall ends; the overwrite completes; A holds the expected bytes' '
