@@ -1210,6 +1210,26 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 		*ret_end = scan.end;
 		fs->torn_bytes = scan.dropped;
 	}
+	/* records the durable mark covers were fdatasync'd: a log that ends
+	 * before them is damaged (a flipped or lost tail), not torn */
+	r = zf_synced_read(fs->metafd, fs->fsid, &fs->synced_seq, &fs->synced_gen);
+	if (r < 0) {
+		zf_err("cannot read '%s/meta/%s': %s", fs->dev_dir, ZF_SYNCED_NAME, strerror(-r));
+		goto out;
+	}
+	if (expect - 1 < fs->synced_seq && fs->salvage) {
+		note_add(fs, name, *ret_end, fs->torn_bytes, expect,
+			 "records the durable mark covers are damaged or missing");
+		fs->torn_bytes = 0;
+	} else if (expect - 1 < fs->synced_seq) {
+		zf_err("corrupt log '%s' at offset %llu: records %llu..%llu were synced but %s "
+		       "(run zerofs fsck)", name, (unsigned long long)*ret_end,
+		       (unsigned long long)expect, (unsigned long long)fs->synced_seq,
+		       fs->torn_bytes ? "do not verify" : "are missing");
+		r = -EBADMSG;
+		goto out;
+	}
+	fs->durable_seq = expect - 1;
 	*ret_next_seq = expect;
 	fs->replaying = 0;
 	r = 0;
@@ -1257,6 +1277,7 @@ static void fs_free(struct zf_fs *fs)
 		close(fs->dirfd);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_mutex_destroy(&fs->gc_lock);
+	pthread_mutex_destroy(&fs->mark_lock);
 	free(fs->dev_dir);
 	free(fs);
 }
@@ -1332,6 +1353,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	fs = zf_calloc(1, sizeof(*fs));
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->gc_lock, NULL);
+	pthread_mutex_init(&fs->mark_lock, NULL);
 	fs->dev_dir = zf_strdup(dev_dir);
 	fs->metafd = fs->segfd = fs->lockfd = -1;
 	fs->readonly = o.readonly;
@@ -1528,6 +1550,7 @@ int fs_commit(struct zf_fs *fs)
 		r = zf_mlog_commit(fs->log);
 	if (r < 0)
 		return r;
+	fs->durable_seq = zf_mlog_next_seq(fs->log) - 1;
 	/* this batch may be the first to reference the open segment */
 	if (!fs->open_seg)
 		fs->open_first_seq = 0;
@@ -1734,6 +1757,28 @@ static void remove_old_meta(struct zf_fs *fs, uint64_t ckpt_seq, uint64_t log_fi
 	free(mf.ckpts);
 }
 
+int fs_mark_synced(struct zf_fs *fs, int exact)
+{
+	uint64_t seq = __atomic_load_n(&fs->durable_seq, __ATOMIC_RELAXED);
+	int r = 0;
+
+	if (fs->readonly)
+		return 0;
+	pthread_mutex_lock(&fs->mark_lock);
+	if (exact ? seq != fs->synced_seq : seq > fs->synced_seq) {
+		r = zf_synced_write(fs->metafd, fs->fsid, seq, fs->synced_gen + 1);
+		if (r == 0) {
+			fs->synced_seq = seq;
+			fs->synced_gen++;
+		} else {
+			zf_err("cannot write '%s/meta/%s': %s", fs->dev_dir, ZF_SYNCED_NAME,
+			       strerror(-r));
+		}
+	}
+	pthread_mutex_unlock(&fs->mark_lock);
+	return r;
+}
+
 int fs_checkpoint_locked(struct zf_fs *fs)
 {
 	struct zf_ckpt_writer *w;
@@ -1781,6 +1826,8 @@ int fs_checkpoint_locked(struct zf_fs *fs)
 		fs->log = nlog;
 	}
 	remove_old_meta(fs, seq, seq + 1);
+	fs->durable_seq = seq;
+	r = fs_mark_synced(fs, 1);
 out:
 	if (r < 0)
 		zf_err("cannot write checkpoint of '%s': %s", fs->dev_dir, strerror(-r));
@@ -1840,6 +1887,9 @@ static int sync_all(struct zf_fs *fs, int keep_gaps)
 		r = fs_commit(fs);
 	fs->fsyncs += !keep_gaps;
 	fs_unlock(fs);
+	/* the mark follows outside the lock: one small fdatasync per sync */
+	if (r == 0)
+		r = fs_mark_synced(fs, 0);
 	return r;
 }
 

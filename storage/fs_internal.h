@@ -161,6 +161,14 @@ struct zf_fs {
 	size_t nsalv;
 	const char *salv_file;	/* the file being loaded */
 	uint64_t torn_bytes;	/* torn tail of the last log file (an interrupted commit) */
+	/*
+	 * The durable mark (meta/synced, mlog.h): durable_seq is the last
+	 * record a commit fdatasync'd (fs->lock); synced_seq/synced_gen what
+	 * the mark on disk says (mark_lock, taken without fs->lock or after it).
+	 */
+	uint64_t durable_seq;
+	uint64_t synced_seq, synced_gen;
+	pthread_mutex_t mark_lock;
 	uint8_t fsid[16];
 	uint8_t secret[ZF_SECRET_LEN];
 	int zstd_level;
@@ -240,6 +248,9 @@ struct zf_chunk *fs_chunk_add_lost(struct zf_fs *fs, const struct zf_chunk_id *i
 void fs_do(struct zf_fs *fs, uint8_t type, const struct zf_buf *rec);
 void fs_txn_end(struct zf_fs *fs);
 int fs_commit(struct zf_fs *fs);
+/* write the durable mark (meta/synced) up to fs->durable_seq if it is
+ * behind (exact: also when it is ahead, after a repair cut the log) */
+int fs_mark_synced(struct zf_fs *fs, int exact);
 /* commit, then write a checkpoint and drop the logs it covers (fs->lock held) */
 int fs_checkpoint_locked(struct zf_fs *fs);
 void rec_inode(struct zf_buf *b, const struct zf_inode *in);

@@ -44,6 +44,17 @@
 /* then records (framing below, seq = 1, 2, ... within the file), the last
  * one of type ZF_REC_END */
 
+/* ---- durable mark: <dev-dir>/meta/synced, two 64-byte slots ---- */
+#define ZF_SYNCED_NAME "synced"
+#define ZF_SYNCED_MAGIC "ZFSYNC01"	/*  0: 8 bytes */
+#define ZF_SYNCED_VERSION 1u		/*  8: le32 version, 12: le32 flags (0) */
+					/* 16: fsid[16] */
+					/* 32: le64 seq: every log record <= seq was
+					 *     durable (fdatasync'd) when this was written */
+					/* 40: le64 generation (slot = generation & 1) */
+					/* 48: 8 reserved zero bytes */
+#define ZF_SYNCED_SLOT 64u		/* 56: le64 XXH3-64 of bytes 0..55 */
+
 /* ---- record framing (log and checkpoint) ---- */
 #define ZF_REC_MAGIC 0x524c465au	/*  0: le32 "ZFLR" */
 					/*  4: u8 type, 5: u8 flags, 6: le16 0 */

@@ -325,6 +325,67 @@ int zf_mlog_replay_salvage(int dirfd, const char *name, const uint8_t fsid[16],
 	return mlog_replay(dirfd, name, fsid, skip_upto, fn, bad, ctx, ret_scan);
 }
 
+/* ---- the durable mark ---- */
+
+int zf_synced_read(int dirfd, const uint8_t fsid[16], uint64_t *ret_seq, uint64_t *ret_gen)
+{
+	uint8_t b[2 * ZF_SYNCED_SLOT];
+	ssize_t n;
+	int fd, i, valid = 0;
+
+	*ret_seq = *ret_gen = 0;
+	fd = openat(dirfd, ZF_SYNCED_NAME, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = zf_pread_full(fd, b, sizeof(b), 0);
+	close(fd);
+	if (n < 0)
+		return (int)n;
+	for (i = 0; i < 2 && (size_t)n >= (i + 1) * ZF_SYNCED_SLOT; i++) {
+		const uint8_t *h = b + i * ZF_SYNCED_SLOT;
+
+		if (memcmp(h, ZF_SYNCED_MAGIC, 8) != 0 || zf_get64(h + 56) != XXH3_64bits(h, 56) ||
+		    zf_get32(h + 8) != ZF_SYNCED_VERSION || memcmp(h + 16, fsid, 16) != 0 ||
+		    (zf_get64(h + 40) & 1) != (uint64_t)i)
+			continue;
+		valid++;
+		if (zf_get64(h + 40) >= *ret_gen) {
+			*ret_gen = zf_get64(h + 40);
+			*ret_seq = zf_get64(h + 32);
+		}
+	}
+	if (!valid && n > 0)
+		zf_warn("meta/%s: no slot verifies; the durable mark is ignored", ZF_SYNCED_NAME);
+	return 0;
+}
+
+int zf_synced_write(int dirfd, const uint8_t fsid[16], uint64_t seq, uint64_t gen)
+{
+	uint8_t h[ZF_SYNCED_SLOT] = { 0 };
+	int fd, r = 0;
+
+	memcpy(h, ZF_SYNCED_MAGIC, 8);
+	zf_put32(h + 8, ZF_SYNCED_VERSION);
+	memcpy(h + 16, fsid, 16);
+	zf_put64(h + 32, seq);
+	zf_put64(h + 40, gen);
+	zf_put64(h + 56, XXH3_64bits(h, 56));
+	fd = openat(dirfd, ZF_SYNCED_NAME, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		fd = openat(dirfd, ZF_SYNCED_NAME, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd >= 0 && zf_fsync_dir(dirfd) < 0)
+			r = -errno;
+	}
+	if (fd < 0)
+		return -errno;
+	if (r == 0 && pwrite(fd, h, sizeof(h), (off_t)(gen & 1) * ZF_SYNCED_SLOT) != (ssize_t)sizeof(h))
+		r = -EIO;
+	else if (fdatasync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 /* ---- writing ---- */
 
 static struct zf_mlog *mlog_new(int dirfd, int fd, const char *name)

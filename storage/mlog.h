@@ -129,6 +129,19 @@ uint64_t zf_mlog_size(const struct zf_mlog *log);
 uint64_t zf_mlog_next_seq(const struct zf_mlog *log);
 uint64_t zf_mlog_first_seq(const struct zf_mlog *log);
 
+/* ---- the durable mark (meta/synced) ---- */
+
+/*
+ * Every record up to a mark's seq had been fdatasync'd when the mark was
+ * written, so a log that ends (or turns bad) before it is damaged, not torn.
+ * Two slots, written alternately (slot = gen & 1), so a torn write of one
+ * leaves the other. zf_synced_read returns 0 with *ret_seq = *ret_gen = 0
+ * when there is no mark (an older dev-dir, or both slots bad: logged).
+ */
+int zf_synced_read(int dirfd, const uint8_t fsid[16], uint64_t *ret_seq, uint64_t *ret_gen);
+/* write generation gen (slot gen & 1) with seq, fdatasync; 0 or -errno */
+int zf_synced_write(int dirfd, const uint8_t fsid[16], uint64_t seq, uint64_t gen);
+
 /* ---- checkpoints ---- */
 struct zf_ckpt_writer;
 

@@ -132,7 +132,11 @@ START_TEST(log_truncated_at_every_offset)
 {
 	struct zf_open_opts big = { .ckpt_bytes = 1ull << 40 };
 	struct zf_open_opts ro = { .readonly = 1 };
-	char *dir = t_tmpdir(), *logp, *states[16];
+	struct zf_open_opts salv = { .readonly = 1, .salvage = 1 };
+	struct zf_open_opts salv_rw = { .salvage = 1 };
+	char *dir = t_tmpdir(), *logp, *states[16], markp[512];
+	uint8_t *mark;
+	size_t mlen;
 	off_t sizes[16];
 	struct zf_fs *fs;
 	uint8_t data[20000], *orig;
@@ -167,6 +171,11 @@ START_TEST(log_truncated_at_every_offset)
 #undef STEP
 	zf_fs_abandon(fs);
 
+	/* the cuts below are torn commits only without the durable mark
+	 * (as if nothing had been synced): set it aside until the end */
+	snprintf(markp, sizeof(markp), "%s/meta/%s", dir, ZF_SYNCED_NAME);
+	ck_assert_int_eq(zf_read_file(AT_FDCWD, markp, (void **)&mark, &mlen), 0);
+	ck_assert_int_eq(unlink(markp), 0);
 	ck_assert_int_eq(zf_read_file(AT_FDCWD, logp, (void **)&orig, &olen), 0);
 	ck_assert_uint_eq(olen, sizes[nstates - 1]);
 	/* every cut inside the records after the first state */
@@ -196,7 +205,7 @@ START_TEST(log_truncated_at_every_offset)
 	orig[sizes[0] + 40] ^= 0x10;
 	orig[olen - 3] ^= 0x10;
 	set_file(logp, orig, olen);
-	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+	ck_assert_int_eq(zf_fs_open(dir, &ro, &fs), 0);
 	{
 		char *got = t_dump(fs);
 
@@ -205,8 +214,49 @@ START_TEST(log_truncated_at_every_offset)
 	}
 	t_check_clean(fs);
 	ck_assert_int_eq(zf_fs_close(fs), 0);
+
+	/* with the mark back, the same flip in a synced record is damage: a
+	 * mount refuses, fsck reports it, a cut log is damage too */
+	{
+		int fd = open(markp, O_WRONLY | O_CREAT, 0644);
+
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+	}
+	set_file(markp, mark, mlen);
+	ck_assert_int_eq(zf_fs_open(dir, &ro, &fs), -EBADMSG);
+	ck_assert_int_eq(zf_fs_open(dir, &salv, &fs), 0);
+	{
+		struct zf_check_report rep = { 0 };
+
+		ck_assert_int_eq(zf_fs_check(fs, &rep), -EUCLEAN);
+		ck_assert_uint_ge(rep.errors, 1);
+	}
+	zf_fs_close(fs);
+	set_file(logp, orig, sizes[nstates - 2]);
+	ck_assert_int_eq(zf_fs_open(dir, &ro, &fs), -EBADMSG);
+	/* repair drops the damaged record, the mark follows the repaired log
+	 * and the next open is clean */
+	ck_assert_int_eq(zf_fs_open(dir, &salv_rw, &fs), 0);
+	{
+		struct zf_check_report rep = { .repair = 1 };
+
+		zf_fs_check(fs, &rep);
+		ck_assert_uint_ge(rep.errors, 1);
+	}
+	zf_fs_close(fs);
+	ck_assert_int_eq(zf_fs_open(dir, &ro, &fs), 0);
+	{
+		char *got = t_dump(fs);
+
+		ck_assert_str_eq(got, states[nstates - 2]);
+		free(got);
+	}
+	t_check_clean(fs);
+	zf_fs_close(fs);
 	for (k = 0; k < nstates; k++)
 		free(states[k]);
+	free(mark);
 	free(orig);
 	free(logp);
 	t_rmrf(dir);
