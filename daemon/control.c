@@ -89,6 +89,8 @@ void zf_stats_print(FILE *out, const struct zf_fs_stats *s)
 		(unsigned long long)s->cache_misses);
 	fprintf(out, "commits/fsyncs:    %llu/%llu\n", (unsigned long long)s->commits,
 		(unsigned long long)s->fsyncs);
+	fprintf(out, "healed:            %llu super-chunks (damaged local copies replaced by "
+		"the bucket's)\n", (unsigned long long)s->healed);
 }
 
 void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s)

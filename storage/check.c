@@ -383,6 +383,20 @@ static struct seg_seen *seg_get(struct ck *ck, struct loc_ctx *lc, uint64_t seg)
 	s = zf_calloc(1, sizeof(*s));
 	s->remote = 1;
 	s->local = zf_segstore_seg_check(ck->fs->seg, seg, &s->size);
+	if (s->local == -EUCLEAN) {
+		/* its super-chunks still verify one by one: only the header is lost */
+		int fix = ck->rep->repair && !ck->fs->readonly;
+		int r = fix ? zf_segstore_seg_fix_header(ck->fs->seg, seg) : 0;
+		char name[32];
+
+		zf_segstore_name(seg, name, sizeof(name));
+		ck_problem(ck, "seg/%s: %s (its super-chunks are checked one by one)%s%s", name,
+			   zf_segstore_last_error(), fix && r == 0 ? ": rewritten" : "",
+			   r < 0 ? ": cannot rewrite it" : "");
+		if (fix && r == 0)
+			ck->rep->repaired++;
+		s->local = 0;
+	}
 	if (s->local == -EIO)
 		snprintf(s->why, sizeof(s->why), "%s", zf_segstore_last_error());
 	else if (s->local < 0 && s->local != -ENOENT)

@@ -106,6 +106,7 @@ struct zf_fs_stats {
 	uint64_t cache_bytes, cache_max; /* decompressed super-chunks; their share */
 	uint64_t fast_packs, raw_packs, packs; /* super-chunks built by the pipeline */
 	uint64_t readahead;	/* super-chunks decompressed ahead of readers */
+	uint64_t healed;	/* damaged local super-chunks replaced by the bucket's copy */
 	uint64_t commits, fsyncs;
 };
 

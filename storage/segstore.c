@@ -181,6 +181,8 @@ struct zf_segstore {
 	size_t nbuckets;
 	struct zf_link lru;	/* protected by cache_lock */
 	uint64_t cache_max;
+	uint64_t healed;	/* local super-chunks replaced by the bucket's copy (atomic) */
+	int readonly;		/* opts->readonly: no healing */
 	uint64_t cache_used;	/* protected by cache_lock: entries in table */
 	uint64_t hits, misses;	/* protected by cache_lock */
 	struct {
@@ -248,6 +250,17 @@ static const char *zf_seg_hdr_check(const uint8_t *h, uint64_t seg, const uint8_
 	if (memcmp(h + ZF_SEG_HDR_FSID_OFF, fsid, 16) != 0)
 		return "segment belongs to another filesystem";
 	return NULL;
+}
+
+/*
+ * Is a header that zf_seg_hdr_check refused merely damaged (bytes lost or
+ * flipped: its super-chunks may still be read), rather than a whole header
+ * of another version, segment or filesystem (the file is not this one)?
+ */
+static bool zf_seg_hdr_damaged(const uint8_t *h, ssize_t n)
+{
+	return n < (ssize_t)ZF_SEG_HDR_SIZE || memcmp(h, ZF_SEG_MAGIC, ZF_SEG_MAGIC_LEN) != 0 ||
+	       zf_get64(h + ZF_SEG_HDR_CSUM_OFF) != XXH3_64bits(h, ZF_SEG_HDR_CSUM_OFF);
 }
 
 static void zf_seg_ftr_encode(uint8_t *f, uint64_t seg, uint64_t nsc, uint64_t end, uint64_t raw)
@@ -397,12 +410,19 @@ static int zf_segfd_get(struct zf_segstore *st, uint64_t seg, struct zf_segfd **
 	}
 	why = n < (ssize_t)sizeof(h) ? "truncated segment header"
 				     : zf_seg_hdr_check(h, seg, st->fsid);
-	if (why) {
+	/*
+	 * Every super-chunk verifies on its own (its header names the
+	 * segment, its chunks are keyed hashes): a damaged segment header
+	 * costs nothing but this line (fsck reports it, --repair rewrites it).
+	 */
+	if (why && !zf_seg_hdr_damaged(h, n)) {
 		snprintf(last_why, sizeof(last_why), "%s", why);
 		zf_err("cannot read segment '%s': %s", name, why);
 		r = -EIO;
 		goto out_close;
 	}
+	if (why)
+		zf_warn("segment '%s': %s; its super-chunks are verified one by one", name, why);
 
 	f = zf_calloc(1, sizeof(*f));
 	f->seg = seg;
@@ -832,6 +852,31 @@ out_free:
 	return r;
 }
 
+static int zf_seg_patch(struct zf_segstore *st, uint64_t seg, uint64_t off, const void *buf,
+			size_t len);
+
+/* the bucket's verified copy of loc replaces the damaged local bytes */
+static void zf_sc_heal(struct zf_segstore *st, const struct zf_sc_loc *loc, const char *why)
+{
+	uint8_t *buf = zf_malloc(loc->disk_len);
+	char name[32];
+	int r;
+
+	zf_segstore_name(loc->seg, name, sizeof(name));
+	r = st->fetch(st->fetch_ctx, loc, buf, 2);
+	if (r == 0)
+		r = zf_seg_patch(st, loc->seg, loc->off, buf, loc->disk_len);
+	free(buf);
+	if (r < 0) {
+		zf_err("segment '%s' offset %" PRIu64 ": %s; served the bucket's copy, but cannot "
+		       "replace the local one: %s", name, loc->off, why, strerror(-r));
+		return;
+	}
+	__atomic_add_fetch(&st->healed, 1, __ATOMIC_RELAXED);
+	zf_warn("segment '%s' offset %" PRIu64 ": %s; replaced by the bucket's copy", name,
+		loc->off, why);
+}
+
 /*
  * Load and verify the super-chunk at loc. Fetched bytes that fail
  * verification may be a damaged local copy of the fetch cache: fetch once
@@ -840,12 +885,29 @@ out_free:
 static int zf_sc_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
 		      struct zf_scent **ret_e, struct zf_sc_chunk **ret_chunks, uint32_t *ret_n)
 {
-	int fetched = 0, r;
+	int fetched = 0, local, r;
+	char why[sizeof(last_why)];
 
 	r = zf_sc_load_once(st, loc, ret_e, ret_chunks, ret_n, 0, &fetched);
-	if (r == -EIO && st->fetch && zf_segfd_exists(st, loc->seg) == -ENOENT)
-		r = zf_sc_load_once(st, loc, ret_e, ret_chunks, ret_n, 1, &fetched);
-	return r;
+	if (r != -EIO || !st->fetch || zf_nonet_locks)
+		return r;
+	if (st->readonly && zf_segfd_exists(st, loc->seg) == 0)
+		return r; /* fsck: it reports the damage, --repair decides */
+	local = zf_segfd_exists(st, loc->seg) == 0;
+	if (!local)
+		return zf_sc_load_once(st, loc, ret_e, ret_chunks, ret_n, 1, &fetched);
+	/*
+	 * A local copy that does not verify: the bucket's copy (if it has
+	 * one) is verified the same way, served, and written over the
+	 * damaged bytes, which are exactly the super-chunk's range.
+	 */
+	snprintf(why, sizeof(why), "%s", last_why);
+	if (zf_sc_load_once(st, loc, ret_e, ret_chunks, ret_n, 2, &fetched) < 0) {
+		snprintf(last_why, sizeof(last_why), "%s", why);
+		return r;
+	}
+	zf_sc_heal(st, loc, why);
+	return 0;
 }
 
 /*
@@ -1108,18 +1170,58 @@ int zf_segstore_verify_remote(struct zf_segstore *st, const struct zf_sc_loc *lo
 
 int zf_segstore_seg_check(struct zf_segstore *st, uint64_t seg, uint64_t *ret_size)
 {
+	uint8_t h[ZF_SEG_HDR_SIZE];
 	struct zf_segfd *f;
+	const char *why;
 	struct stat sb;
+	ssize_t n;
 	int r;
 
 	r = zf_segfd_get(st, seg, &f);
 	if (r < 0)
-		return r;
+		return r; /* -EIO: a whole header, but not this segment's */
 	r = fstat(f->fd, &sb) < 0 ? -errno : 0;
+	n = zf_pread_full(f->fd, h, sizeof(h), 0);
 	zf_segfd_put(st, f);
-	if (r == 0)
-		*ret_size = (uint64_t)sb.st_size;
+	if (r < 0)
+		return r;
+	*ret_size = (uint64_t)sb.st_size;
+	if (n < 0)
+		return (int)n;
+	why = n < (ssize_t)sizeof(h) ? "truncated segment header"
+				     : zf_seg_hdr_check(h, seg, st->fsid);
+	if (why) {
+		snprintf(last_why, sizeof(last_why), "%s", why);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+/* write bytes [off, off + len) of segment seg in place, durably */
+static int zf_seg_patch(struct zf_segstore *st, uint64_t seg, uint64_t off, const void *buf,
+			size_t len)
+{
+	char name[32];
+	int fd, r = 0;
+
+	zf_segstore_name(seg, name, sizeof(name));
+	fd = openat(st->dirfd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len)
+		r = errno ? -errno : -EIO;
+	else if (fdatasync(fd) < 0)
+		r = -errno;
+	close(fd);
 	return r;
+}
+
+int zf_segstore_seg_fix_header(struct zf_segstore *st, uint64_t seg)
+{
+	uint8_t h[ZF_SEG_HDR_SIZE];
+
+	zf_seg_hdr_encode(h, seg, st->fsid);
+	return zf_seg_patch(st, seg, 0, h, sizeof(h));
 }
 
 /* ---- directory scan ---- */
@@ -1218,6 +1320,7 @@ int zf_segstore_open(int dirfd, const uint8_t fsid[16], const struct zf_chunker 
 	st->level = opts && opts->zstd_level ? opts->zstd_level : ZF_SEG_DEFAULT_LEVEL;
 	st->seg_limit = opts && opts->seg_limit ? opts->seg_limit : ZF_SEG_DEFAULT_LIMIT;
 	st->cache_max = opts && opts->cache_bytes ? opts->cache_bytes : ZF_SEG_DEFAULT_CACHE;
+	st->readonly = opts ? opts->readonly : 0;
 	st->wfd = -1;
 	pthread_mutex_init(&st->wlock, NULL);
 	pthread_mutex_init(&st->lock, NULL);
@@ -1846,6 +1949,7 @@ void zf_segstore_stats(struct zf_segstore *st, struct zf_segstore_stats *ret)
 	ret->cache_misses = st->misses;
 	ret->cache_bytes = st->cache_used;
 	ret->cache_max = st->cache_max;
+	ret->healed = __atomic_load_n(&st->healed, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&st->cache_lock);
 }
 

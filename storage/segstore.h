@@ -55,6 +55,7 @@ struct zf_segstore_opts {
 	int zstd_level;		  /* 1..19; 0 = default (3) */
 	uint64_t seg_limit;	  /* seal once a segment reaches this size */
 	uint64_t cache_bytes;	  /* decompressed super-chunk cache bound */
+	int readonly;		  /* never write (no healing of damaged local copies) */
 };
 
 struct zf_segstore_stats {
@@ -64,6 +65,7 @@ struct zf_segstore_stats {
 	uint64_t stored_bytes;	/* on-disk bytes appended since open */
 	uint64_t cache_hits, cache_misses;
 	uint64_t cache_bytes, cache_max; /* decompressed super-chunks held; bound */
+	uint64_t healed;	/* damaged local super-chunks replaced by the bucket's copy */
 };
 
 struct zf_segstore;
@@ -197,10 +199,16 @@ int zf_segstore_verify_remote(struct zf_segstore *st, const struct zf_sc_loc *lo
 			      struct zf_sc_chunk **ret_chunks, uint32_t *ret_n);
 
 /*
- * Is segment seg's file in the dev-dir with a valid header? 0 and its size,
- * -ENOENT (no file), -EIO (bad header: zf_segstore_last_error says why).
+ * Is segment seg's file in the dev-dir with a valid header? 0 and its size;
+ * -EUCLEAN and its size when the header is damaged (zf_segstore_last_error
+ * says how; its super-chunks still read, each verified on its own);
+ * -EIO when the header verifies but names another segment, version or
+ * filesystem (the file is refused); -ENOENT (no file) or -errno.
  */
 int zf_segstore_seg_check(struct zf_segstore *st, uint64_t seg, uint64_t *ret_size);
+
+/* rewrite segment seg's header (fsck --repair; it is fixed by seg and fsid) */
+int zf_segstore_seg_fix_header(struct zf_segstore *st, uint64_t seg);
 
 /* why this thread's last failed read or verification failed (never NULL) */
 const char *zf_segstore_last_error(void);

@@ -1098,6 +1098,89 @@ START_TEST(test_missing_segment)
 }
 END_TEST
 
+/* the bucket's copy in the healing test: a pristine copy of the segment */
+static int pristine_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
+{
+	int fd = *(int *)ctx;
+
+	(void)refetch;
+	return zf_pread_full(fd, buf, loc->disk_len, (off_t)loc->off) == (ssize_t)loc->disk_len
+		       ? 0
+		       : -EIO;
+}
+
+/*
+ * A damaged segment header costs nothing but a line (super-chunks verify on
+ * their own) and is rewritten by fix_header; a damaged super-chunk is read
+ * from the bucket's copy and written back over the damage, except by a
+ * read-only store (fsck), which only reports it.
+ */
+START_TEST(test_damaged_header_and_healing)
+{
+	struct zf_segstore_opts ro = { .readonly = 1 };
+	struct zf_segstore_stats ss;
+	struct tsc t;
+	struct env e;
+	uint64_t size;
+	int pfd;
+	char path[PATH_MAX + 64];
+	uint8_t *a, *b;
+	size_t alen, blen;
+
+	env_init(&e, NULL);
+	tsc_make(&t, e.ch, TEXT, 300 * KIB, 4, 1);
+	tsc_append(&e, &t);
+	ck_assert_int_eq(zf_segstore_seal(e.st, NULL), 0);
+	env_close_store(&e);
+	snprintf(path, sizeof(path), "%s/0000000000000001.zseg", e.segdir);
+	ck_assert_int_eq(zf_read_file(AT_FDCWD, path, (void **)&a, &alen), 0);
+	snprintf(path, sizeof(path), "%s/pristine", e.dir);
+	pfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(pfd, 0);
+	ck_assert_int_eq(write(pfd, a, alen), (ssize_t)alen);
+
+	/* header: checksum broken, data still served; then rewritten */
+	seg_xor(&e, 1, 20, 0x01);
+	env_open_store(&e, NULL);
+	tsc_check(&e, &t);
+	ck_assert_int_eq(zf_segstore_seg_check(e.st, 1, &size), -EUCLEAN);
+	ck_assert_msg(strstr(zf_segstore_last_error(), "checksum"), "%s",
+		      zf_segstore_last_error());
+	ck_assert_int_eq(zf_segstore_seg_fix_header(e.st, 1), 0);
+	ck_assert_int_eq(zf_segstore_seg_check(e.st, 1, &size), 0);
+	ck_assert_uint_eq(size, alen);
+
+	/* payload: EIO without a bucket */
+	seg_xor(&e, 1, t.loc.off + t.loc.disk_len - 5, 0x10);
+	zf_segstore_cache_drop(e.st);
+	expect_eio(&e, &t.loc, "payload checksum");
+	env_close_store(&e);
+
+	/* read-only (fsck): reported, not healed */
+	env_open_store(&e, &ro);
+	zf_segstore_set_fetch(e.st, pristine_fetch, &pfd);
+	expect_eio(&e, &t.loc, "payload checksum");
+	env_close_store(&e);
+
+	/* writable: served from the bucket's copy and healed in place */
+	env_open_store(&e, NULL);
+	zf_segstore_set_fetch(e.st, pristine_fetch, &pfd);
+	tsc_check(&e, &t);
+	zf_segstore_stats(e.st, &ss);
+	ck_assert_uint_eq(ss.healed, 1);
+	snprintf(path, sizeof(path), "%s/0000000000000001.zseg", e.segdir);
+	ck_assert_int_eq(zf_read_file(AT_FDCWD, path, (void **)&b, &blen), 0);
+	ck_assert_uint_eq(blen, alen);
+	ck_assert_int_eq(memcmp(a, b, alen), 0);
+
+	close(pfd);
+	free(a);
+	free(b);
+	tsc_free(&t);
+	env_fini(&e);
+}
+END_TEST
+
 /* fill a file named name in dirfd until the file system is full */
 static void fill_disk(int dirfd, const char *name)
 {
@@ -1414,6 +1497,7 @@ static Suite *segstore_suite(void)
 	tcase_add_test(tc, test_append_efbig);
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_golden_format);
+	tcase_add_test(tc, test_damaged_header_and_healing);
 	suite_add_tcase(s, tc);
 	return s;
 }
