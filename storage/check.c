@@ -864,6 +864,12 @@ static void check_seg_dir(struct ck *ck)
 			continue;
 		if (bsearch(&(uint64_t){ id }, used, nused, sizeof(*used), zf_cmp_u64))
 			continue;
+		if (ck->fs->meta_lost) {
+			ck_problem(ck, "seg/%s (%llu bytes) holds no chunk the metadata that could be "
+				   "read knows; records are missing, so it is not garbage",
+				   de->d_name, (unsigned long long)st.st_size);
+			continue;
+		}
 		ck_note(ck, "garbage: seg/%s (%llu bytes) holds no chunk the metadata knows: "
 			"reclaimable by zerofs gc", de->d_name, (unsigned long long)st.st_size);
 		files++;

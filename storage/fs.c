@@ -1183,6 +1183,7 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 		zf_mlog_name(mf->logs[i], name, sizeof(name));
 		if (mf->logs[i] > expect && fs->salvage) {
 			note_add(fs, name, 0, 0, expect, "records missing before this log file");
+			fs->meta_lost = 1;
 		} else if (mf->logs[i] > expect) {
 			zf_err("metadata log gap: '%s' starts at %llu, expected %llu", name,
 			       (unsigned long long)mf->logs[i], (unsigned long long)expect);
@@ -1420,6 +1421,30 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 		zf_put64(zf_buf_grow(&b, 8), fs->open_end);
 		fs->pending_seal = b;
 		apply_seal(fs, b.p, b.len);
+	}
+	/*
+	 * Segments and a durable mark without any metadata: the checkpoint
+	 * and the log were lost (not a new dev-dir). Opening would start an
+	 * empty filesystem and delete every segment as "never committed".
+	 */
+	if (!mf.has_ckpt && !mf.nlogs) {
+		struct zf_segstore_stats ss;
+
+		zf_segstore_stats(fs->seg, &ss);
+		if (ss.segments || fs->synced_seq) {
+			zf_err("metadata of '%s' is missing: no checkpoint and no log in meta/, but "
+			       "%llu segment files%s", dev_dir, (unsigned long long)ss.segments,
+			       fs->synced_seq ? " and a durable mark" : "");
+			r = -EBADMSG;
+			goto fail;
+		}
+	}
+	/* records are missing: a repair would cut segments and drop files */
+	if (fs->meta_lost && !fs->readonly) {
+		zf_err("metadata of '%s' has lost records (a checkpoint or log file is missing): "
+		       "cannot repair it without losing data", dev_dir);
+		r = -EBADMSG;
+		goto fail;
 	}
 	if (!fs->readonly) {
 		r = zf_segstore_resume(fs->seg, fs->open_seg, fs->open_end, fs->last_sealed);

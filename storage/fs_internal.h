@@ -161,6 +161,10 @@ struct zf_fs {
 	size_t nsalv;
 	const char *salv_file;	/* the file being loaded */
 	uint64_t torn_bytes;	/* torn tail of the last log file (an interrupted commit) */
+	/* salvage: whole ranges of records are missing (a lost checkpoint or
+	 * log file): unreferenced data is not garbage, and repairing would
+	 * drop what they held */
+	int meta_lost;
 	/*
 	 * The durable mark (meta/synced, mlog.h): durable_seq is the last
 	 * record a commit fdatasync'd (fs->lock); synced_seq/synced_gen what
