@@ -451,8 +451,13 @@ static struct sc_seen *sc_check(struct ck *ck, struct loc_ctx *lc, struct zf_sc 
 	if (ck->rep->verify_data) {
 		/* the whole super-chunk, from the dev-dir or (evicted) the bucket */
 		r = zf_segstore_verify(ck->fs->seg, &sc->loc, &v->tab, &v->n);
+		if (r == -ENOENT && s->local == -ENOENT && ck->rep->bucket_unreachable)
+			r = -EHOSTUNREACH; /* evicted, and the bucket did not answer */
 		if (r < 0)
-			snprintf(why, sizeof(why), "%s", s->local == -ENOENT && r == -ENOENT
+			snprintf(why, sizeof(why), "%s", r == -EHOSTUNREACH
+						      ? "segment not in the dev-dir, and the bucket "
+							"is unreachable"
+						      : s->local == -ENOENT && r == -ENOENT
 						      ? "segment missing"
 						      : zf_segstore_last_error());
 	} else if (s->local == 0) {
@@ -467,9 +472,13 @@ static struct sc_seen *sc_check(struct ck *ck, struct loc_ctx *lc, struct zf_sc 
 			r = zf_segstore_verify(ck->fs->seg, &sc->loc, &v->tab, &v->n);
 			if (r < 0)
 				snprintf(why, sizeof(why), "%s", zf_segstore_last_error());
+		} else if (r == -ENOSYS && ck->rep->bucket_unreachable) {
+			snprintf(why, sizeof(why), "segment not in the dev-dir, and the bucket is "
+				 "unreachable");
 		} else if (r == -ENOSYS || r == -ENOENT) {
 			snprintf(why, sizeof(why), "segment missing from the dev-dir%s",
 				 r == -ENOENT ? " and from the bucket" : " (no bucket to fetch it from)");
+			r = -ENOENT;
 		} else if (r < 0) {
 			snprintf(why, sizeof(why), "cannot ask the bucket: %s", strerror(-r));
 		} else if (s->remote_size < end) {

@@ -254,6 +254,12 @@ struct zf_check_report {
 	 */
 	int (*remote_seg_size)(void *rctx, uint64_t seg, uint64_t *ret_size);
 	void *rctx;
+	/*
+	 * The dev-dir has a bucket that could not be attached: a segment
+	 * missing locally cannot be checked (not damage). Without a bucket
+	 * (and without this), a missing segment's chunks are lost.
+	 */
+	int bucket_unreachable;
 };
 /* Check the open fs (and repair it with rep->repair); fills report.
  * Returns 0 when clean, -EUCLEAN when problems were found (repaired or

@@ -311,6 +311,7 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 		ro.url = url;
 		if (zf_remote_open(fs, dev, &ro, &rm) < 0) {
 			rm = NULL;
+			rep.bucket_unreachable = 1;
 			fprintf(stderr, "zerofs fsck: the bucket '%s' is unreachable: evicted data "
 					"cannot be checked%s\n", url, repair ? ", nothing repaired" : "");
 			if (repair) { /* absent is not damaged: never mark data on a guess */

@@ -145,6 +145,11 @@ test_expect_success 'a truncated segment (no bucket, the open one): /b, /d/b-lin
 	fsck_names trunc "b d/b-link c s" && grep -q "segment truncated" "$T/trunc/fsck1" &&
 	repaired trunc "b d/b-link c s"
 '
+test_expect_success 'a segment deleted (no bucket): every file in it named without --verify-data, EIO after the repair' '
+	mkset segdel none && D=$T/segdel/dev && rm "$D/seg/0000000000000001.zseg" &&
+	fsck_names segdel "a a2 b d/b-link c s" && grep -q "segment missing from the dev-dir" "$T/segdel/fsck1" &&
+	repaired segdel "a a2 b d/b-link c s"
+'
 test_expect_success 'an object in the bucket flipped, local copy evicted: /a and /a2 named, EIO after the repair' '
 	mkset bucketflip && D=$T/bucketflip/dev && B=$D.bucket &&
 	rm "$D/seg/0000000000000001.zseg" && rm -rf "$D/cache" &&
