@@ -297,6 +297,25 @@ static void zf_ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       -zf_fs_rename(dm(req)->fs, parent, name, newparent, newname, flags));
 }
 
+/*
+ * This daemon is the only writer: cached pages stay valid. But while the
+ * dev-dir is nearly full, the kernel's write-back cache would acknowledge
+ * writes that cannot be stored (the error would come at close, and the
+ * cache would show bytes that are not kept): such opens bypass the cache,
+ * so each write(2) gets its own ENOSPC.
+ */
+#define ZF_SPACE_MARGIN (256ull << 20)
+
+static void open_cache_mode(struct zf_daemon *d, struct fuse_file_info *fi)
+{
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && zf_fs_space_low(d->fs, ZF_SPACE_MARGIN)) {
+		fi->direct_io = 1;
+		fi->keep_cache = 0;
+		return;
+	}
+	fi->keep_cache = 1;
+}
+
 static void zf_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct zf_attr a;
@@ -325,8 +344,7 @@ static void zf_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			return;
 		}
 	}
-	/* this daemon is the only writer: cached pages stay valid */
-	fi->keep_cache = 1;
+	open_cache_mode(dm(req), fi);
 	fuse_reply_open(req, fi);
 }
 
@@ -351,7 +369,7 @@ static void zf_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	e.generation = a.gen;
 	e.attr_timeout = e.entry_timeout = d->timeout;
 	to_stat(&a, &e.attr);
-	fi->keep_cache = 1;
+	open_cache_mode(d, fi);
 	if (fuse_reply_create(req, &e, fi) != 0)
 		zf_fs_unpin(d->fs, a.ino, 1);
 }

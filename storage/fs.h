@@ -110,6 +110,14 @@ struct zf_fs_stats {
 	uint64_t commits, fsyncs;
 };
 
+/*
+ * Is the dev-dir (nearly) full: would margin more bytes of writes not fit?
+ * Writes are refused with ENOSPC once they would not (zf_fs_write); the
+ * daemon opens files uncached while space is low, so that a writer gets
+ * the error from write(2) rather than from close(2).
+ */
+int zf_fs_space_low(struct zf_fs *fs, uint64_t margin);
+
 /* ---- lifetime ---- */
 
 /* Format dev_dir: superblock, meta/, seg/, and an empty root directory.

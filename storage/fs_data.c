@@ -25,6 +25,7 @@
 #include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -1009,6 +1010,71 @@ static int dirty_balance(struct zf_fs *fs)
 	return r;
 }
 
+/*
+ * A full dev-dir: refuse a write the disk may not be able to keep at
+ * write(2) time, not at close or in a later flush. Every buffered byte
+ * (raw: an upper bound of what compression stores) plus room for the log
+ * and a checkpoint must fit the free space. The free space is asked again
+ * when it may be short, at most every 50 ms otherwise. fs->lock held.
+ */
+static uint64_t space_need(struct zf_fs *fs, uint64_t len)
+{
+	struct zf_pipe_stats ps;
+
+	fs_pipe_stats(fs, &ps);
+	/* the log until the next checkpoint, and the checkpoint (two of them
+	 * while the new one is written) */
+	return fs->dirty_bytes + (fs->pack ? fs->pack->raw.len : 0) + ps.inflight_bytes + len +
+	       (8ull << 20) + 2 * (fs->inodes.n * 256 + fs->chunks.n * 64);
+}
+
+static int space_short(struct zf_fs *fs, uint64_t need)
+{
+	const uint64_t fresh_ns = 50 * 1000000ull;
+	uint64_t now = zf_mono_ns();
+	struct statvfs sv;
+
+	if (fs->space_free >= 2 * need && now - fs->space_ns < fresh_ns)
+		return 0;
+	if (fstatvfs(fs->segfd, &sv) < 0)
+		return 0; /* cannot tell: the append will say */
+	fs->space_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	fs->space_ns = now;
+	return fs->space_free < need;
+}
+
+static int space_admit(struct zf_fs *fs, size_t len)
+{
+	uint64_t need = space_need(fs, len), now;
+
+	if (!space_short(fs, need)) {
+		if (fs->space_full)
+			zf_warn("dev-dir '%s' has room again: writes accepted", fs->dev_dir);
+		fs->space_full = 0;
+		return 0;
+	}
+	now = zf_mono_ns();
+	if (!fs->space_full || now - fs->space_logged_ns > 10 * 1000000000ull) {
+		zf_err("dev-dir '%s' is full (%llu MiB free, %llu MiB needed for buffered "
+		       "writes and metadata): writes fail with ENOSPC", fs->dev_dir,
+		       (unsigned long long)(fs->space_free >> 20),
+		       (unsigned long long)(need >> 20));
+		fs->space_logged_ns = now;
+	}
+	fs->space_full = 1;
+	return -ENOSPC;
+}
+
+int zf_fs_space_low(struct zf_fs *fs, uint64_t margin)
+{
+	int low;
+
+	fs_lock(fs);
+	low = fs->space_full || space_short(fs, space_need(fs, margin));
+	fs_unlock(fs);
+	return low;
+}
+
 ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off)
 {
 	struct zf_inode *in;
@@ -1040,6 +1106,9 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 		r = 0;
 		goto out;
 	}
+	r = space_admit(fs, len);
+	if (r < 0)
+		goto out;
 	dirty_write(fs, in, off, buf, len);
 	in->u.file->wb->last = zf_mono_ns();
 	if (off + len > in->u.file->wb->wsize)

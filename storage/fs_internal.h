@@ -211,6 +211,9 @@ struct zf_fs {
 	 */
 	uint64_t open_first_seq;
 	struct zf_buf pending_seal; /* a seal found at open, logged once the log is open */
+	/* a full dev-dir (fs_data.c space_admit): free bytes when last asked */
+	uint64_t space_free, space_ns, space_logged_ns;
+	int space_full;
 	zf_fs_admit_fn admit;	/* backpressure hook, called before a write */
 	void *admit_ctx;
 	uint64_t nfiles, ndirs;
