@@ -45,6 +45,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "net/objstore_internal.h"
+#include "net/s3_parse.h"
 #include "net/s3_sign.h"
 
 #define MIB (1024 * 1024)
@@ -78,39 +79,6 @@ struct s3_store {
 	CURL *pool[S3_POOL_MAX];	/* protected by pool_lock */
 	int npool;		/* protected by pool_lock */
 	int no_multi_delete;	/* set once the server lacked DeleteObjects; atomic */
-};
-
-struct s3_req {
-	/* what to send */
-	const char *method;
-	const char *op;		/* for messages: "get", "put part 3", ... */
-	const char *key;	/* full key (prefix included), NULL for the bucket */
-	struct zf_s3_param q[5];
-	size_t nq;
-	const void *body;
-	size_t body_len;
-	const char *content_type;
-	int data;		/* a GET of object bytes: off/len below, body to out */
-	uint64_t off;
-	size_t len;		/* 0: to the end */
-	int error_in_200;	/* an <Error> body in a 200 answer is a failure */
-	/* what came back; reset for every attempt */
-	long status;
-	struct zf_buf in;	/* error bodies and XML answers */
-	char etag[ZF_OBJSTORE_ETAG_MAX];
-	int64_t clen;		/* Content-Length, -1 if none */
-	int has_crange;
-	uint64_t cr_start, cr_end, cr_total;
-	int headers_done;
-	struct zf_buf out;	/* GET data: the bytes [off, off + want) */
-	uint64_t data_start;	/* object offset of the body's first byte */
-	uint64_t seen;		/* body bytes received */
-	uint64_t want;
-	uint64_t total;		/* object size */
-	int bad_reply;		/* the headers did not match the request */
-	int done_early;		/* stopped reading once the bytes were there */
-	char why[256];		/* the last attempt's failure, for the log */
-	char code[64];		/* S3 error code of the last attempt */
 };
 
 static struct s3_store *to_s3(struct zf_objstore *st)
@@ -159,7 +127,7 @@ static void xml_escape(struct zf_buf *b, const char *s)
 }
 
 /* decode the five XML entities and numeric references into a new string */
-static char *xml_unescape(const char *s, size_t n)
+char *xml_unescape(const char *s, size_t n)
 {
 	static const struct {
 		const char *ent;
@@ -223,8 +191,8 @@ static char *xml_unescape(const char *s, size_t n)
  * and sets *ret_next past the closing tag, or NULL when absent. Enough for
  * S3's answers, which have no attributes or CDATA on the elements read here.
  */
-static const char *xml_find(const char *p, const char *end, const char *tag, size_t *ret_len,
-			    const char **ret_next)
+const char *xml_find(const char *p, const char *end, const char *tag, size_t *ret_len,
+		     const char **ret_next)
 {
 	char open[64], close[64];
 	size_t lo, lc;
@@ -245,7 +213,7 @@ static const char *xml_find(const char *p, const char *end, const char *tag, siz
 	return v;
 }
 
-static char *xml_get(const char *p, const char *end, const char *tag)
+char *xml_get(const char *p, const char *end, const char *tag)
 {
 	size_t n;
 	const char *v = xml_find(p, end, tag, &n, NULL);
@@ -254,7 +222,7 @@ static char *xml_get(const char *p, const char *end, const char *tag)
 }
 
 /* copy the S3 <Code> and <Message> of an error body into r->code / r->why */
-static void s3_parse_error(struct s3_req *r, const char *p, const char *end)
+void s3_parse_error(struct s3_req *r, const char *p, const char *end)
 {
 	char *code = xml_get(p, end, "Code"), *msg = xml_get(p, end, "Message");
 
@@ -976,12 +944,62 @@ static int s3_head(struct zf_objstore *st_, const char *key, struct zf_objstore_
 	return rc;
 }
 
+int s3_parse_list(const char *p, const char *end, const char *bucket, const char *store_prefix,
+		  const char *prefix, zf_objstore_list_fn fn, void *ctx, int *ret_nkeys,
+		  int *ret_more, char **ret_token)
+{
+	const char *start = p, *next;
+	size_t plen = strlen(store_prefix), n;
+	char *trunc, *enc;
+	int urlenc, nkeys = 0, rc = 0;
+
+	/* keys are %-encoded only if the server honoured encoding-type */
+	enc = xml_get(p, end, "EncodingType");
+	urlenc = enc && !strcmp(enc, "url");
+	free(enc);
+	while (rc == 0) {
+		const char *c = xml_find(p, end, "Contents", &n, &next), *ce;
+		char *key, *size;
+
+		if (!c)
+			break;
+		ce = c + n;
+		p = next;
+		key = xml_get(c, ce, "Key");
+		size = xml_get(c, ce, "Size");
+		if (key && urlenc)
+			url_decode(key);
+		if (!key || !size) {
+			zf_err("s3 list '%s' of 's3://%s/%s': entry without Key or Size",
+			       prefix, bucket, store_prefix);
+			rc = -EIO;
+		} else if (strncmp(key, store_prefix, plen) ||
+			   strncmp(key + plen, prefix, strlen(prefix))) {
+			zf_warn("s3 list '%s' of 's3://%s/%s': server returned '%s' outside "
+				"the prefix; ignored",
+				prefix, bucket, store_prefix, key);
+		} else if (zf_objstore_key_valid(key + plen) < 0) {
+			zf_dbg("s3 list: skipping key '%s' that zerofs cannot name", key);
+		} else {
+			nkeys++;
+			rc = fn(ctx, key + plen, strtoull(size, NULL, 10));
+		}
+		free(key);
+		free(size);
+	}
+	trunc = xml_get(start, end, "IsTruncated");
+	*ret_more = trunc && !strcmp(trunc, "true");
+	free(trunc);
+	*ret_token = xml_get(start, end, "NextContinuationToken");
+	*ret_nkeys = nkeys;
+	return rc;
+}
+
 static int s3_list(struct zf_objstore *st_, const char *prefix, zf_objstore_list_fn fn,
 		   void *ctx)
 {
 	struct s3_store *st = to_s3(st_);
 	char *full = s3_key(st, prefix), *token = NULL, page[16], op[64];
-	size_t plen = strlen(st->prefix);
 	unsigned int empty_pages = 0;
 	int rc = 0;
 
@@ -989,10 +1007,8 @@ static int s3_list(struct zf_objstore *st_, const char *prefix, zf_objstore_list
 	snprintf(op, sizeof(op), "list '%.40s'", prefix);
 	for (;;) {
 		struct s3_req r = { .method = "GET", .op = op, .key = NULL };
-		const char *p, *end, *next;
-		char *trunc, *enc, *ntoken;
-		int urlenc, nkeys = 0;
-		size_t n;
+		char *ntoken;
+		int nkeys, more;
 
 		r.q[r.nq++] = (struct zf_s3_param){ "list-type", "2" };
 		r.q[r.nq++] = (struct zf_s3_param){ "prefix", full };
@@ -1005,51 +1021,13 @@ static int s3_list(struct zf_objstore *st_, const char *prefix, zf_objstore_list
 			s3_req_free(&r);
 			break;
 		}
-		p = (char *)r.in.p;
-		end = p + r.in.len;
-		/* keys are %-encoded only if the server honoured encoding-type */
-		enc = xml_get(p, end, "EncodingType");
-		urlenc = enc && !strcmp(enc, "url");
-		free(enc);
-		while (rc == 0) {
-			const char *c = xml_find(p, end, "Contents", &n, &next), *ce;
-			char *key, *size;
-
-			if (!c)
-				break;
-			ce = c + n;
-			p = next;
-			key = xml_get(c, ce, "Key");
-			size = xml_get(c, ce, "Size");
-			if (key && urlenc)
-				url_decode(key);
-			if (!key || !size) {
-				zf_err("s3 list '%s' of 's3://%s/%s': entry without Key or Size",
-				       prefix, st->bucket, st->prefix);
-				rc = -EIO;
-			} else if (strncmp(key, st->prefix, plen) ||
-				   strncmp(key + plen, prefix, strlen(prefix))) {
-				zf_warn("s3 list '%s' of 's3://%s/%s': server returned '%s' outside "
-					"the prefix; ignored",
-					prefix, st->bucket, st->prefix, key);
-			} else if (zf_objstore_key_valid(key + plen) < 0) {
-				zf_dbg("s3 list: skipping key '%s' that zerofs cannot name", key);
-			} else {
-				nkeys++;
-				rc = fn(ctx, key + plen, strtoull(size, NULL, 10));
-			}
-			free(key);
-			free(size);
-		}
-		trunc = xml_get((char *)r.in.p, end, "IsTruncated");
-		ntoken = xml_get((char *)r.in.p, end, "NextContinuationToken");
+		rc = s3_parse_list((char *)r.in.p, (char *)r.in.p + r.in.len, st->bucket, st->prefix,
+				   prefix, fn, ctx, &nkeys, &more, &ntoken);
 		s3_req_free(&r);
-		if (rc != 0 || !trunc || strcmp(trunc, "true")) {
-			free(trunc);
+		if (rc != 0 || !more) {
 			free(ntoken);
 			break;
 		}
-		free(trunc);
 		if (!ntoken || !*ntoken || (token && !strcmp(token, ntoken)) ||
 		    (nkeys == 0 && ++empty_pages > 3)) {
 			zf_err("s3 list '%s' of 's3://%s/%s': truncated page without a usable "

@@ -1,0 +1,85 @@
+/*
+ * net/s3_parse.h - the parsers of S3 answers in net/s3.c (net/ and tests only)
+ *
+ * Declared here, not static, so that tests/fuzz can drive them with hostile
+ * bytes; nothing outside net/s3.c and tests/fuzz includes this header.
+ * Every parser reads [p, end) of an answer that net/s3.c has NUL-terminated
+ * at end (zf_s3_buf_cstr); the value of an element may still hold NUL bytes.
+ * Pure functions of their arguments, no locking.
+ */
+#ifndef ZF_NET_S3_PARSE_H
+#define ZF_NET_S3_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "net/objstore.h"
+#include "net/s3_sign.h"
+
+/* one request to the server and what came back (net/s3.c) */
+struct s3_req {
+	/* what to send */
+	const char *method;
+	const char *op;		/* for messages: "get", "put part 3", ... */
+	const char *key;	/* full key (prefix included), NULL for the bucket */
+	struct zf_s3_param q[5];
+	size_t nq;
+	const void *body;
+	size_t body_len;
+	const char *content_type;
+	int data;		/* a GET of object bytes: off/len below, body to out */
+	uint64_t off;
+	size_t len;		/* 0: to the end */
+	int error_in_200;	/* an <Error> body in a 200 answer is a failure */
+	/* what came back; reset for every attempt */
+	long status;
+	struct zf_buf in;	/* error bodies and XML answers */
+	char etag[ZF_OBJSTORE_ETAG_MAX];
+	int64_t clen;		/* Content-Length, -1 if none */
+	int has_crange;
+	uint64_t cr_start, cr_end, cr_total;
+	int headers_done;
+	struct zf_buf out;	/* GET data: the bytes [off, off + want) */
+	uint64_t data_start;	/* object offset of the body's first byte */
+	uint64_t seen;		/* body bytes received */
+	uint64_t want;
+	uint64_t total;		/* object size */
+	int bad_reply;		/* the headers did not match the request */
+	int done_early;		/* stopped reading once the bytes were there */
+	char why[256];		/* the last attempt's failure, for the log */
+	char code[64];		/* S3 error code of the last attempt */
+};
+
+/* decode the five XML entities and numeric references of s[0..n) into a
+ * new NUL-terminated string (malloc'd, never NULL); s[n] must be readable
+ * up to a NUL (a numeric reference is read with strtoul) */
+char *xml_unescape(const char *s, size_t n);
+
+/*
+ * Find <tag>value</tag> in [p, end). Returns the value's start (and *ret_len)
+ * and sets *ret_next (if not NULL) past the closing tag, or NULL when absent.
+ */
+const char *xml_find(const char *p, const char *end, const char *tag, size_t *ret_len,
+		     const char **ret_next);
+
+/* the unescaped value of the first <tag> in [p, end) (malloc'd), or NULL */
+char *xml_get(const char *p, const char *end, const char *tag);
+
+/* copy the S3 <Code> and <Message> of an error body into r->code / r->why */
+void s3_parse_error(struct s3_req *r, const char *p, const char *end);
+
+/*
+ * One ListObjectsV2 page [p, end): call fn(ctx, key, size) for each
+ * <Contents> whose key (%-decoded when <EncodingType> is "url") starts with
+ * store_prefix + prefix, with store_prefix cut off; keys outside it or that
+ * zerofs cannot name are skipped (logged). *ret_nkeys counts the calls,
+ * *ret_more is 1 when <IsTruncated> is "true", *ret_token the
+ * <NextContinuationToken> (malloc'd) or NULL. Returns 0, fn's non-zero,
+ * or -EIO for an entry without Key or Size (logged with bucket).
+ */
+int s3_parse_list(const char *p, const char *end, const char *bucket, const char *store_prefix,
+		  const char *prefix, zf_objstore_list_fn fn, void *ctx, int *ret_nkeys,
+		  int *ret_more, char **ret_token);
+
+#endif
