@@ -470,7 +470,8 @@ static int parse_num(const char *v, double lo, double hi, double *ret)
 
 	errno = 0;
 	d = strtod(v, &end);
-	if (errno || end == v || *end || d < lo || d > hi)
+	/* !(in range), not (out of range): a NaN is neither */
+	if (errno || end == v || *end || !(d >= lo && d <= hi))
 		return -EINVAL;
 	*ret = d;
 	return 0;

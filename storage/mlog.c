@@ -252,7 +252,8 @@ static int mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint
 	ret_scan->last_seq = seq - 1;
 	ret_scan->dropped = 0;
 	expect = seq;
-	off = txn_off = ZF_LOG_HDR_SIZE;
+	/* salvage of a file shorter than its header: no records, nothing dropped */
+	off = txn_off = len < ZF_LOG_HDR_SIZE ? len : ZF_LOG_HDR_SIZE;
 	while (off < len) {
 		ssize_t n = zf_frame_parse(m + off, len - off, &f);
 		size_t next;
@@ -717,7 +718,8 @@ static int ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_fra
 		else if (ended && (f.len != 8 || zf_get64(f.payload) != nrec))
 			bad(ctx, name, f.off, m + f.off, off - f.off, f.seq);
 		else if (!ended)
-			bad(ctx, name, len, m + len, 0, nrec + 1); /* the END record is missing */
+			/* the END record is missing (m is NULL for an empty file) */
+			bad(ctx, name, len, len ? m + len : m, 0, nrec + 1);
 	}
 	*ret_seq = seq;
 	r = 0;
