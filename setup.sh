@@ -17,7 +17,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 pkgs=(build-essential autoconf automake libtool pkg-config
 	libfuse3-dev fuse3 libzstd-dev libxxhash-dev libcurl4-openssl-dev check
 	zstd rsync git tar python3 attr acl xxd procps psmisc
-	libssl-dev awscli nodejs $(command -v npm >/dev/null 2>&1 || echo npm))
+	libssl-dev awscli nodejs $(command -v npm >/dev/null 2>&1 || echo npm)
+	clang llvm)
 # (npm only where no npm is on the PATH: NodeSource's nodejs bundles one and
 # conflicts with Debian's npm package)
 
@@ -86,11 +87,13 @@ run_tests() {
 	configure_in build-asan --enable-asan --enable-ubsan
 	make -s -C build-asan -j"$jobs" >/dev/null
 	ZF_SANITIZED=1 make -s -C build-asan -j"$jobs" check >/dev/null 2>&1 || rc=1
-	for f in build/tests/*/*.log build-asan/tests/*/*.log; do
+	# libFuzzer targets of every decoder (tests/fuzz/run.sh), a short run each
+	FUZZ_SECONDS=${FUZZ_SECONDS:-20} tests/fuzz/run.sh "$top" "$top/build-fuzz" "$top/build" || rc=1
+	for f in build/tests/*/*.log build-asan/tests/*/*.log build-fuzz/tests/*/*.log; do
 		[ -f "$f" ] || continue
 		grep -q ':test-result: \(FAIL\|ERROR\)' "${f%.log}.trs" 2>/dev/null && { echo "=== $f"; tail -n 40 "$f"; }
 	done
-	summarize build build-asan || rc=1
+	summarize build build-asan build-fuzz || rc=1
 	return $rc
 }
 

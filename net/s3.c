@@ -1021,8 +1021,8 @@ static int s3_list(struct zf_objstore *st_, const char *prefix, zf_objstore_list
 			s3_req_free(&r);
 			break;
 		}
-		rc = s3_parse_list((char *)r.in.p, (char *)r.in.p + r.in.len, st->bucket, st->prefix,
-				   prefix, fn, ctx, &nkeys, &more, &ntoken);
+		rc = s3_parse_list((char *)r.in.p, (char *)r.in.p + r.in.len, st->bucket,
+				   st->prefix, prefix, fn, ctx, &nkeys, &more, &ntoken);
 		s3_req_free(&r);
 		if (rc != 0 || !more) {
 			free(ntoken);
