@@ -61,6 +61,8 @@
 #define S3_DELETE_BATCH 1000
 /* a GET that already has its bytes stops reading if more than this is left */
 #define S3_DRAIN_MAX (64 * 1024)
+/* most of a data GET's buffer reserved from its headers (more grows as it comes) */
+#define S3_RESERVE_MAX (64 * (size_t)MIB)
 
 struct s3_store {
 	struct zf_objstore base;
@@ -305,7 +307,9 @@ static void s3_data_window(struct s3_req *r)
 		       "+%" PRIu64 "; keeping the part asked for",
 		       r->key, r->data_start,
 		       r->status == 206 ? r->cr_end : r->total - 1, r->off, r->want);
-	zf_buf_reserve(&r->out, r->want);
+	/* the announced size is the server's word, not memory to take up front:
+	 * reserve up to S3_RESERVE_MAX, and the buffer grows as bytes come */
+	zf_buf_reserve(&r->out, r->want < S3_RESERVE_MAX ? r->want : S3_RESERVE_MAX);
 }
 
 static size_t s3_header_cb(char *p, size_t size, size_t n, void *arg)
