@@ -237,7 +237,7 @@ void s3_parse_error(struct s3_req *r, const char *p, const char *end)
 
 /* ---- curl callbacks ---- */
 
-static void s3_reset_reply(struct s3_req *r)
+void s3_reset_reply(struct s3_req *r)
 {
 	r->status = 0;
 	r->in.len = 0;
@@ -312,7 +312,7 @@ static void s3_data_window(struct s3_req *r)
 	zf_buf_reserve(&r->out, r->want < S3_RESERVE_MAX ? r->want : S3_RESERVE_MAX);
 }
 
-static size_t s3_header_cb(char *p, size_t size, size_t n, void *arg)
+size_t s3_header_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct s3_req *r = arg;
 	size_t len = size * n;
@@ -377,7 +377,7 @@ static size_t s3_header_cb(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-static size_t s3_write_cb(char *p, size_t size, size_t n, void *arg)
+size_t s3_write_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct s3_req *r = arg;
 	size_t len = size * n;

@@ -1,5 +1,6 @@
 /*
- * net/s3_parse.h - the parsers of S3 answers in net/s3.c (net/ and tests only)
+ * net/s3_parse.h - the parsers of S3 answers in net/s3.c (net/ and tests only):
+ * HTTP headers and body of each answer, and the XML in it
  *
  * Declared here, not static, so that tests/fuzz can drive them with hostile
  * bytes; nothing outside net/s3.c and tests/fuzz includes this header.
@@ -50,6 +51,20 @@ struct s3_req {
 	char why[256];		/* the last attempt's failure, for the log */
 	char code[64];		/* S3 error code of the last attempt */
 };
+
+/* before each attempt: forget what the last answer said */
+void s3_reset_reply(struct s3_req *r);
+
+/*
+ * libcurl's header and write callbacks of every request (arg is the
+ * struct s3_req): a header line (status line, "Name: value", the empty line
+ * ending a block) as it came, CRLF included; body bytes as they come.
+ * They return size * n to go on, fewer to stop the transfer. The headers
+ * of a data GET fix the window of the body kept in r->out ([off, off +
+ * want) of the object); other bodies go to r->in, at most 16 MiB.
+ */
+size_t s3_header_cb(char *p, size_t size, size_t n, void *arg);
+size_t s3_write_cb(char *p, size_t size, size_t n, void *arg);
 
 /* decode the five XML entities and numeric references of s[0..n) into a
  * new NUL-terminated string (malloc'd, never NULL); s[n] must be readable

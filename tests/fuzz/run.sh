@@ -16,6 +16,8 @@
 #   sc_pack    super-chunks built by the packer from the input, damaged
 #              behind valid checksums: zstd and chunk checks on bad data
 #   s3_xml     S3 answers: ListObjectsV2 pages, error bodies, DeleteObjects
+#   s3_http    S3 answers' HTTP headers and body: Content-Range, Content-Length,
+#              the window a ranged GET keeps
 #   s3_url     object-store URLs (s3:// and fault:; file: is skipped)
 #   s3_creds   the AWS credentials file
 #   mount_opts the mount -o string (includes tools/zerofs.c)
@@ -48,7 +50,7 @@ cfg=${3:-$src/build}
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 cc=${FUZZ_CC:-clang}
-all_targets="frame mlog ckpt records segment sc sc_pack s3_xml s3_url s3_creds mount_opts"
+all_targets="frame mlog ckpt records segment sc sc_pack s3_xml s3_http s3_url s3_creds mount_opts"
 targets=${FUZZ_TARGETS:-$all_targets}
 
 command -v "$cc" >/dev/null || { echo "fuzz: no $cc (apt-get install clang)" >&2; exit 1; }
