@@ -31,11 +31,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "common/buf.h"
 #include "common/endian.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "storage/meta_format.h"
 #include "storage/mlog.h"
 #include "storage/remote.h"
 #include "storage/seg_format.h"
@@ -92,6 +94,11 @@ struct zf_remote {
 	uint64_t pf_size_seg, pf_size;	/* size of the segment object pf_size_seg */
 	uint64_t prefetched;		/* bytes fetched ahead */
 	int fenced;
+	uint8_t fsid[16];		/* this filesystem's, from the dev-dir's superblock */
+	uint64_t head_seq, head_ckpt;	/* the head this process put last (UINT64_MAX: none) */
+	/* a request the bucket did not answer (fsck: its results are incomplete) */
+	int unreachable;		/* protected by lock */
+	char unreachable_why[320];	/* protected by lock */
 	int need_lease;			/* the bucket was unreachable at open: lease first */
 	char lease_id[33];
 	uint64_t lease_token, lease_renew_ns;
@@ -159,6 +166,732 @@ static void state_load(struct zf_remote *rm)
 		rm->claim_seq = claim > seq ? claim : seq;
 	}
 	free(buf);
+}
+
+/* ------------------------------------------------------- bucket metadata */
+
+/*
+ * What the bucket's metadata must be, checked the same way by restore,
+ * fsck's audit and bucket gc (docs/FORMAT.md "Bucket"). Bucket objects are
+ * published whole (a put replaces an object atomically), so anything in one
+ * that does not verify is damage, never a torn tail.
+ *
+ * The head object says how far the bucket's log reaches: the uploader puts
+ * it after every round that moved the log end or the checkpoint, always
+ * after the objects it counts, so the chain of log pieces reaches at least
+ * its seq (a crash between the two leaves the head behind, never ahead).
+ */
+
+#define HEAD_KEY "head"
+#define HEAD_MAX 160		/* a version 1 head is 117 bytes */
+
+struct head {
+	uint8_t fsid[16];
+	uint64_t seq;		/* the bucket holds log records up to seq */
+	uint64_t ckpt;		/* and a checkpoint at least this new */
+};
+
+static void hex_str(const uint8_t *p, size_t n, char *out)
+{
+	static const char digit[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digit[p[i] >> 4];
+		out[2 * i + 1] = digit[p[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+static size_t head_format(const struct head *h, char *buf)
+{
+	char fsid[33];
+	int n;
+
+	hex_str(h->fsid, 16, fsid);
+	n = snprintf(buf, HEAD_MAX, "zerofs-head 1\nfsid %s\nseq %016" PRIx64 "\nckpt %016" PRIx64 "\n",
+		     fsid, h->seq, h->ckpt);
+	n += snprintf(buf + n, HEAD_MAX - n, "xxh3 %016" PRIx64 "\n", (uint64_t)XXH3_64bits(buf, n));
+	return n;
+}
+
+/* 0 and *ret, or -EBADMSG with why: the head must be exactly what head_format wrote */
+static int head_parse(const void *buf, size_t len, struct head *ret, char *why, size_t wlen)
+{
+	char text[HEAD_MAX], canon[HEAD_MAX], fsid[33];
+	unsigned long long seq, ckpt, sum;
+	const char *x;
+	struct head h;
+	int i, n = 0;
+
+	if (len >= sizeof(text) || len < 14 || memcmp(buf, "zerofs-head ", 12)) {
+		snprintf(why, wlen, "not a zerofs head (%zu bytes)", len);
+		return -EBADMSG;
+	}
+	memcpy(text, buf, len);
+	text[len] = 0;
+	if (strncmp(text, "zerofs-head 1\n", 14)) {
+		snprintf(why, wlen, "unsupported head version");
+		return -EBADMSG;
+	}
+	x = strstr(text, "\nxxh3 ");
+	if (!x || sscanf(x + 6, "%16llx%n", &sum, &n) != 1 || n != 16 || x[6 + n] != '\n' ||
+	    x + 7 + n != text + len) {
+		snprintf(why, wlen, "truncated (%zu bytes, no checksum line at its end)", len);
+		return -EBADMSG;
+	}
+	if (sum != XXH3_64bits(text, x + 1 - text)) {
+		snprintf(why, wlen, "checksum mismatch");
+		return -EBADMSG;
+	}
+	if (sscanf(text, "zerofs-head 1\nfsid %32[0-9a-f]\nseq %16llx\nckpt %16llx\n", fsid, &seq,
+		   &ckpt) != 3 || strlen(fsid) != 32) {
+		snprintf(why, wlen, "malformed");
+		return -EBADMSG;
+	}
+	for (i = 0; i < 16; i++) {
+		unsigned int b;
+
+		sscanf(fsid + 2 * i, "%2x", &b);
+		h.fsid[i] = b;
+	}
+	h.seq = seq;
+	h.ckpt = ckpt;
+	if (head_format(&h, canon) != len || memcmp(canon, text, len)) {
+		snprintf(why, wlen, "malformed");
+		return -EBADMSG;
+	}
+	*ret = h;
+	return 0;
+}
+
+/* the superblock's fsid, or -EBADMSG with why */
+static int sb_verify(const uint8_t *p, size_t len, uint8_t fsid[16], char *why, size_t wlen)
+{
+	if (len != ZF_SB_SIZE) {
+		snprintf(why, wlen, "%zu bytes, not %u", len, ZF_SB_SIZE);
+		return -EBADMSG;
+	}
+	if (memcmp(p, ZF_SB_MAGIC, 8) || zf_get64(p + ZF_SB_CSUM_OFF) != XXH3_64bits(p, ZF_SB_CSUM_OFF)) {
+		snprintf(why, wlen, "bad magic or checksum");
+		return -EBADMSG;
+	}
+	if (zf_get32(p + 8) != ZF_SB_VERSION) {
+		snprintf(why, wlen, "unsupported version %u", zf_get32(p + 8));
+		return -EBADMSG;
+	}
+	memcpy(fsid, p + 16, 16);
+	return 0;
+}
+
+/* the 64-byte header of a log piece or checkpoint: its kind, fsid and seq */
+static int file_hdr_verify(const uint8_t *p, size_t len, const char *magic, uint32_t version,
+			   const uint8_t fsid[16], uint64_t seq, char *why, size_t wlen)
+{
+	if (len < ZF_LOG_HDR_SIZE) {
+		snprintf(why, wlen, "truncated: %zu bytes, shorter than its header", len);
+		return -EBADMSG;
+	}
+	if (memcmp(p, magic, 8) || zf_get64(p + 56) != XXH3_64bits(p, 56)) {
+		snprintf(why, wlen, "its header does not verify (magic or checksum)");
+		return -EBADMSG;
+	}
+	if (zf_get32(p + 8) != version) {
+		snprintf(why, wlen, "unsupported version %u", zf_get32(p + 8));
+		return -EBADMSG;
+	}
+	if (memcmp(p + 16, fsid, 16)) {
+		snprintf(why, wlen, "belongs to another filesystem (its fsid is not the superblock's)");
+		return -EBADMSG;
+	}
+	if (zf_get64(p + 32) != seq) {
+		snprintf(why, wlen, "its header says record 0x%" PRIx64 ", its key 0x%" PRIx64
+			 " (another object under this key)", zf_get64(p + 32), seq);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+typedef void (*meta_frame_fn)(void *ctx, const struct zf_frame *f);
+
+/*
+ * A bucket log piece: a log file of fsid whose header says first, holding
+ * exactly records first..last in complete transactions. 0, or -EBADMSG
+ * with why. Either way *ret_ok_len and *ret_ok_last give the longest prefix
+ * of complete transactions that verifies (the header alone: first - 1).
+ */
+static int piece_verify(const uint8_t *p, size_t len, const uint8_t fsid[16], uint64_t first,
+			uint64_t last, meta_frame_fn fn, void *ctx, size_t *ret_ok_len,
+			uint64_t *ret_ok_last, char *why, size_t wlen)
+{
+	uint64_t seq = first;
+	struct zf_frame f = { 0 };
+	size_t off = ZF_LOG_HDR_SIZE;
+	int r;
+
+	*ret_ok_len = 0;
+	*ret_ok_last = first - 1;
+	r = file_hdr_verify(p, len, ZF_LOG_MAGIC, ZF_LOG_VERSION, fsid, first, why, wlen);
+	if (r < 0)
+		return r;
+	*ret_ok_len = off;
+	while (off < len) {
+		ssize_t n = zf_frame_parse(p + off, len - off, &f);
+
+		if (n == 0) {
+			snprintf(why, wlen, "truncated: record 0x%" PRIx64 " at offset %zu runs past "
+				 "its end (%zu bytes)", seq, off, len);
+			return -EBADMSG;
+		}
+		if (n < 0) {
+			snprintf(why, wlen, "record 0x%" PRIx64 " at offset %zu does not verify "
+				 "(checksum, magic or length)", seq, off);
+			return -EBADMSG;
+		}
+		if (f.seq != seq || seq > last) {
+			snprintf(why, wlen, "the record at offset %zu is 0x%" PRIx64 ", expected 0x%"
+				 PRIx64 "%s", off, f.seq, seq, seq > last ? " (past its last)" : "");
+			return -EBADMSG;
+		}
+		if (fn)
+			fn(ctx, &f);
+		off += n;
+		if (f.flags & ZF_REC_F_TXN_END) {
+			*ret_ok_len = off;
+			*ret_ok_last = seq;
+		}
+		seq++;
+	}
+	if (seq - 1 != last) {
+		snprintf(why, wlen, "truncated: it ends after record 0x%" PRIx64 ", its key says 0x%"
+			 PRIx64, seq - 1, last);
+		return -EBADMSG;
+	}
+	if (!(f.flags & ZF_REC_F_TXN_END)) {
+		snprintf(why, wlen, "its last transaction is incomplete (record 0x%" PRIx64
+			 " does not end it)", last);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* a bucket checkpoint as of record seq: every frame, STATE first, END last and exactly at the end */
+static int ckpt_verify(const uint8_t *p, size_t len, const uint8_t fsid[16], uint64_t seq,
+		       meta_frame_fn fn, void *ctx, char *why, size_t wlen)
+{
+	struct zf_frame f = { 0 };
+	size_t off = ZF_CKPT_HDR_SIZE;
+	uint64_t n = 1;
+	int r;
+
+	r = file_hdr_verify(p, len, ZF_CKPT_MAGIC, ZF_CKPT_VERSION, fsid, seq, why, wlen);
+	if (r < 0)
+		return r;
+	while (off < len) {
+		ssize_t k = zf_frame_parse(p + off, len - off, &f);
+
+		if (k <= 0) {
+			snprintf(why, wlen, "record %" PRIu64 " at offset %zu %s", n, off,
+				 k == 0 ? "runs past its end (truncated)" : "does not verify");
+			return -EBADMSG;
+		}
+		if (f.seq != n || (n == 1) != (f.type == ZF_REC_STATE)) {
+			snprintf(why, wlen, "record %" PRIu64 " at offset %zu is out of order", n, off);
+			return -EBADMSG;
+		}
+		if (fn)
+			fn(ctx, &f);
+		off += k;
+		if (f.type == ZF_REC_END)
+			break;
+		n++;
+	}
+	if (f.type != ZF_REC_END) {
+		snprintf(why, wlen, "truncated: no END record (%zu bytes)", len);
+		return -EBADMSG;
+	}
+	if (f.len != 8 || zf_get64(f.payload) != n - 1 || off != len) {
+		snprintf(why, wlen, "its END record does not match (record %" PRIu64 " at offset %zu "
+			 "of %zu bytes)", n, off - ZF_REC_HDR_SIZE - f.len, len);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
+ * A bucket segment, structurally: header and footer, and every super-chunk
+ * between them by its header and payload checksums (no decompression: the
+ * chunk ids are checked by reads and by fsck's data pass).
+ */
+static int seg_verify(const uint8_t *p, size_t len, uint64_t id, const uint8_t fsid[16],
+		      char *why, size_t wlen)
+{
+	const uint8_t *ftr = p + len - ZF_SEG_FTR_SIZE;
+	uint64_t off = ZF_SEG_HDR_SIZE, end;
+
+	if (len < ZF_SEG_HDR_SIZE + ZF_SEG_FTR_SIZE) {
+		snprintf(why, wlen, "truncated (%zu bytes)", len);
+		return -EBADMSG;
+	}
+	if (memcmp(p, ZF_SEG_MAGIC, ZF_SEG_MAGIC_LEN) ||
+	    zf_get64(p + ZF_SEG_HDR_CSUM_OFF) != XXH3_64bits(p, ZF_SEG_HDR_CSUM_OFF)) {
+		snprintf(why, wlen, "its header does not verify");
+		return -EBADMSG;
+	}
+	if (zf_get64(p + ZF_SEG_HDR_ID_OFF) != id || memcmp(p + ZF_SEG_HDR_FSID_OFF, fsid, 16)) {
+		snprintf(why, wlen, "its header names segment %016" PRIx64 "%s (another segment under "
+			 "this key)", zf_get64(p + ZF_SEG_HDR_ID_OFF),
+			 memcmp(p + ZF_SEG_HDR_FSID_OFF, fsid, 16) ? " of another filesystem" : "");
+		return -EBADMSG;
+	}
+	end = zf_get64(ftr + ZF_SEG_FTR_END_OFF);
+	if (memcmp(ftr, ZF_SEG_FTR_MAGIC, 8) ||
+	    zf_get64(ftr + ZF_SEG_FTR_CSUM_OFF) != XXH3_64bits(ftr, ZF_SEG_FTR_CSUM_OFF) ||
+	    zf_get64(ftr + ZF_SEG_FTR_ID_OFF) != id || end != len - ZF_SEG_FTR_SIZE) {
+		snprintf(why, wlen, "its footer does not verify (truncated, or damaged at its end)");
+		return -EBADMSG;
+	}
+	while (off < end) {
+		const uint8_t *h = p + off;
+		uint64_t n, dlen;
+		XXH3_state_t *st;
+		uint64_t sum;
+
+		if (end - off < ZF_SC_HDR_SIZE || zf_get32(h) != ZF_SC_MAGIC)
+			goto bad;
+		n = zf_get32(h + ZF_SC_NCHUNKS_OFF);
+		dlen = ZF_SC_HDR_SIZE + n * ZF_SC_ENT_SIZE + zf_get32(h + ZF_SC_STORED_LEN_OFF);
+		if (n == 0 || n > ZF_SC_CHUNKS_MAX || dlen > end - off)
+			goto bad;
+		st = XXH3_createState();
+		XXH3_64bits_reset(st);
+		XXH3_64bits_update(st, h, ZF_SC_HCSUM_COVER);
+		XXH3_64bits_update(st, h + ZF_SC_HDR_SIZE, n * ZF_SC_ENT_SIZE);
+		sum = XXH3_64bits_digest(st);
+		XXH3_freeState(st);
+		if (sum != zf_get64(h + ZF_SC_HCSUM_OFF) || zf_get64(h + ZF_SC_SEG_OFF) != id ||
+		    zf_get64(h + ZF_SC_PCSUM_OFF) !=
+			    XXH3_64bits(h + ZF_SC_HDR_SIZE + n * ZF_SC_ENT_SIZE,
+					zf_get32(h + ZF_SC_STORED_LEN_OFF)))
+			goto bad;
+		off += dlen;
+	}
+	return 0;
+bad:
+	snprintf(why, wlen, "the super-chunk at offset %" PRIu64 " does not verify", off);
+	return -EBADMSG;
+}
+
+/* ---- the chain: the newest checkpoint that verifies and the log pieces after it ---- */
+
+enum {
+	SAY_DAMAGE,		/* damage that costs log records (a restore refuses) */
+	SAY_DAMAGE_OK,		/* damage a restore can do without (another copy, an older
+				 * checkpoint whose log reaches as far) */
+	SAY_UNUSED,		/* an object a restore cannot use (past a gap) */
+	SAY_WARN,		/* worth saying, not damage */
+};
+
+struct mkey {
+	uint64_t a, b;		/* checkpoint: a = its seq; log piece: records a..b */
+};
+
+struct mscan {
+	/* in */
+	struct zf_objstore *os;
+	uint8_t fsid[16];	/* the superblock's */
+	int fetch;		/* GET and verify every object of the chain (else: keys only) */
+	int partial;		/* keep the verified prefix of a damaged last piece (allow-loss) */
+	uint64_t expect;	/* the bucket should hold records up to this (0: no opinion) */
+	const char *expect_src;	/* who says so ("upload.state") */
+	meta_frame_fn frame;	/* every frame of the chain's objects (gc: SC records) */
+	/* restore: a verified object of the chain, under its dev-dir name in meta/ */
+	int (*keep)(void *ctx, const char *name, const void *buf, size_t len);
+	void (*say)(void *ctx, int kind, const char *msg);
+	void *ctx;
+	/* out */
+	struct mkey *ckpts, *pieces;	/* checkpoints newest first; pieces by first, longest first */
+	size_t nckpts, npieces;
+	int head_state;		/* 0 absent, 1 verified and this filesystem's, -1 not */
+	char head_why[200];
+	struct head head;
+	int has_ckpt;		/* the chain starts after checkpoint ckpt (else at record 1) */
+	uint64_t ckpt;
+	int usable;		/* a chain exists (a checkpoint or pieces from record 1 verify) */
+	uint64_t end;		/* the chain's last record */
+	uint64_t target;	/* the last record the bucket should hold */
+	unsigned int damaged;	/* SAY_DAMAGE lines */
+};
+
+static void mscan_say(struct mscan *s, int kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void mscan_say(struct mscan *s, int kind, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (kind == SAY_DAMAGE)
+		s->damaged++;
+	if (s->say)
+		s->say(s->ctx, kind, msg);
+	else
+		zf_log(kind == SAY_DAMAGE ? ZF_LOG_ERR : ZF_LOG_WARN, "%s", msg);
+}
+
+static int mscan_list_fn(void *ctx, const char *key, uint64_t size)
+{
+	struct mscan *s = ctx;
+	unsigned long long a, b;
+	int n = 0;
+
+	(void)size;
+	if (sscanf(key, "meta/log.%16llx-%16llx%n", &a, &b, &n) == 2 && n == 42 && !key[n] &&
+	    a <= b && a > 0) {
+		s->pieces = zf_realloc(s->pieces, (s->npieces + 1) * sizeof(*s->pieces));
+		s->pieces[s->npieces++] = (struct mkey){ a, b };
+	} else if (sscanf(key, "meta/ckpt.%16llx%n", &a, &n) == 1 && n == 26 && !key[n]) {
+		s->ckpts = zf_realloc(s->ckpts, (s->nckpts + 1) * sizeof(*s->ckpts));
+		s->ckpts[s->nckpts++] = (struct mkey){ a, a };
+	}
+	return 0;
+}
+
+static int cmp_newest(const void *x, const void *y)
+{
+	const struct mkey *p = x, *q = y;
+
+	return p->a > q->a ? -1 : p->a < q->a;
+}
+
+static int cmp_chain(const void *x, const void *y)
+{
+	const struct mkey *p = x, *q = y;
+
+	if (p->a != q->a)
+		return p->a < q->a ? -1 : 1;
+	return p->b > q->b ? -1 : p->b < q->b;
+}
+
+static void piece_key(uint64_t a, uint64_t b, char *buf, size_t len)
+{
+	snprintf(buf, len, "meta/log.%016" PRIx64 "-%016" PRIx64, a, b);
+}
+
+static void mscan_free(struct mscan *s)
+{
+	free(s->ckpts);
+	free(s->pieces);
+	s->ckpts = s->pieces = NULL;
+}
+
+/*
+ * A log piece whose records run from before next to past it (a re-upload
+ * overlapping the chain): the same log from record next on, with its header
+ * moved there. next follows a transaction's end (the chain's previous piece
+ * ended one), so the image holds complete transactions.
+ */
+static int piece_trim(const uint8_t *p, size_t len, uint64_t next, struct zf_buf *out)
+{
+	size_t off = ZF_LOG_HDR_SIZE;
+	struct zf_frame f;
+	uint8_t *h;
+
+	while (off < len) {
+		ssize_t n = zf_frame_parse(p + off, len - off, &f);
+
+		if (n <= 0)
+			return -EBADMSG;
+		if (f.seq == next)
+			break;
+		off += n;
+	}
+	if (off >= len)
+		return -EBADMSG;
+	h = zf_buf_grow(out, ZF_LOG_HDR_SIZE);
+	memcpy(h, p, ZF_LOG_HDR_SIZE);
+	zf_put64(h + 32, next);
+	zf_put64(h + 56, XXH3_64bits(h, 56));
+	zf_buf_add(out, p + off, len - off);
+	return 0;
+}
+
+/* pieces that failed where the chain stands now, said once it is known what they cost */
+struct mfail {
+	char msg[2][400];
+	unsigned int n;
+};
+
+/*
+ * The piece at index i, which holds record next: 0 when it verifies (and
+ * is kept), -EBADMSG when it is damaged (noted in fail), or the store's
+ * -errno.
+ */
+static int mscan_piece(struct mscan *s, size_t i, uint64_t next, struct mfail *fail,
+		       struct zf_buf *partial, uint64_t *partial_last)
+{
+	const struct mkey *k = &s->pieces[i];
+	char key[64], name[32], why[256];
+	struct zf_buf trimmed = { 0 };
+	uint64_t ok_last;
+	size_t len, ok_len;
+	void *buf;
+	int r;
+
+	if (!s->fetch)
+		return 0;
+	piece_key(k->a, k->b, key, sizeof(key));
+	r = zf_objstore_get(s->os, key, 0, 0, &buf, &len);
+	if (r == -ENOENT) {
+		snprintf(why, sizeof(why), "listed, then gone (deleted meanwhile?)");
+		goto damaged;
+	}
+	if (r < 0)
+		return r;
+	r = piece_verify(buf, len, s->fsid, k->a, k->b, s->frame, s->ctx, &ok_len, &ok_last, why,
+			 sizeof(why));
+	if (r < 0) {
+		if (s->partial && k->a == next && ok_last >= next && ok_last > *partial_last) {
+			partial->len = 0;
+			zf_buf_add(partial, buf, ok_len);
+			*partial_last = ok_last;
+		}
+		free(buf);
+		goto damaged;
+	}
+	if (s->keep) {
+		if (k->a < next) {
+			r = piece_trim(buf, len, next, &trimmed);
+			if (r == 0) {
+				zf_mlog_name(next, name, sizeof(name));
+				r = s->keep(s->ctx, name, trimmed.p, trimmed.len);
+			}
+			zf_buf_free(&trimmed);
+		} else {
+			zf_mlog_name(k->a, name, sizeof(name));
+			r = s->keep(s->ctx, name, buf, len);
+		}
+	}
+	free(buf);
+	return r == -EBADMSG ? -EIO : r;
+damaged:
+	if (fail->n < 2)
+		snprintf(fail->msg[fail->n++], sizeof(fail->msg[0]), "%s: %s", key, why);
+	return -EBADMSG;
+}
+
+/*
+ * Find the newest checkpoint that verifies and the longest chain of log
+ * pieces after it, and compare its end with what the bucket should hold:
+ * the head's seq, s->expect, the newest piece or checkpoint. Each finding
+ * is said once. 0, or the store's -errno when it did not answer (nothing is
+ * concluded then).
+ */
+static int mscan_run(struct mscan *s)
+{
+	char key[64], name[32], why[256];
+	struct mfail ckpt_bad = { .n = 0 }, fail = { .n = 0 };
+	struct zf_buf partial = { 0 };
+	uint64_t next, partial_last = 0, gap_to;
+	const char *target_src;
+	char target_buf[64];
+	void *buf = NULL;
+	size_t i, len;
+	unsigned int j;
+	int r;
+
+	r = zf_objstore_list(s->os, "meta/", mscan_list_fn, s);
+	if (r < 0)
+		return r;
+	if (s->nckpts)
+		qsort(s->ckpts, s->nckpts, sizeof(*s->ckpts), cmp_newest);
+	if (s->npieces)
+		qsort(s->pieces, s->npieces, sizeof(*s->pieces), cmp_chain);
+	r = zf_objstore_get(s->os, HEAD_KEY, 0, 0, &buf, &len);
+	if (r == 0) {
+		s->head_state = head_parse(buf, len, &s->head, s->head_why, sizeof(s->head_why)) == 0
+					? 1 : -1;
+		if (s->head_state > 0 && memcmp(s->head.fsid, s->fsid, 16)) {
+			snprintf(s->head_why, sizeof(s->head_why), "belongs to another filesystem (its "
+				 "fsid is not the superblock's)");
+			s->head_state = -1;
+		}
+		free(buf);
+		buf = NULL;
+	} else if (r != -ENOENT) {
+		return r;
+	}
+	/* what the bucket should hold: the most anyone says */
+	s->target = s->expect;
+	target_src = s->expect_src;
+	if (s->head_state > 0 && s->head.seq > s->target) {
+		s->target = s->head.seq;
+		target_src = "the bucket's head";
+	}
+	if (s->nckpts && s->ckpts[0].a > s->target) {
+		s->target = s->ckpts[0].a;
+		snprintf(target_buf, sizeof(target_buf), "meta/ckpt.%016" PRIx64, s->ckpts[0].a);
+		target_src = target_buf;
+	}
+	for (i = 0; i < s->npieces; i++)
+		if (s->pieces[i].b > s->target) {
+			s->target = s->pieces[i].b;
+			target_src = NULL; /* a piece exists past the end: the gap says it */
+		}
+	/* the newest checkpoint that verifies */
+	for (i = 0; i < s->nckpts && !s->has_ckpt; i++) {
+		snprintf(key, sizeof(key), "meta/ckpt.%016" PRIx64, s->ckpts[i].a);
+		if (s->fetch) {
+			r = zf_objstore_get(s->os, key, 0, 0, &buf, &len);
+			if (r < 0 && r != -ENOENT)
+				goto out;
+			if (r == -ENOENT)
+				snprintf(why, sizeof(why), "listed, then gone (deleted meanwhile?)");
+			else
+				r = ckpt_verify(buf, len, s->fsid, s->ckpts[i].a, s->frame, s->ctx, why,
+						sizeof(why));
+			if (r < 0) {
+				free(buf);
+				buf = NULL;
+				if (ckpt_bad.n < 2)
+					snprintf(ckpt_bad.msg[ckpt_bad.n++], sizeof(ckpt_bad.msg[0]),
+						 "%s: %s", key, why);
+				continue;
+			}
+			if (s->keep) {
+				zf_ckpt_name(s->ckpts[i].a, name, sizeof(name));
+				r = s->keep(s->ctx, name, buf, len);
+			}
+			free(buf);
+			buf = NULL;
+			if (r < 0)
+				goto out;
+		}
+		s->has_ckpt = 1;
+		s->ckpt = s->ckpts[i].a;
+	}
+	/* the log after it, the longest verified piece first where several start alike */
+	next = (s->has_ckpt ? s->ckpt : 0) + 1;
+	for (;;) {
+		int advanced = 0, pass;
+
+		/* pass 0: pieces starting at next; pass 1: pieces overlapping it */
+		for (pass = 0; pass < 2 && !advanced; pass++) {
+			for (i = 0; i < s->npieces && !advanced; i++) {
+				const struct mkey *k = &s->pieces[i];
+
+				if (k->a > next || k->b < next || (k->a < next) != pass)
+					continue;
+				r = mscan_piece(s, i, next, &fail, &partial, &partial_last);
+				if (r < 0 && r != -EBADMSG)
+					goto out;
+				if (r == 0) {
+					next = k->b + 1;
+					advanced = 1;
+				}
+			}
+		}
+		if (!advanced)
+			break;
+		/* damaged pieces another one stood in for cost nothing */
+		for (j = 0; j < fail.n; j++)
+			mscan_say(s, SAY_DAMAGE_OK, "%s (another piece holds its records)",
+				  fail.msg[j]);
+		fail.n = 0;
+		partial_last = 0;
+	}
+	if (partial_last >= next && s->keep) {
+		/* allow-loss: the complete transactions before the damage */
+		zf_mlog_name(next, name, sizeof(name));
+		r = s->keep(s->ctx, name, partial.p, partial.len);
+		if (r < 0)
+			goto out;
+		next = partial_last + 1;
+	}
+	s->end = next - 1;
+	s->usable = s->has_ckpt || s->end > 0;
+	r = 0;
+	/* a damaged newer checkpoint costs nothing when the chain reaches as far without it */
+	for (j = 0; j < ckpt_bad.n; j++)
+		mscan_say(s, s->usable && s->end >= s->target ? SAY_DAMAGE_OK : SAY_DAMAGE, "%s",
+			  ckpt_bad.msg[j]);
+	if (s->head_state > 0 && s->head.ckpt > (s->has_ckpt ? s->ckpt : 0)) {
+		for (i = 0; i < s->nckpts && s->ckpts[i].a != s->head.ckpt; i++)
+			;
+		if (i == s->nckpts)
+			mscan_say(s, s->usable && s->end >= s->target ? SAY_DAMAGE_OK : SAY_DAMAGE,
+				  "meta/ckpt.%016" PRIx64 " missing (the bucket's head names it)",
+				  s->head.ckpt);
+	}
+	if (!s->usable) {
+		if (s->nckpts || s->npieces)
+			mscan_say(s, SAY_DAMAGE, "no checkpoint verifies and no log piece starts at "
+				  "record 1: nothing in the bucket can be restored");
+		goto out;
+	}
+	if (s->has_ckpt && s->ckpt != s->ckpts[0].a && s->end >= s->target)
+		mscan_say(s, SAY_WARN, "used the older checkpoint meta/ckpt.%016" PRIx64 ": its log "
+			  "reaches record 0x%" PRIx64 ", as far as the bucket holds", s->ckpt, s->end);
+	if (s->end >= s->target)
+		goto out;
+	/* records are missing: the damaged piece or the hole where the chain stops */
+	if (fail.n) {
+		mscan_say(s, SAY_DAMAGE, "%s: records 0x%" PRIx64 "..0x%" PRIx64 " are lost with it",
+			  fail.msg[0], next, s->target);
+		for (j = 1; j < fail.n; j++)
+			mscan_say(s, SAY_DAMAGE, "%s", fail.msg[j]);
+	} else {
+		gap_to = s->target;
+		for (i = 0; i < s->npieces; i++)
+			if (s->pieces[i].a > next && s->pieces[i].a - 1 < gap_to)
+				gap_to = s->pieces[i].a - 1;
+		piece_key(next, gap_to, key, sizeof(key));
+		if (gap_to < s->target)
+			mscan_say(s, SAY_DAMAGE, "%s missing: the log has a gap before record 0x%"
+				  PRIx64, key, gap_to + 1);
+		else
+			mscan_say(s, SAY_DAMAGE, "%s missing (%s says records up to 0x%" PRIx64 ")",
+				  key, target_src ? target_src : "the bucket", s->target);
+	}
+	for (i = 0; i < s->npieces; i++)
+		if (s->pieces[i].a > next) {
+			piece_key(s->pieces[i].a, s->pieces[i].b, key, sizeof(key));
+			mscan_say(s, SAY_UNUSED, "%s (it follows the missing records)", key);
+		}
+out:
+	zf_buf_free(&partial);
+	return r;
+}
+
+/*
+ * A request the bucket did not answer (an outage, a timeout, a refusal),
+ * as opposed to an answer about an object: fsck cannot conclude anything
+ * from it (zf_remote_unreachable). The first one is kept with its reason.
+ */
+static void note_unreachable(struct zf_remote *rm, const char *what, const char *key, int err)
+{
+	pthread_mutex_lock(&rm->lock);
+	if (!rm->unreachable) {
+		rm->unreachable = err;
+		snprintf(rm->unreachable_why, sizeof(rm->unreachable_why), "%s%s%s%s: %s", what,
+			 key ? " '" : "", key ? key : "", key ? "'" : "", strerror(-err));
+	}
+	pthread_mutex_unlock(&rm->lock);
+}
+
+int zf_remote_unreachable(struct zf_remote *rm, char *why, size_t len)
+{
+	int r;
+
+	pthread_mutex_lock(&rm->lock);
+	r = rm->unreachable;
+	if (r && why)
+		snprintf(why, len, "%s", rm->unreachable_why);
+	pthread_mutex_unlock(&rm->lock);
+	return r;
 }
 
 /* ---------------------------------------------------------------- lease */
@@ -475,7 +1208,7 @@ static int fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
 	struct fetching me = { loc->seg, loc->off, NULL }, **pp;
 	void *data = NULL;
 	size_t len = 0;
-	int fd, r;
+	int fd, r, truncated = 0;
 
 	cache_name(loc, name, sizeof(name));
 again:
@@ -537,15 +1270,39 @@ again:
 	zf_segstore_name(loc->seg, seg, sizeof(seg));
 	snprintf(key, sizeof(key), "seg/%s", seg);
 	for (;;) {
+		struct zf_objstore_stat st;
+		int h;
+
 		r = zf_objstore_get(rm->down, key, loc->off, loc->disk_len, &data, &len);
 		if (r == 0 || r == -ENOENT || r == -EACCES || now_ns() >= deadline)
 			break;
+		/*
+		 * -EIO is the store failing (5xx after its retries, a cut
+		 * body) or a range past the object's end: a truncated object
+		 * is an answer, and no retry changes it.
+		 */
+		if (r == -EIO && (h = zf_objstore_head(rm->down, key, &st)) != -ENOENT && h >= 0 &&
+		    st.size < loc->off + loc->disk_len) {
+			zf_err("segment '%s' in '%s' is truncated: %" PRIu64 " bytes, the super-chunk "
+			       "at %" PRIu64 " ends at %" PRIu64, seg, rm->url, st.size, loc->off,
+			       loc->off + loc->disk_len);
+			truncated = 1;
+			break;
+		}
+		if (rm->o.readonly)
+			break; /* fsck: the store retried; an outage is reported, not waited out */
 		usleep(200000); /* the store is down: try until the deadline */
+	}
+	if (r < 0 && r != -ENOENT && !truncated) {
+		note_unreachable(rm, "GET", key, r);
+		if (rm->o.readonly && r == -EIO)
+			r = -EREMOTEIO; /* fsck: not an answer, nothing is marked damaged */
 	}
 	if (r < 0) {
 		zf_err("cannot fetch segment '%s' at offset %" PRIu64 " from '%s': %s", seg, loc->off,
 		       rm->url, strerror(-r));
-		goto out; /* -ENOENT: not in the bucket; else the store's error (fsck tells apart) */
+		goto out; /* -ENOENT: not in the bucket; -EIO: truncated there (fsck); else the
+			   * store's error */
 	}
 	memcpy(buf, data, loc->disk_len);
 	free(data);
@@ -751,31 +1508,145 @@ static int foreign_fn(void *ctx, const char *key, uint64_t size)
 	return 0;
 }
 
-/* 0 if the bucket's superblock is ours or absent (*ret_absent), -EEXIST if not */
-static int check_superblock(struct zf_remote *rm, int *ret_absent)
+/*
+ * Whose metadata does the bucket hold? The fsid in the header of its newest
+ * checkpoint (the bulk of it), else in its head. 1 and *ret_fsid, 0 when
+ * neither verifies, or the store's -errno.
+ */
+static int meta_fsid(struct zf_objstore *os, uint8_t ret_fsid[16])
 {
-	void *ours = NULL, *theirs = NULL;
-	size_t olen, tlen;
+	struct mscan s = { .os = os };
+	char key[64], why[200];
+	struct head h;
+	void *buf;
+	size_t len;
 	int r;
 
-	*ret_absent = 0;
-	r = zf_objstore_get(rm->up, "superblock", 0, 0, &theirs, &tlen);
-	if (r == -ENOENT) {
-		*ret_absent = 1;
-		return 0;
+	r = zf_objstore_list(os, "meta/", mscan_list_fn, &s);
+	if (r == 0 && s.nckpts) {
+		qsort(s.ckpts, s.nckpts, sizeof(*s.ckpts), cmp_newest);
+		snprintf(key, sizeof(key), "meta/ckpt.%016" PRIx64, s.ckpts[0].a);
+		r = zf_objstore_get(os, key, 0, ZF_CKPT_HDR_SIZE, &buf, &len);
+		if (r == 0) {
+			/* checked against its own fsid: only the kind, checksum and seq count */
+			r = len == ZF_CKPT_HDR_SIZE &&
+			    file_hdr_verify(buf, len, ZF_CKPT_MAGIC, ZF_CKPT_VERSION,
+					    (uint8_t *)buf + 16, s.ckpts[0].a, why, sizeof(why)) == 0;
+			if (r)
+				memcpy(ret_fsid, (uint8_t *)buf + 16, 16);
+			free(buf);
+		} else if (r == -ENOENT || r == -EIO) {
+			r = 0; /* gone, or shorter than a header: it tells nothing */
+		}
 	}
+	mscan_free(&s);
+	if (r != 0)
+		return r;
+	r = zf_objstore_get(os, HEAD_KEY, 0, 0, &buf, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = head_parse(buf, len, &h, why, sizeof(why)) == 0;
+	if (r)
+		memcpy(ret_fsid, h.fsid, 16);
+	free(buf);
+	return r;
+}
+
+/* does the bucket's own metadata say it is this filesystem's? 1, 0, or -errno */
+static int bucket_is_ours(struct zf_remote *rm)
+{
+	uint8_t fsid[16];
+	int r = meta_fsid(rm->up, fsid);
+
+	return r > 0 ? !memcmp(fsid, rm->fsid, 16) : r;
+}
+
+enum { SB_OURS, SB_ABSENT, SB_HEAL, SB_FOREIGN, SB_UNSURE };
+
+/*
+ * Is the bucket's superblock this dev-dir's? SB_OURS, SB_ABSENT, SB_HEAL
+ * (damaged or replaced, but the bucket's metadata is ours: put ours back),
+ * SB_FOREIGN (a valid superblock of another filesystem, and nothing says
+ * the bucket is ours), SB_UNSURE (damaged, and nothing tells whose it is);
+ * or the store's -errno (an outage is not a mismatch). why says what differs.
+ */
+static int sb_classify(struct zf_remote *rm, char *why, size_t wlen)
+{
+	void *ours = NULL, *theirs = NULL;
+	size_t olen = 0, tlen = 0;
+	uint8_t fsid[16];
+	int r, damaged, mine;
+
+	why[0] = 0;
+	r = zf_objstore_get(rm->up, "superblock", 0, 0, &theirs, &tlen);
+	if (r == -ENOENT)
+		return SB_ABSENT;
 	if (r < 0)
 		return r;
 	r = zf_read_file(rm->devfd, "superblock", &ours, &olen);
-	if (r == 0 && (olen != tlen || memcmp(ours, theirs, olen) != 0)) {
-		zf_err("the bucket '%s' holds another filesystem: its superblock differs from "
-		       "'%s/superblock'",
-		       rm->url, rm->dev_real);
-		r = -EEXIST;
+	if (r < 0)
+		goto out;
+	if (olen == tlen && !memcmp(ours, theirs, olen)) {
+		r = SB_OURS;
+		goto out;
 	}
+	damaged = sb_verify(theirs, tlen, fsid, why, wlen) < 0;
+	if (!damaged)
+		snprintf(why, wlen, "%s", memcmp(fsid, rm->fsid, 16) ? "another filesystem's"
+				: "this filesystem's id, but other bytes");
+	mine = bucket_is_ours(rm);
+	if (mine < 0)
+		r = mine;
+	else if (mine)
+		r = SB_HEAL;
+	else
+		r = damaged ? SB_UNSURE : SB_FOREIGN;
+out:
 	free(ours);
 	free(theirs);
 	return r;
+}
+
+/*
+ * 0 if the bucket's superblock is ours, absent (*ret_put) or to be healed
+ * (*ret_put: damaged or replaced in a bucket whose metadata is ours);
+ * -EEXIST (logged) if the bucket is another filesystem's; the store's
+ * -errno when it did not answer.
+ */
+static int check_superblock(struct zf_remote *rm, int *ret_put)
+{
+	char why[200];
+	int r;
+
+	*ret_put = 0;
+	r = sb_classify(rm, why, sizeof(why));
+	if (r < 0)
+		return r;
+	switch (r) {
+	case SB_OURS:
+		return 0;
+	case SB_ABSENT:
+		*ret_put = 1;
+		return 0;
+	case SB_HEAL:
+		zf_warn("the superblock in the bucket '%s' is damaged (%s) while the bucket's "
+			"metadata is this filesystem's: putting back '%s/superblock'",
+			rm->url, why, rm->dev_real);
+		*ret_put = 1;
+		return 0;
+	case SB_UNSURE:
+		zf_err("the superblock in the bucket '%s' is damaged (%s) and the bucket's metadata "
+		       "does not tell whose it is; if the bucket is this filesystem's, 'zerofs fsck "
+		       "--repair' puts it back", rm->url, why);
+		return -EEXIST;
+	default:
+		zf_err("the bucket '%s' holds another filesystem: its superblock differs from "
+		       "'%s/superblock'",
+		       rm->url, rm->dev_real);
+		return -EEXIST;
+	}
 }
 
 /*
@@ -787,9 +1658,9 @@ static int check_superblock(struct zf_remote *rm, int *ret_absent)
 static int attach(struct zf_remote *rm)
 {
 	struct foreign f = { 0 };
-	int r, absent;
+	int r, put_sb;
 
-	r = check_superblock(rm, &absent);
+	r = check_superblock(rm, &put_sb);
 	if (r < 0)
 		return r;
 	r = lease_acquire(rm);
@@ -804,7 +1675,7 @@ static int attach(struct zf_remote *rm)
 	f.seq = rm->up_seq;
 	f.claim = rm->claim_seq;
 	pthread_mutex_unlock(&rm->lock);
-	if (absent)
+	if (put_sb)
 		r = put_file(rm, rm->devfd, "superblock", "superblock");
 	if (r == 0)
 		r = zf_objstore_list(rm->up, "meta/", foreign_fn, &f);
@@ -824,6 +1695,36 @@ static int attach(struct zf_remote *rm)
 	}
 	rm->need_lease = 0;
 	return 0;
+}
+
+/*
+ * After a round that moved the bucket's log end or its checkpoint: the
+ * head says so, put after the objects it counts (never before). The first
+ * round of a process always puts it (an older zerofs wrote none; a damaged
+ * one heals).
+ */
+static int head_update(struct zf_remote *rm)
+{
+	char buf[HEAD_MAX];
+	struct head h;
+	int r, same;
+
+	pthread_mutex_lock(&rm->lock);
+	h.seq = rm->up_seq;
+	h.ckpt = rm->up_ckpt;
+	same = h.seq == rm->head_seq && h.ckpt == rm->head_ckpt;
+	pthread_mutex_unlock(&rm->lock);
+	if (same || (!h.seq && !h.ckpt))
+		return 0;
+	memcpy(h.fsid, rm->fsid, 16);
+	r = zf_objstore_put(rm->up, HEAD_KEY, buf, head_format(&h, buf));
+	if (r == 0) {
+		pthread_mutex_lock(&rm->lock);
+		rm->head_seq = h.seq;
+		rm->head_ckpt = h.ckpt;
+		pthread_mutex_unlock(&rm->lock);
+	}
+	return r;
 }
 
 static int upload_round(struct zf_remote *rm, int seal)
@@ -927,6 +1828,10 @@ static int upload_round(struct zf_remote *rm, int seal)
 		rm->progress_ns = now_ns();
 		pthread_mutex_unlock(&rm->lock);
 	}
+	/* 4. the head, once what it counts is in the bucket */
+	r = head_update(rm);
+	if (r < 0)
+		goto out;
 	r = state_save(rm);
 	pthread_mutex_lock(&rm->lock);
 	/*
@@ -1185,6 +2090,17 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 		goto fail;
 	}
 	state_load(rm);
+	rm->head_seq = rm->head_ckpt = UINT64_MAX;
+	{
+		void *sb;
+		size_t len;
+
+		if (zf_read_file(rm->devfd, "superblock", &sb, &len) == 0) {
+			if (len >= 32)
+				memcpy(rm->fsid, (uint8_t *)sb + 16, 16);
+			free(sb);
+		}
+	}
 	if (!rm->o.readonly) {
 		struct zf_upload_point pt;
 
@@ -1387,6 +2303,8 @@ int zf_remote_close(struct zf_remote *rm)
 struct sweep {
 	const uint64_t *ids;
 	size_t nids;
+	const uint64_t *keep;		/* segments the bucket's metadata references, sorted */
+	size_t nkeep;
 	uint64_t max;
 	char **keys;
 	size_t nkeys;
@@ -1395,7 +2313,76 @@ struct sweep {
 
 static int garbage_seg(const struct sweep *s, uint64_t id)
 {
-	return id && id <= s->max && !bsearch(&id, s->ids, s->nids, sizeof(*s->ids), zf_cmp_u64);
+	return id && id <= s->max && !bsearch(&id, s->ids, s->nids, sizeof(*s->ids), zf_cmp_u64) &&
+	       !(s->nkeep && bsearch(&id, s->keep, s->nkeep, sizeof(*s->keep), zf_cmp_u64));
+}
+
+struct bucket_refs {
+	uint64_t *ids;
+	size_t n;
+	char first[400];		/* the first damage found */
+};
+
+static void refs_frame(void *ctx, const struct zf_frame *f)
+{
+	struct bucket_refs *b = ctx;
+
+	if ((f->type == ZF_REC_SC || f->type == ZF_REC_SC_MOVE) && f->len >= 8) {
+		b->ids = zf_realloc(b->ids, (b->n + 1) * sizeof(*b->ids));
+		b->ids[b->n++] = zf_get64(f->payload);
+	}
+}
+
+static void refs_say(void *ctx, int kind, const char *msg)
+{
+	struct bucket_refs *b = ctx;
+
+	if (kind == SAY_WARN || kind == SAY_UNUSED)
+		return;
+	zf_err("gc: %s", msg);
+	if (!b->first[0])
+		snprintf(b->first, sizeof(b->first), "%s", msg);
+}
+
+/*
+ * The segments the bucket's own metadata references (SC and SC_MOVE
+ * records of its newest checkpoint and of the log after it), every object
+ * of it fetched and verified, and the log reaching the head: a restore from
+ * the bucket needs them whatever the dev-dir's table says. -EBADMSG (logged)
+ * when the metadata is damaged or incomplete, or the store's -errno.
+ */
+static int bucket_refs(struct zf_remote *rm, uint64_t **ret_ids, size_t *ret_n)
+{
+	struct bucket_refs b = { 0 };
+	struct mscan s = { .os = rm->up, .fetch = 1, .frame = refs_frame, .say = refs_say,
+			   .ctx = &b, .expect_src = "upload.state" };
+	int r;
+
+	memcpy(s.fsid, rm->fsid, 16);
+	pthread_mutex_lock(&rm->lock);
+	s.expect = rm->up_seq;
+	pthread_mutex_unlock(&rm->lock);
+	r = mscan_run(&s);
+	if (r == 0 && !b.first[0] && s.head_state <= 0 && (s.nckpts || s.npieces))
+		snprintf(b.first, sizeof(b.first), "bucket object 'head' %s", s.head_state < 0 ?
+			 s.head_why : "missing");
+	if (r == 0 && b.first[0])
+		r = -EBADMSG;
+	if (r < 0) {
+		zf_err("gc: the metadata of the bucket '%s' %s: nothing is deleted from the bucket "
+		       "(run 'zerofs fsck --verify-data')", rm->url,
+		       r == -EBADMSG ? "is damaged or incomplete" : "cannot be read");
+		if (r != -EBADMSG)
+			zf_err("gc: reading it failed: %s", strerror(-r));
+		free(b.ids);
+	} else {
+		if (b.n)
+			qsort(b.ids, b.n, sizeof(*b.ids), zf_cmp_u64);
+		*ret_ids = b.ids;
+		*ret_n = b.n;
+	}
+	mscan_free(&s);
+	return r;
 }
 
 static int sweep_fn(void *ctx, const char *key, uint64_t size)
@@ -1441,7 +2428,7 @@ int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_
 {
 	struct zf_gc_opts lo = *o;
 	struct sweep s = { 0 };
-	uint64_t *ids = NULL, seq, up_seq;
+	uint64_t *ids = NULL, *keep = NULL, seq, up_seq;
 	size_t i;
 	int r;
 
@@ -1477,8 +2464,14 @@ int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_
 			       "until the next run", rm->url, strerror(-r));
 			goto out;
 		}
-		sweep_cache(rm, &s);
 	}
+	/* nothing the bucket's own metadata references goes, and nothing when it cannot be read */
+	r = bucket_refs(rm, &keep, &s.nkeep);
+	if (r < 0)
+		goto out;
+	s.keep = keep;
+	if (!o->dry_run)
+		sweep_cache(rm, &s);
 	r = zf_objstore_list(rm->up, "seg/", sweep_fn, &s);
 	if (r == 0 && s.nkeys && !o->dry_run)
 		r = zf_objstore_multi_delete(rm->up, (const char *const *)s.keys, s.nkeys);
@@ -1493,6 +2486,7 @@ out:
 		free(s.keys[i]);
 	free(s.keys);
 	free(ids);
+	free(keep);
 	return r;
 }
 
@@ -1583,43 +2577,286 @@ static void audit_garbage(struct zf_remote_audit *a, const struct bucket_obj *o,
 }
 
 /* the superblock: there, and this filesystem's */
-static void audit_superblock(struct zf_remote *rm, struct zf_remote_audit *a)
+static int audit_superblock(struct zf_remote *rm, struct zf_remote_audit *a)
 {
-	void *local = NULL, *remote = NULL;
-	size_t llen = 0, rlen = 0;
+	const char *fix = a->repair ? "" : " (--repair puts the dev-dir's copy back)";
+	void *local = NULL;
+	size_t llen = 0;
+	char why[200];
+	int r, put = 0;
 
 	if (zf_read_file(rm->devfd, "superblock", &local, &llen) < 0)
-		return; /* the core could open the dev-dir: it is there */
-	if (!bucket_find(rm, "superblock")) {
-		audit_say(a, 1, "the bucket has no superblock: a restore from it is impossible%s",
-			  a->repair ? "" : " (--repair puts it back)");
-		if (a->repair && zf_objstore_put(rm->up, "superblock", local, llen) == 0) {
+		return 0; /* the core could open the dev-dir: it is there */
+	r = bucket_find(rm, "superblock") ? sb_classify(rm, why, sizeof(why)) : SB_ABSENT;
+	if (r < 0) {
+		note_unreachable(rm, "GET", "superblock", r);
+		goto out;
+	}
+	switch (r) {
+	case SB_ABSENT:
+		audit_say(a, 1, "bucket object 'superblock' is missing: a restore from the bucket is "
+			  "impossible%s", fix);
+		put = 1;
+		break;
+	case SB_HEAL:
+		audit_say(a, 1, "bucket object 'superblock' is damaged (%s), while the bucket's "
+			  "metadata is this filesystem's: a restore from the bucket is impossible%s",
+			  why, fix);
+		put = 1;
+		break;
+	case SB_UNSURE:
+		audit_say(a, 1, "bucket object 'superblock' is damaged (%s), and the bucket's "
+			  "metadata does not say whose it is (not repaired)", why);
+		break;
+	case SB_FOREIGN:
+		audit_say(a, 1, "the bucket holds another filesystem: its superblock is %s", why);
+		break;
+	}
+	r = 0;
+	if (put && a->repair) {
+		r = zf_objstore_put(rm->up, "superblock", local, llen);
+		if (r == 0) {
 			a->repaired++;
 			audit_say(a, 0, "repair: put the dev-dir's superblock into the bucket");
+		} else {
+			note_unreachable(rm, "PUT", "superblock", r);
 		}
-	} else if (zf_objstore_get(rm->up, "superblock", 0, 0, &remote, &rlen) < 0 ||
-		   rlen != llen || memcmp(local, remote, llen)) {
-		audit_say(a, 1, "the bucket's superblock is not this dev-dir's (another "
-			  "filesystem, or damaged)");
 	}
+out:
 	free(local);
-	free(remote);
+	return r;
 }
 
-static int cmp_pair(const void *a, const void *b)
+/* the newest checkpoint in the dev-dir's meta/ (0: none) */
+static uint64_t local_ckpt(struct zf_remote *rm)
 {
-	return cmp_u64(a, b);
+	unsigned long long seq;
+	uint64_t newest = 0;
+	struct dirent *e;
+	int fd = openat(rm->metafd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((e = readdir(d))) {
+		n = 0;
+		if (sscanf(e->d_name, "ckpt.%16llx%n", &seq, &n) == 1 && !e->d_name[n] &&
+		    seq > newest)
+			newest = seq;
+	}
+	closedir(d);
+	return newest;
+}
+
+struct audit_meta {
+	struct zf_remote_audit *a;
+	int scheduled;			/* a fresh checkpoint goes up at the next mount */
+	uint64_t ckpt;			/* ... this one */
+	unsigned int damage;		/* problems a fresh checkpoint would replace */
+};
+
+static void audit_meta_say(void *ctx, int kind, const char *msg)
+{
+	struct audit_meta *m = ctx;
+
+	if (kind == SAY_WARN || kind == SAY_UNUSED) {
+		audit_say(m->a, 0, "bucket: %s%s", kind == SAY_UNUSED ? "a restore cannot use " : "",
+			  msg);
+		return;
+	}
+	if (m->scheduled) {
+		audit_say(m->a, 0, "bucket: %s (scheduled: the next mount uploads the dev-dir's "
+			  "checkpoint 0x%" PRIx64 ", which replaces it)", msg, m->ckpt);
+		return;
+	}
+	m->damage++;
+	audit_say(m->a, 1, "bucket: %s%s", msg, m->a->repair ? "" : " (--repair has the dev-dir's "
+		  "checkpoint uploaded again, which replaces it)");
+}
+
+/*
+ * The bucket's metadata: the head, and the chain from the newest checkpoint
+ * (with verify: every object fetched and checked frame by frame) up to what
+ * the head and upload.state say it holds. Damage the dev-dir can replace
+ * (it holds every record the bucket got from it) is repaired by a fresh
+ * checkpoint: upload.state's checkpoint mark goes to 0, so the next mount's
+ * uploader ships the newest local checkpoint, after which the log pieces it
+ * covers (the damaged ones among them) are deleted. The log mark stays: a
+ * lower one would make the bucket's later pieces look like another
+ * dev-dir's (a fork) at the next mount.
+ */
+static int audit_meta(struct zf_remote *rm, struct zf_remote_audit *a, int *ret_fix)
+{
+	struct audit_meta m = { .a = a };
+	struct mscan s = { .os = rm->up, .fetch = 1, .expect_src = "upload.state",
+			   .say = audit_meta_say, .ctx = &m };
+	uint64_t up_seq, up_ckpt, claim, newest;
+	const char *fix = a->repair ? "" : " (--repair puts it)";
+	char buf[HEAD_MAX];
+	struct head h;
+	int r, put_head = 0;
+
+	memcpy(s.fsid, rm->fsid, 16);
+	pthread_mutex_lock(&rm->lock);
+	up_seq = rm->up_seq;
+	up_ckpt = rm->up_ckpt;
+	claim = rm->claim_seq;
+	pthread_mutex_unlock(&rm->lock);
+	s.expect = up_seq;
+	m.ckpt = local_ckpt(rm);
+	m.scheduled = !up_ckpt && m.ckpt && m.ckpt >= claim;
+	r = mscan_run(&s);
+	if (r < 0) {
+		note_unreachable(rm, "reading the metadata", NULL, r);
+		goto out;
+	}
+	if (m.damage && a->repair) {
+		pthread_mutex_lock(&rm->lock);
+		rm->up_ckpt = 0;
+		pthread_mutex_unlock(&rm->lock);
+		*ret_fix = 1;
+		a->repaired++;
+		audit_say(a, 0, "repair: the next mount uploads the dev-dir's newest checkpoint, "
+			  "which replaces the bucket's damaged metadata ('zerofs sync' or max_delay "
+			  "seals the open segment first)");
+	}
+	/* the head: there, this filesystem's, not behind what this dev-dir put */
+	if (!s.nckpts && !s.npieces)
+		goto out; /* nothing uploaded yet: no head either */
+	if (s.head_state == 0) {
+		audit_say(a, 1, "bucket object 'head' is missing: a restore cannot tell whether the "
+			  "newest log pieces are there%s", fix);
+		put_head = 1;
+	} else if (s.head_state < 0) {
+		audit_say(a, 1, "bucket object 'head': %s%s", s.head_why, fix);
+		put_head = 1;
+	} else if (s.head.seq < up_seq) {
+		audit_say(a, 1, "bucket object 'head' is stale: it says records up to 0x%" PRIx64
+			  ", upload.state 0x%" PRIx64 "%s", s.head.seq, up_seq, fix);
+		put_head = 1;
+	} else if (s.head.seq > claim) {
+		/* not damage: a restored copy wrote on; a mount of this one refuses (a fork) */
+		audit_say(a, 0, "the bucket's head says records up to 0x%" PRIx64 ", past what this "
+			  "dev-dir put (0x%" PRIx64 "): another dev-dir (a restored copy?) writes to "
+			  "the bucket, and this one is behind it", s.head.seq, claim);
+	}
+	if (put_head && a->repair) {
+		newest = s.nckpts ? s.ckpts[0].a : 0;
+		memcpy(h.fsid, rm->fsid, 16);
+		h.seq = up_seq;
+		h.ckpt = up_ckpt && up_ckpt < newest ? up_ckpt : newest;
+		r = zf_objstore_put(rm->up, HEAD_KEY, buf, head_format(&h, buf));
+		if (r < 0) {
+			note_unreachable(rm, "PUT", HEAD_KEY, r);
+			goto out;
+		}
+		a->repaired++;
+		audit_say(a, 0, "repair: put a head saying records up to 0x%" PRIx64 " into the "
+			  "bucket", h.seq);
+	}
+out:
+	mscan_free(&s);
+	return r;
+}
+
+/*
+ * Segments upload.state says the bucket holds: there, as long as the local
+ * copy (listing sizes), and with verify the same bytes, each checked on its
+ * own. A bucket copy that is missing or damaged while the dev-dir's is good
+ * goes up again (the segment mark is lowered below it).
+ */
+static int audit_segs(struct zf_remote *rm, struct zf_remote_audit *a, int *ret_fix)
+{
+	uint64_t up_seg, first_bad = 0;
+	void *remote = NULL, *local = NULL;
+	size_t i, rlen, llen;
+	int r = 0;
+
+	pthread_mutex_lock(&rm->lock);
+	up_seg = rm->up_seg;
+	pthread_mutex_unlock(&rm->lock);
+	for (i = 0; i < a->nsegs && a->segs[i] <= up_seg; i++) {
+		const char *fix = a->repair ? "" : " (--repair has it uploaded again)";
+		struct bucket_obj *o;
+		char key[64], name[32], why[200];
+		struct stat st;
+		int has_local, bad = 0;
+
+		zf_segstore_name(a->segs[i], name, sizeof(name));
+		snprintf(key, sizeof(key), "seg/%s", name);
+		o = bucket_find(rm, key);
+		has_local = zf_segstore_has(zf_fs_segstore(rm->fs), a->segs[i]) &&
+			    fstatat(rm->segfd, name, &st, 0) == 0;
+		if (!o) {
+			if (!has_local)
+				continue; /* gone everywhere: the checker named the files above */
+			audit_say(a, 1, "bucket object '%s' is missing (upload.state says it is "
+				  "there): a restore would lose its data%s", key, fix);
+			bad = 1;
+		} else if (has_local && o->size != (uint64_t)st.st_size) {
+			audit_say(a, 1, "bucket object '%s' is %" PRIu64 " bytes, the dev-dir's copy %"
+				  PRIu64 "%s", key, o->size, (uint64_t)st.st_size, fix);
+			bad = 1;
+		} else if (a->verify) {
+			r = zf_objstore_get(rm->up, key, 0, 0, &remote, &rlen);
+			if (r == -ENOENT) {
+				audit_say(a, 1, "bucket object '%s' is missing (listed, then gone)%s",
+					  key, fix);
+				bad = 1;
+			} else if (r < 0) {
+				note_unreachable(rm, "GET", key, r);
+				break;
+			} else if (has_local && zf_read_file(rm->segfd, name, &local, &llen) == 0 &&
+				   llen == rlen && !memcmp(local, remote, rlen)) {
+				/* the same bytes: the checker verified the local copy */
+			} else if (seg_verify(remote, rlen, a->segs[i], rm->fsid, why, sizeof(why))) {
+				/*
+				 * Without a local copy the checker read every super-chunk
+				 * the files map from this object and named what is lost;
+				 * the rest of it (header, footer) costs nothing.
+				 */
+				audit_say(a, has_local, "bucket object '%s': %s%s", key, why,
+					  has_local ? fix : " (the only copy: the files it costs, "
+					  "if any, are named above)");
+				bad = has_local;
+			} else if (has_local) {
+				audit_say(a, 0, "seg/%s: the dev-dir's copy differs from the bucket's, "
+					  "which verifies (the checker judges the local one)", name);
+			}
+			free(remote);
+			free(local);
+			remote = local = NULL;
+			r = 0;
+		}
+		if (bad && has_local && !first_bad)
+			first_bad = a->segs[i];
+	}
+	if (r == 0 && a->repair && first_bad) {
+		pthread_mutex_lock(&rm->lock);
+		if (rm->up_seg >= first_bad)
+			rm->up_seg = first_bad - 1;
+		pthread_mutex_unlock(&rm->lock);
+		*ret_fix = 1;
+		a->repaired++;
+		audit_say(a, 0, "repair: segments from %016" PRIx64 " on go up again at the next mount",
+			  first_bad);
+	}
+	return r;
 }
 
 int zf_remote_audit(struct zf_remote *rm, struct zf_remote_audit *a)
 {
-	uint64_t ckpt = 0, expect, missing_seg = 0, (*pieces)[2] = NULL;
-	size_t npieces = 0, i;
-	int r, has_ckpt = 0, fix = 0;
+	size_t i;
+	int r, fix = 0;
 
 	r = bucket_list(rm);
-	if (r < 0)
+	if (r < 0) {
+		note_unreachable(rm, "LIST", NULL, r);
 		return r;
+	}
 	a->objects = rm->nobjs;
 	for (i = 0; i < rm->nobjs; i++)
 		a->bytes += rm->objs[i].size;
@@ -1627,271 +2864,394 @@ int zf_remote_audit(struct zf_remote *rm, struct zf_remote_audit *a)
 		audit_say(a, 0, "the bucket '%s' holds nothing yet", rm->url);
 		return 0;
 	}
-	audit_superblock(rm, a);
-	/* the newest checkpoint and the log pieces are the bucket's metadata */
-	for (i = 0; i < rm->nobjs; i++) {
-		unsigned long long x;
-		int n = 0;
+	r = audit_superblock(rm, a);
+	if (r < 0)
+		return r;
+	/* every object is the bucket's metadata, a segment it uses, or garbage */
+	{
+		uint64_t ckpt = 0;
+		int has_ckpt = 0;
 
-		if (sscanf(rm->objs[i].key, "meta/ckpt.%16llx%n", &x, &n) == 1 &&
-		    !rm->objs[i].key[n] && (!has_ckpt || x > ckpt)) {
-			ckpt = x;
-			has_ckpt = 1;
-		}
-	}
-	for (i = 0; i < rm->nobjs; i++) {
-		const struct bucket_obj *o = &rm->objs[i];
-		unsigned long long x, y;
-		int n = 0;
+		for (i = 0; i < rm->nobjs; i++) {
+			unsigned long long x;
+			int n = 0;
 
-		if (!strcmp(o->key, "superblock") || !strcmp(o->key, "lease"))
-			continue;
-		if (sscanf(o->key, "seg/%16llx.zseg%n", &x, &n) == 1 && !o->key[n] && n == 25) {
-			if (!bsearch(&(uint64_t){ x }, a->segs, a->nsegs, sizeof(*a->segs), cmp_u64))
-				audit_garbage(a, o, "holds no chunk the metadata knows");
-		} else if (sscanf(o->key, "meta/ckpt.%16llx%n", &x, &n) == 1 && !o->key[n]) {
-			if (x != ckpt)
-				audit_garbage(a, o, "is an older checkpoint");
-		} else if (sscanf(o->key, "meta/log.%16llx-%16llx%n", &x, &y, &n) == 2 &&
-			   !o->key[n] && x <= y) {
-			if (has_ckpt && y <= ckpt) {
-				audit_garbage(a, o, "is covered by the newest checkpoint");
-			} else {
-				pieces = zf_realloc(pieces, (npieces + 1) * sizeof(*pieces));
-				pieces[npieces][0] = x;
-				pieces[npieces++][1] = y;
+			if (sscanf(rm->objs[i].key, "meta/ckpt.%16llx%n", &x, &n) == 1 &&
+			    !rm->objs[i].key[n] && (!has_ckpt || x > ckpt)) {
+				ckpt = x;
+				has_ckpt = 1;
 			}
-		} else {
-			audit_garbage(a, o, "is not a zerofs object");
 		}
-	}
-	/* the log after the checkpoint must be a chain: a restore stops at a gap */
-	if (npieces)
-		qsort(pieces, npieces, sizeof(*pieces), cmp_pair);
-	expect = ckpt + 1;
-	for (i = 0; i < npieces; i++) {
-		if (pieces[i][1] < expect)
-			continue; /* a re-upload overlapping the chain */
-		if (pieces[i][0] > expect) {
-			audit_say(a, 1, "the bucket's metadata log has a gap: records %" PRIu64 "-%" PRIu64
-				  " are missing (a restore stops before them)", expect,
-				  pieces[i][0] - 1);
-			break;
-		}
-		expect = pieces[i][1] + 1;
-	}
-	if (expect - 1 < rm->up_seq && (has_ckpt || npieces)) {
-		audit_say(a, 1, "the bucket's metadata ends at record %" PRIu64 ", but upload.state "
-			  "says it holds records up to %" PRIu64 "%s", expect - 1, rm->up_seq,
-			  a->repair ? "" : " (--repair has them uploaded again)");
-		if (a->repair) {
-			rm->up_seq = expect - 1;
-			if (rm->up_ckpt > ckpt)
-				rm->up_ckpt = ckpt;
-			fix = 1;
-		}
-	}
-	free(pieces);
-	/* segments the bucket should hold and does not (a local copy may remain) */
-	for (i = 0; i < a->nsegs; i++) {
-		char key[64];
+		for (i = 0; i < rm->nobjs; i++) {
+			const struct bucket_obj *o = &rm->objs[i];
+			unsigned long long x, y;
+			int n = 0;
 
-		if (a->segs[i] > rm->up_seg)
-			break; /* not uploaded yet: fine */
-		snprintf(key, sizeof(key), "seg/%016" PRIx64 ".zseg", a->segs[i]);
-		if (bucket_find(rm, key) || !zf_segstore_has(zf_fs_segstore(rm->fs), a->segs[i]))
-			continue; /* present; or gone everywhere: the files are named above */
-		audit_say(a, 1, "bucket object '%s' is missing (upload.state says it is there): a "
-			  "restore would lose its data%s", key,
-			  a->repair ? "" : " (--repair has it uploaded again)");
-		if (!missing_seg)
-			missing_seg = a->segs[i];
+			if (!strcmp(o->key, "superblock") || !strcmp(o->key, "lease") ||
+			    !strcmp(o->key, HEAD_KEY))
+				continue;
+			if (sscanf(o->key, "seg/%16llx.zseg%n", &x, &n) == 1 && !o->key[n] && n == 25) {
+				if (!bsearch(&(uint64_t){ x }, a->segs, a->nsegs, sizeof(*a->segs),
+					     cmp_u64))
+					audit_garbage(a, o, "holds no chunk the metadata knows");
+			} else if (sscanf(o->key, "meta/ckpt.%16llx%n", &x, &n) == 1 && !o->key[n]) {
+				if (x != ckpt)
+					audit_garbage(a, o, "is an older checkpoint");
+			} else if (sscanf(o->key, "meta/log.%16llx-%16llx%n", &x, &y, &n) == 2 &&
+				   !o->key[n] && x <= y) {
+				if (has_ckpt && y <= ckpt)
+					audit_garbage(a, o, "is covered by the newest checkpoint");
+			} else {
+				audit_garbage(a, o, "is not a zerofs object");
+			}
+		}
 	}
-	if (a->repair && missing_seg) {
-		rm->up_seg = missing_seg - 1;
-		fix = 1;
-	}
-	if (fix) {
+	r = audit_meta(rm, a, &fix);
+	if (r == 0)
+		r = audit_segs(rm, a, &fix);
+	if (r == 0 && zf_remote_unreachable(rm, NULL, 0))
+		r = -EREMOTEIO; /* some answer is missing: nothing is concluded */
+	if (r == 0 && fix) {
 		r = state_save(rm);
 		if (r < 0) {
 			audit_say(a, 1, "cannot rewrite upload.state: %s", strerror(-r));
-		} else {
-			a->repaired++;
-			audit_say(a, 0, "repair: upload.state lowered: the next mount uploads what the "
-				  "bucket lacks");
+			r = 0;
 		}
 	}
 	if (a->garbage_objects > 1)
 		audit_say(a, 0, "garbage: %" PRIu64 " bucket objects, %" PRIu64 " bytes: reclaimable "
 			  "by zerofs gc", a->garbage_objects, a->garbage_bytes);
-	return 0;
+	return r;
 }
 
 /* -------------------------------------------------------------- restore */
 
-struct meta_keys {
-	uint64_t ckpt;
-	int has_ckpt;
-	struct piece {
-		uint64_t first, last;
-	} *p;
-	size_t n;
+struct restore {
+	const struct zf_restore_opts *o;
+	const char *url;
+	int dirfd, metafd;
+	char **written;			/* meta/ files this restore wrote */
+	size_t nwritten;
+	unsigned int problems;		/* damage said (SAY_DAMAGE, data) */
 };
 
-static int meta_fn(void *ctx, const char *key, uint64_t size)
-{
-	struct meta_keys *m = ctx;
-	unsigned long long a, b;
-	int len = 0;
+static void restore_say(struct restore *rs, int kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-	if (sscanf(key, "meta/log.%16llx-%16llx%n", &a, &b, &len) == 2 && key[len] == 0) {
-		m->p = zf_realloc(m->p, (m->n + 1) * sizeof(*m->p));
-		m->p[m->n].first = a;
-		m->p[m->n++].last = b;
-	} else if (sscanf(key, "meta/ckpt.%16llx%n", &a, &len) == 1 && key[len] == 0) {
-		if (!m->has_ckpt || a > m->ckpt)
-			m->ckpt = a;
-		m->has_ckpt = 1;
+static void restore_say(struct restore *rs, int kind, const char *fmt, ...)
+{
+	char msg[900];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (kind == ZF_RESTORE_DAMAGE)
+		rs->problems++;
+	if (rs->o->say)
+		rs->o->say(rs->o->ctx, kind, msg);
+	else
+		zf_log(kind == ZF_RESTORE_DAMAGE ? ZF_LOG_ERR : ZF_LOG_WARN, "%s", msg);
+}
+
+static void restore_scan_say(void *ctx, int kind, const char *msg)
+{
+	static const int map[] = { [SAY_DAMAGE] = ZF_RESTORE_DAMAGE,
+				   [SAY_DAMAGE_OK] = ZF_RESTORE_WARN,
+				   [SAY_UNUSED] = ZF_RESTORE_UNUSED,
+				   [SAY_WARN] = ZF_RESTORE_WARN };
+
+	restore_say(ctx, map[kind], "%s", msg);
+}
+
+/* a verified object of the chain: into the dev-dir's meta/ */
+static int restore_keep(void *ctx, const char *name, const void *buf, size_t len)
+{
+	struct restore *rs = ctx;
+	int r;
+
+	r = zf_publish_file(rs->metafd, name, buf, len);
+	if (r < 0) {
+		zf_err("cannot write 'meta/%s' for the restore: %s", name, strerror(-r));
+		return r;
 	}
+	rs->written = zf_realloc(rs->written, (rs->nwritten + 1) * sizeof(*rs->written));
+	rs->written[rs->nwritten++] = zf_strdup(name);
 	return 0;
 }
 
-static int cmp_piece(const void *a, const void *b)
+static void restore_problem(void *ctx, const char *msg)
 {
-	const struct piece *x = a, *y = b;
-
-	return x->first < y->first ? -1 : x->first > y->first;
+	restore_say(ctx, ZF_RESTORE_DAMAGE, "data: %s", msg);
 }
 
-static int fetch_to(struct zf_objstore *os, const char *key, int dirfd, const char *name)
+static void restore_ignore(void *ctx, const char *msg)
 {
-	void *buf;
-	size_t len;
+	(void)ctx;
+	(void)msg;
+}
+
+/*
+ * The restored metadata against the bucket's data: every super-chunk a
+ * file maps is in a segment object long enough for it (one listing), and
+ * with verify_data every one is fetched and verified. Each problem is said
+ * (with the files it costs). The top segment id in *ret_top_seg.
+ */
+static int restore_check_data(struct restore *rs, const char *dev_dir,
+			      const struct zf_objstore_opts *so, uint64_t *ret_top_seg)
+{
+	struct zf_open_opts oo = { .readonly = 1 };
+	struct zf_remote_opts ro = { .url = rs->url, .readonly = 1 };
+	struct zf_check_report rep = { 0 };
+	struct zf_remote *rm = NULL;
+	uint64_t *ids = NULL;
+	size_t nids = 0;
+	struct zf_fs *fs;
+	char why[320];
 	int r;
 
-	r = zf_objstore_get(os, key, 0, 0, &buf, &len);
+	r = zf_fs_open(dev_dir, &oo, &fs);
 	if (r < 0) {
-		zf_err("cannot fetch '%s' for the restore: %s", key, strerror(-r));
-		return r;
+		restore_say(rs, ZF_RESTORE_DAMAGE, "the restored metadata does not load (%s): see "
+			    "the error above", strerror(-r));
+		return -EBADMSG;
 	}
-	r = zf_publish_file(dirfd, name, buf, len);
-	free(buf);
+	zf_fs_segments_used(fs, &ids, &nids);
+	*ret_top_seg = nids ? ids[nids - 1] : 0;
+	free(ids);
+	ro.store = *so;
+	r = zf_remote_open(fs, dev_dir, &ro, &rm);
+	if (r == 0) {
+		rep.problem = restore_problem;
+		rep.note = restore_ignore;
+		rep.ctx = rs;
+		rep.verify_data = rs->o->verify_data;
+		rep.remote_seg_size = zf_remote_seg_size;
+		rep.rctx = rm;
+		r = zf_fs_check(fs, &rep);
+		if (r == -EUCLEAN)
+			r = 0;
+		if (r == 0 && zf_remote_unreachable(rm, why, sizeof(why))) {
+			zf_err("the bucket '%s' did not answer: %s", rs->url, why);
+			r = zf_remote_unreachable(rm, NULL, 0);
+		}
+	}
+	zf_remote_close(rm);
+	zf_fs_close(fs);
 	return r;
 }
 
-int zf_remote_restore(const char *url, const struct zf_objstore_opts *so, const char *dev_dir)
+/* remove what this restore made in the dev-dir: it is left as it was */
+static void restore_undo(struct restore *rs, const char *dev_dir, char **before, size_t nbefore,
+			 int made_dir)
 {
-	struct zf_objstore_opts o = so ? *so : (struct zf_objstore_opts){ 0 };
-	struct meta_keys m = { 0 };
-	struct zf_objstore *os = NULL;
-	uint64_t next, last = 0, top_seg = 0;
-	char name[64], key[96], state[128];
-	int dirfd = -1, metafd = -1, r, n;
-	size_t i;
+	static const char *const ours[] = { "meta", "seg", "cache", "superblock", "upload.state",
+					    "lock", NULL };
+	size_t i, j;
 
-	r = zf_objstore_open(url, &o, &os);
+	for (i = 0; i < rs->nwritten; i++)
+		unlinkat(rs->metafd, rs->written[i], 0);
+	for (i = 0; ours[i]; i++) {
+		for (j = 0; j < nbefore && strcmp(before[j], ours[i]); j++)
+			;
+		if (j < nbefore)
+			continue; /* there before: not ours to remove */
+		if (unlinkat(rs->dirfd, ours[i], 0) < 0 && errno == EISDIR) {
+			int fd = openat(rs->dirfd, ours[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			DIR *d = fd < 0 ? NULL : fdopendir(fd);
+			struct dirent *e;
+
+			while (d && (e = readdir(d)))
+				if (e->d_name[0] != '.' || (e->d_name[1] && strcmp(e->d_name, "..")))
+					unlinkat(fd, e->d_name, 0);
+			if (d)
+				closedir(d);
+			else if (fd >= 0)
+				close(fd);
+			unlinkat(rs->dirfd, ours[i], AT_REMOVEDIR);
+		}
+	}
+	if (made_dir)
+		rmdir(dev_dir);
+}
+
+/* the names in dir (malloc'd) */
+static char **dir_names(int dirfd, size_t *ret_n)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *e;
+	char **v = NULL;
+	size_t n = 0;
+
+	while (d && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		v = zf_realloc(v, (n + 1) * sizeof(*v));
+		v[n++] = zf_strdup(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	else if (fd >= 0)
+		close(fd);
+	*ret_n = n;
+	return v;
+}
+
+int zf_remote_restore(const char *url, const struct zf_restore_opts *ro, const char *dev_dir,
+		      struct zf_restore_report *ret)
+{
+	static const struct zf_restore_opts none = { 0 };
+	const struct zf_restore_opts *o = ro ? ro : &none;
+	struct zf_objstore_opts so = o->store ? *o->store : (struct zf_objstore_opts){ 0 };
+	struct restore rs = { .o = o, .url = url, .dirfd = -1, .metafd = -1 };
+	struct mscan m = { .fetch = 1, .partial = o->allow_loss, .keep = restore_keep,
+			   .say = restore_scan_say, .ctx = &rs };
+	struct zf_restore_report rep = { 0 };
+	struct zf_objstore *os = NULL;
+	char why[200], state[160], **before = NULL;
+	size_t nbefore = 0, sblen = 0, i;
+	uint8_t fsid[16];
+	int r, n, made_dir = 0, undo = 0;
+	uint64_t top_seg = 0;
+	void *sb = NULL;
+
+	r = zf_objstore_open(url, &so, &os);
 	if (r < 0) {
 		zf_err("cannot open the object store '%s': %s", url, strerror(-r));
 		return r;
 	}
-	if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST) {
+	if (mkdir(dev_dir, 0700) == 0)
+		made_dir = 1;
+	else if (errno != EEXIST) {
 		r = -errno;
+		zf_err("cannot create the dev-dir '%s': %s", dev_dir, strerror(-r));
 		goto out;
 	}
-	dirfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0 || (mkdirat(dirfd, "meta", 0700) < 0 && errno != EEXIST) ||
-	    (mkdirat(dirfd, "seg", 0700) < 0 && errno != EEXIST) ||
-	    (metafd = openat(dirfd, "meta", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	rs.dirfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rs.dirfd < 0) {
 		r = -errno;
-		zf_err("cannot prepare the dev-dir '%s': %s", dev_dir, strerror(-r));
+		zf_err("cannot open the dev-dir '%s': %s", dev_dir, strerror(-r));
 		goto out;
 	}
-	if (faccessat(dirfd, "superblock", F_OK, 0) == 0) {
+	if (faccessat(rs.dirfd, "superblock", F_OK, 0) == 0) {
 		zf_err("'%s' already holds a filesystem: restore only into an empty dev-dir",
 		       dev_dir);
 		r = -EEXIST;
 		goto out;
 	}
-	r = zf_objstore_list(os, "meta/", meta_fn, &m);
+	before = dir_names(rs.dirfd, &nbefore);
+	undo = 1;
+	if ((mkdirat(rs.dirfd, "meta", 0700) < 0 && errno != EEXIST) ||
+	    (mkdirat(rs.dirfd, "seg", 0700) < 0 && errno != EEXIST) ||
+	    (rs.metafd = openat(rs.dirfd, "meta", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		zf_err("cannot prepare the dev-dir '%s': %s", dev_dir, strerror(-r));
+		goto out;
+	}
+	/* the superblock holds the filesystem's secret: nothing is restorable without it */
+	r = zf_objstore_get(os, "superblock", 0, 0, &sb, &sblen);
+	if (r == -ENOENT) {
+		r = zf_objstore_list(os, "meta/", mscan_list_fn, &m);
+		if (r == 0 && !m.nckpts && !m.npieces) {
+			zf_err("the bucket '%s' holds no zerofs filesystem", url);
+			r = -ENOENT;
+			goto out;
+		}
+		mscan_free(&m);
+		if (r == 0) {
+			restore_say(&rs, ZF_RESTORE_DAMAGE, "superblock missing: it holds the "
+				    "filesystem's secret, nothing can be restored without it");
+			r = -EBADMSG;
+		}
+	} else if (r == 0 && sb_verify(sb, sblen, m.fsid, why, sizeof(why)) < 0) {
+		restore_say(&rs, ZF_RESTORE_DAMAGE, "superblock: %s (it holds the filesystem's "
+			    "secret, nothing can be restored without it)", why);
+		r = -EBADMSG;
+	} else if (r == 0 && (r = meta_fsid(os, fsid)) > 0 && memcmp(fsid, m.fsid, 16)) {
+		restore_say(&rs, ZF_RESTORE_DAMAGE, "superblock: another filesystem's (the bucket's "
+			    "checkpoint and head are not its); it holds the filesystem's secret, "
+			    "nothing can be restored without the right one");
+		r = -EBADMSG;
+	} else if (r > 0) {
+		r = 0;
+	}
 	if (r < 0) {
-		zf_err("cannot list the bucket '%s': %s", url, strerror(-r));
+		if (r != -EBADMSG)
+			zf_err("cannot fetch 'superblock' from '%s': %s", url, strerror(-r));
 		goto out;
 	}
-	if (!m.has_ckpt && !m.n) {
-		zf_err("the bucket '%s' holds no zerofs filesystem", url);
-		r = -ENOENT;
+	/* the newest checkpoint and the log after it, every object verified */
+	m.os = os;
+	r = mscan_run(&m);
+	if (r < 0) {
+		zf_err("cannot read the metadata of '%s': %s", url, strerror(-r));
 		goto out;
 	}
-	/* newest checkpoint, then the chain of pieces after it */
-	if (m.has_ckpt) {
-		zf_ckpt_name(m.ckpt, name, sizeof(name));
-		snprintf(key, sizeof(key), "meta/%s", name);
-		r = fetch_to(os, key, metafd, name);
-		if (r < 0)
-			goto out;
-		last = m.ckpt;
+	if (m.head_state == 0 && m.usable)
+		restore_say(&rs, ZF_RESTORE_WARN, "the bucket has no head (an older zerofs wrote it): "
+			    "a missing newest log piece cannot be detected");
+	else if (m.head_state < 0)
+		restore_say(&rs, ZF_RESTORE_DAMAGE, "head: %s (the end of the bucket's log is "
+			    "unknown)", m.head_why);
+	if (!m.usable) {
+		r = -EBADMSG;
+		goto out;
 	}
-	if (m.n)
-		qsort(m.p, m.n, sizeof(*m.p), cmp_piece);
-	next = last + 1;
-	for (i = 0; i < m.n; i++) {
-		if (m.p[i].last < next)
-			continue; /* covered by the checkpoint */
-		if (m.p[i].first > next) {
-			zf_err("the bucket '%s' lacks log records %llu..%llu", url,
-			       (unsigned long long)next, (unsigned long long)m.p[i].first - 1);
-			r = -EBADMSG;
-			goto out;
-		}
-		if (m.p[i].first < next) {
-			zf_err("overlapping log pieces in '%s' at %llu", url,
-			       (unsigned long long)m.p[i].first);
-			r = -EBADMSG;
-			goto out;
-		}
-		snprintf(key, sizeof(key), "meta/log.%016" PRIx64 "-%016" PRIx64, m.p[i].first,
-			 m.p[i].last);
-		zf_mlog_name(m.p[i].first, name, sizeof(name));
-		r = fetch_to(os, key, metafd, name);
-		if (r < 0)
-			goto out;
-		next = m.p[i].last + 1;
-		last = m.p[i].last;
+	if (rs.problems && !o->allow_loss) {
+		r = -EBADMSG;
+		goto out;
 	}
-	/* the superblock last: the dev-dir is a filesystem once it has one */
-	r = fetch_to(os, "superblock", dirfd, "superblock");
+	r = zf_publish_file(rs.dirfd, "superblock", sb, sblen);
+	if (r == 0)
+		r = restore_check_data(&rs, dev_dir, &so, &top_seg);
 	if (r < 0)
 		goto out;
+	if (rs.problems && !o->allow_loss) {
+		r = -EBADMSG;
+		goto out;
+	}
 	/*
 	 * Everything it names is in the bucket: segments come on demand. The
-	 * segment watermark is the highest one the metadata uses: segments
-	 * written from now on have higher ids and must go up (a watermark
-	 * above them would keep them out of the bucket for good).
+	 * segment mark is the highest one the metadata uses: segments
+	 * written from now on have higher ids and must go up (a mark above
+	 * them would keep them out of the bucket for good).
 	 */
-	{
-		struct zf_open_opts ro = { .readonly = 1 };
-		struct zf_fs *fs;
-		uint64_t *ids = NULL;
-		size_t nids = 0;
-
-		r = zf_fs_open(dev_dir, &ro, &fs);
-		if (r < 0)
-			goto out;
-		zf_fs_segments_used(fs, &ids, &nids);
-		top_seg = nids ? ids[nids - 1] : 0;
-		free(ids);
-		zf_fs_close(fs);
-	}
 	n = snprintf(state, sizeof(state), "seq %" PRIu64 "\nseg %" PRIu64 "\nckpt %" PRIu64 "\n",
-		     last, top_seg, m.has_ckpt ? m.ckpt : 0);
-	r = zf_publish_file(dirfd, "upload.state", state, n);
+		     m.end, top_seg, m.has_ckpt ? m.ckpt : 0);
+	r = zf_publish_file(rs.dirfd, "upload.state", state, n);
+	if (r < 0)
+		goto out;
+	rep.seq = m.end;
+	rep.problems = rs.problems;
+	if (m.end < m.target) {
+		rep.lost_from = m.end + 1;
+		rep.lost_to = m.target;
+	}
+	for (i = 0; i < m.npieces; i++)
+		if (m.pieces[i].b > m.end)
+			rep.beyond = 1; /* the next mount will see them as another dev-dir's */
+	undo = 0;
 out:
-	free(m.p);
-	if (metafd >= 0)
-		close(metafd);
-	if (dirfd >= 0)
-		close(dirfd);
+	if (undo && r < 0)
+		restore_undo(&rs, dev_dir, before, nbefore, made_dir);
+	else if (r < 0 && made_dir)
+		rmdir(dev_dir);
+	for (i = 0; i < nbefore; i++)
+		free(before[i]);
+	free(before);
+	for (i = 0; i < rs.nwritten; i++)
+		free(rs.written[i]);
+	free(rs.written);
+	free(sb);
+	mscan_free(&m);
+	if (rs.metafd >= 0)
+		close(rs.metafd);
+	if (rs.dirfd >= 0)
+		close(rs.dirfd);
 	zf_objstore_close(os);
+	if (r == 0 && ret)
+		*ret = rep;
 	return r;
 }
 

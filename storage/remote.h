@@ -9,6 +9,7 @@
  *   meta/ckpt.<seq>             checkpoints
  *   meta/log.<first>-<last>     log pieces: a log file holding records first..last
  *   lease                       who writes to this bucket, until when
+ *   head                        how far its log reaches (put after what it counts)
  *
  * Upload order keeps the bucket restorable at every moment: a segment before
  * any log record that references it (the core seals the open segment when
@@ -24,6 +25,7 @@
 #ifndef ZF_STORAGE_REMOTE_H
 #define ZF_STORAGE_REMOTE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "net/objstore.h"
@@ -82,12 +84,47 @@ int zf_remote_close(struct zf_remote *rm);
  */
 int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_report *rep);
 
+/* what a restore says, one line each (struct zf_restore_opts.say) */
+enum {
+	ZF_RESTORE_DAMAGE,	/* damage that costs data: a restore refuses (allow_loss: lost) */
+	ZF_RESTORE_UNUSED,	/* an object the restore cannot use (it follows lost records) */
+	ZF_RESTORE_WARN,	/* worth knowing: no head, an older checkpoint used, a damaged
+				 * object another one stood in for */
+};
+
+struct zf_restore_opts {
+	const struct zf_objstore_opts *store;	/* NULL: the defaults */
+	/* restore the longest verified prefix of a damaged bucket (else refuse) */
+	int allow_loss;
+	/* also fetch and verify every super-chunk the files map (reads everything) */
+	int verify_data;
+	/* every finding, one line (NULL: the log) */
+	void (*say)(void *ctx, int kind, const char *msg);
+	void *ctx;
+};
+
+struct zf_restore_report {
+	uint64_t seq;			/* the last log record restored */
+	uint64_t lost_from, lost_to;	/* log records the bucket should hold and lost (0: none) */
+	unsigned int problems;		/* ZF_RESTORE_DAMAGE lines (allow_loss) */
+	int beyond;			/* log pieces past what was restored remain in the bucket */
+};
+
 /*
  * Rebuild dev_dir (empty or missing) from the bucket alone: superblock,
  * newest checkpoint and the log pieces after it; data stays in the bucket
- * and is fetched on demand. 0 or -errno (logged).
+ * and is fetched on demand. Every object of the chain is fetched and
+ * verified whole (a bucket object that does not verify is damage, never a
+ * torn tail), the chain must reach the bucket's head, and every super-chunk
+ * the files map must be in a segment object long enough for it.
+ *
+ * Returns 0 (restored; with allow_loss *ret says what was lost),
+ * -EBADMSG (the bucket is damaged, each finding said; dev_dir left as it
+ * was), -ENOENT (no filesystem there), -EEXIST (dev_dir holds one), or the
+ * store's -errno (logged).
  */
-int zf_remote_restore(const char *url, const struct zf_objstore_opts *so, const char *dev_dir);
+int zf_remote_restore(const char *url, const struct zf_restore_opts *o, const char *dev_dir,
+		      struct zf_restore_report *ret);
 
 /* ---- fsck (a read-only attach) ---- */
 
@@ -101,7 +138,8 @@ int zf_remote_seg_size(void *rm, uint64_t seg, uint64_t *ret_size);
 struct zf_remote_audit {
 	const uint64_t *segs;		/* segments the metadata uses, sorted */
 	size_t nsegs;
-	int repair;			/* fix what the bucket lacks (upload.state, superblock) */
+	int repair;			/* fix what the bucket lacks (upload.state, superblock, head) */
+	int verify;			/* also fetch and verify the segments it holds */
 	void (*problem)(void *ctx, const char *msg);
 	void (*note)(void *ctx, const char *msg);
 	void *ctx;
@@ -113,12 +151,34 @@ struct zf_remote_audit {
 /*
  * Every object in the bucket is referenced or reported as garbage (a note:
  * a crash during gc leaves some); the superblock is there and this
- * filesystem's; the log pieces after the newest checkpoint form a chain;
- * every segment upload.state says is there is. With repair, what the
- * bucket lacks and the dev-dir has is scheduled for upload again (by
- * lowering upload.state). 0, or -errno when the bucket cannot be listed.
+ * filesystem's; the head is there, this filesystem's and not behind
+ * upload.state; the log pieces after the newest checkpoint form a chain
+ * that reaches the head and upload.state's mark; every segment upload.state
+ * says is there is, as long as the local copy. The chain's objects (the
+ * newest checkpoint and the log after it: small) are fetched and verified
+ * frame by frame; with verify, those segments too (against the local copy,
+ * else structurally). Damage is named with the key.
+ *
+ * With repair, what the bucket lacks or holds damaged while the dev-dir
+ * holds it good is put back (superblock, head) or scheduled for the next
+ * mount's uploader by lowering upload.state (segments: the segment mark;
+ * the checkpoint or log: the checkpoint mark, so a fresh checkpoint goes
+ * up, which replaces them). A second audit reports scheduled damage as a
+ * note.
+ *
+ * 0 when the bucket answered every request; else the store's -errno, with
+ * the reason in zf_remote_unreachable() (an outage is no mismatch: nothing
+ * is concluded or repaired from it).
  */
 int zf_remote_audit(struct zf_remote *rm, struct zf_remote_audit *a);
+
+/*
+ * Did the bucket fail to answer a request since the open (an outage, a
+ * timeout, a refusal; not a missing object)? 0, or the first such -errno
+ * with a one-line reason in why ("GET 'seg/..': Connection refused").
+ * fsck's results are then incomplete (exit 8).
+ */
+int zf_remote_unreachable(struct zf_remote *rm, char *why, size_t len);
 
 /* delete the bucket's lease (a writer that is gone for good) */
 int zf_remote_break_lease(const char *url, const struct zf_objstore_opts *so);

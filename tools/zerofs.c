@@ -3,7 +3,9 @@
  * prints, exits. The only place in the tree that exits the process.
  *
  * Exit codes: 0 success, 1 usage error / operation failed, 2 bad arguments;
- * fsck follows e2fsck: 0 clean, 1 corrected, 4 errors left, 8 operational.
+ * mkfs --restore --allow-loss: 3 restored, but less than the bucket held;
+ * fsck follows e2fsck: 0 clean, 1 corrected, 4 errors left, 8 operational
+ * (the dev-dir or the bucket could not be checked).
  */
 #include "config.h"
 
@@ -39,7 +41,12 @@ static void usage(FILE *out)
 		"  mkfs [--force] [--zstd-level N] [--remote URL|none] <dev-dir>\n"
 		"                                               format a dev-dir; its bucket is\n"
 		"                                               URL (default file://<dev-dir>.bucket)\n"
-		"  mkfs --restore URL <dev-dir>                 rebuild a dev-dir from a bucket\n"
+		"  mkfs --restore URL [--allow-loss] [--verify-data] <dev-dir>\n"
+		"                                               rebuild a dev-dir from a bucket;\n"
+		"                                               every metadata object is verified\n"
+		"                                               and a damaged bucket refused, or with\n"
+		"                                               --allow-loss restored as far as it\n"
+		"                                               verifies, what is lost named (exit 3)\n"
 		"  fsck [--verify-data] [--repair] [-q] <dev-dir>\n"
 		"                                               check the store (and its bucket);\n"
 		"                                               exit 0 clean, 1 repaired, 4 errors\n"
@@ -153,22 +160,99 @@ static int parse_size(const char *s, uint64_t *ret)
 	return 0;
 }
 
+/* what a restore says: the first damage as the reason, then one line each */
+struct restore_out {
+	const char *cmd, *url;
+	int allow_loss;
+	unsigned int damage;
+};
+
+static void restore_line(void *ctx, int kind, const char *msg)
+{
+	struct restore_out *o = ctx;
+
+	if (kind == ZF_RESTORE_DAMAGE && !o->allow_loss && !o->damage++)
+		fprintf(stderr, "zerofs %s: bucket '%s' is damaged: %s\n", o->cmd, o->url, msg);
+	else if (kind == ZF_RESTORE_DAMAGE && !o->allow_loss)
+		fprintf(stderr, "zerofs %s: also: %s\n", o->cmd, msg);
+	else if (kind == ZF_RESTORE_DAMAGE)
+		fprintf(stderr, "zerofs %s: lost: %s\n", o->cmd, msg);
+	else if (kind == ZF_RESTORE_UNUSED)
+		fprintf(stderr, "zerofs %s: %s: %s\n", o->cmd,
+			o->allow_loss ? "could not use" : "also unusable", msg);
+	else
+		fprintf(stderr, "zerofs %s: warning: %s\n", o->cmd, msg);
+}
+
+/*
+ * Restore dev from url and point it at url. Returns the exit code: 0, 1
+ * (refused or failed, the dev-dir as it was), 3 (allow_loss: restored with
+ * less than the bucket held, each loss said).
+ */
+static int restore_dev(const char *cmd, const char *url, const char *dev, int allow_loss,
+		       int verify)
+{
+	struct restore_out out = { .cmd = cmd, .url = url, .allow_loss = allow_loss };
+	struct zf_restore_opts ro = { .allow_loss = allow_loss, .verify_data = verify,
+				      .say = restore_line, .ctx = &out };
+	struct zf_restore_report rep = { 0 };
+	int r;
+
+	r = zf_remote_restore(url, &ro, dev, &rep);
+	if (r == 0)
+		r = remote_conf_write(dev, url);
+	if (r == -EBADMSG) {
+		fprintf(stderr, "zerofs %s: nothing restored into '%s'%s\n", cmd, dev,
+			allow_loss ? "" : " (--allow-loss restores what verifies and names what "
+				     "is lost: 'zerofs mkfs --restore URL --allow-loss DIR')");
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "zerofs %s: cannot restore '%s' from '%s': %s\n", cmd, dev, url,
+			strerror(-r));
+		return 1;
+	}
+	if (rep.lost_from)
+		fprintf(stderr, "zerofs %s: lost: log records 0x%llx..0x%llx (restored up to "
+			"0x%llx)\n", cmd, (unsigned long long)rep.lost_from,
+			(unsigned long long)rep.lost_to, (unsigned long long)rep.seq);
+	if (rep.beyond)
+		fprintf(stderr, "zerofs %s: the bucket keeps log pieces past what was restored: a "
+			"mount of '%s' will refuse to upload there (give it a new bucket with -o "
+			"remote=URL)\n", cmd, dev);
+	if (rep.problems || rep.lost_from) {
+		printf("restored '%s' from '%s' INCOMPLETE: %u problems (see above)\n", dev, url,
+		       rep.problems);
+		return 3;
+	}
+	printf("restored '%s' from '%s'\n", dev, url);
+	return 0;
+}
+
 static int cmd_mkfs(int argc, char **argv)
 {
 	static const struct option opts[] = { { "force", no_argument, NULL, 'f' },
 					      { "zstd-level", required_argument, NULL, 'z' },
 					      { "remote", required_argument, NULL, 'r' },
 					      { "restore", required_argument, NULL, 'R' },
+					      { "allow-loss", no_argument, NULL, 'L' },
+					      { "verify-data", no_argument, NULL, 'd' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	struct zf_mkfs_opts mo = { 0 };
 	const char *remote = NULL, *restore = NULL;
+	int c, r, allow_loss = 0, verify = 0;
 	char url[4200];
 	long level;
-	int c, r;
 
 	while ((c = getopt_long(argc, argv, "fz:r:R:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'L':
+			allow_loss = 1;
+			break;
+		case 'd':
+			verify = 1;
+			break;
 		case 'r':
 			remote = optarg;
 			break;
@@ -196,18 +280,12 @@ static int cmd_mkfs(int argc, char **argv)
 		fprintf(stderr, "zerofs mkfs: expected one dev-dir\n");
 		return 2;
 	}
-	if (restore) {
-		r = zf_remote_restore(restore, NULL, argv[optind]);
-		if (r == 0)
-			r = remote_conf_write(argv[optind], restore);
-		if (r < 0) {
-			fprintf(stderr, "zerofs mkfs: cannot restore '%s' from '%s': %s\n",
-				argv[optind], restore, strerror(-r));
-			return 1;
-		}
-		printf("restored '%s' from '%s'\n", argv[optind], restore);
-		return 0;
+	if ((allow_loss || verify) && !restore) {
+		fprintf(stderr, "zerofs mkfs: --allow-loss and --verify-data go with --restore\n");
+		return 2;
 	}
+	if (restore)
+		return restore_dev("mkfs", restore, argv[optind], allow_loss, verify);
 	r = zf_fs_mkfs(argv[optind], &mo);
 	if (r < 0) {
 		if (r != -EEXIST && r != -ENOTEMPTY)
@@ -279,10 +357,11 @@ static void fsck_progress(void *ctx, uint64_t done, uint64_t total)
 /*
  * One pass: open tolerantly (writable when repairing), attach the bucket
  * read-only, check the table and the bucket. Returns 0 with the counts, or
- * -1 when the dev-dir cannot be checked at all (said why).
+ * -1 when the dev-dir cannot be checked at all (said why). *ret_unchecked:
+ * the bucket did not answer (said why): the results are incomplete.
  */
 static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *out,
-		     uint64_t *ret_errors, uint64_t *ret_repaired)
+		     uint64_t *ret_errors, uint64_t *ret_repaired, int *ret_unchecked)
 {
 	struct zf_open_opts oo = { .readonly = !repair, .salvage = 1 };
 	struct zf_check_report rep = { 0 };
@@ -312,6 +391,7 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 		if (zf_remote_open(fs, dev, &ro, &rm) < 0) {
 			rm = NULL;
 			rep.bucket_unreachable = 1;
+			*ret_unchecked = 1;
 			fprintf(stderr, "zerofs fsck: the bucket '%s' is unreachable: evicted data "
 					"cannot be checked%s\n", url, repair ? ", nothing repaired" : "");
 			if (repair) { /* absent is not damaged: never mark data on a guess */
@@ -343,16 +423,23 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 		au.segs = segs;
 		au.nsegs = nsegs;
 		au.repair = repair;
+		au.verify = verify;
 		au.problem = fsck_problem;
 		au.note = fsck_note;
 		au.ctx = out;
-		if (zf_remote_audit(rm, &au) < 0) {
-			fsck_problem(out, "the bucket cannot be listed: its objects were not checked");
-			au.errors++;
-		}
+		zf_remote_audit(rm, &au);
 		*ret_errors += au.errors;
 		*ret_repaired += au.repaired;
 		free(segs);
+	}
+	if (rm) {
+		char why[400];
+
+		/* an outage is no answer: never a mismatch, never clean */
+		if (zf_remote_unreachable(rm, why, sizeof(why))) {
+			fprintf(stderr, "zerofs fsck: cannot check the bucket '%s': %s\n", url, why);
+			*ret_unchecked = 1;
+		}
 	}
 	zf_remote_close(rm);
 	if (zf_fs_close(fs) < 0 && r == 0 && repair) {
@@ -368,7 +455,8 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 		       dev, (unsigned long long)rep.inodes, (unsigned long long)rep.dirents,
 		       (unsigned long long)rep.chunks, (unsigned long long)au.objects,
 		       verify ? " (data verified)" : "",
-		       !*ret_errors ? "clean" : repair ? "errors found, repaired" : "errors found");
+		       *ret_unchecked ? "the bucket could not be checked"
+		       : !*ret_errors ? "clean" : repair ? "errors found, repaired" : "errors found");
 	return 0;
 }
 
@@ -381,7 +469,7 @@ static int cmd_fsck(int argc, char **argv)
 					      { NULL, 0, NULL, 0 } };
 	struct fsck_out out = { 0 };
 	uint64_t errors = 0, repaired = 0;
-	int c, verify = 0, repair = 0;
+	int c, verify = 0, repair = 0, unchecked = 0;
 
 	while ((c = getopt_long(argc, argv, "drqh", opts, NULL)) != -1) {
 		switch (c) {
@@ -405,8 +493,8 @@ static int cmd_fsck(int argc, char **argv)
 		fprintf(stderr, "zerofs fsck: expected one dev-dir\n");
 		return FSCK_OPERATIONAL;
 	}
-	c = fsck_pass(argv[optind], verify, repair, &out, &errors, &repaired);
-	if (c < 0)
+	c = fsck_pass(argv[optind], verify, repair, &out, &errors, &repaired, &unchecked);
+	if (c < 0 || unchecked)
 		return FSCK_OPERATIONAL;
 	if (c > 0)
 		return FSCK_ERRORS; /* unreadable superblock: nothing to repair from */
@@ -419,7 +507,8 @@ static int cmd_fsck(int argc, char **argv)
 		printf("checking '%s' again after %llu repairs\n", argv[optind],
 		       (unsigned long long)repaired);
 	errors = 0;
-	if (fsck_pass(argv[optind], verify, 0, &out, &errors, &repaired) < 0)
+	if (fsck_pass(argv[optind], verify, 0, &out, &errors, &repaired, &unchecked) < 0 ||
+	    unchecked)
 		return FSCK_OPERATIONAL;
 	return errors ? FSCK_ERRORS : FSCK_CORRECTED;
 }
@@ -582,16 +671,9 @@ static int cmd_mount(int argc, char **argv)
 		char sb[4200];
 
 		snprintf(sb, sizeof(sb), "%s/superblock", argv[optind]);
-		if (access(sb, F_OK) < 0 && errno == ENOENT) {
-			r = zf_remote_restore(mount_url, NULL, argv[optind]);
-			if (r == 0)
-				r = remote_conf_write(argv[optind], mount_url);
-			if (r < 0) {
-				fprintf(stderr, "zerofs mount: cannot restore '%s' from '%s': %s\n",
-					argv[optind], mount_url, strerror(-r));
-				return 1;
-			}
-		}
+		if (access(sb, F_OK) < 0 && errno == ENOENT &&
+		    restore_dev("mount", mount_url, argv[optind], 0, 0) != 0)
+			return 1;
 	}
 	/* open before daemonizing: errors reach the terminal and the exit code */
 	r = zf_fs_open(argv[optind], &mount_open, &fs);
