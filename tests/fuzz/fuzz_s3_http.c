@@ -4,11 +4,11 @@
  * Content-Range; the window of a ranged GET, s3_data_window; s3_write_cb
  * keeping the bytes asked for)
  *
- * Input: [0] bit 0 a data GET (else an XML request), [1..8] le64 offset
- * and [9..12] le32 length asked for (0: to the end), [13] body piece size,
- * then the answer: header lines up to the empty line that ends the final
- * (status >= 200) block, then the body, handed over in pieces as curl
- * would, until a callback stops the transfer.
+ * Input: a first line "get|xml OFFSET LENGTH PIECE": a data GET of LENGTH
+ * bytes at OFFSET (0: to the end) or a request with an XML answer, and the
+ * size of the body's pieces; then the answer: header lines up to the empty
+ * line that ends the final (status >= 200) block, then the body, handed
+ * over in pieces as curl would, until a callback stops the transfer.
  * Checked: what a data GET keeps is at most what was asked for, and it is
  * exactly the body's bytes at that offset of the object.
  */
@@ -26,22 +26,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct s3_req r = { .method = "GET", .op = "get", .key = "k" };
-	const uint8_t *p, *end = data + size, *body;
-	size_t piece;
+	const uint8_t *p, *end = data + size, *body, *nl = memchr(data, '\n', size);
+	unsigned long long off = 0, len = 0, piece = 0;
+	char first[128], kind[8];
 
-	if (size < 14)
+	if (!nl || (size_t)(nl - data) >= sizeof(first))
 		return 0;
-	r.data = data[0] & 1;
-	r.off = fz_le64(data + 1);
-	r.len = fz_le32(data + 9);
+	memcpy(first, data, nl - data);
+	first[nl - data] = 0;
+	if (sscanf(first, "%7s %llu %llu %llu", kind, &off, &len, &piece) != 4 ||
+	    len > SIZE_MAX || piece == 0)
+		return 0;
+	r.data = !strcmp(kind, "get");
+	r.off = off;
+	r.len = (size_t)len;
 	/* objstore.c refuses a range that wraps before any backend sees it */
 	if (r.len && r.off + r.len < r.off)
 		return 0;
-	piece = 1 + (size_t)data[13] * 16;
 	s3_reset_reply(&r);
 
 	/* headers, a line at a time, each with its end of line */
-	for (p = data + 14; p < end && !r.headers_done;) {
+	for (p = nl + 1; p < end && !r.headers_done;) {
 		const uint8_t *nl = memchr(p, '\n', end - p);
 		size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
 		char *line = malloc(n);
