@@ -810,7 +810,9 @@ static void report_notes(struct ck *ck)
 				 (unsigned long long)n->ino, path_list(ck, n->ino, paths, sizeof(paths)));
 		else
 			snprintf(what, sizeof(what), "%s", type);
-		if (n->len == 0)
+		if (n->len == 0 && n->type == ZF_REC_EXTENTS)
+			ck_problem(ck, "metadata: '%s': %s: %s", n->file, what, n->why);
+		else if (n->len == 0)
 			ck_problem(ck, "metadata: '%s' offset %llu: %s (record %llu on)", n->file,
 				   (unsigned long long)n->off, n->why, (unsigned long long)n->seq);
 		else

@@ -874,6 +874,8 @@ static void salvage_bad(void *ctx, const char *name, uint64_t off, const uint8_t
 	}
 	if (len == 0) {
 		note_add(fs, name, off, 0, expect_seq, "the END record is missing");
+		if (!strncmp(name, "ckpt.", 5))
+			fs->ckpt_cut = 1;
 		return;
 	}
 	n = note_add(fs, name, off, len, expect_seq, "checksum mismatch");
@@ -1211,6 +1213,30 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 		*ret_end = scan.end;
 		fs->torn_bytes = scan.dropped;
 	}
+	/*
+	 * A checkpoint cut short lost the records after the cut: a file with
+	 * bytes but no mapping may have lost it there (it is named and its
+	 * bytes marked damaged, rather than read as zeros).
+	 */
+	if (fs->ckpt_cut) {
+		struct zf_hent *e;
+
+		zf_htab_foreach(&fs->inodes, e)
+		{
+			struct zf_inode *in = e->val;
+			struct zf_salvage_note *n;
+
+			if (!S_ISREG(in->mode) || !in->size || in->u.file->n)
+				continue;
+			zf_ckpt_name(seq, name, sizeof(name));
+			n = note_add(fs, name, 0, 0, 0, "no mapping: it may be in the lost part of the "
+				     "checkpoint");
+			n->type = ZF_REC_EXTENTS;
+			n->ino = in->ino;
+			n->start = 0;
+			n->end = in->size;
+		}
+	}
 	/* records the durable mark covers were fdatasync'd: a log that ends
 	 * before them is damaged (a flipped or lost tail), not torn */
 	r = zf_synced_read(fs->metafd, fs->fsid, &fs->synced_seq, &fs->synced_gen);
@@ -1219,9 +1245,13 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 		goto out;
 	}
 	if (expect - 1 < fs->synced_seq && fs->salvage) {
-		note_add(fs, name, *ret_end, fs->torn_bytes, expect,
-			 "records the durable mark covers are damaged or missing");
+		char why[96];
+
+		snprintf(why, sizeof(why), "records %llu..%llu were synced but are damaged or missing",
+			 (unsigned long long)expect, (unsigned long long)fs->synced_seq);
+		note_add(fs, name, *ret_end, fs->torn_bytes, expect, why);
 		fs->torn_bytes = 0;
+		fs->mark_lost = 1;
 	} else if (expect - 1 < fs->synced_seq) {
 		zf_err("corrupt log '%s' at offset %llu: records %llu..%llu were synced but %s "
 		       "(run zerofs fsck)", name, (unsigned long long)*ret_end,
@@ -1446,7 +1476,26 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 		r = -EBADMSG;
 		goto fail;
 	}
-	if (!fs->readonly) {
+	if (!fs->readonly && fs->mark_lost) {
+		/*
+		 * Synced records are lost: segment bytes the log no longer
+		 * knows may hold their data. Keep them all: the open segment
+		 * is sealed as it is (nothing cut), and every segment file
+		 * counts as sealed (none removed as "never committed").
+		 */
+		if (fs->open_seg) {
+			struct zf_buf b = { 0 };
+
+			zf_put64(zf_buf_grow(&b, 8), fs->open_seg);
+			zf_put64(zf_buf_grow(&b, 8), fs->open_end);
+			zf_buf_free(&fs->pending_seal);
+			fs->pending_seal = b;
+			apply_seal(fs, b.p, b.len);
+		}
+		r = zf_segstore_resume_keep(fs->seg, &fs->last_sealed);
+		if (r < 0)
+			goto fail;
+	} else if (!fs->readonly) {
 		r = zf_segstore_resume(fs->seg, fs->open_seg, fs->open_end, fs->last_sealed);
 		if (r == -EBADMSG && fs->salvage && fs->open_seg) {
 			/*
@@ -1467,6 +1516,8 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 		}
 		if (r < 0)
 			goto fail;
+	}
+	if (!fs->readonly) {
 		if (mf.nlogs && end) {
 			char name[64];
 

@@ -165,6 +165,10 @@ struct zf_fs {
 	 * log file): unreferenced data is not garbage, and repairing would
 	 * drop what they held */
 	int meta_lost;
+	/* salvage: records the durable mark covers are lost: every segment
+	 * byte is kept (it may hold their data), none is cut or removed */
+	int mark_lost;
+	int ckpt_cut;		/* salvage: the checkpoint's END record is missing */
 	/*
 	 * The durable mark (meta/synced, mlog.h): durable_seq is the last
 	 * record a commit fdatasync'd (fs->lock); synced_seq/synced_gen what

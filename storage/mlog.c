@@ -127,7 +127,7 @@ static int file_header_check(const uint8_t *h, size_t len, const char *magic, ui
 	}
 	if (memcmp(h + 16, fsid, 16) != 0) {
 		zf_err("cannot read '%s': belongs to another filesystem", name);
-		return -EBADMSG;
+		return -EXDEV; /* a whole header: not damage, a file that is not ours */
 	}
 	*ret_seq = zf_get64(h + 32);
 	return 0;
@@ -242,7 +242,9 @@ static int mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint
 		return r;
 	}
 	r = file_header_check(m, len, ZF_LOG_MAGIC, ZF_LOG_VERSION, fsid, name, &seq);
-	if (r < 0 && bad && (seq = seq_of_name(name)) != 0) {
+	if (r == -EXDEV)
+		r = -EBADMSG; /* even a salvage reads nothing of another filesystem's file */
+	else if (r < 0 && bad && (seq = seq_of_name(name)) != 0) {
 		bad(ctx, name, 0, m, len < ZF_LOG_HDR_SIZE ? len : ZF_LOG_HDR_SIZE, seq);
 		r = 0;
 	}
@@ -666,7 +668,9 @@ static int ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_fra
 		return r;
 	}
 	r = file_header_check(m, len, ZF_CKPT_MAGIC, ZF_CKPT_VERSION, fsid, name, &seq);
-	if (r < 0 && bad && (seq = seq_of_name(name)) != 0) {
+	if (r == -EXDEV)
+		r = -EBADMSG; /* even a salvage reads nothing of another filesystem's file */
+	else if (r < 0 && bad && (seq = seq_of_name(name)) != 0) {
 		bad(ctx, name, 0, m, len < ZF_CKPT_HDR_SIZE ? len : ZF_CKPT_HDR_SIZE, 1);
 		r = 0;
 	}

@@ -1935,6 +1935,30 @@ out_unlock:
 	return r;
 }
 
+int zf_segstore_resume_keep(struct zf_segstore *st, uint64_t *last_sealed)
+{
+	uint64_t nsegs, bytes, max;
+	int r;
+
+	pthread_mutex_lock(&st->wlock);
+	zf_seg_writer_drop(st);
+	st->werr = 0;
+	zf_cache_flush(st);
+	zf_segfd_flush(st);
+	r = zf_seg_scan(st, UINT64_MAX, &nsegs, &bytes, &max, NULL);
+	if (r == 0) {
+		if (max > *last_sealed)
+			*last_sealed = max;
+		st->next_id = *last_sealed + 1;
+		pthread_mutex_lock(&st->lock);
+		st->nsegs = nsegs;
+		st->disk_bytes = bytes;
+		pthread_mutex_unlock(&st->lock);
+	}
+	pthread_mutex_unlock(&st->wlock);
+	return r;
+}
+
 void zf_segstore_stats(struct zf_segstore *st, struct zf_segstore_stats *ret)
 {
 	memset(ret, 0, sizeof(*ret));

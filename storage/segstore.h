@@ -88,6 +88,14 @@ void zf_segstore_close(struct zf_segstore *st);
  * The next new segment gets id max(open_seg, last_sealed) + 1.
  * Returns 0 or -errno (-EBADMSG if the open segment's header is corrupt).
  */
+/*
+ * Resume without an open segment and without removing or cutting anything
+ * (fsck --repair after synced log records were lost: bytes the log no
+ * longer knows may hold their data). *last_sealed is raised to the highest
+ * segment id present; new segments get ids above it.
+ */
+int zf_segstore_resume_keep(struct zf_segstore *st, uint64_t *last_sealed);
+
 int zf_segstore_resume(struct zf_segstore *st, uint64_t open_seg, uint64_t committed_end,
 		       uint64_t last_sealed);
 
