@@ -10,6 +10,8 @@
 #   records    the record payload decoders of replay and fsck (storage/fs.c):
 #              checkpoint + log in a dev-dir, zf_fs_open read-only, with
 #              salvage and zf_fs_check by a mode byte; frames re-sealed
+#   superblock the superblock, and a dev-dir opened, written and closed with
+#              its chunk sizes, zstd level and segment size limit
 #   segment    a segment file: header, the super-chunk chain of resume,
 #              local reads and verification of each super-chunk
 #   sc         one super-chunk image read through the fetch hook
@@ -50,7 +52,7 @@ cfg=${3:-$src/build}
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 cc=${FUZZ_CC:-clang}
-all_targets="frame mlog ckpt records segment sc sc_pack s3_xml s3_http s3_url s3_creds mount_opts"
+all_targets="frame mlog ckpt records superblock segment sc sc_pack s3_xml s3_http s3_url s3_creds mount_opts"
 targets=${FUZZ_TARGETS:-$all_targets}
 
 command -v "$cc" >/dev/null || { echo "fuzz: no $cc (apt-get install clang)" >&2; exit 1; }

@@ -291,6 +291,18 @@ int main(int argc, char **argv)
 		die(sbpath, errno);
 	free(sb);
 
+	/* the superblock, as it is and with its checksum left to fuzz_superblock */
+	sb = slurp(sbpath, &sblen);
+	put("superblock", "real", sb, sblen);
+	memset(sb + ZF_SB_CSUM_OFF, 0, 8);
+	put("superblock", "unsealed", sb, sblen);
+	zf_put32(sb + 64, 64);
+	zf_put32(sb + 68, 128);
+	zf_put32(sb + 72, 16 << 20);
+	zf_put64(sb + 80, 1);
+	put("superblock", "tiny-chunks-tiny-segments", sb, sblen);
+	free(sb);
+
 	T(zf_fs_open(argv[1], &oo, &fs));
 	T(zf_fs_mkdir(fs, ZF_ROOT_INO, "dir", 0755, 1000, 1000, &d));
 	T(zf_fs_mkdir(fs, d.ino, "sub", 0700, 0, 0, &e));

@@ -20,7 +20,7 @@ mkdir -p "$out"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/zf-seeds.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-for t in frame mlog ckpt records segment sc sc_pack; do
+for t in frame mlog ckpt records segment sc sc_pack superblock; do
 	rm -rf "${out:?}/$t"
 done
 "$bin/seedgen" "$scratch/dev" "$out"
