@@ -211,7 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct zf_open_opts oo = { .readonly = 1, .threads = 1 };
 	struct zf_buf ck = { 0 }, lg = { 0 };
 	const uint8_t *q = data;
-	size_t n = size;
+	size_t n = size, used;
 	uint64_t ckpt_seq = 0, seq = 1;
 	unsigned int mode = size > 12 ? data[12] : 0;
 	char cname[64], lname[64];
@@ -225,9 +225,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n -= 64;
 		file_header(&ck, ZF_CKPT_MAGIC, ckpt_seq);
 		seq = 1;
-		r = (int)reframe(&ck, q, n, &seq, 1);
-		q += r;
-		n -= r;
+		used = reframe(&ck, q, n, &seq, 1);
+		q += used;
+		n -= used;
 		zf_ckpt_name(ckpt_seq, cname, sizeof(cname));
 		fz_write_file(metafd, cname, ck.p, ck.len, 0600);
 	}
