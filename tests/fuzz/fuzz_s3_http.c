@@ -47,8 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* headers, a line at a time, each with its end of line */
 	for (p = nl + 1; p < end && !r.headers_done;) {
-		const uint8_t *nl = memchr(p, '\n', end - p);
-		size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+		const uint8_t *eol = memchr(p, '\n', end - p);
+		size_t n = eol ? (size_t)(eol - p) + 1 : (size_t)(end - p);
 		char *line = malloc(n);
 
 		memcpy(line, p, n);
