@@ -24,7 +24,9 @@
 #include "common/log.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
+#include "net/objstore.h"
 #include "storage/fs.h"
+#include "storage/meta_heal.h"
 #include "storage/remote.h"
 
 #define FSCK_CLEAN 0
@@ -460,6 +462,54 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 	return 0;
 }
 
+/*
+ * Before the check: lost metadata (the superblock, a checkpoint, log
+ * records) that the bucket still holds. Without --repair it is a problem
+ * saying so; with it, storage/meta_heal.c rebuilds meta/ from the bucket
+ * and the check then runs on the rebuilt state. Returns the problems (1)
+ * or repairs (1) it counted, 0 when there is nothing to heal.
+ */
+static int fsck_heal_meta(const char *dev, int repair, struct fsck_out *out,
+			  uint64_t *ret_repaired)
+{
+	struct zf_objstore *os = NULL;
+	struct zf_meta_heal mh;
+	char url[4200], msg[600];
+	int r;
+
+	if (remote_conf_read(dev, url, sizeof(url)) == 0 && strcmp(url, "none") &&
+	    zf_objstore_open(url, NULL, &os) < 0)
+		os = NULL; /* unreachable: the check says what it cannot see */
+	r = zf_meta_heal(dev, os, repair, &mh);
+	zf_objstore_close(os);
+	if (r < 0)
+		return 0; /* the check says what it cannot read */
+	if (mh.superblock) {
+		snprintf(msg, sizeof(msg), repair ? "repair: the superblock was %s: replaced by "
+			 "the bucket's copy" : "the superblock is %s; the bucket holds a good copy "
+			 "(--repair puts it back)", mh.sb_what);
+		(repair ? fsck_note : fsck_problem)(out, msg);
+		*ret_repaired += repair;
+	}
+	if (!mh.needed || !mh.possible)
+		return mh.superblock; /* else the check names the damage */
+	snprintf(msg, sizeof(msg), "metadata: %s; the bucket holds them: checkpoint %llu%s and "
+		 "records to %llu (%llu of them from the bucket)", mh.why,
+		 (unsigned long long)mh.base, mh.base_remote ? " (the bucket's)" : "",
+		 (unsigned long long)mh.end, (unsigned long long)mh.from_bucket);
+	if (!repair) {
+		fsck_problem(out, msg);
+		return 1;
+	}
+	if (!mh.done)
+		return mh.superblock;
+	snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), ": rebuilt from the bucket (the "
+		 "replaced files are kept in meta/replaced.*)");
+	fsck_note(out, msg);
+	*ret_repaired += 1;
+	return 1;
+}
+
 static int cmd_fsck(int argc, char **argv)
 {
 	static const struct option opts[] = { { "verify-data", no_argument, NULL, 'd' },
@@ -468,8 +518,8 @@ static int cmd_fsck(int argc, char **argv)
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	struct fsck_out out = { 0 };
-	uint64_t errors = 0, repaired = 0;
-	int c, verify = 0, repair = 0, unchecked = 0;
+	uint64_t errors = 0, repaired = 0, healed_n = 0;
+	int c, verify = 0, repair = 0, unchecked = 0, healed;
 
 	while ((c = getopt_long(argc, argv, "drqh", opts, NULL)) != -1) {
 		switch (c) {
@@ -493,7 +543,10 @@ static int cmd_fsck(int argc, char **argv)
 		fprintf(stderr, "zerofs fsck: expected one dev-dir\n");
 		return FSCK_OPERATIONAL;
 	}
+	healed = fsck_heal_meta(argv[optind], repair, &out, &healed_n);
 	c = fsck_pass(argv[optind], verify, repair, &out, &errors, &repaired, &unchecked);
+	errors += healed;
+	repaired += healed_n;
 	if (c < 0 || unchecked)
 		return FSCK_OPERATIONAL;
 	if (c > 0)

@@ -98,30 +98,31 @@ repaired() {
 # flip FILE OFFSET
 flip() { flip_byte "$1" "$2"; }
 
-test_expect_success 'a log record: the EXTENTS record of /b flipped (daemon killed: records in the log)' '
+test_expect_success 'a log record: the EXTENTS record of /b flipped (daemon killed: records in the log); the bucket has the record: rebuilt, nothing lost' '
 	mkset log "" crash && D=$T/log/dev && ino=$(cat "$T/log/ino.b") &&
 	log=$(ls "$D"/meta/log.* | tail -n 1) &&
 	off=$(frames "$log" | awk -v i=$ino '\''$2 == 5 && $5 == i { print $1; exit }'\'') &&
 	test -n "$off" && flip "$log" $((off + 32 + 40)) &&
 	fsck_names log "b d/b-link" &&
 	grep -q "^problem: metadata: .log\.[0-9a-f]*. offset $off: record [0-9]* (EXTENTS of inode $ino" "$T/log/fsck1" &&
-	repaired log "b d/b-link"
+	grep -q "^problem: metadata: records .* the bucket holds them" "$T/log/fsck1" &&
+	repaired log "" && grep -q "rebuilt from the bucket" "$T/log/repair"
 '
-test_expect_success 'a checkpoint record: the EXTENTS record of /c flipped' '
+test_expect_success 'a checkpoint record: the EXTENTS record of /c flipped; the bucket has the checkpoint: rebuilt, nothing lost' '
 	mkset ckpt && D=$T/ckpt/dev && ino=$(cat "$T/ckpt/ino.c") &&
 	ck=$(ls "$D"/meta/ckpt.* | tail -n 1) &&
 	off=$(frames "$ck" | awk -v i=$ino '\''$2 == 5 && $5 == i { print $1; exit }'\'') &&
 	test -n "$off" && flip "$ck" $((off + 32 + 40)) &&
 	fsck_names ckpt "c" &&
 	grep -q "^problem: metadata: .ckpt\.[0-9a-f]*. offset $off: record [0-9]* (EXTENTS of inode $ino .* is damaged (checksum mismatch)" "$T/ckpt/fsck1" &&
-	repaired ckpt "c"
+	repaired ckpt "" && grep -q "rebuilt from the bucket" "$T/ckpt/repair"
 '
-test_expect_success 'a checkpoint record: the SC record of segment 1 flipped (chunks lost: /a and /a2)' '
+test_expect_success 'a checkpoint record: the SC record of segment 1 flipped (/a and /a2 named); rebuilt from the bucket, nothing lost' '
 	mkset ckptsc && D=$T/ckptsc/dev && ck=$(ls "$D"/meta/ckpt.* | tail -n 1) &&
 	off=$(frames "$ck" | awk '\''$2 == 8 && $5 == 1 { print $1; exit }'\'') &&
 	test -n "$off" && flip "$ck" $((off + 32 + 60)) &&
 	fsck_names ckptsc "a a2" && grep -q "super-chunk record is lost" "$T/ckptsc/fsck1" &&
-	repaired ckptsc "a a2"
+	repaired ckptsc "" && grep -q "rebuilt from the bucket" "$T/ckptsc/repair"
 '
 test_expect_success 'a segment header flipped: named, no file lost (its super-chunks verify on their own); the repair rewrites it' '
 	mkset seghdr && D=$T/seghdr/dev && seg=$D/seg/0000000000000002.zseg &&
