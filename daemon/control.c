@@ -162,7 +162,7 @@ static int serve_gc(struct zf_control *ctl, const char *args, FILE *out)
 
 static void serve(struct zf_control *ctl, int c)
 {
-	char cmd[64], *reply = NULL;
+	char cmd[64], why[512] = "", *reply = NULL;
 	size_t rlen = 0;
 	ssize_t n;
 	FILE *out;
@@ -188,14 +188,15 @@ static void serve(struct zf_control *ctl, int c)
 			zf_remote_stats_print(out, &rs);
 		}
 	} else if (!strcmp(cmd, "sync")) {
-		r = ctl->rm ? zf_remote_sync(ctl->rm) : zf_fs_sync(ctl->fs);
+		r = ctl->rm ? zf_remote_sync_why(ctl->rm, why, sizeof(why)) : zf_fs_sync(ctl->fs);
 	} else if (!strncmp(cmd, "gc ", 3)) {
 		r = serve_gc(ctl, cmd + 3, out);
 	} else {
 		r = -EINVAL;
 	}
 	if (r < 0)
-		fprintf(out, "error %s\n", r == -EINVAL ? "unknown command" : strerror(-r));
+		fprintf(out, "error %s\n", why[0] ? why : r == -EINVAL ? "unknown command"
+						       : strerror(-r));
 	else
 		fprintf(out, "ok\n");
 	fclose(out);

@@ -69,6 +69,12 @@ struct zf_remote {
 	uint64_t claim_seq;		/* records this dev-dir may have put (>= up_seq) */
 	uint64_t sync_want, sync_done;	/* committed seqs asked for / reached */
 	int sync_err;
+	/* the last failed round: which side, doing what, since when (wall clock); under lock */
+	int fail_local;
+	char fail_what[200];
+	time_t fail_since;
+	char released[33];		/* our lease, released by a clean close that could not
+					 * delete it (upload.state "released"): no crash */
 	uint64_t pending_since_ns;	/* 0: nothing pending */
 	uint64_t fresh_since_ns;	/* first write admitted since the round's
 					 * upload point was taken (0: none) */
@@ -136,15 +142,16 @@ static void evict(struct zf_remote *rm);
 
 static int state_save(struct zf_remote *rm)
 {
-	char buf[160];
+	char buf[200];
 	int n;
 
 	pthread_mutex_lock(&rm->lock);
 	if (rm->claim_seq < rm->up_seq)
 		rm->claim_seq = rm->up_seq;
 	n = snprintf(buf, sizeof(buf),
-		     "seq %" PRIu64 "\nseg %" PRIu64 "\nckpt %" PRIu64 "\nclaim %" PRIu64 "\n",
-		     rm->up_seq, rm->up_seg, rm->up_ckpt, rm->claim_seq);
+		     "seq %" PRIu64 "\nseg %" PRIu64 "\nckpt %" PRIu64 "\nclaim %" PRIu64 "\n%s%s%s",
+		     rm->up_seq, rm->up_seg, rm->up_ckpt, rm->claim_seq,
+		     rm->released[0] ? "released " : "", rm->released, rm->released[0] ? "\n" : "");
 	pthread_mutex_unlock(&rm->lock);
 	return zf_publish_file(rm->devfd, "upload.state", buf, n);
 }
@@ -152,6 +159,7 @@ static int state_save(struct zf_remote *rm)
 static void state_load(struct zf_remote *rm)
 {
 	unsigned long long seq = 0, seg = 0, ckpt = 0, claim = 0;
+	const char *rel;
 	void *buf;
 	size_t len;
 
@@ -165,6 +173,9 @@ static void state_load(struct zf_remote *rm)
 		rm->up_ckpt = ckpt;
 		rm->claim_seq = claim > seq ? claim : seq;
 	}
+	rel = strstr(buf, "\nreleased ");
+	if (rel && sscanf(rel + 10, "%32[0-9a-f]", rm->released) != 1)
+		rm->released[0] = 0;
 	free(buf);
 }
 
@@ -977,7 +988,12 @@ static int lease_acquire(struct zf_remote *rm)
 	for (i = 0; i < 16; i++)
 		sprintf(rm->lease_id + 2 * i, "%02x", raw[i]);
 	r = lease_read(rm->up, &l);
-	if (r == 0 && l.expires > (uint64_t)time(NULL)) {
+	if (r == 0 && l.expires > (uint64_t)time(NULL) && rm->released[0] &&
+	    !strcmp(l.id, rm->released)) {
+		/* this dev-dir's last mount released it cleanly, but could not delete it */
+		zf_info("the lease of '%s' was released by this dev-dir's last (clean) unmount "
+			"during an outage: taking it", rm->url);
+	} else if (r == 0 && l.expires > (uint64_t)time(NULL)) {
 		if (!lease_holder_gone(rm, &l)) {
 			zf_err("bucket '%s' is in use by %s%s%s%s until %llu (unix time, %llu s from "
 			       "now); if that writer is gone for good, run 'zerofs lease-break %s'",
@@ -1005,6 +1021,7 @@ static int lease_acquire(struct zf_remote *rm)
 		return -EBUSY;
 	}
 	rm->lease_renew_ns = now_ns() + (uint64_t)rm->o.lease_ttl_s * 1000000000ull / 3;
+	rm->released[0] = 0; /* the next state_save drops the record */
 	return 0;
 }
 
@@ -1410,6 +1427,20 @@ static int admit(void *ctx, size_t len)
 
 /* ------------------------------------------------------------- uploads */
 
+/*
+ * Why a round failed, for 'zerofs sync' (zf_remote_sync_why): the store's
+ * answer (local 0) or the dev-dir's (1), doing what. Returns r.
+ */
+static int round_fail(struct zf_remote *rm, int r, int local, const char *what, const char *key)
+{
+	pthread_mutex_lock(&rm->lock);
+	rm->fail_local = local;
+	snprintf(rm->fail_what, sizeof(rm->fail_what), "%s%s%s%s", what, key ? " '" : "",
+		 key ? key : "", key ? "'" : "");
+	pthread_mutex_unlock(&rm->lock);
+	return r;
+}
+
 static int put_file(struct zf_remote *rm, int dirfd, const char *name, const char *key)
 {
 	void *buf;
@@ -1418,7 +1449,7 @@ static int put_file(struct zf_remote *rm, int dirfd, const char *name, const cha
 
 	r = zf_read_file(dirfd, name, &buf, &len);
 	if (r < 0)
-		return r;
+		return round_fail(rm, r, 1, "reading", name);
 	r = zf_objstore_put(rm->up, key, buf, len);
 	free(buf);
 	if (r == 0) {
@@ -1426,7 +1457,7 @@ static int put_file(struct zf_remote *rm, int dirfd, const char *name, const cha
 		rm->uploaded += len;
 		pthread_mutex_unlock(&rm->lock);
 	}
-	return r;
+	return r < 0 ? round_fail(rm, r, 0, "PUT", key) : 0;
 }
 
 struct prune_ctx {
@@ -1744,7 +1775,7 @@ static int upload_round(struct zf_remote *rm, int seal)
 	if (r == 0)
 		r = zf_fs_upload_point(rm->fs, seal, &pt);
 	if (r < 0)
-		return r;
+		return round_fail(rm, r, 1, "committing the log", NULL);
 	/* written, not committed: not in this round either */
 	buffered_since = zf_fs_buffered_since(rm->fs);
 	/* the recovery point ages from now, even if the store is down */
@@ -1754,7 +1785,7 @@ static int upload_round(struct zf_remote *rm, int seal)
 	pthread_mutex_unlock(&rm->lock);
 	r = rm->need_lease ? attach(rm) : lease_check(rm);
 	if (r < 0)
-		return r;
+		return round_fail(rm, r, 0, rm->need_lease ? "attaching" : "renewing the lease", NULL);
 	pthread_mutex_lock(&rm->lock);
 	up_seq = rm->up_seq;
 	up_seg = rm->up_seg;
@@ -1776,8 +1807,10 @@ static int upload_round(struct zf_remote *rm, int seal)
 		pthread_mutex_unlock(&rm->lock);
 		/* a crash now must not redo this segment: segments are the bulk */
 		r = state_save(rm);
-		if (r < 0)
+		if (r < 0) {
+			round_fail(rm, r, 1, "writing", "upload.state");
 			goto out;
+		}
 		/* room for stalled writers now, not after the whole round */
 		evict(rm);
 		pthread_mutex_lock(&rm->lock);
@@ -1787,8 +1820,10 @@ static int upload_round(struct zf_remote *rm, int seal)
 	/* 2. a newer checkpoint (all its segments are sealed and up by now) */
 	if (pt.ckpt_seq > up_ckpt && pt.ckpt_seq <= pt.seq) {
 		r = claim(rm, pt.ckpt_seq);
-		if (r < 0)
+		if (r < 0) {
+			round_fail(rm, r, 1, "writing", "upload.state");
 			goto out;
+		}
 		zf_ckpt_name(pt.ckpt_seq, name, sizeof(name));
 		snprintf(key, sizeof(key), "meta/%s", name);
 		r = put_file(rm, rm->metafd, name, key);
@@ -1813,15 +1848,22 @@ static int upload_round(struct zf_remote *rm, int seal)
 			r = 0; /* only in a checkpoint now: it goes up next round */
 			goto out;
 		}
-		if (r < 0)
+		if (r < 0) {
+			round_fail(rm, r, 1, "reading the log", NULL);
 			goto out;
+		}
 		snprintf(key, sizeof(key), "meta/log.%016" PRIx64 "-%016" PRIx64, up_seq + 1,
 			 pt.seq);
 		r = claim(rm, pt.seq);
-		if (r == 0)
-			r = zf_objstore_put(rm->up, key, img.p, img.len);
-		if (r < 0)
+		if (r < 0) {
+			round_fail(rm, r, 1, "writing", "upload.state");
 			goto out;
+		}
+		r = zf_objstore_put(rm->up, key, img.p, img.len);
+		if (r < 0) {
+			round_fail(rm, r, 0, "PUT", key);
+			goto out;
+		}
 		pthread_mutex_lock(&rm->lock);
 		rm->uploaded += img.len;
 		rm->up_seq = pt.seq;
@@ -1830,9 +1872,13 @@ static int upload_round(struct zf_remote *rm, int seal)
 	}
 	/* 4. the head, once what it counts is in the bucket */
 	r = head_update(rm);
-	if (r < 0)
+	if (r < 0) {
+		round_fail(rm, r, 0, "PUT", HEAD_KEY);
 		goto out;
+	}
 	r = state_save(rm);
+	if (r < 0)
+		round_fail(rm, r, 1, "writing", "upload.state");
 	pthread_mutex_lock(&rm->lock);
 	/*
 	 * Caught up: what is pending now was written after the upload point,
@@ -2002,11 +2048,14 @@ static void *uploader_main(void *arg)
 		if (r == 0) {
 			backoff = 0;
 			rm->sync_err = 0;
+			rm->fail_since = 0;
 			if (rm->up_seq >= want && want > rm->sync_done)
 				rm->sync_done = want;
 		} else {
 			if (backoff < 4)
 				backoff++;
+			if (!rm->sync_err || !rm->fail_since)
+				rm->fail_since = time(NULL);
 			rm->sync_err = r;
 			if (now_ns() - last_err_log > 10000000000ull) {
 				zf_err("upload to '%s' failed: %s (retrying; local data is safe)", rm->url,
@@ -2184,7 +2233,39 @@ int zf_remote_start(struct zf_remote *rm)
 	return 0;
 }
 
+/* the reason of a failed sync, from the round that failed (rm->lock held) */
+static void sync_why_locked(struct zf_remote *rm, int r, char *why, size_t len)
+{
+	char since[16] = "?", what[220] = "";
+	struct tm tm;
+
+	if (rm->fail_since && localtime_r(&rm->fail_since, &tm))
+		strftime(since, sizeof(since), "%H:%M:%S", &tm);
+	if (rm->fail_what[0])
+		snprintf(what, sizeof(what), " (%s)", rm->fail_what);
+	if (rm->fenced)
+		snprintf(why, len, "the lease of bucket '%s' belongs to another writer: uploads "
+			 "stopped here, local data stays", rm->url);
+	else if (rm->fail_local)
+		snprintf(why, len, "the dev-dir '%s': %s%s", rm->dev_real, strerror(-r), what);
+	else if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG)
+		snprintf(why, len, "bucket '%s' full (%s)%s", rm->url, strerror(-r), what);
+	else if (r == -EACCES || r == -EPERM)
+		snprintf(why, len, "bucket '%s' refuses this writer (%s)%s", rm->url, strerror(-r),
+			 what);
+	else if (transient(r))
+		snprintf(why, len, "bucket '%s' unreachable since %s: %s%s", rm->url, since,
+			 strerror(-r), what);
+	else
+		snprintf(why, len, "bucket '%s': %s%s", rm->url, strerror(-r), what);
+}
+
 int zf_remote_sync(struct zf_remote *rm)
+{
+	return zf_remote_sync_why(rm, NULL, 0);
+}
+
+int zf_remote_sync_why(struct zf_remote *rm, char *why, size_t len)
 {
 	struct zf_upload_point pt;
 	uint64_t start;
@@ -2193,8 +2274,12 @@ int zf_remote_sync(struct zf_remote *rm)
 	r = zf_fs_sync(rm->fs);
 	if (r == 0)
 		r = zf_fs_upload_point(rm->fs, 0, &pt);
-	if (r < 0)
+	if (r < 0) {
+		if (why)
+			snprintf(why, len, "the dev-dir '%s': %s (committing the log)", rm->dev_real,
+				 strerror(-r));
 		return r;
+	}
 	pthread_mutex_lock(&rm->lock);
 	if (pt.committed > rm->sync_want)
 		rm->sync_want = pt.committed;
@@ -2216,6 +2301,8 @@ int zf_remote_sync(struct zf_remote *rm)
 	}
 	if (rm->fenced)
 		r = -EPERM;
+	if (r < 0 && why)
+		sync_why_locked(rm, r, why, len);
 	pthread_mutex_unlock(&rm->lock);
 	return r;
 }
@@ -2273,8 +2360,19 @@ int zf_remote_close(struct zf_remote *rm)
 	zf_segstore_set_fetch(zf_fs_segstore(rm->fs), NULL, NULL);
 	if (!rm->o.readonly) {
 		zf_fs_set_admit(rm->fs, NULL, NULL);
-		if (!rm->fenced && !rm->need_lease)
-			zf_objstore_delete(rm->up, "lease");
+		if (!rm->fenced && !rm->need_lease && zf_objstore_delete(rm->up, "lease") < 0) {
+			/*
+			 * A clean close during an outage: the lease stays in the
+			 * bucket until it expires. Say here that it was released,
+			 * so the next mount takes it without calling this a crash.
+			 */
+			pthread_mutex_lock(&rm->lock);
+			snprintf(rm->released, sizeof(rm->released), "%s", rm->lease_id);
+			pthread_mutex_unlock(&rm->lock);
+			if (state_save(rm) < 0)
+				zf_warn("cannot record in '%s/upload.state' that the lease of '%s' was "
+					"released", rm->dev_real, rm->url);
+		}
 	}
 	zf_objstore_close(rm->up);
 	zf_objstore_close(rm->down);

@@ -71,6 +71,13 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 int zf_remote_start(struct zf_remote *rm);
 /* return once everything committed before the call is in the bucket */
 int zf_remote_sync(struct zf_remote *rm);
+/*
+ * zf_remote_sync that says why it failed, one line into why: the store's
+ * own reason ("bucket 'URL' full (No space left on device) (PUT 'seg/..')",
+ * "bucket 'URL' unreachable since 12:03:04: Connection refused (..)"), the
+ * dev-dir's, or a lost lease. The errno is the one that failed.
+ */
+int zf_remote_sync_why(struct zf_remote *rm, char *why, size_t len);
 void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret);
 /* final upload (bounded by the store's timeouts), stop, release the lease */
 int zf_remote_close(struct zf_remote *rm);

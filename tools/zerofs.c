@@ -1010,8 +1010,9 @@ static int cmd_stats(int argc, char **argv)
 
 static int cmd_sync(int argc, char **argv)
 {
-	char dev[4096];
-	FILE *devnull;
+	char dev[4096], *text = NULL;
+	size_t len = 0;
+	FILE *answer;
 	int r, mounted;
 
 	if (argc != 2 || argv[1][0] == '-') {
@@ -1023,16 +1024,18 @@ static int cmd_sync(int argc, char **argv)
 		fprintf(stderr, "zerofs sync: '%s' is not a zerofs mount\n", argv[1]);
 		return 1;
 	}
-	devnull = fopen("/dev/null", "w");
-	r = zf_control_call(dev, "sync", devnull ? devnull : stderr);
-	if (devnull)
-		fclose(devnull);
-	if (r < 0) {
+	/* the answer: nothing, or on failure the daemon's one-line reason */
+	answer = open_memstream(&text, &len);
+	r = answer ? zf_control_call(dev, "sync", answer) : -ENOMEM;
+	if (answer)
+		fclose(answer);
+	if (text && len && text[len - 1] == '\n')
+		text[len - 1] = 0;
+	if (r < 0)
 		fprintf(stderr, "zerofs sync: '%s' could not be made durable: %s\n", argv[1],
-			r == -ENOTCONN ? "no daemon answers" : strerror(-r));
-		return 1;
-	}
-	return 0;
+			r == -ENOTCONN ? "no daemon answers" : text && *text ? text : strerror(-r));
+	free(text);
+	return r < 0;
 }
 
 int main(int argc, char **argv)

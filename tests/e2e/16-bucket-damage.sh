@@ -20,7 +20,9 @@
 # lease and puts a head, which must not touch the original's bucket.
 # Then: an outage (fault: backend) makes fsck exit 8, never 4, and repair
 # nothing; bucket gc deletes nothing while the bucket's metadata does not
-# verify.
+# verify; zerofs sync names the store's reason (an outage and since when, a
+# full bucket); a clean unmount during an outage is not taken for a crash
+# by the next mount.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 require_fuse
@@ -29,7 +31,7 @@ for c in rsync python3; do
 done
 D=$T/dev M=$T/mnt B=$T/dev.bucket
 URL=file://$B
-cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; $cleanup_hooks"
+cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; umount -l '$T/full' 2>/dev/null; $cleanup_hooks"
 
 # one round of writes: a new directory of files, an overwrite, a chmod; then a sync
 add_round() {
@@ -233,6 +235,27 @@ test_expect_success 'gc deletes nothing from the bucket while its metadata does 
 	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
 	zf_fsck_clean "$D" | grep -q "(data verified): clean" &&
 	$ZEROFS mkfs --restore "$URL" "$T/r6" >/dev/null && same_as_ref "$T/r6"
+'
+test_expect_success 'zerofs sync names the cause of an outage; a clean unmount during it is no crash for the next mount' '
+	settle && rm -rf "$D" "$B" && cp -a "$T/base.dev" "$D" && cp -a "$T/base.bucket" "$B" &&
+	echo "url fault:outage_file=$T/outage;$URL" >"$D/remote.conf" &&
+	zf_mount "$D" "$M" -o write_wait=2 && echo before >"$M/x" && $ZEROFS sync "$M" &&
+	test -e "$B/lease" && touch "$T/outage" && echo during >"$M/y" &&
+	! $ZEROFS sync "$M" 2>"$T/err" && cat "$T/err" &&
+	grep -q "could not be made durable: bucket .* unreachable since [0-9][0-9]:[0-9][0-9]:[0-9][0-9]: Connection refused" "$T/err" &&
+	zf_umount "$M" && test -e "$B/lease" && grep -q "^released [0-9a-f]\{32\}$" "$D/upload.state" &&
+	rm "$T/outage" && zf_mount_fg "$D" "$M" "$T/remount.log" && $ZEROFS sync "$M" &&
+	cat "$T/remount.log" && ! grep -q "taking over the lease" "$T/remount.log" &&
+	! grep -q "^released" "$D/upload.state" && test "$(cat "$M/y")" = during &&
+	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" && test ! -e "$B/lease"
+'
+test_expect_success 'zerofs sync names a full bucket (No space left on device)' '
+	settle && mkdir -p "$T/full" && mount -t tmpfs -o size=2m tmpfs "$T/full" &&
+	$ZEROFS mkfs --remote "file://$T/full/b" "$T/devfull" >/dev/null &&
+	zf_mount "$T/devfull" "$T/mntfull" && head -c 6M /dev/urandom >"$T/mntfull/big" &&
+	! $ZEROFS sync "$T/mntfull" 2>"$T/err" && cat "$T/err" &&
+	grep -q "could not be made durable: bucket .* full (No space left on device)" "$T/err" &&
+	zf_umount "$T/mntfull"
 '
 test_expect_success 'no sanitizer reports' '
 	no_san_reports
