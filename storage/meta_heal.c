@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -552,13 +553,24 @@ int zf_meta_heal(const char *dev_dir, struct zf_objstore *os, int apply,
 {
 	struct heal h = { .metafd = -1, .tmpfd = -1 };
 	uint64_t local_ckpt = 0, want, gen, c_end, i;
-	int local_ckpt_ok = 0, r;
+	int local_ckpt_ok = 0, lockfd, r;
 	char path[4200], name[64];
 
 	memset(ret, 0, sizeof(*ret));
-	r = heal_superblock(dev_dir, os, apply, &h, ret);
-	if (r < 0)
+	/* no mount may be using the dev-dir while its metadata is replaced */
+	snprintf(path, sizeof(path), "%s/lock", dev_dir);
+	lockfd = open(path, O_RDWR | O_CLOEXEC);
+	if (lockfd >= 0 && flock(lockfd, (apply ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(lockfd);
 		return r;
+	}
+	r = heal_superblock(dev_dir, os, apply, &h, ret);
+	if (r < 0) {
+		if (lockfd >= 0)
+			close(lockfd);
+		return r;
+	}
 	/* the superblock's verdict is ret->superblock; the metadata's follows */
 	ret->needed = ret->possible = 0;
 	ret->why[0] = 0;
@@ -604,7 +616,6 @@ int zf_meta_heal(const char *dev_dir, struct zf_objstore *os, int apply,
 	if (h.remote_max > want)
 		want = h.remote_max; /* the bucket holds records the dev-dir lost */
 	c_end = local_ckpt_ok ? chain_end_local(&h, local_ckpt) : 0;
-	if (getenv("ZF_HEAL_DEBUG")) fprintf(stderr, "heal: lckpt %llu ok %d local_max %llu synced %llu remote_max %llu c_end %llu want %llu npieces %zu nllogs %zu\n", (unsigned long long)local_ckpt, local_ckpt_ok, (unsigned long long)h.local_max, (unsigned long long)ret->synced, (unsigned long long)h.remote_max, (unsigned long long)c_end, (unsigned long long)want, h.npieces, h.nllogs);
 	if (local_ckpt_ok && c_end >= want)
 		goto out; /* nothing lost (a torn tail is not a loss) */
 	ret->needed = 1;
@@ -680,5 +691,7 @@ int zf_meta_heal(const char *dev_dir, struct zf_objstore *os, int apply,
 		(unsigned long long)ret->from_bucket);
 out:
 	heal_free(&h);
+	if (lockfd >= 0)
+		close(lockfd);
 	return r;
 }

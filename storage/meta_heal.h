@@ -14,8 +14,8 @@
  * meta/replaced.<unix time>/.
  *
  * Used by fsck (before it opens the filesystem): to say that the bucket
- * can undo the damage, and with --repair to undo it. Not thread-safe; the
- * caller holds the dev-dir's lock (no mount).
+ * can undo the damage, and with --repair to undo it. It holds the
+ * dev-dir's lock meanwhile (-EBUSY while a mount has it).
  */
 #ifndef ZF_STORAGE_META_HEAL_H
 #define ZF_STORAGE_META_HEAL_H
