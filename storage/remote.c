@@ -597,6 +597,7 @@ static void mscan_free(struct mscan *s)
 	free(s->ckpts);
 	free(s->pieces);
 	s->ckpts = s->pieces = NULL;
+	s->nckpts = s->npieces = 0;
 }
 
 /*
@@ -1021,7 +1022,9 @@ static int lease_acquire(struct zf_remote *rm)
 		return -EBUSY;
 	}
 	rm->lease_renew_ns = now_ns() + (uint64_t)rm->o.lease_ttl_s * 1000000000ull / 3;
+	pthread_mutex_lock(&rm->lock);
 	rm->released[0] = 0; /* the next state_save drops the record */
+	pthread_mutex_unlock(&rm->lock);
 	return 0;
 }
 
@@ -3145,6 +3148,7 @@ static void restore_undo(struct restore *rs, const char *dev_dir, char **before,
 {
 	static const char *const ours[] = { "meta", "seg", "cache", "superblock", "upload.state",
 					    "lock", NULL };
+	struct stat st;
 	size_t i, j;
 
 	for (i = 0; i < rs->nwritten; i++)
@@ -3154,7 +3158,11 @@ static void restore_undo(struct restore *rs, const char *dev_dir, char **before,
 			;
 		if (j < nbefore)
 			continue; /* there before: not ours to remove */
-		if (unlinkat(rs->dirfd, ours[i], 0) < 0 && errno == EISDIR) {
+		if (fstatat(rs->dirfd, ours[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISDIR(st.st_mode)) {
+			unlinkat(rs->dirfd, ours[i], 0);
+		} else {
 			int fd = openat(rs->dirfd, ours[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			DIR *d = fd < 0 ? NULL : fdopendir(fd);
 			struct dirent *e;

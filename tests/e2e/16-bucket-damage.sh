@@ -144,9 +144,9 @@ damage_case() {
 		   grep -q "INCOMPLETE" "$T/r2.out" ;;
 		1) test ! -e "$T/r2" ;;
 		esac &&
-		# the dev-dir holds every byte: the repair heals the bucket
+		# the dev-dir holds every byte: the repair heals the bucket (exit 1:
+		# its second pass found nothing; what the next mount re-ships is a note)
 		expect_code 1 $ZEROFS fsck --verify-data --repair "$D" >"$T/repair.out" &&
-		expect_code 0 $ZEROFS fsck --verify-data "$D" >/dev/null &&
 		zf_mount "$D" "$M" && $ZEROFS sync "$M" && zf_umount "$M" &&
 		$ZEROFS fsck --verify-data "$D" | grep -q "(data verified): clean" &&
 		cp -a "$B" "$T/healed.bucket" &&
