@@ -1519,6 +1519,13 @@ static int claim(struct zf_remote *rm, uint64_t seq)
 struct foreign {
 	uint64_t seq, claim;	/* this dev-dir put records up to seq, maybe up to claim */
 	uint64_t last;		/* last record of an object it did not put (0: none) */
+	/* those objects (they may still be this dev-dir's: see adopt_foreign) */
+	struct fobj {
+		uint64_t a, b;	/* a log piece a..b; a checkpoint: a = b = its seq, ckpt */
+		int ckpt;
+	} *objs;
+	size_t nobjs;
+	uint64_t ckpt;		/* the newest checkpoint among them */
 };
 
 /*
@@ -1533,13 +1540,77 @@ static int foreign_fn(void *ctx, const char *key, uint64_t size)
 
 	(void)size;
 	if (sscanf(key, "meta/log.%16llx-%16llx%n", &a, &b, &n) == 2 && key[n] == 0) {
-		if (b > f->seq && !(a == f->seq + 1 && b == f->claim) && b > f->last)
-			f->last = b;
+		if (b > f->seq && !(a == f->seq + 1 && b == f->claim)) {
+			if (b > f->last)
+				f->last = b;
+			f->objs = zf_realloc(f->objs, (f->nobjs + 1) * sizeof(*f->objs));
+			f->objs[f->nobjs++] = (struct fobj){ a, b, 0 };
+		}
 	} else if (sscanf(key, "meta/ckpt.%16llx%n", &a, &n) == 1 && key[n] == 0) {
-		if (a > f->seq && a != f->claim && a > f->last)
-			f->last = a;
+		if (a > f->seq && a != f->claim) {
+			if (a > f->last)
+				f->last = a;
+			f->objs = zf_realloc(f->objs, (f->nobjs + 1) * sizeof(*f->objs));
+			f->objs[f->nobjs++] = (struct fobj){ a, a, 1 };
+			if (a > f->ckpt)
+				f->ckpt = a;
+		}
 	}
 	return 0;
+}
+
+/*
+ * The bucket holds metadata beyond what upload.state says this dev-dir put:
+ * another dev-dir wrote it — or upload.state was lost or damaged (it is
+ * not checksummed). Objects this dev-dir put are byte for byte what it can
+ * build again: a log piece is the image of its records (zf_fs_log_image),
+ * a checkpoint the local file of the same name. When every such object is
+ * identical, they are this dev-dir's: the watermarks move up to them (and
+ * segments are shipped again from the first: re-uploads cost bytes, never
+ * data). Anything that differs, or cannot be compared, stays foreign.
+ * Returns 1 (adopted), 0 (foreign), or the store's -errno.
+ */
+static int adopt_foreign(struct zf_remote *rm, const struct foreign *f)
+{
+	char key[80], name[64];
+	size_t i;
+	int r;
+
+	for (i = 0; i < f->nobjs; i++) {
+		const struct fobj *o = &f->objs[i];
+		struct zf_buf mine = { 0 };
+		void *theirs = NULL;
+		size_t len = 0;
+
+		if (o->ckpt) {
+			zf_ckpt_name(o->a, name, sizeof(name));
+			snprintf(key, sizeof(key), "meta/%s", name);
+			r = zf_read_file(rm->metafd, name, (void **)&mine.p, &mine.len);
+		} else {
+			snprintf(key, sizeof(key), "meta/log.%016llx-%016llx",
+				 (unsigned long long)o->a, (unsigned long long)o->b);
+			r = zf_fs_log_image(rm->fs, o->a, o->b, &mine);
+		}
+		if (r == 0)
+			r = zf_objstore_get(rm->up, key, 0, 0, &theirs, &len);
+		if (r == 0 && (len != mine.len || memcmp(theirs, mine.p, len)))
+			r = 1;
+		free(theirs);
+		zf_buf_free(&mine);
+		if (r != 0)
+			return r < 0 && r != -ENOENT && r != -EBADMSG ? r : 0;
+	}
+	pthread_mutex_lock(&rm->lock);
+	rm->up_seq = rm->claim_seq = f->last;
+	if (f->ckpt > rm->up_ckpt)
+		rm->up_ckpt = f->ckpt;
+	rm->up_seg = 0;
+	pthread_mutex_unlock(&rm->lock);
+	zf_warn("upload.state of '%s' was behind the bucket, whose log is this dev-dir's (every "
+		"object beyond it identical): taken up to record %llu; segments are shipped "
+		"again", rm->dev_real, (unsigned long long)f->last);
+	r = state_save(rm);
+	return r < 0 ? r : 1;
 }
 
 /*
@@ -1713,6 +1784,9 @@ static int attach(struct zf_remote *rm)
 		r = put_file(rm, rm->devfd, "superblock", "superblock");
 	if (r == 0)
 		r = zf_objstore_list(rm->up, "meta/", foreign_fn, &f);
+	if (r == 0 && f.last && adopt_foreign(rm, &f) == 1)
+		f.last = 0;
+	free(f.objs);
 	if (r < 0)
 		return r;
 	if (f.last) {

@@ -444,7 +444,14 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 		}
 	}
 	zf_remote_close(rm);
-	if (zf_fs_close(fs) < 0 && r == 0 && repair) {
+	/*
+	 * A repair that found nothing to repair leaves the dev-dir as it was:
+	 * no closing checkpoint (what the open committed is in the log), so
+	 * the log the bucket's pieces are compared with stays.
+	 */
+	if (repair && r == 0 && !rep.errors && !au.errors)
+		zf_fs_abandon(fs);
+	else if (zf_fs_close(fs) < 0 && r == 0 && repair) {
 		fprintf(stderr, "zerofs fsck: cannot write the repaired state of '%s'\n", dev);
 		r = -EIO;
 	}

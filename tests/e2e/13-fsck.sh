@@ -78,7 +78,7 @@ fsck_names() {
 repaired() {
 	local n=$1 bad=$2 f D=$T/$1/dev M=$T/$1/mnt
 	expect_code 1 $ZEROFS fsck --repair --verify-data "$D" >"$T/$n/repair" 2>&1 &&
-		cat "$T/$n/repair" && grep -q "^note: repair: wrote a checkpoint" "$T/$n/repair" &&
+		cat "$T/$n/repair" && grep -q "^note: repair: wrote a checkpoint\|rebuilt from the bucket" "$T/$n/repair" &&
 		expect_code 0 $ZEROFS fsck --verify-data "$D" >"$T/$n/fsck2" 2>&1 &&
 		cat "$T/$n/fsck2" && grep -q "(data verified).*: clean$" "$T/$n/fsck2" &&
 		zf_mount "$D" "$M" &&
