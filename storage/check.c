@@ -494,6 +494,7 @@ static struct sc_seen *sc_check(struct ck *ck, struct loc_ctx *lc, struct zf_sc 
 	/* a bucket that does not answer (or an I/O error) proves nothing */
 	if (r < 0 && r != -EIO && r != -ENOENT && r != -EBADMSG) {
 		v->unknown = 1;
+		ck->rep->unchecked++;
 		ck_problem(ck, "cannot check seg/%s offset %llu: %s (not marked damaged)", seg,
 			   (unsigned long long)sc->loc.off, why[0] ? why : strerror(-r));
 		return v;
@@ -932,7 +933,7 @@ int zf_fs_check(struct zf_fs *fs, struct zf_check_report *rep)
 	struct zf_inode *root;
 	int r = 0;
 
-	rep->errors = rep->notes = rep->repaired = rep->damaged_chunks = 0;
+	rep->errors = rep->notes = rep->repaired = rep->damaged_chunks = rep->unchecked = 0;
 	rep->inodes = rep->dirents = rep->chunks = rep->superchunks = 0;
 	/*
 	 * Not counted as a core lock (fs_lock): the checker fetches and

@@ -239,6 +239,8 @@ struct zf_check_report {
 	uint64_t repaired;	/* repair actions taken (repair) */
 	uint64_t inodes, dirents, chunks, superchunks;
 	uint64_t damaged_chunks; /* chunks found damaged or lost (not yet marked) */
+	uint64_t unchecked;	/* super-chunks that could not be read (an outage, an I/O
+				 * error): neither damage nor clean (fsck exits 8) */
 	/* called for every problem / note, one line each; NULL = the log */
 	void (*problem)(void *ctx, const char *msg);
 	void (*note)(void *ctx, const char *msg);

@@ -412,6 +412,8 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 	rep.rctx = rm;
 	r = zf_fs_check(fs, &rep);
 	fsck_clear_bar(out);
+	if (rep.unchecked)
+		*ret_unchecked = 1; /* what could not be read is not known clean */
 	if (r == 0 || r == -EUCLEAN) {
 		*ret_errors = rep.errors;
 		*ret_repaired = rep.repaired;
