@@ -846,6 +846,7 @@ verify:
 	return 0;
 
 out_free:
+	*ret_fetched = fetched; /* fetched bytes that did not verify */
 	free(chunks);
 	free(e);
 	free(buf);
@@ -894,8 +895,12 @@ static int zf_sc_load(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	if (st->readonly && zf_segfd_exists(st, loc->seg) == 0)
 		return r; /* fsck: it reports the damage, --repair decides */
 	local = zf_segfd_exists(st, loc->seg) == 0;
+	/* fetched bytes that did not verify (a damaged copy in the fetch
+	 * cache): once more from the bucket itself; a fetch that failed (an
+	 * outage, a timeout) is not tried again: that doubled the wait */
 	if (!local)
-		return zf_sc_load_once(st, loc, ret_e, ret_chunks, ret_n, 1, &fetched);
+		return fetched ? zf_sc_load_once(st, loc, ret_e, ret_chunks, ret_n, 1, &fetched)
+			       : r;
 	/*
 	 * A local copy that does not verify: the bucket's copy (if it has
 	 * one) is verified the same way, served, and written over the
