@@ -481,10 +481,10 @@ static int parse_num(const char *v, double lo, double hi, double *ret)
 static int fault_parse(char *s, struct zf_objstore_fault_params *p)
 {
 	char *save = NULL, *kv;
-	double d;
 
 	for (kv = strtok_r(s, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
 		char *v = strchr(kv, '=');
+		double d = 0; /* this key's: a bad value is cast before it is refused */
 		int r = 0;
 
 		if (!v)
