@@ -390,7 +390,16 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 	/* evicted segments are checked in the bucket, and the bucket itself */
 	if (remote_conf_read(dev, url, sizeof(url)) == 0 && strcmp(url, "none")) {
 		ro.url = url;
-		if (zf_remote_open(fs, dev, &ro, &rm) < 0) {
+		char sp[4300];
+
+		snprintf(sp, sizeof(sp), "%s/upload.state", dev);
+		if (zf_remote_open(fs, dev, &ro, &rm) < 0 && access(sp, F_OK) < 0) {
+			/* nothing was ever uploaded (a filesystem never mounted):
+			 * the bucket holds nothing to check, nothing was evicted */
+			rm = NULL;
+			fsck_note(out, "the bucket cannot be opened, but nothing has been uploaded to "
+				  "it yet: only the dev-dir is checked");
+		} else if (!rm) {
 			rm = NULL;
 			rep.bucket_unreachable = 1;
 			*ret_unchecked = 1;
