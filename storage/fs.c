@@ -868,6 +868,15 @@ static void salvage_bad(void *ctx, const char *name, uint64_t off, const uint8_t
 	struct zf_fs *fs = ctx;
 	struct zf_salvage_note *n;
 
+	if (!p) {
+		/* whole records gone: what they did is lost with them */
+		note_add(fs, name, off, 0, expect_seq, "records missing before this offset");
+		if (!strncmp(name, "ckpt.", 5))
+			fs->ckpt_cut = 1;
+		else
+			fs->meta_lost = 1;
+		return;
+	}
 	if (off == 0) {
 		note_add(fs, name, off, len, 0, "damaged file header");
 		return;

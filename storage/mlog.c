@@ -234,7 +234,7 @@ static int mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint
 	struct zf_frame f;
 	size_t len = 0, off, txn_off, released = 0;
 	uint64_t seq, expect;
-	int r;
+	int r, after_bad = 0;	/* salvage: the last thing seen was a damaged region */
 
 	r = map_file(dirfd, name, &m, &len);
 	if (r < 0) {
@@ -260,15 +260,31 @@ static int mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint
 		ssize_t n = zf_frame_parse(m + off, len - off, &f);
 		size_t next;
 
-		if (n > 0 && f.seq != expect && !(bad && f.seq > expect)) {
-			if (!bad) {
-				zf_err("corrupt log '%s' at offset %zu: sequence %llu, expected %llu",
-				       name, off, (unsigned long long)f.seq,
-				       (unsigned long long)expect);
-				r = -EBADMSG;
+		if (n > 0 && f.seq != expect && !bad) {
+			zf_err("corrupt log '%s' at offset %zu: sequence %llu, expected %llu", name,
+			       off, (unsigned long long)f.seq, (unsigned long long)expect);
+			r = -EBADMSG;
+			goto out;
+		}
+		if (n > 0 && f.seq != expect) {
+			/* salvage: records before it are missing (p NULL, nothing to
+			 * skip), or it is a stale copy (skipped like damage); either
+			 * way the transaction it cuts ends here */
+			r = deliver(m, txn_off, off, skip_upto, fn, ctx, &ret_scan->last_seq);
+			if (r)
 				goto out;
+			if (f.seq > expect) {
+				/* right after a damaged region: its records */
+				if (!after_bad)
+					bad(ctx, name, off, NULL, 0, expect);
+				expect = f.seq;
+				txn_off = off;
+			} else {
+				bad(ctx, name, off, m + off, n, expect);
+				off += n;
+				txn_off = off;
+				continue;
 			}
-			n = -EBADMSG; /* a stale frame: skip it like damage */
 		}
 		if (n <= 0) {
 			/* a frame that verifies further on: damage, not a torn tail
@@ -289,8 +305,10 @@ static int mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint
 			bad(ctx, name, off, m + off, next, expect);
 			off += next;
 			txn_off = off;
+			after_bad = 1;
 			continue;
 		}
+		after_bad = 0;
 		expect = f.seq + 1;
 		off += n;
 		if (!(f.flags & ZF_REC_F_TXN_END))
@@ -660,7 +678,7 @@ static int ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_fra
 	struct zf_frame f = { 0 };
 	size_t len = 0, off, released = 0;
 	uint64_t seq, nrec = 0;
-	int r, ended = 0;
+	int r, ended = 0, after_bad = 0;
 
 	r = map_file(dirfd, name, &m, &len);
 	if (r < 0) {
@@ -681,6 +699,11 @@ static int ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_fra
 		ssize_t n = zf_frame_parse(m + off, len - off, &f);
 
 		if (n > 0 && (f.seq == nrec + 1 || (bad && f.seq > nrec))) {
+			/* salvage: records before it are missing (unless a damaged
+			 * region just before held them) */
+			if (f.seq > nrec + 1 && !after_bad)
+				bad(ctx, name, off, NULL, 0, nrec + 1);
+			after_bad = 0;
 			f.off = off;
 			off += n;
 			nrec = f.seq - 1;
@@ -709,6 +732,7 @@ static int ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_fra
 				next = len - off;
 			bad(ctx, name, off, m + off, next, nrec + 1);
 			off += next;
+			after_bad = 1;
 		}
 	}
 	if (!ended || f.len != 8 || zf_get64(f.payload) != nrec || off != len) {
@@ -717,11 +741,11 @@ static int ckpt_load(int dirfd, const char *name, const uint8_t fsid[16], zf_fra
 			r = -EBADMSG;
 			goto out;
 		}
+		if (ended && (f.len != 8 || zf_get64(f.payload) != nrec))
+			bad(ctx, name, f.off, m + f.off, off - f.off, f.seq);
 		if (ended && off < len)
 			bad(ctx, name, off, m + off, len - off, nrec + 2);
-		else if (ended && (f.len != 8 || zf_get64(f.payload) != nrec))
-			bad(ctx, name, f.off, m + f.off, off - f.off, f.seq);
-		else if (!ended)
+		if (!ended)
 			/* the END record is missing (m is NULL for an empty file) */
 			bad(ctx, name, len, len ? m + len : m, 0, nrec + 1);
 	}

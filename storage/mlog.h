@@ -73,9 +73,11 @@ int zf_mlog_replay(int dirfd, const char *name, const uint8_t fsid[16], uint64_t
 
 /*
  * Salvage (fsck): bytes [off, off + len) of file name hold no valid frame
- * (a bad checksum, magic or header, or a frame out of sequence); p points
- * at them. expect_seq is the seq the next record should have had (in a
- * checkpoint: its record number).
+ * (a bad checksum, magic or header, or a stale frame out of sequence); p
+ * points at them. p NULL (len 0): records from expect_seq are missing
+ * before offset off (the next frame that verifies has a later seq).
+ * expect_seq is the seq the next record should have had (in a checkpoint:
+ * its record number). len 0 with p not NULL: a checkpoint's END is missing.
  */
 typedef void (*zf_frame_bad_fn)(void *ctx, const char *name, uint64_t off, const uint8_t *p,
 				size_t len, uint64_t expect_seq);
