@@ -1399,7 +1399,7 @@ START_TEST(salvage_reports_what_strict_refuses)
 	free(orig);
 	sink_reset(&s);
 	scratch_done(&d);
-	ck_assert_msg(failed == 0, "%d known bug(s) still there (see stderr)", failed);
+	ck_assert_msg(failed == 0, "%d salvage report(s) missing (see stderr)", failed);
 #undef EXPECT_REPORT
 }
 END_TEST
