@@ -114,6 +114,13 @@ damage() {
 # restore reads no segment; --verify-data refuses it)
 damage_case() {
 	local kind=$1 op=$2 key rc
+	# the sanitized build runs the cases whose code paths differ (a flip at
+	# the start or the end takes the same ones as in the middle); the plain
+	# build runs them all
+	case ${ZF_SANITIZED:-}/$op in 1/start | 1/end)
+		echo "# $kind $op: not in the sanitized build (the plain build runs it)"
+		return 0 ;;
+	esac
 	key=$(key_of "$kind")
 	test_expect_success "$kind $op: restore $3, --allow-loss $4, fsck $5, --verify-data $6; repair heals" '
 		settle && rm -rf "$D" "$B" "$T"/r[0-9]* "$T/copy.bucket" &&

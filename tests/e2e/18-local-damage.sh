@@ -188,8 +188,16 @@ run_case() {
 
 test_expect_success 'the reference: a tree, a checkpoint, synced records in the log, the daemon killed' 'setup'
 
+hows="start middle end truncate delete replace"
+# the sanitized build runs the damage whose code paths differ (a flip at the
+# start or the end takes the same ones as in the middle); the plain build
+# runs them all
+if [ -n "${ZF_SANITIZED:-}" ]; then
+	hows="middle truncate delete replace"
+	echo "# sanitized build: damage '$hows' only (the plain build runs all six)"
+fi
 for kind in superblock ckpt log mark seg state; do
-	for how in start middle end truncate delete replace; do
+	for how in $hows; do
 		case $kind in
 		mark | state) with=harmless without=harmless ;;
 		seg) with=heal without=named ;;
