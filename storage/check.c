@@ -130,7 +130,13 @@ static void paths_add(struct ck_paths *p, const struct zf_buf *path)
 	p->v[p->n++] = s;
 }
 
-static void paths_walk(struct ck *ck, struct zf_inode *dir, struct zf_buf *path, int depth)
+/*
+ * Every directory is entered once, from the first entry its parent pointer
+ * names: damaged metadata may hold two such entries, or one naming the root
+ * (found by fuzz_records: without this the walk grew without bound).
+ */
+static void paths_walk(struct ck *ck, struct zf_inode *dir, struct zf_buf *path, int depth,
+		       struct zf_htab *entered)
 {
 	struct zf_dir *d = dir->u.dir;
 	uint32_t i;
@@ -151,8 +157,10 @@ static void paths_walk(struct ck *ck, struct zf_inode *dir, struct zf_buf *path,
 		child = fs_inode(ck->fs, de->ino);
 		/* a directory is entered from the entry its parent pointer names */
 		if (child && S_ISDIR(child->mode) && child->u.dir->parent == dir->ino &&
-		    depth < MAX_DEPTH)
-			paths_walk(ck, child, path, depth + 1);
+		    depth < MAX_DEPTH && !zf_htab_find(entered, zf_mix64(child->ino), NULL, NULL)) {
+			zf_htab_insert(entered, zf_mix64(child->ino), child);
+			paths_walk(ck, child, path, depth + 1, entered);
+		}
 		path->len = mark;
 	}
 }
@@ -172,7 +180,13 @@ static void find_paths(struct ck *ck)
 		paths_add(p, &path);
 		path.len = 0;
 	}
-	paths_walk(ck, root, &path, 0);
+	{
+		struct zf_htab entered = { 0 };
+
+		zf_htab_insert(&entered, zf_mix64(root->ino), root);
+		paths_walk(ck, root, &path, 0, &entered);
+		zf_htab_free(&entered);
+	}
 	zf_buf_free(&path);
 }
 
