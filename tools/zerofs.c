@@ -146,16 +146,23 @@ static int parse_size(const char *s, uint64_t *ret)
 	char *end;
 	unsigned long long v;
 
+	unsigned int shift = 0;
+
 	errno = 0;
+	if (*s == '-' || *s == '+')
+		return -EINVAL; /* strtoull would take "-1" as 2^64 - 1 */
 	v = strtoull(s, &end, 10);
 	if (errno || end == s)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
 	}
+	if (shift && v > (~0ull >> shift))
+		return -EINVAL; /* it would wrap (16777217T is not 1T) */
+	v <<= shift;
 	if (*end && strcmp(end, "B") && strcmp(end, "iB"))
 		return -EINVAL;
 	*ret = v;

@@ -17,6 +17,14 @@ test_expect_success 'mkfs formats an empty directory' '
 	$ZEROFS mkfs "$T/dev" &&
 	test -f "$T/dev/superblock" && test -d "$T/dev/meta" && test -d "$T/dev/seg"
 '
+test_expect_success 'sizes that would wrap or are negative are refused, not taken modulo 2^64' '
+	mkdir -p "$T/mnt-bad" &&
+	for o in mem=16777217T mem=-1 cache_size=18446744073709551616 cache_size=-5M; do
+		expect_code 2 $ZEROFS mount -o "$o" "$T/dev" "$T/mnt-bad" 2>"$T/err" ||
+			{ cat "$T/err"; return 1; }
+		grep -q "invalid" "$T/err" || return 1
+	done && ! mountpoint -q "$T/mnt-bad"
+'
 test_expect_success 'mkfs refuses a formatted or non-empty directory' '
 	expect_code 1 $ZEROFS mkfs "$T/dev" &&
 	$ZEROFS mkfs "$T/dev" 2>&1 | grep -q "already holds a zerofs" &&
