@@ -18,7 +18,7 @@ pkgs=(build-essential autoconf automake libtool pkg-config
 	libfuse3-dev fuse3 libzstd-dev libxxhash-dev libcurl4-openssl-dev check
 	zstd rsync git tar python3 attr acl xxd procps psmisc
 	libssl-dev awscli nodejs $(command -v npm >/dev/null 2>&1 || echo npm)
-	clang llvm)
+	clang llvm libclang-rt-dev)
 # (npm only where no npm is on the PATH: NodeSource's nodejs bundles one and
 # conflicts with Debian's npm package)
 

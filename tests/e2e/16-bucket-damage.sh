@@ -33,7 +33,9 @@ D=$T/dev M=$T/mnt B=$T/dev.bucket
 URL=file://$B
 cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; umount -l '$T/full' 2>/dev/null; $cleanup_hooks"
 
-# one round of writes: a new directory of files, an overwrite, a chmod; then a sync
+# one round of writes: a new directory of files, an overwrite, a chmod; then a
+# sync. rsync compares contents (--checksum): d1/f2 keeps its size, and two
+# rounds in the same second would leave the old bytes on the mount
 add_round() {
 	local n=$1 i
 	mkdir -p "$T/ref/d$n" &&
@@ -41,7 +43,7 @@ add_round() {
 		head -c 400000 /dev/urandom >"$T/ref/d$n/big" &&
 		chmod 751 "$T/ref/d$n/f3" && ln "$T/ref/d$n/f4" "$T/ref/d$n/link" &&
 		head -c 5000 /dev/urandom >"$T/ref/d1/f2" &&
-		rsync -aH --delete "$T/ref/" "$M/" && $ZEROFS sync "$M"
+		rsync -aH --checksum --delete "$T/ref/" "$M/" && $ZEROFS sync "$M"
 }
 
 # what a failed step left: unmount, wait until the daemons let their dev-dirs go
