@@ -116,27 +116,16 @@ static int ckpt_good(struct heal *h, int dirfd, uint64_t seq)
 	return zf_ckpt_load(dirfd, name, h->fsid, count_rec, NULL, &got) == 0 && got == seq;
 }
 
-/* the last seq of the unbroken chain after base (whole transactions) */
-static uint64_t chain_end(struct heal *h, uint64_t base)
+/*
+ * The last seq of the unbroken chain after base (whole transactions);
+ * local_only: of the dev-dir's own records only.
+ */
+static uint64_t chain_end(struct heal *h, uint64_t base, int local_only)
 {
 	uint64_t seq = base + 1, end = base;
 	struct rec *r;
 
-	while ((r = rec_get(h, seq))) {
-		if (r->flags & ZF_REC_F_TXN_END)
-			end = seq;
-		seq++;
-	}
-	return end;
-}
-
-/* chain_end over the dev-dir's own records only */
-static uint64_t chain_end_local(struct heal *h, uint64_t base)
-{
-	uint64_t seq = base + 1, end = base;
-	struct rec *r;
-
-	while ((r = rec_get(h, seq)) && !r->remote) {
+	while ((r = rec_get(h, seq)) && !(local_only && r->remote)) {
 		if (r->flags & ZF_REC_F_TXN_END)
 			end = seq;
 		seq++;
@@ -615,7 +604,7 @@ int zf_meta_heal(const char *dev_dir, struct zf_objstore *os, int apply,
 	want = h.local_max > ret->synced ? h.local_max : ret->synced;
 	if (h.remote_max > want)
 		want = h.remote_max; /* the bucket holds records the dev-dir lost */
-	c_end = local_ckpt_ok ? chain_end_local(&h, local_ckpt) : 0;
+	c_end = local_ckpt_ok ? chain_end(&h, local_ckpt, 1) : 0;
 	if (local_ckpt_ok && c_end >= want)
 		goto out; /* nothing lost (a torn tail is not a loss) */
 	ret->needed = 1;
@@ -647,7 +636,7 @@ int zf_meta_heal(const char *dev_dir, struct zf_objstore *os, int apply,
 			int remote = !li || (ri && h.rckpt[ri - 1] > h.lckpt[li - 1]);
 			uint64_t c = remote ? h.rckpt[--ri] : h.lckpt[--li];
 
-			if (chain_end(&h, c) < want)
+			if (chain_end(&h, c, 0) < want)
 				continue;
 			zf_ckpt_name(c, name, sizeof(name));
 			snprintf(path, sizeof(path), "meta/%s", name);
@@ -663,7 +652,7 @@ int zf_meta_heal(const char *dev_dir, struct zf_objstore *os, int apply,
 			break;
 		}
 		/* no checkpoint at all: the records from 1 */
-		if (!ret->possible && rec_get(&h, 1) && chain_end(&h, 0) >= want)
+		if (!ret->possible && rec_get(&h, 1) && chain_end(&h, 0, 0) >= want)
 			ret->possible = 1;
 	}
 	if (!ret->possible) {
@@ -671,7 +660,7 @@ int zf_meta_heal(const char *dev_dir, struct zf_objstore *os, int apply,
 			 "; the bucket does not hold them either");
 		goto out;
 	}
-	ret->end = chain_end(&h, ret->base);
+	ret->end = chain_end(&h, ret->base, 0);
 	for (i = ret->base + 1; i <= ret->end; i++)
 		ret->from_bucket += rec_get(&h, i)->remote;
 	if (!apply)
