@@ -391,12 +391,13 @@ struct loc_ctx {
 static struct seg_seen *seg_get(struct ck *ck, struct loc_ctx *lc, uint64_t seg)
 {
 	struct seg_seen *s = zf_htab_find(&lc->segs, zf_mix64(seg), NULL, NULL);
+	struct zf_seg_err err;
 
 	if (s)
 		return s;
 	s = zf_calloc(1, sizeof(*s));
 	s->remote = 1;
-	s->local = zf_segstore_seg_check(ck->fs->seg, seg, &s->size);
+	s->local = zf_segstore_seg_check(ck->fs->seg, seg, &s->size, &err);
 	if (s->local == -EUCLEAN) {
 		/* its super-chunks still verify one by one: only the header is lost */
 		int fix = ck->rep->repair && !ck->fs->readonly;
@@ -405,14 +406,14 @@ static struct seg_seen *seg_get(struct ck *ck, struct loc_ctx *lc, uint64_t seg)
 
 		zf_segstore_name(seg, name, sizeof(name));
 		ck_problem(ck, "seg/%s: %s (its super-chunks are checked one by one)%s%s", name,
-			   zf_segstore_last_error(), fix && r == 0 ? ": rewritten" : "",
+			   err.why, fix && r == 0 ? ": rewritten" : "",
 			   r < 0 ? ": cannot rewrite it" : "");
 		if (fix && r == 0)
 			ck->rep->repaired++;
 		s->local = 0;
 	}
 	if (s->local == -EIO)
-		snprintf(s->why, sizeof(s->why), "%s", zf_segstore_last_error());
+		snprintf(s->why, sizeof(s->why), "%.*s", (int)sizeof(s->why) - 1, err.why);
 	else if (s->local < 0 && s->local != -ENOENT)
 		snprintf(s->why, sizeof(s->why), "%s", strerror(-s->local));
 	zf_htab_insert(&lc->segs, zf_mix64(seg), s);
@@ -441,7 +442,7 @@ static int remote_good(struct ck *ck, struct seg_seen *s, const struct zf_sc *sc
 			return 0;
 		free(v->tab);
 		v->tab = NULL;
-		return zf_segstore_verify_remote(ck->fs->seg, &sc->loc, &v->tab, &v->n) == 0;
+		return zf_segstore_verify_remote(ck->fs->seg, &sc->loc, &v->tab, &v->n, NULL) == 0;
 	}
 	r = seg_remote(ck, s, sc->loc.seg);
 	return r == 0 && s->remote_size >= end;
@@ -452,6 +453,7 @@ static struct sc_seen *sc_check(struct ck *ck, struct loc_ctx *lc, struct zf_sc 
 	struct sc_seen *v = zf_htab_find(&lc->scs, (uintptr_t)sc, NULL, NULL);
 	uint64_t end = sc->loc.off + sc->loc.disk_len;
 	struct seg_seen *s;
+	struct zf_seg_err err;
 	char seg[32], why[200] = "";
 	int r;
 
@@ -464,16 +466,16 @@ static struct sc_seen *sc_check(struct ck *ck, struct loc_ctx *lc, struct zf_sc 
 	zf_segstore_name(sc->loc.seg, seg, sizeof(seg));
 	if (ck->rep->verify_data) {
 		/* the whole super-chunk, from the dev-dir or (evicted) the bucket */
-		r = zf_segstore_verify(ck->fs->seg, &sc->loc, &v->tab, &v->n);
+		r = zf_segstore_verify(ck->fs->seg, &sc->loc, &v->tab, &v->n, &err);
 		if (r == -ENOENT && s->local == -ENOENT && ck->rep->bucket_unreachable)
 			r = -EHOSTUNREACH; /* evicted, and the bucket did not answer */
 		if (r < 0)
-			snprintf(why, sizeof(why), "%s", r == -EHOSTUNREACH
+			snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, r == -EHOSTUNREACH
 						      ? "segment not in the dev-dir, and the bucket "
 							"is unreachable"
 						      : s->local == -ENOENT && r == -ENOENT
 						      ? "segment missing"
-						      : zf_segstore_last_error());
+						      : err.why);
 	} else if (s->local == 0) {
 		r = s->size >= end ? 0 : -EIO;
 		if (r)
@@ -483,9 +485,9 @@ static struct sc_seen *sc_check(struct ck *ck, struct loc_ctx *lc, struct zf_sc 
 		/* evicted: the bucket must hold it */
 		r = seg_remote(ck, s, sc->loc.seg);
 		if (r == -ENOSYS && zf_segstore_has_fetch(ck->fs->seg)) {
-			r = zf_segstore_verify(ck->fs->seg, &sc->loc, &v->tab, &v->n);
+			r = zf_segstore_verify(ck->fs->seg, &sc->loc, &v->tab, &v->n, &err);
 			if (r < 0)
-				snprintf(why, sizeof(why), "%s", zf_segstore_last_error());
+				snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, err.why);
 		} else if (r == -ENOSYS && ck->rep->bucket_unreachable) {
 			snprintf(why, sizeof(why), "segment not in the dev-dir, and the bucket is "
 				 "unreachable");

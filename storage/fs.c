@@ -1438,7 +1438,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	}
 	so.zstd_level = fs->zstd_level;
 	so.seg_limit = fs->seg_limit;
-	so.cache_bytes = o.cache_bytes ? o.cache_bytes : fs->mem_budget / 2;
+	so.sc_cache_bytes = o.cache_bytes ? o.cache_bytes : fs->mem_budget / 2;
 	so.readonly = fs->readonly || fs->salvage; /* fsck heals through --repair only */
 	r = zf_segstore_open(fs->segfd, fs->fsid, fs->chunker, &so, &fs->seg);
 	if (r < 0)
@@ -2058,8 +2058,8 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret)
 	ret->segments = ss.segments;
 	ret->cache_hits = ss.cache_hits;
 	ret->cache_misses = ss.cache_misses;
-	ret->cache_bytes = ss.cache_bytes;
-	ret->cache_max = ss.cache_max;
+	ret->cache_bytes = ss.sc_cache_bytes;
+	ret->cache_max = ss.sc_cache_max;
 	ret->healed = ss.healed;
 	{
 		struct zf_pipe_stats ps;

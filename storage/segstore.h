@@ -20,14 +20,18 @@
  * a segment file was created). The caller runs it before it commits any log
  * record that references those super-chunks.
  *
- * Locking: st->lock guards the open segment, next id and the fd cache;
- * the cache has its own lock (order: st->lock -> cache lock). Readers run
- * concurrently with the appender: the region a reader asks for is committed
- * and therefore never rewritten.
+ * Locking: every function may be called from any thread. Writers (append,
+ * seal, sync, resume, evict) are serialised by the store's writer lock;
+ * readers never wait for it, and run concurrently with the appender: the
+ * region a reader asks for is committed and therefore never rewritten.
+ * Callers may hold fs->lock (it comes before every store lock); the store
+ * calls nothing of theirs under its locks. Which lock guards what, and
+ * their order: segstore_internal.h.
  *
  * Format: docs/FORMAT.md "Segments" and "Super-chunks" (seg_format.h).
  * Not here: which chunks are live (storage/fs.c, gc), when to compress
- * (the core's write pipeline, storage/fs_pipe.c), uploads (storage/remote.c).
+ * (the core's write pipeline, storage/fs_pipe.c), uploads and fetching
+ * evicted segments (the object-storage tier, through the fetch hook).
  */
 #ifndef ZF_STORAGE_SEGSTORE_H
 #define ZF_STORAGE_SEGSTORE_H
@@ -54,7 +58,7 @@ struct zf_sc_chunk {
 struct zf_segstore_opts {
 	int zstd_level;		  /* 1..19; 0 = default (3) */
 	uint64_t seg_limit;	  /* seal once a segment reaches this size */
-	uint64_t cache_bytes;	  /* decompressed super-chunk cache bound */
+	uint64_t sc_cache_bytes;  /* decompressed super-chunk cache bound; 0: 64 MiB */
 	int readonly;		  /* never write (no healing of damaged local copies) */
 };
 
@@ -64,11 +68,21 @@ struct zf_segstore_stats {
 	uint64_t raw_bytes;	/* raw bytes appended since open */
 	uint64_t stored_bytes;	/* on-disk bytes appended since open */
 	uint64_t cache_hits, cache_misses;
-	uint64_t cache_bytes, cache_max; /* decompressed super-chunks held; bound */
+	uint64_t sc_cache_bytes, sc_cache_max; /* decompressed super-chunks held; bound */
 	uint64_t healed;	/* damaged local super-chunks replaced by the bucket's copy */
 };
 
 struct zf_segstore;
+
+/*
+ * What a failed verification or segment check found, in words for fsck's
+ * report (the same words the log line has). A caller that wants them
+ * passes one; it is written only when the call fails, and then never left
+ * empty ("unreadable" when nothing more precise is known).
+ */
+struct zf_seg_err {
+	char why[256];
+};
 
 /*
  * Open the store in directory dirfd (borrowed; dup'd inside). fsid tags every
@@ -192,11 +206,11 @@ int zf_segstore_read_chunk(struct zf_segstore *st, const struct zf_sc_loc *loc,
 /*
  * Read and fully verify one super-chunk without caching (fsck). On success
  * *ret_chunks (malloc'd, n entries) is the chunk table and *ret_n its size;
- * either may be NULL. Returns 0, -EIO (with a log line saying what failed) or
- * -errno.
+ * either may be NULL. Returns 0, -EIO (with a log line saying what failed,
+ * and err, which may be NULL, saying it too) or -errno.
  */
 int zf_segstore_verify(struct zf_segstore *st, const struct zf_sc_loc *loc,
-		       struct zf_sc_chunk **ret_chunks, uint32_t *ret_n);
+		       struct zf_sc_chunk **ret_chunks, uint32_t *ret_n, struct zf_seg_err *err);
 
 /*
  * zf_segstore_verify of the bucket's copy only (through the fetch hook,
@@ -204,22 +218,21 @@ int zf_segstore_verify(struct zf_segstore *st, const struct zf_sc_loc *loc,
  * damaged local copy? -EOPNOTSUPP without a fetch hook.
  */
 int zf_segstore_verify_remote(struct zf_segstore *st, const struct zf_sc_loc *loc,
-			      struct zf_sc_chunk **ret_chunks, uint32_t *ret_n);
+			      struct zf_sc_chunk **ret_chunks, uint32_t *ret_n,
+			      struct zf_seg_err *err);
 
 /*
  * Is segment seg's file in the dev-dir with a valid header? 0 and its size;
- * -EUCLEAN and its size when the header is damaged (zf_segstore_last_error
- * says how; its super-chunks still read, each verified on its own);
- * -EIO when the header verifies but names another segment, version or
- * filesystem (the file is refused); -ENOENT (no file) or -errno.
+ * -EUCLEAN and its size when the header is damaged (err says how; its
+ * super-chunks still read, each verified on its own); -EIO when the header
+ * verifies but names another segment, version or filesystem (the file is
+ * refused; err says which); -ENOENT (no file) or -errno. err may be NULL.
  */
-int zf_segstore_seg_check(struct zf_segstore *st, uint64_t seg, uint64_t *ret_size);
+int zf_segstore_seg_check(struct zf_segstore *st, uint64_t seg, uint64_t *ret_size,
+			  struct zf_seg_err *err);
 
 /* rewrite segment seg's header (fsck --repair; it is fixed by seg and fsid) */
 int zf_segstore_seg_fix_header(struct zf_segstore *st, uint64_t seg);
-
-/* why this thread's last failed read or verification failed (never NULL) */
-const char *zf_segstore_last_error(void);
 
 /*
  * A thread with zf_nonet_locks set (common/util.h: it holds the core lock)

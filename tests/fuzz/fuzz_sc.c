@@ -34,7 +34,7 @@ static int fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct zf_segstore_opts so = { .cache_bytes = 64u << 20 };
+	struct zf_segstore_opts so = { .sc_cache_bytes = 64u << 20 };
 	uint8_t fsid[16] = { 0 };
 
 	fz_quiet();
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	loc.disk_len = (uint32_t)size;
 
-	r = zf_segstore_verify_remote(st, &loc, &tab, &n);
+	r = zf_segstore_verify_remote(st, &loc, &tab, &n, NULL);
 	fz_check(r == 0 || r == -EIO);
 	if (r == 0) {
 		uint64_t sum = 0;

@@ -47,7 +47,7 @@ static int fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct zf_segstore_opts so = { .cache_bytes = 64u << 20 };
+	struct zf_segstore_opts so = { .sc_cache_bytes = 64u << 20 };
 	uint8_t fsid[16] = { 0 };
 
 	fz_quiet();
@@ -74,7 +74,7 @@ static void seal_header(uint8_t *p, uint32_t n)
 static int read_back(const struct zf_sc_loc *loc, uint8_t *out, struct zf_sc_chunk **ret_tab,
 		     uint32_t *ret_n)
 {
-	int r = zf_segstore_verify_remote(st, loc, ret_tab, ret_n);
+	int r = zf_segstore_verify_remote(st, loc, ret_tab, ret_n, NULL);
 
 	fz_check(r == 0 || r == -EIO);
 	if (r == 0) {

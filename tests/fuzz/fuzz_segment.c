@@ -36,7 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct zf_segstore_opts so = { .cache_bytes = 8u << 20 };
+	struct zf_segstore_opts so = { .sc_cache_bytes = 8u << 20 };
 	uint8_t fsid[16] = { 0 };
 	uint64_t id = size >= 24 ? fz_le64(data + ZF_SEG_HDR_ID_OFF) : 1, fsize, off;
 	struct zf_segstore *st;
@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	/* errors: what is wrong is the store's business, that it is an errno ours */
-	r = zf_segstore_seg_check(st, id, &fsize);
+	r = zf_segstore_seg_check(st, id, &fsize, NULL);
 	fz_check(r <= 0 && r > -4096);
 	fz_check(r < 0 || fsize == size);
 	r = zf_segstore_resume(st, id, size < ZF_SEG_HDR_SIZE ? ZF_SEG_HDR_SIZE : size, 0);
@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		loc.disk_len = (uint32_t)disk;
 		loc.raw_len = zf_get32(h + ZF_SC_RAW_LEN_OFF);
-		r = zf_segstore_verify(st, &loc, &tab, &n);
+		r = zf_segstore_verify(st, &loc, &tab, &n, NULL);
 		fz_check(r <= 0 && r > -4096);
 		if (r == 0) {
 			uint64_t sum = 0;

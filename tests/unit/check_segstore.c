@@ -425,7 +425,7 @@ static void expect_eio(struct env *e, const struct zf_sc_loc *loc, const char *w
 	zf_segstore_cache_drop(e->st);
 	capture_begin(&c, e);
 	r1 = zf_segstore_read(e->st, loc, 0, loc->raw_len, buf);
-	r2 = zf_segstore_verify(e->st, loc, NULL, NULL);
+	r2 = zf_segstore_verify(e->st, loc, NULL, NULL, NULL);
 	log = capture_end(&c);
 	ck_assert_int_eq(r1, -EIO);
 	ck_assert_int_eq(r2, -EIO);
@@ -515,7 +515,7 @@ START_TEST(test_roundtrip)
 	}
 
 	/* the verified chunk table is the one appended */
-	ck_assert_int_eq(zf_segstore_verify(e.st, &text.loc, &table, &n), 0);
+	ck_assert_int_eq(zf_segstore_verify(e.st, &text.loc, &table, &n, NULL), 0);
 	ck_assert_uint_eq(n, text.n);
 	ck_assert(memcmp(table, text.chunks, n * sizeof(*table)) == 0);
 	free(table);
@@ -1013,7 +1013,7 @@ END_TEST
 
 START_TEST(test_cache_bound)
 {
-	struct zf_segstore_opts o = { .cache_bytes = 1 * MIB };
+	struct zf_segstore_opts o = { .sc_cache_bytes = 1 * MIB };
 	struct zf_segstore_stats s0, s;
 	struct tsc t[10], big;
 	struct env e;
@@ -1085,7 +1085,7 @@ START_TEST(test_missing_segment)
 	loc = t.loc;
 	loc.seg = 42;
 	ck_assert_int_eq(zf_segstore_read(e.st, &loc, 0, 1, &b), -ENOENT);
-	ck_assert_int_eq(zf_segstore_verify(e.st, &loc, NULL, NULL), -ENOENT);
+	ck_assert_int_eq(zf_segstore_verify(e.st, &loc, NULL, NULL, NULL), -ENOENT);
 
 	/* removed behind the store's back: noticed once the caches are dropped */
 	ck_assert_int_eq(zf_segstore_seal(e.st, NULL), 0);
@@ -1121,6 +1121,7 @@ START_TEST(test_damaged_header_and_healing)
 	struct zf_segstore_stats ss;
 	struct tsc t;
 	struct env e;
+	struct zf_seg_err err;
 	uint64_t size;
 	int pfd;
 	char path[PATH_MAX + 64];
@@ -1143,11 +1144,10 @@ START_TEST(test_damaged_header_and_healing)
 	seg_xor(&e, 1, 20, 0x01);
 	env_open_store(&e, NULL);
 	tsc_check(&e, &t);
-	ck_assert_int_eq(zf_segstore_seg_check(e.st, 1, &size), -EUCLEAN);
-	ck_assert_msg(strstr(zf_segstore_last_error(), "checksum"), "%s",
-		      zf_segstore_last_error());
+	ck_assert_int_eq(zf_segstore_seg_check(e.st, 1, &size, &err), -EUCLEAN);
+	ck_assert_msg(strstr(err.why, "checksum"), "%s", err.why);
 	ck_assert_int_eq(zf_segstore_seg_fix_header(e.st, 1), 0);
-	ck_assert_int_eq(zf_segstore_seg_check(e.st, 1, &size), 0);
+	ck_assert_int_eq(zf_segstore_seg_check(e.st, 1, &size, NULL), 0);
 	ck_assert_uint_eq(size, alen);
 
 	/* payload: EIO without a bucket */
@@ -1366,7 +1366,7 @@ static void *conc_reader(void *arg)
 
 START_TEST(test_concurrent_readers)
 {
-	struct zf_segstore_opts o = { .seg_limit = 256 * KIB, .cache_bytes = 300 * KIB };
+	struct zf_segstore_opts o = { .seg_limit = 256 * KIB, .sc_cache_bytes = 300 * KIB };
 	pthread_t th[CONC_READERS];
 	struct conc *c = zf_calloc(1, sizeof(*c));
 	struct env e;
