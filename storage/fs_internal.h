@@ -1,7 +1,8 @@
 /*
  * storage/fs_internal.h - in-memory state of the storage core, shared by
- * fs.c (lifetime, log, replay, checkpoints), fs_ns.c (namespace), fs_data.c
- * (data path) and check.c. Not a public interface.
+ * fs.c (lifetime, log, replay, checkpoints), fs_ns.c (namespace), the data
+ * path (fs_write.c, fs_read.c, fs_chunk.c, fs_range.c) and check.c. Not a
+ * public interface.
  *
  * Every durable mutation goes through fs_do(): the record is added to the
  * log's open transaction and then applied by fs_apply(), the same function
@@ -215,7 +216,7 @@ struct zf_fs {
 	 */
 	uint64_t open_first_seq;
 	struct zf_buf pending_seal; /* a seal found at open, logged once the log is open */
-	/* a full dev-dir (fs_data.c space_admit): free bytes when last asked */
+	/* a full dev-dir (fs_write.c space_admit): free bytes when last asked */
 	uint64_t space_free, space_ns, space_logged_ns;
 	int space_full;
 	zf_fs_admit_fn admit;	/* backpressure hook, called before a write */
@@ -296,20 +297,44 @@ static inline uint64_t zf_get64_id(const struct zf_chunk_id *id)
 	       (uint64_t)p[7] << 56;
 }
 
-/* ---- fs_data.c ---- */
+/* ---- the data path: fs_write.c, fs_read.c, fs_chunk.c, fs_range.c ---- */
+
+/* a streaming writer's buffer: one flush's worth and the tail it keeps */
+#define ZF_STREAM_BUF (ZF_FLUSH_FILE_BYTES + ZF_CHUNK_MAX)
+/* a flush gives up waiting for a natural resync this far past the change */
+#define ZF_RESYNC_LIMIT (1u << 20)
+
+/* fs_write.c: the write buffer */
+/* put data at off into in's write buffer, merging touching ranges */
+void fs_dirty_write(struct zf_fs *fs, struct zf_inode *in, uint64_t off, const void *data,
+		    size_t len);
+/* give a detached range back to the write buffer as it is (no copy): 0, or
+ * -EEXIST when it touches a buffered range (the caller merges by copying) */
+int fs_dirty_reattach(struct zf_fs *fs, struct zf_inode *in, const struct zf_dirty *nd);
+/* wb holds delta more (or fewer) buffered bytes */
+void fs_dirty_account(struct zf_fs *fs, struct zf_wbuf *wb, int64_t delta);
+/* drop an empty write buffer; the logged size is the size again */
+void fs_wbuf_put(struct zf_fs *fs, struct zf_inode *in);
+/* forget buffered bytes from offset from on (truncate) */
+void fs_file_drop_dirty(struct zf_fs *fs, struct zf_inode *in, uint64_t from);
+/* fs_read.c: stored (logged) bytes of [off, off+len): extents, holes as
+ * zeros; 0 or -EIO (logged with the inode and offset) */
+int fs_stored_read(struct zf_fs *fs, struct zf_inode *in, uint8_t *buf, uint64_t off,
+		   size_t len);
+/* fs_range.c: unmap [a, b) of a clean file (the caller flushed it) */
 void fs_file_unmap(struct zf_fs *fs, struct zf_inode *in, uint64_t a, uint64_t b);
-/* how much of a file's buffered data a flush chunks */
+/* fs_chunk.c: how much of a file's buffered data a flush chunks */
 #define ZF_FLUSH_ALL 0		/* everything (fsync, close, attribute changes) */
 #define ZF_FLUSH_KEEP_TAILS 1	/* not the unterminated chunk at the end of an
 				 * append, nor one before a gap, nor ranges past a
 				 * gap at the end of the file (a writer's flush) */
 #define ZF_FLUSH_KEEP_GAPS 2	/* not the unterminated chunk before a gap */
 int fs_file_flush(struct zf_fs *fs, struct zf_inode *in, int keep_tail);
-void fs_file_drop_dirty(struct zf_fs *fs, struct zf_inode *in, uint64_t from);
 /* flush every file; keep_gaps: files written in the last second keep
  * ZF_FLUSH_KEEP_GAPS (a periodic sync), else ZF_FLUSH_ALL */
 int fs_flush_all(struct zf_fs *fs, int keep_gaps);
-/* take fs->lock, ino's stored bytes that a flush reads fetched first without it */
+/* fs_read.c: take fs->lock, ino's stored bytes that a flush reads fetched
+ * first without it */
 void fs_lock_for_flush(struct zf_fs *fs, uint64_t ino);
 /* the same for every file with buffered data */
 void fs_lock_for_flush_all(struct zf_fs *fs);

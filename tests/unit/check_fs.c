@@ -748,8 +748,9 @@ END_TEST
 static size_t make_text(uint8_t *out, size_t len)
 {
 	const char *srcdir = getenv("srcdir") ? getenv("srcdir") : ".";
-	const char *files[] = { "storage/fs.c", "storage/fs_ns.c", "storage/fs_data.c",
-				"storage/mlog.c", "storage/check.c", "common/util.c" };
+	const char *files[] = { "storage/fs.c",	      "storage/fs_ns.c",   "storage/fs_write.c",
+				"storage/fs_read.c",  "storage/fs_chunk.c", "storage/fs_range.c",
+				"storage/mlog.c",     "storage/check.c",    "common/util.c" };
 	struct zf_buf words = { 0 };
 	size_t i, nw = 0, pos = 0;
 	char **w = NULL, path[1024];
