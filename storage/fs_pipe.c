@@ -26,9 +26,10 @@
  * ZF_PIPE_PACKS_PER_THREAD packs per worker are in flight, reaping the
  * appended ones themselves.
  *
- * Locking: pipe->lock guards the queues, states and counters below; the
- * workers take it and segment store locks, never fs->lock. Order:
- * fs->lock -> pipe->lock -> segstore locks (docs/ARCHITECTURE.md).
+ * Locking: pipe->lock guards the queues, states and counters below; it is
+ * a leaf, taken alone or under fs->lock and dropped before any segment
+ * store call and before fs->lock (fs_pipe.h). The workers take it and
+ * segment store locks (never together), never fs->lock.
  */
 #include "config.h"
 
@@ -64,7 +65,7 @@ struct zf_ra {
 
 struct zf_pipe {
 	struct zf_fs *fs;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;	/* a leaf; alone or under fs->lock (fs_pipe.h) */
 	pthread_cond_t work;	/* a pack or read-ahead to do, or stop */
 	pthread_cond_t done;	/* a pack changed state, or was reaped */
 	pthread_t *threads;

@@ -11,8 +11,16 @@
  * The same workers decompress super-chunks ahead of sequential readers into
  * the segment store's cache (read-ahead of local data).
  *
- * Lock order: fs->lock -> pipe->lock -> segstore locks. Workers never take
- * fs->lock, so fs->lock holders may wait for them.
+ * Locking: the pipe's lock guards its queues, pack states, spares, idle
+ * compressors, read-ahead ring and counters. It is taken alone or under
+ * fs->lock (submit, reap, fs_pack_cur, stats), and nothing is taken while
+ * it is held: it is dropped before every segment store call (a worker's
+ * append or read-ahead, an inline retry in reap) and before fs->lock
+ * (fs_pipe_throttle reaps). So: fs->lock -> pipe lock, and the pipe lock
+ * is a leaf. Workers never take fs->lock, so fs->lock holders may wait for
+ * them (the pipe's done condition, waited on with the pipe lock): a worker
+ * appending under the store's st->wlock never waits for fs->lock.
+ * Segment store locks and their order: storage/segstore_internal.h.
  */
 #ifndef ZF_STORAGE_FS_PIPE_H
 #define ZF_STORAGE_FS_PIPE_H
