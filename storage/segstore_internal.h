@@ -273,7 +273,8 @@ void zf_scent_free(struct zf_scent *e);
  * zf_sc_load_once, then what the bucket can do: fetched bytes that do not
  * verify are fetched once more straight from the bucket; a damaged local
  * copy is replaced by the bucket's verified copy (and served). Same
- * returns; err (may be NULL) says why the first attempt failed.
+ * returns; on failure err (may be NULL) says why the last copy tried
+ * failed (for a damaged local copy: the local copy's damage).
  */
 int zf_sc_load(struct zf_segstore *st, const struct zf_sc_loc *loc, struct zf_scent **ret_e,
 	       struct zf_sc_chunk **ret_chunks, uint32_t *ret_n, struct zf_seg_err *err);
