@@ -374,20 +374,11 @@ int zf_segstore_resume(struct zf_segstore *st, uint64_t open_seg, uint64_t commi
 
 	if (open_seg) {
 		zf_segstore_name(open_seg, name, sizeof(name));
-		fd = openat(st->dirfd, name, O_RDWR | O_CLOEXEC);
-		if (fd < 0) {
-			r = -errno;
+		r = zf_seg_open_hdr(st, open_seg, O_RDWR, h, &fd, &n, &why);
+		if (r == -ENOENT)
 			zf_err("cannot open segment '%s': %s", name, strerror(-r));
+		if (r < 0)
 			goto out_unlock;
-		}
-		n = zf_pread_full(fd, h, sizeof(h), 0);
-		if (n < 0) {
-			r = (int)n;
-			zf_err("cannot read segment '%s': %s", name, strerror(-r));
-			goto out_close;
-		}
-		why = n < (ssize_t)sizeof(h) ? "truncated segment header"
-					     : zf_seg_hdr_check(h, open_seg, st->fsid);
 		if (why) {
 			zf_err("cannot resume segment '%s': %s", name, why);
 			r = -EBADMSG;

@@ -81,6 +81,34 @@ static struct zf_segfd *zf_segfd_lookup_locked(struct zf_segstore *st, uint64_t 
 	return NULL;
 }
 
+int zf_seg_open_hdr(struct zf_segstore *st, uint64_t seg, int flags, uint8_t *h, int *ret_fd,
+		    ssize_t *ret_n, const char **ret_why)
+{
+	char name[32];
+	ssize_t n;
+	int fd, r;
+
+	zf_segstore_name(seg, name, sizeof(name));
+	fd = openat(st->dirfd, name, flags | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		if (r != -ENOENT)
+			zf_err("cannot open segment '%s': %s", name, strerror(-r));
+		return r;
+	}
+	n = zf_pread_full(fd, h, ZF_SEG_HDR_SIZE, 0);
+	if (n < 0) {
+		zf_err("cannot read segment '%s': %s", name, strerror((int)-n));
+		close(fd);
+		return (int)n;
+	}
+	*ret_fd = fd;
+	*ret_n = n;
+	*ret_why = n < (ssize_t)ZF_SEG_HDR_SIZE ? "truncated segment header"
+						: zf_seg_hdr_check(h, seg, st->fsid);
+	return 0;
+}
+
 int zf_segfd_get(struct zf_segstore *st, uint64_t seg, struct zf_segfd **ret_f,
 		 struct zf_seg_err *err)
 {
@@ -101,21 +129,9 @@ int zf_segfd_get(struct zf_segstore *st, uint64_t seg, struct zf_segfd **ret_f,
 
 	/* open outside the lock: other readers keep using cached fds */
 	zf_segstore_name(seg, name, sizeof(name));
-	fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		if (r != -ENOENT)
-			zf_err("cannot open segment '%s': %s", name, strerror(-r));
+	r = zf_seg_open_hdr(st, seg, O_RDONLY, h, &fd, &n, &why);
+	if (r < 0)
 		return r;
-	}
-	n = zf_pread_full(fd, h, sizeof(h), 0);
-	if (n < 0) {
-		r = (int)n;
-		zf_err("cannot read segment '%s': %s", name, strerror(-r));
-		goto out_close;
-	}
-	why = n < (ssize_t)sizeof(h) ? "truncated segment header"
-				     : zf_seg_hdr_check(h, seg, st->fsid);
 	/*
 	 * Every super-chunk verifies on its own (its header names the
 	 * segment, its chunks are keyed hashes): a damaged segment header

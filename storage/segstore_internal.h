@@ -225,6 +225,14 @@ int zf_segfd_exists(struct zf_segstore *st, uint64_t seg);
 int zf_segfd_get(struct zf_segstore *st, uint64_t seg, struct zf_segfd **ret_f,
 		 struct zf_seg_err *err);
 void zf_segfd_put(struct zf_segstore *st, struct zf_segfd *f);
+/*
+ * Open segment seg (open(2) flags) and read its header into h (64 bytes):
+ * 0 with *ret_fd (the caller closes it), *ret_n (header bytes read) and
+ * *ret_why (NULL: the header is good and this segment's, else what is
+ * wrong); -ENOENT (not logged) or -errno (logged). No lock.
+ */
+int zf_seg_open_hdr(struct zf_segstore *st, uint64_t seg, int flags, uint8_t *h, int *ret_fd,
+		    ssize_t *ret_n, const char **ret_why);
 /* close every cached fd (users keep theirs until they put it); takes st->lock */
 void zf_segfd_flush(struct zf_segstore *st);
 /* write bytes [off, off + len) of segment seg in place, durably; no lock */
