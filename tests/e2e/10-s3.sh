@@ -16,23 +16,14 @@ if [ ! -x "$TOOL" ]; then
 	echo "no '$TOOL': build the tree first"
 	exit 1
 fi
-s3rver_require
-s3rver_install || exit 1
-s3rver_start "$T/s3" zf-test || exit 1
-echo "# s3rver on $S3_ENDPOINT"
-
-s3rver_identity
+s3rver_up zf-test
 B=s3://zf-test/t1
 
 ot() { "$TOOL" --endpoint "$S3_ENDPOINT" "$@"; }
 # slice FILE OFF LEN: the bytes a range read must return
 slice() { tail -c +$(($2 + 1)) "$1" | head -c "$3"; }
 # keys (under t1/) as the aws CLI lists them, one a line, sorted
-aws_keys() {
-	aws_s3api list-objects-v2 --bucket zf-test --prefix "t1/$1" "${@:2}" \
-		--query 'Contents[].Key' --output json |
-		python3 -c 'import json,sys; [print(k[3:]) for k in sorted(json.load(sys.stdin) or [])]'
-}
+aws_keys() { aws_list_keys zf-test t1 "$@"; }
 
 head -c 1000003 /dev/urandom >"$T/small"
 head -c $((20 * 1024 * 1024 + 12345)) /dev/urandom >"$T/big"

@@ -13,9 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 require_fuse
-for c in rsync setfattr setfacl python3; do
-	command -v $c >/dev/null || { echo "SKIP: '$c' is needed (Debian: rsync attr acl python3)"; exit 77; }
-done
+require_cmds "Debian: rsync attr acl python3" rsync setfattr setfacl python3
 D=$T/dev M=$T/mnt B=$T/dev.bucket
 URL=file://$B
 if [ -n "${ZF_SANITIZED:-}" ]; then
@@ -23,11 +21,10 @@ if [ -n "${ZF_SANITIZED:-}" ]; then
 else
 	big=40000000 crash_mb=64 flaky_mb=40
 fi
-# daemons this script started (the background ones keep their argv)
-daemon_pid() { pgrep -f -- "zerofs mount .*$1 $2\$"; }
-cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; $cleanup_hooks"
-# the bytes fetched so far and the fetch-cache misses of a mount
-fetch_misses() { "$ZEROFS" stats "$1" | sed -n 's/^fetch cache: .*, \([0-9]*\) misses.*/\1/p'; }
+kill_daemons_at_exit
+# a segment object, and the names of them all: files in the bucket's directory
+bucket_seg() { echo "$B/seg/$1.zseg"; }
+bucket_segs() { ls "$B/seg"; }
 
 test_expect_success 'mkfs: the bucket defaults to <dev-dir>.bucket' '
 	$ZEROFS mkfs "$D" | grep -qF "(object store: $URL)" &&
@@ -53,23 +50,13 @@ test_expect_success 'evicted data reads back byte-identical through ranged fetch
 	zf_mount "$D" "$M" -o cache_size=8M &&
 	cmp "$T/ref/big" "$M/big" && same_tree "$T/ref" "$M" &&
 	test "$(zf_stat "$M" "fetched")" -gt 0 && test "$(fetch_misses "$M")" -gt 0 &&
-	ls "$D/cache" | grep -q "\.sc\$" &&
-	for f in "$D"/cache/*.sc; do
-		n=${f##*/} && seg=${n%%-*} && off=$((16#$(echo "${n#*-}" | cut -d. -f1))) &&
-		len=$(stat -c %s "$f") &&
-		test "$len" -lt "$(stat -c %s "$B/seg/$seg.zseg")" &&
-		tail -c +$((off + 1)) "$B/seg/$seg.zseg" | head -c "$len" | cmp - "$f" || exit 1
-	done
+	cached_slices_match "$D" bucket_seg
 '
 test_expect_success 'while it is mounted, a second writer on the bucket is refused, holder named' '
-	pid=$(daemon_pid "$D" "$M") &&
+	pid=$(zf_daemon_pid "$D" "$M") &&
 	for i in $(seq 1 300); do grep -q "^holder .* pid $pid\$" "$B/lease" && break; sleep 0.1; done &&
 	$ZEROFS mkfs --restore "$URL" "$T/dev2" | grep -q "restored" &&
-	mkdir -p "$T/mnt2" &&
-	! timeout 60 $ZEROFS mount "$T/dev2" "$T/mnt2" 2>"$T/err" &&
-	! mountpoint -q "$T/mnt2" && cat "$T/err" &&
-	grep -q "in use by $(hostname) pid $pid (dev-dir '\''$D'\'')" "$T/err" &&
-	grep -qF "zerofs lease-break $URL" "$T/err"
+	mount_busy "$T/dev2" "$T/mnt2" "$URL" "$(hostname) pid $pid (dev-dir '\''$D'\'')"
 '
 test_expect_success 'mkfs --restore: once the writer is gone, the restored dev-dir holds the same tree' '
 	zf_umount "$M" && test ! -e "$B/lease" &&
@@ -85,11 +72,9 @@ test_expect_success 'mount of an empty dev-dir with -o remote=URL restores it to
 test_expect_success 'a live lease of another host refuses the mount; zerofs lease-break frees it' '
 	printf "zerofs-lease 1\nid 0123456789abcdef0123456789abcdef\nholder elsewhere.example pid 4242\nexpires %s\ntoken 7\n" \
 		$(($(date +%s) + 3600)) >"$B/lease" &&
-	! timeout 60 $ZEROFS mount "$D" "$M" 2>"$T/err" && ! mountpoint -q "$M" &&
-	grep -q "in use by elsewhere.example pid 4242" "$T/err" &&
-	grep -qF "zerofs lease-break $URL" "$T/err" &&
+	mount_busy "$D" "$M" "$URL" "elsewhere.example pid 4242" &&
 	$ZEROFS lease-break "$URL" | grep -q "removed" && test ! -e "$B/lease" &&
-	zf_mount "$D" "$M" && pid=$(daemon_pid "$D" "$M") &&
+	zf_mount "$D" "$M" && pid=$(zf_daemon_pid "$D" "$M") &&
 	for i in $(seq 1 300); do
 		grep -q "^holder $(hostname) pid $pid\$" "$B/lease" && break
 		sleep 0.1
@@ -98,61 +83,22 @@ test_expect_success 'a live lease of another host refuses the mount; zerofs leas
 	zf_umount "$M"
 '
 test_expect_success 'kill -9 while segments go up to a slow store (1 s a request)' '
-	echo "url fault:latency=1000;$URL" >"$D/remote.conf" &&
-	zf_mount "$D" "$M" &&
-	head -c ${crash_mb}M /dev/urandom >"$T/ref/crash" &&
-	cp -p "$T/ref/crash" "$M/crash" && sync "$M/crash" && touch -r "$M" "$T/ref" &&
-	for i in $(seq 1 600); do
-		test "$(zf_stat "$M" "uploaded")" -ge $((16 << 20)) && break
-		sleep 0.1
-	done &&
-	test "$(zf_stat "$M" "pending upload")" -gt $((16 << 20)) &&
-	kill -9 $(daemon_pid "$D" "$M") && fusermount3 -uz "$M" &&
-	flock -w 60 "$D/lock" true && grep -q "^holder $(hostname) " "$B/lease" &&
-	zf_fsck_clean "$D"
+	kill_during_uploads "$D" "$M" "$URL" $crash_mb &&
+	grep -q "^holder $(hostname) " "$B/lease" && zf_fsck_clean "$D"
 '
 test_expect_success 'remount on this host takes the dead daemon'\''s lease over; uploads resume; nothing lost' '
-	echo "url $URL" >"$D/remote.conf" &&
-	zf_mount "$D" "$M" 2>"$T/err" && cat "$T/err" &&
-	grep -q "taking over the lease of .* no process holds any more" "$T/err" &&
-	cmp "$T/ref/crash" "$M/crash" && $ZEROFS sync "$M" &&
-	test "$(zf_stat "$M" "pending upload")" = 0 &&
-	test "$(zf_stat "$M" "uploaded")" -lt $((crash_mb << 20)) &&
-	zf_umount "$M" &&
-	$ZEROFS mkfs --restore "$URL" "$T/dev4" && zf_mount "$T/dev4" "$T/mnt4" -o cache_size=8M &&
-	same_tree "$T/ref" "$T/mnt4" && zf_umount "$T/mnt4" && zf_fsck_clean "$T/dev4" &&
-	zf_fsck_clean "$D"
+	remount_takes_lease "$D" "$M" "$URL" $crash_mb &&
+	restore_same "$URL" "$T/dev4" "$T/mnt4" && zf_fsck_clean "$D"
 '
-# seed 8 fails the 5th request of each store (for uploads: the first round's
-# lease check) and 6 of the first 40: failures are certain, not just likely
 test_expect_success 'faults: 10 % of requests fail, 300 ms each, during a copy; intact after sync + remount' '
-	echo "url fault:rate=0.1,latency=300,seed=8;$URL" >"$D/remote.conf" &&
-	zf_mount_fg "$D" "$M" "$T/flaky.log" -o cache_size=16M &&
-	head -c ${flaky_mb}M /dev/urandom >"$T/ref/flaky" && cp -a "$T/ref/dir" "$T/ref/dir-flaky" &&
-	cp -p "$T/ref/flaky" "$M/flaky" && cp -a "$T/ref/dir" "$M/dir-flaky" && touch -r "$M" "$T/ref" &&
-	$ZEROFS sync "$M" && test "$(zf_stat "$M" "pending upload")" = 0 &&
-	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
-	grep -q "failed: Input/output error (retrying" "$T/flaky.log" &&
-	rm -f "$D"/cache/* && zf_mount "$D" "$M" -o cache_size=8M &&
-	same_tree "$T/ref" "$M" && zf_umount "$M"
+	flaky_copy "$D" "$M" "$URL" $flaky_mb
 '
 test_expect_success 'an outage mid-copy: local work goes on, the backlog grows, a sync waits (stats answer), all drains by itself' '
 	echo "url fault:outage_file=$T/outage;$URL" >"$D/remote.conf" &&
 	zf_mount_fg "$D" "$M" "$T/outage.log" -o cache_size=256M,max_delay=1 &&
 	head -c 20M /dev/urandom >"$T/ref/out1" && head -c 40M /dev/urandom >"$T/ref/out2" &&
 	cp -p "$T/ref/out1" "$M/out1" && $ZEROFS sync "$M" &&
-	touch "$T/outage" &&
-	cp -p "$T/ref/out2" "$M/out2" && mkdir "$M/during" "$T/ref/during" &&
-	for i in $(seq 1 600); do
-		grep -q "upload to .* failed: Connection refused" "$T/outage.log" && break
-		sleep 0.1
-	done &&
-	p1=$(zf_stat "$M" "pending upload") && test "$p1" -ge 40000000 &&
-	$ZEROFS stats "$M" | awk '\''/^recovery point:/ { exit !($3 > 0) }'\'' &&
-	cmp "$T/ref/out1" "$M/out1" && cmp "$T/ref/out2" "$M/out2" &&
-	cp -a "$T/ref/dir/rand" "$M/during/rand" && cp -a "$T/ref/dir/rand" "$T/ref/during/rand" &&
-	sync "$M/during/rand" &&
-	test "$(zf_stat "$M" "pending upload")" -gt "$p1" || exit 1
+	touch "$T/outage" && outage_grows "$M" "$T/outage.log" 600 || exit 1
 	# a zerofs sync waits through the outage; stats answer meanwhile
 	( $ZEROFS sync "$M"; echo $? >"$T/sync.rc" ) &
 	for i in $(seq 1 100); do
@@ -185,18 +131,9 @@ test_expect_success 'a mount during an outage serves local data; evicted data: E
 '
 test_expect_success 'a corrupted segment object: EIO naming the inode of its file, other files fine' '
 	echo "url $URL" >"$D/remote.conf" &&
-	zf_mount "$D" "$M" -o cache_size=1M && $ZEROFS sync "$M" && ls "$B/seg" >"$T/segs" &&
-	head -c 20M /dev/urandom >"$T/ref/victim" && cp -p "$T/ref/victim" "$M/victim" &&
-	$ZEROFS sync "$M" && touch -r "$M" "$T/ref" && zf_umount "$M" &&
-	seg=$(ls "$B/seg" | comm -13 "$T/segs" - | head -n 1) && test -n "$seg" &&
+	victim_seg "$D" "$M" bucket_segs && seg=$(cat "$T/victim.seg") &&
 	off=$(($(stat -c %s "$B/seg/$seg") / 2)) && flip_byte "$B/seg/$seg" $off &&
-	rm -f "$D"/cache/* && zf_mount_fg "$D" "$M" "$T/bad.log" -o cache_size=1M &&
-	ino=$(stat -c %i "$M/victim") &&
-	! cat "$M/victim" >/dev/null 2>"$T/err" && grep -q "Input/output error" "$T/err" &&
-	grep -q "cannot read inode $ino at offset" "$T/bad.log" &&
-	cmp "$T/ref/big" "$M/big" && cmp "$T/ref/crash" "$M/crash" &&
-	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
-	expect_code 4 $ZEROFS fsck --verify-data "$D" &&
+	victim_eio "$D" "$M" &&
 	flip_byte "$B/seg/$seg" $off && zf_fsck_clean "$D"
 '
 test_expect_success 'the bucket restores everything once more, and the restored copy writes on' '

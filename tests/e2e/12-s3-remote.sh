@@ -11,16 +11,8 @@
 . "$(dirname "$0")/remote-lib.sh"
 . "$(dirname "$0")/s3rver.sh"
 require_fuse
-for c in rsync setfattr setfacl python3 openssl; do
-	command -v $c >/dev/null ||
-		{ echo "SKIP: '$c' is needed (Debian: rsync attr acl python3 openssl)"; exit 77; }
-done
-s3rver_require
-s3rver_install || exit 1
-s3rver_start "$T/s3" zf-test || exit 1
-echo "# s3rver on $S3_ENDPOINT"
-
-s3rver_identity
+require_cmds "Debian: rsync attr acl python3 openssl" rsync setfattr setfacl python3 openssl
+s3rver_up zf-test
 
 D=$T/dev M=$T/mnt
 URL="s3://zf-test/fs1?endpoint=$S3_ENDPOINT"
@@ -32,15 +24,9 @@ fi
 # measurements go to the TAP output as comments (steps' own output is captured)
 exec 3>&1
 secs() { awk "BEGIN { printf \"%.1f\", $2 - $1 }"; }
-daemon_pid() { pgrep -f -- "zerofs mount .*$1 $2\$"; }
-cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; $cleanup_hooks"
-fetch_misses() { "$ZEROFS" stats "$1" | sed -n 's/^fetch cache: .*, \([0-9]*\) misses.*/\1/p'; }
+kill_daemons_at_exit
 # keys under fs1/ as the aws CLI lists them, one a line, sorted
-aws_keys() {
-	aws_s3api list-objects-v2 --bucket zf-test --prefix "fs1/${1:-}" \
-		--query 'Contents[].Key' --output json |
-		python3 -c 'import json,sys; [print(k[4:]) for k in sorted(json.load(sys.stdin) or [])]'
-}
+aws_keys() { aws_list_keys zf-test fs1 "${1:-}"; }
 # segment GETs answered 206 Partial Content, from the server's log
 partial_gets() { grep -ac "seg/[0-9a-f]*\.zseg 206 " "$T/s3.log"; }
 # total bytes of the segment objects, as the aws CLI lists them
@@ -50,6 +36,9 @@ aws_seg_bytes() {
 		python3 -c 'import json,sys; print(sum(json.load(sys.stdin) or []))'
 }
 aws_get() { aws_s3api get-object --bucket zf-test --key "fs1/$1" "$2" >/dev/null; }
+# a segment object, fetched by the aws CLI into $T/seg
+aws_seg() { aws_get "seg/$1.zseg" "$T/seg" && echo "$T/seg"; }
+aws_segs() { aws_keys seg/; }
 # N MiB of a reproducible pseudo-random stream (compared without a copy on disk)
 stream() { openssl enc -aes-128-ctr -pass pass:zerofs -nosalt -pbkdf2 </dev/zero 2>/dev/null | head -c "$1"M; }
 
@@ -75,23 +64,16 @@ test_expect_success 'evicted data reads back byte-identical through ranged GETs 
 	cmp "$T/ref/big" "$M/big" && same_tree "$T/ref" "$M" &&
 	test "$(zf_stat "$M" "fetched")" -gt 0 && test "$(fetch_misses "$M")" -gt 0 &&
 	test "$(partial_gets)" -ge $((n0 + $(fetch_misses "$M"))) &&
-	for f in "$D"/cache/*.sc; do
-		n=${f##*/} && seg=${n%%-*} && off=$((16#$(echo "${n#*-}" | cut -d. -f1))) &&
-		len=$(stat -c %s "$f") && aws_get "seg/$seg.zseg" "$T/seg" &&
-		test "$len" -lt "$(stat -c %s "$T/seg")" &&
-		tail -c +$((off + 1)) "$T/seg" | head -c "$len" | cmp - "$f" || exit 1
-	done
+	cached_slices_match "$D" aws_seg
 '
 test_expect_success 'while it is mounted, a second writer on the bucket is refused, holder named' '
-	pid=$(daemon_pid "$D" "$M") &&
+	pid=$(zf_daemon_pid "$D" "$M") &&
 	for i in $(seq 1 300); do
 		aws_get lease "$T/lease" && grep -q "pid $pid\$" "$T/lease" && break
 		sleep 0.1
 	done &&
-	$ZEROFS mkfs --restore "$URL" "$T/dev2" | grep -q "restored" && mkdir -p "$T/mnt2" &&
-	! timeout 60 $ZEROFS mount "$T/dev2" "$T/mnt2" 2>"$T/err" && ! mountpoint -q "$T/mnt2" &&
-	cat "$T/err" && grep -q "in use by $(hostname) pid $pid (dev-dir '\''$D'\'')" "$T/err" &&
-	grep -qF "zerofs lease-break $URL" "$T/err"
+	$ZEROFS mkfs --restore "$URL" "$T/dev2" | grep -q "restored" &&
+	mount_busy "$T/dev2" "$T/mnt2" "$URL" "$(hostname) pid $pid (dev-dir '\''$D'\'')"
 '
 test_expect_success 'restore from the bucket alone: mkfs --restore and mount -o remote= give the same tree' '
 	zf_umount "$M" && aws_keys >"$T/keys" && ! grep -qx lease "$T/keys" &&
@@ -113,39 +95,15 @@ test_expect_success 'wrong credentials: a clear error at mount and at restore, e
 	aws_keys >"$T/keys" && ! grep -qx lease "$T/keys"
 '
 test_expect_success 'kill -9 while segments go up to a slow store (fault: 1 s a request around s3://)' '
-	echo "url fault:latency=1000;$URL" >"$D/remote.conf" &&
-	zf_mount "$D" "$M" &&
-	head -c ${crash_mb}M /dev/urandom >"$T/ref/crash" &&
-	cp -p "$T/ref/crash" "$M/crash" && sync "$M/crash" && touch -r "$M" "$T/ref" &&
-	for i in $(seq 1 600); do
-		test "$(zf_stat "$M" "uploaded")" -ge $((16 << 20)) && break
-		sleep 0.1
-	done &&
-	test "$(zf_stat "$M" "pending upload")" -gt $((16 << 20)) &&
-	kill -9 $(daemon_pid "$D" "$M") && fusermount3 -uz "$M" &&
-	flock -w 60 "$D/lock" true && aws_get lease "$T/lease" && zf_fsck_clean "$D"
+	kill_during_uploads "$D" "$M" "$URL" $crash_mb &&
+	aws_get lease "$T/lease" && grep -q "^holder $(hostname) " "$T/lease" && zf_fsck_clean "$D"
 '
 test_expect_success 'remount takes the dead daemon'\''s lease over; uploads resume; a restore has it all' '
-	echo "url $URL" >"$D/remote.conf" &&
-	zf_mount "$D" "$M" 2>"$T/err" && cat "$T/err" &&
-	grep -q "taking over the lease of .* no process holds any more" "$T/err" &&
-	$ZEROFS sync "$M" && test "$(zf_stat "$M" "pending upload")" = 0 &&
-	test "$(zf_stat "$M" "uploaded")" -lt $((crash_mb << 20)) &&
-	cmp "$T/ref/crash" "$M/crash" && zf_umount "$M" &&
-	$ZEROFS mkfs --restore "$URL" "$T/dev4" && zf_mount "$T/dev4" "$T/mnt4" -o cache_size=8M &&
-	same_tree "$T/ref" "$T/mnt4" && zf_umount "$T/mnt4" && zf_fsck_clean "$T/dev4"
+	remount_takes_lease "$D" "$M" "$URL" $crash_mb &&
+	restore_same "$URL" "$T/dev4" "$T/mnt4"
 '
-# seed 8 fails the 5th request of each store and 6 of the first 40 (see 11-remote.sh)
 test_expect_success 'faults: 10 % of requests fail, 300 ms each, during a copy; intact after sync + remount' '
-	echo "url fault:rate=0.1,latency=300,seed=8;$URL" >"$D/remote.conf" &&
-	zf_mount_fg "$D" "$M" "$T/flaky.log" -o cache_size=16M &&
-	head -c ${flaky_mb}M /dev/urandom >"$T/ref/flaky" && cp -a "$T/ref/dir" "$T/ref/dir-flaky" &&
-	cp -p "$T/ref/flaky" "$M/flaky" && cp -a "$T/ref/dir" "$M/dir-flaky" && touch -r "$M" "$T/ref" &&
-	$ZEROFS sync "$M" && test "$(zf_stat "$M" "pending upload")" = 0 &&
-	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
-	grep -q "failed: Input/output error (retrying" "$T/flaky.log" &&
-	rm -f "$D"/cache/* && zf_mount "$D" "$M" -o cache_size=8M &&
-	same_tree "$T/ref" "$M" && zf_umount "$M"
+	flaky_copy "$D" "$M" "$URL" $flaky_mb
 '
 test_expect_success 'outage, before: a copy synced to the server' '
 	echo "url $URL" >"$D/remote.conf" &&
@@ -155,16 +113,7 @@ test_expect_success 'outage, before: a copy synced to the server' '
 '
 s3rver_stop
 test_expect_success 'outage, the server stopped: local reads and writes go on, the backlog grows' '
-	cp -p "$T/ref/out2" "$M/out2" && mkdir "$M/during" "$T/ref/during" &&
-	for i in $(seq 1 900); do
-		grep -q "upload to .* failed: Connection refused" "$T/outage.log" && break
-		sleep 0.1
-	done &&
-	p1=$(zf_stat "$M" "pending upload") && test "$p1" -ge 40000000 &&
-	$ZEROFS stats "$M" | awk '\''/^recovery point:/ { exit !($3 > 0) }'\'' &&
-	cmp "$T/ref/out1" "$M/out1" && cmp "$T/ref/out2" "$M/out2" &&
-	cp -a "$T/ref/dir/rand" "$M/during/rand" && cp -a "$T/ref/dir/rand" "$T/ref/during/rand" &&
-	sync "$M/during/rand" && test "$(zf_stat "$M" "pending upload")" -gt "$p1" &&
+	outage_grows "$M" "$T/outage.log" 900 &&
 	! timeout 60 cat "$M/big" >/dev/null 2>"$T/err" && grep -q "Input/output error" "$T/err" &&
 	grep -q "cannot read inode $(stat -c %i "$M/big") at offset" "$T/outage.log"
 '
@@ -172,25 +121,14 @@ S3RVER_PORT=$S3_PORT s3rver_start "$T/s3" zf-test || exit 1
 test_expect_success 'outage, the server back on the same endpoint: the backlog drains by itself, nothing lost' '
 	wait_drained "$M" 90 && touch -r "$M/during" "$T/ref/during" && touch -r "$M" "$T/ref" &&
 	same_tree "$T/ref" "$M" && zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
-	rm -rf "$T/dev4" && $ZEROFS mkfs --restore "$URL" "$T/dev4" &&
-	zf_mount "$T/dev4" "$T/mnt4" -o cache_size=8M && same_tree "$T/ref" "$T/mnt4" &&
-	zf_umount "$T/mnt4"
+	rm -rf "$T/dev4" && restore_same "$URL" "$T/dev4" "$T/mnt4"
 '
 test_expect_success 'a corrupted segment object (rewritten by aws): EIO naming the inode, other files fine' '
-	zf_mount "$D" "$M" -o cache_size=1M && $ZEROFS sync "$M" && aws_keys seg/ >"$T/segs" &&
-	head -c 20M /dev/urandom >"$T/ref/victim" && cp -p "$T/ref/victim" "$M/victim" &&
-	$ZEROFS sync "$M" && touch -r "$M" "$T/ref" && zf_umount "$M" &&
-	seg=$(aws_keys seg/ | comm -13 "$T/segs" - | head -n 1) && test -n "$seg" &&
+	victim_seg "$D" "$M" aws_segs && seg=$(cat "$T/victim.seg") &&
 	aws_get "$seg" "$T/good" && cp "$T/good" "$T/bad" &&
 	flip_byte "$T/bad" $(($(stat -c %s "$T/bad") / 2)) &&
 	aws_s3api put-object --bucket zf-test --key "fs1/$seg" --body "$T/bad" >/dev/null &&
-	rm -f "$D"/cache/* && zf_mount_fg "$D" "$M" "$T/bad.log" -o cache_size=1M &&
-	ino=$(stat -c %i "$M/victim") &&
-	! cat "$M/victim" >/dev/null 2>"$T/err" && grep -q "Input/output error" "$T/err" &&
-	grep -q "cannot read inode $ino at offset" "$T/bad.log" &&
-	cmp "$T/ref/big" "$M/big" && cmp "$T/ref/crash" "$M/crash" &&
-	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")" &&
-	expect_code 4 $ZEROFS fsck --verify-data "$D" &&
+	victim_eio "$D" "$M" &&
 	aws_s3api put-object --bucket zf-test --key "fs1/$seg" --body "$T/good" >/dev/null &&
 	zf_fsck_clean "$D"
 '

@@ -26,12 +26,11 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 require_fuse
-for c in rsync python3; do
-	command -v $c >/dev/null || { echo "SKIP: '$c' is needed (Debian: rsync python3)"; exit 77; }
-done
+require_cmds "Debian: rsync python3" rsync python3
 D=$T/dev M=$T/mnt B=$T/dev.bucket
 URL=file://$B
-cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; umount -l '$T/full' 2>/dev/null; $cleanup_hooks"
+cleanup_hooks="umount -l '$T/full' 2>/dev/null; $cleanup_hooks"
+kill_daemons_at_exit
 
 # one round of writes: a new directory of files, an overwrite, a chmod; then a
 # sync. rsync compares contents (--checksum): d1/f2 keeps its size, and two
@@ -98,17 +97,8 @@ other_of() {
 	middle) echo "$T/base.bucket/$OLDEST" ;; head) echo "$T/old.head" ;;
 	esac
 }
-damage() {
-	local f=$B/$(key_of $1) size
-	size=$(stat -c %s "$f") || return 1
-	case $2 in
-	start) flip_byte "$f" 0 ;;
-	mid) flip_byte "$f" $((size / 2)) ;;
-	end) flip_byte "$f" $((size - 1)) ;;
-	trunc) truncate -s $((size / 2)) "$f" ;;
-	delete) rm "$f" ;;
-	replace) cp "$(other_of $1)" "$f" ;;
-	esac
+damage() { # KIND HOW
+	damage_file "$B/$(key_of $1)" $2 "$(other_of $1)"
 }
 
 # damage_case KIND OP RESTORE ALLOW_LOSS FSCK FSCK_VERIFY: the exit codes expected

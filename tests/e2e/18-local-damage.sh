@@ -18,14 +18,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/remote-lib.sh"
 require_fuse
-command -v python3 >/dev/null || { echo "SKIP: python3 is needed"; exit 77; }
+require_cmds "Debian: python3" python3
 REF=$T/ref M=$T/mnt
-cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; $cleanup_hooks"
-
-kill_daemon() { # DEV MNT
-	kill -9 $(pgrep -f -- "zerofs mount .*$1 $2\$") && fusermount3 -uz "$2" &&
-		flock -w 60 "$1/lock" true
-}
+kill_daemons_at_exit
 
 # the reference filesystem and a foreign one (the source of "another valid
 # object of the same kind")
@@ -49,13 +44,13 @@ setup() {
 		(cd "$M" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$REF/sums" &&
 		(cd "$M" && find . -type f -printf '%i %p\n') >"$REF/inos" &&
 		(cd "$M" && find . -printf '%i\n' | sort -u | wc -l) >"$REF/inodes" &&
-		kill_daemon "$D" "$M" &&
+		zf_kill9 "$D" "$M" &&
 		ls "$D"/meta/log.* >/dev/null && test -s "$D/meta/synced" &&
 		test -e "$D/seg/0000000000000002.zseg" &&
 		rm -f "$D.bucket/lease" &&
 		$ZEROFS mkfs "$T/other/dev" >/dev/null && zf_mount "$T/other/dev" "$T/omnt" &&
 		seq 1 5000 >"$T/omnt/x" && zf_umount "$T/omnt" && zf_mount "$T/other/dev" "$T/omnt" &&
-		seq 1 7000 >"$T/omnt/y" && $ZEROFS sync "$T/omnt" && kill_daemon "$T/other/dev" "$T/omnt"
+		seq 1 7000 >"$T/omnt/y" && $ZEROFS sync "$T/omnt" && zf_kill9 "$T/other/dev" "$T/omnt"
 }
 
 # target KIND DEV: the file a case damages
@@ -76,19 +71,6 @@ replacement() {
 	seg) echo "$2/seg/0000000000000002.zseg" ;;
 	state) printf 'seq 1\nseg 0\nckpt 0\nclaim 1\n' >"$T/state.other" && echo "$T/state.other" ;;
 	*) target "$1" "$T/other/dev" ;;
-	esac
-}
-
-damage() { # FILE HOW REPLACEMENT
-	local f=$1 size
-	size=$(stat -c %s "$f")
-	case $2 in
-	start) flip_byte "$f" 1 ;;
-	middle) flip_byte "$f" $((size / 2)) ;;
-	end) flip_byte "$f" $((size - 1)) ;;
-	truncate) truncate -s $((size / 2)) "$f" ;;
-	delete) rm "$f" ;;
-	replace) cp "$3" "$f" ;;
 	esac
 }
 
@@ -147,7 +129,8 @@ run_case() {
 		else
 			echo "url none" >"$D/remote.conf"
 		fi || return 1
-	f=$(target "$kind" "$D") && test -e "$f" && damage "$f" "$how" "$(replacement "$kind" "$D")" ||
+	f=$(target "$kind" "$D") && test -e "$f" &&
+		damage_file "$f" "$how" "$(replacement "$kind" "$D")" 1 ||
 		{ echo "cannot damage $kind ($how)"; return 1; }
 	n_ref=$(cat "$REF/inodes")
 	rc1=0 && $ZEROFS fsck --verify-data "$D" >"$C/fsck1" 2>&1 || rc1=$?

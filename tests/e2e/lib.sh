@@ -45,6 +45,16 @@ test_done() {
 	[ "$failed" -eq 0 ]
 }
 
+# require_cmds 'Debian: PACKAGES' CMD...: skip (77, naming what is missing
+# and where it comes from) unless every CMD is installed
+require_cmds() {
+	local hint=$1 c
+	shift
+	for c in "$@"; do
+		command -v "$c" >/dev/null || { echo "SKIP: '$c' is needed ($hint)"; exit 77; }
+	done
+}
+
 # ---- mounts ----
 
 # skip (77, with a reason) when this machine cannot mount FUSE
@@ -84,4 +94,23 @@ zf_umount() {
 # fsck must be clean, with data verified
 zf_fsck_clean() {
 	"$ZEROFS" fsck --verify-data "$1"
+}
+
+# ---- daemons ----
+
+# kill_daemons_at_exit: the EXIT trap kill -9s every daemon mounting
+# something under $T (a failed step can leave one behind)
+kill_daemons_at_exit() {
+	cleanup_hooks="kill -9 \$(pgrep -f -- 'zerofs mount .*$T/') 2>/dev/null; $cleanup_hooks"
+}
+
+# zf_daemon_pid DEV MNT: the pid of the daemon serving DEV on MNT
+zf_daemon_pid() {
+	pgrep -f -- "zerofs mount .*$1 $2\$"
+}
+
+# zf_kill9 DEV MNT: kill -9 that daemon, drop its dead mount, and return once
+# the dev-dir's lock is free (the daemon is gone)
+zf_kill9() {
+	kill -9 $(zf_daemon_pid "$1" "$2") && fusermount3 -uz "$2" && flock -w 60 "$1/lock" true
 }

@@ -18,6 +18,13 @@
 #   s3rver_identity         the test's own identity (s3rver's built-in key
 #                           pair) for zerofs and aws; no user config read
 #   aws_s3api ARGS...       Debian's aws CLI against the server
+#   s3rver_up BUCKET        what a test does first: require (exit 77
+#                           without), install, start in $T/s3 (its log
+#                           $T/s3.log) with BUCKET, print the endpoint as a
+#                           TAP comment, take the identity; exit 1 on failure
+#   aws_list_keys BUCKET ROOT [SUB [ARGS...]]  the keys under ROOT/SUB as the
+#                           aws CLI lists them (ARGS added to its call),
+#                           without ROOT/, sorted, one a line
 #
 # Known deviations of this server from S3, which the tests account for
 # (docs/NET.part.md): Range "bytes=0-0" returns the whole object; list
@@ -143,4 +150,18 @@ s3rver_identity() {
 
 aws_s3api() {
 	"$AWS" --endpoint-url "$S3_ENDPOINT" --region us-east-1 s3api "$@"
+}
+
+s3rver_up() {
+	s3rver_require
+	s3rver_install || exit 1
+	s3rver_start "$T/s3" "$1" || exit 1
+	echo "# s3rver on $S3_ENDPOINT"
+	s3rver_identity
+}
+
+aws_list_keys() {
+	aws_s3api list-objects-v2 --bucket "$1" --prefix "$2/${3:-}" "${@:4}" \
+		--query 'Contents[].Key' --output json |
+		python3 -c 'import json, sys; [print(k[len(sys.argv[1]) + 1:]) for k in sorted(json.load(sys.stdin) or [])]' "$2"
 }
