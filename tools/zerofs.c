@@ -1,6 +1,8 @@
 /*
- * tools/zerofs.c - the zerofs command: parses arguments, calls the core,
- * prints, exits. The only place in the tree that exits the process.
+ * tools/zerofs.c - the zerofs command: parses arguments, calls the dev-dir
+ * module (devdir/: how a dev-dir is formatted, opened for each command,
+ * restored) and the core, prints, exits. The only place in the tree that
+ * exits the process.
  *
  * Exit codes: 0 success, 1 usage error / operation failed, 2 bad arguments;
  * mkfs --restore --allow-loss: 3 restored, but less than the bucket held;
@@ -15,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,9 +24,10 @@
 #include "common/log.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
-#include "net/objstore.h"
+#include "devdir/devdir.h"
+#include "devdir/mount_opts.h"
+#include "devdir/mountinfo.h"
 #include "storage/fs.h"
-#include "storage/meta_heal.h"
 #include "storage/remote.h"
 
 #define FSCK_CLEAN 0
@@ -78,97 +79,6 @@ static void usage(FILE *out)
 		"         -V, --version print the version\n");
 }
 
-static int parse_int(const char *s, long lo, long hi, long *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *s == 0 || *end || v < lo || v > hi)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-/* <dev-dir>/remote.conf: "url <URL>" ("none": no object store) */
-static int remote_conf_read(const char *dev, char *url, size_t len)
-{
-	char path[4200], line[4200];
-	FILE *f;
-	int r = -ENOENT;
-
-	snprintf(path, sizeof(path), "%s/remote.conf", dev);
-	f = fopen(path, "r");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "url ", 4)) {
-			line[strcspn(line, "\n")] = 0;
-			snprintf(url, len, "%s", line + 4);
-			r = 0;
-		}
-	fclose(f);
-	return r;
-}
-
-static int remote_conf_write(const char *dev, const char *url)
-{
-	char path[4200], tmp[4300];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/remote.conf", dev);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "url %s\n", url);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	return rename(tmp, path) < 0 ? -errno : 0;
-}
-
-/* the embedded default: a directory beside the dev-dir stands in for a bucket */
-static void default_remote(const char *dev, char *url, size_t len)
-{
-	char *real = realpath(dev, NULL);
-
-	snprintf(url, len, "file://%s.bucket", real ? real : dev);
-	free(real);
-}
-
-/* sizes like 64M, 2G, 512K, 1048576 */
-static int parse_size(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	unsigned int shift = 0;
-
-	errno = 0;
-	if (*s == '-' || *s == '+')
-		return -EINVAL; /* strtoull would take "-1" as 2^64 - 1 */
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (shift && v > (~0ull >> shift))
-		return -EINVAL; /* it would wrap (16777217T is not 1T) */
-	v <<= shift;
-	if (*end && strcmp(end, "B") && strcmp(end, "iB"))
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 /* what a restore says: the first damage as the reason, then one line each */
 struct restore_out {
 	const char *cmd, *url;
@@ -207,9 +117,7 @@ static int restore_dev(const char *cmd, const char *url, const char *dev, int al
 	struct zf_restore_report rep = { 0 };
 	int r;
 
-	r = zf_remote_restore(url, &ro, dev, &rep);
-	if (r == 0)
-		r = remote_conf_write(dev, url);
+	r = zf_devdir_restore(dev, url, &ro, &rep);
 	if (r == -EBADMSG) {
 		fprintf(stderr, "zerofs %s: nothing restored into '%s'%s\n", cmd, dev,
 			allow_loss ? "" : " (--allow-loss restores what verifies and names what "
@@ -251,7 +159,8 @@ static int cmd_mkfs(int argc, char **argv)
 	struct zf_mkfs_opts mo = { 0 };
 	const char *remote = NULL, *restore = NULL;
 	int c, r, allow_loss = 0, verify = 0;
-	char url[4200];
+	struct zf_devdir_err err;
+	char url[ZF_REMOTE_URL_MAX];
 	long level;
 
 	while ((c = getopt_long(argc, argv, "fz:r:R:h", opts, NULL)) != -1) {
@@ -272,7 +181,7 @@ static int cmd_mkfs(int argc, char **argv)
 			mo.force = 1;
 			break;
 		case 'z':
-			if (parse_int(optarg, 1, 19, &level) < 0) {
+			if (zf_parse_int(optarg, 1, 19, &level) < 0) {
 				fprintf(stderr, "zerofs mkfs: invalid zstd level '%s' (1..19)\n", optarg);
 				return 2;
 			}
@@ -295,18 +204,13 @@ static int cmd_mkfs(int argc, char **argv)
 	}
 	if (restore)
 		return restore_dev("mkfs", restore, argv[optind], allow_loss, verify);
-	r = zf_fs_mkfs(argv[optind], &mo);
-	if (r < 0) {
-		if (r != -EEXIST && r != -ENOTEMPTY)
+	r = zf_devdir_mkfs(argv[optind], &mo, remote, url, sizeof(url), &err);
+	if (r < 0 && err.at == ZF_DEVDIR_AT_CORE) {
+		if (r != -EEXIST && r != -ENOTEMPTY) /* else the core said why */
 			fprintf(stderr, "zerofs mkfs: cannot format '%s': %s\n", argv[optind],
 				strerror(-r));
 		return 1;
 	}
-	if (remote)
-		snprintf(url, sizeof(url), "%s", remote);
-	else
-		default_remote(argv[optind], url, sizeof(url));
-	r = remote_conf_write(argv[optind], url);
 	if (r < 0) {
 		fprintf(stderr, "zerofs mkfs: cannot write '%s/remote.conf': %s\n", argv[optind],
 			strerror(-r));
@@ -372,16 +276,15 @@ static void fsck_progress(void *ctx, uint64_t done, uint64_t total)
 static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *out,
 		     uint64_t *ret_errors, uint64_t *ret_repaired, int *ret_unchecked)
 {
-	struct zf_open_opts oo = { .readonly = !repair, .salvage = 1 };
+	struct zf_devdir_opts oo = { .repair = repair };
 	struct zf_check_report rep = { 0 };
 	struct zf_remote_audit au = { 0 };
-	struct zf_remote_opts ro = { .readonly = 1 };
-	struct zf_remote *rm = NULL;
-	struct zf_fs *fs;
-	char url[4200];
+	struct zf_devdir *dd;
+	char why[400];
 	int r;
 
-	r = zf_fs_open(dev, &oo, &fs);
+	/* evicted segments are checked in the bucket, and the bucket itself */
+	r = zf_devdir_open(dev, ZF_DEVDIR_FSCK, &oo, &dd, NULL);
 	if (r == -EBADMSG) {
 		/* what even a tolerant load cannot read past: the superblock */
 		printf("'%s': metadata is corrupt beyond repair (see the error above)\n", dev);
@@ -394,82 +297,46 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 			fprintf(stderr, "zerofs fsck: cannot open '%s': %s\n", dev, strerror(-r));
 		return -1;
 	}
-	/* evicted segments are checked in the bucket, and the bucket itself */
-	if (remote_conf_read(dev, url, sizeof(url)) == 0 && strcmp(url, "none")) {
-		ro.url = url;
-		char sp[4300];
-
-		snprintf(sp, sizeof(sp), "%s/upload.state", dev);
-		if (zf_remote_open(fs, dev, &ro, &rm) < 0 && access(sp, F_OK) < 0) {
-			/* nothing was ever uploaded (a filesystem never mounted):
-			 * the bucket holds nothing to check, nothing was evicted */
-			rm = NULL;
-			fsck_note(out, "the bucket cannot be opened, but nothing has been uploaded to "
-				  "it yet: only the dev-dir is checked");
-		} else if (!rm) {
-			rm = NULL;
-			rep.bucket_unreachable = 1;
-			*ret_unchecked = 1;
-			fprintf(stderr, "zerofs fsck: the bucket '%s' is unreachable: evicted data "
-					"cannot be checked%s\n", url, repair ? ", nothing repaired" : "");
-			if (repair) { /* absent is not damaged: never mark data on a guess */
-				zf_fs_close(fs);
-				return -1;
-			}
+	if (dd->bucket == ZF_DEVDIR_UNUSED) {
+		fsck_note(out, "the bucket cannot be opened, but nothing has been uploaded to "
+			  "it yet: only the dev-dir is checked");
+	} else if (dd->bucket == ZF_DEVDIR_UNREACHABLE) {
+		*ret_unchecked = 1;
+		fprintf(stderr, "zerofs fsck: the bucket '%s' is unreachable: evicted data "
+				"cannot be checked%s\n", dd->url, repair ? ", nothing repaired" : "");
+		if (repair) { /* absent is not damaged: never mark data on a guess */
+			zf_devdir_close(dd);
+			return -1;
 		}
 	}
-	rep.problem = fsck_problem;
-	rep.note = fsck_note;
+	rep.problem = au.problem = fsck_problem;
+	rep.note = au.note = fsck_note;
 	rep.progress = isatty(2) && !out->quiet ? fsck_progress : NULL;
-	rep.ctx = out;
+	rep.ctx = au.ctx = out;
 	rep.verify_data = verify;
 	rep.repair = repair;
-	rep.remote_seg_size = rm ? zf_remote_seg_size : NULL;
-	rep.rctx = rm;
-	r = zf_fs_check(fs, &rep);
+	r = zf_devdir_check(dd, &rep, &au);
 	fsck_clear_bar(out);
 	if (rep.unchecked)
 		*ret_unchecked = 1; /* what could not be read is not known clean */
 	if (r == 0 || r == -EUCLEAN) {
-		*ret_errors = rep.errors;
-		*ret_repaired = rep.repaired;
+		*ret_errors = rep.errors + au.errors;
+		*ret_repaired = rep.repaired + au.repaired;
 		r = 0;
 	}
-	if (r == 0 && rm) {
-		uint64_t *segs = NULL;
-		size_t nsegs = 0;
-
-		zf_fs_segments_used(fs, &segs, &nsegs);
-		au.segs = segs;
-		au.nsegs = nsegs;
-		au.repair = repair;
-		au.verify = verify;
-		au.problem = fsck_problem;
-		au.note = fsck_note;
-		au.ctx = out;
-		zf_remote_audit(rm, &au);
-		*ret_errors += au.errors;
-		*ret_repaired += au.repaired;
-		free(segs);
+	/* an outage is no answer: never a mismatch, never clean */
+	if (zf_devdir_bucket_failed(dd, why, sizeof(why))) {
+		fprintf(stderr, "zerofs fsck: cannot check the bucket '%s': %s\n", dd->url, why);
+		*ret_unchecked = 1;
 	}
-	if (rm) {
-		char why[400];
-
-		/* an outage is no answer: never a mismatch, never clean */
-		if (zf_remote_unreachable(rm, why, sizeof(why))) {
-			fprintf(stderr, "zerofs fsck: cannot check the bucket '%s': %s\n", url, why);
-			*ret_unchecked = 1;
-		}
-	}
-	zf_remote_close(rm);
 	/*
 	 * A repair that found nothing to repair leaves the dev-dir as it was:
 	 * no closing checkpoint (what the open committed is in the log), so
 	 * the log the bucket's pieces are compared with stays.
 	 */
 	if (repair && r == 0 && !rep.errors && !au.errors)
-		zf_fs_abandon(fs);
-	else if (zf_fs_close(fs) < 0 && r == 0 && repair) {
+		zf_devdir_abandon(dd);
+	else if (zf_devdir_close(dd) < 0 && r == 0 && repair) {
 		fprintf(stderr, "zerofs fsck: cannot write the repaired state of '%s'\n", dev);
 		r = -EIO;
 	}
@@ -497,17 +364,10 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 static int fsck_heal_meta(const char *dev, int repair, struct fsck_out *out,
 			  uint64_t *ret_repaired)
 {
-	struct zf_objstore *os = NULL;
 	struct zf_meta_heal mh;
-	char url[4200], msg[600];
-	int r;
+	char msg[600];
 
-	if (remote_conf_read(dev, url, sizeof(url)) == 0 && strcmp(url, "none") &&
-	    zf_objstore_open(url, NULL, &os) < 0)
-		os = NULL; /* unreachable: the check says what it cannot see */
-	r = zf_meta_heal(dev, os, repair, &mh);
-	zf_objstore_close(os);
-	if (r < 0)
+	if (zf_devdir_heal_meta(dev, repair, &mh) < 0)
 		return 0; /* the check says what it cannot read */
 	if (mh.superblock) {
 		snprintf(msg, sizeof(msg), repair ? "repair: the superblock was %s: replaced by "
@@ -591,105 +451,6 @@ static int cmd_fsck(int argc, char **argv)
 	return errors ? FSCK_ERRORS : FSCK_CORRECTED;
 }
 
-/* options that mount(8) passes but that mean nothing to FUSE */
-static int mount8_only(const char *o)
-{
-	static const char *const skip[] = { "defaults", "auto", "noauto", "user", "nouser",
-					    "users", "_netdev", "nofail", "rw", "owner", "group",
-					    "comment", NULL };
-	int i;
-
-	if (!strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
-		return 1;
-	for (i = 0; skip[i]; i++)
-		if (!strcmp(o, skip[i]))
-			return 1;
-	return 0;
-}
-
-/* split -o: our own options into o, everything else for libfuse into fuse */
-static struct zf_remote_opts mount_remote;
-static struct zf_open_opts mount_open;
-static char mount_url[4200];
-
-static int parse_mount_opts(const char *arg, struct zf_daemon_opts *o, char *fuse, size_t len)
-{
-	char *copy = strdup(arg), *save, *tok;
-	long v;
-	int r = 0;
-
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (!strncmp(tok, "commit=", 7)) {
-			if (parse_int(tok + 7, 1, 3600, &v) < 0) {
-				fprintf(stderr, "zerofs mount: invalid '%s' (1..3600 seconds)\n", tok);
-				r = -EINVAL;
-				break;
-			}
-			o->commit_secs = v;
-		} else if (!strncmp(tok, "timeout=", 8)) {
-			if (parse_int(tok + 8, 0, 3600, &v) < 0) {
-				fprintf(stderr, "zerofs mount: invalid '%s' (0..3600 seconds)\n", tok);
-				r = -EINVAL;
-				break;
-			}
-			o->timeout = v ? v : 0.001;
-		} else if (!strncmp(tok, "remote=", 7)) {
-			snprintf(mount_url, sizeof(mount_url), "%s", tok + 7);
-		} else if (!strncmp(tok, "cache_size=", 11)) {
-			if (parse_size(tok + 11, &mount_remote.cache_bytes) < 0) {
-				fprintf(stderr, "zerofs mount: invalid '%s' (like 64M or 2G)\n", tok);
-				r = -EINVAL;
-				break;
-			}
-		} else if (!strncmp(tok, "fetch_timeout=", 14) || !strncmp(tok, "write_wait=", 11)) {
-			int fetch = tok[0] == 'f';
-
-			if (parse_int(strchr(tok, '=') + 1, 1, 86400, &v) < 0) {
-				fprintf(stderr, "zerofs mount: invalid '%s' (seconds)\n", tok);
-				r = -EINVAL;
-				break;
-			}
-			if (fetch)
-				mount_remote.fetch_timeout_ms = v * 1000;
-			else
-				mount_remote.write_wait_ms = v * 1000;
-		} else if (!strncmp(tok, "ckpt=", 5)) {
-			if (parse_int(tok + 5, 1, 65536, &v) < 0) {
-				fprintf(stderr, "zerofs mount: invalid '%s' (MiB of log per checkpoint)\n",
-					tok);
-				r = -EINVAL;
-				break;
-			}
-			mount_open.ckpt_bytes = (uint64_t)v << 20;
-		} else if (!strncmp(tok, "mem=", 4)) {
-			if (parse_size(tok + 4, &mount_open.mem_bytes) < 0 ||
-			    mount_open.mem_bytes < (16ull << 20)) {
-				fprintf(stderr, "zerofs mount: invalid '%s' (like 256M; at least 16M)\n",
-					tok);
-				r = -EINVAL;
-				break;
-			}
-		} else if (!strncmp(tok, "max_delay=", 10)) {
-			if (parse_int(tok + 10, 1, 86400, &v) < 0) {
-				fprintf(stderr, "zerofs mount: invalid '%s' (seconds)\n", tok);
-				r = -EINVAL;
-				break;
-			}
-			mount_remote.max_delay_s = v;
-		} else if (!mount8_only(tok)) {
-			if (strlen(fuse) + strlen(tok) + 2 > len) {
-				r = -E2BIG;
-				break;
-			}
-			if (*fuse)
-				strcat(fuse, ",");
-			strcat(fuse, tok);
-		}
-	}
-	free(copy);
-	return r;
-}
-
 static int cmd_mount(int argc, char **argv)
 {
 	static const struct option opts[] = { { "foreground", no_argument, NULL, 'f' },
@@ -698,8 +459,11 @@ static int cmd_mount(int argc, char **argv)
 					      { "options", required_argument, NULL, 'o' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
+	struct zf_mount_opts mo = { 0 };
 	struct zf_daemon_opts o = { 0 };
-	static char fuse[4096];
+	char url[ZF_REMOTE_URL_MAX], why[ZF_REMOTE_URL_MAX + 64];
+	struct zf_devdir_err err;
+	struct zf_devdir *dd;
 	struct zf_fs *fs;
 	struct stat st;
 	int c, r;
@@ -713,11 +477,14 @@ static int cmd_mount(int argc, char **argv)
 			o.debug = 1;
 			break;
 		case 'o':
-			if (parse_mount_opts(optarg, &o, fuse, sizeof(fuse)) < 0)
+			if (zf_mount_opts_parse(optarg, &mo, why, sizeof(why)) < 0) {
+				if (*why)
+					fprintf(stderr, "zerofs mount: %s\n", why);
 				return 2;
+			}
 			break;
 		case 'C':
-			if (parse_size(optarg, &mount_remote.cache_bytes) < 0) {
+			if (zf_parse_size(optarg, &mo.dd.remote.cache_bytes) < 0) {
 				fprintf(stderr, "zerofs mount: invalid cache size '%s'\n", optarg);
 				return 2;
 			}
@@ -741,105 +508,47 @@ static int cmd_mount(int argc, char **argv)
 			argv[optind + 1]);
 		return 1;
 	}
-	o.fuse_opts = fuse;
-	if (!*mount_url)
-		remote_conf_read(argv[optind], mount_url, sizeof(mount_url));
+	o.fuse_opts = mo.fuse;
+	o.commit_secs = mo.commit_secs;
+	o.timeout = mo.timeout;
+	zf_devdir_url(argv[optind], mo.dd.url, url, sizeof(url));
+	mo.dd.url = url;
 	/* an empty dev-dir and a bucket: rebuild from the bucket first */
-	if (*mount_url && strcmp(mount_url, "none") != 0) {
-		char sb[4200];
-
-		snprintf(sb, sizeof(sb), "%s/superblock", argv[optind]);
-		if (access(sb, F_OK) < 0 && errno == ENOENT &&
-		    restore_dev("mount", mount_url, argv[optind], 0, 0) != 0)
-			return 1;
-	}
+	if (zf_devdir_wants_restore(argv[optind], url) &&
+	    restore_dev("mount", url, argv[optind], 0, 0) != 0)
+		return 1;
 	/* open before daemonizing: errors reach the terminal and the exit code */
-	r = zf_fs_open(argv[optind], &mount_open, &fs);
-	if (r < 0) {
+	r = zf_devdir_open(argv[optind], ZF_DEVDIR_MOUNT, &mo.dd, &dd, &err);
+	if (r < 0 && err.at == ZF_DEVDIR_AT_CORE) {
 		if (r != -EBUSY) /* the core said who holds it */
 			fprintf(stderr, "zerofs mount: cannot open '%s': %s\n", argv[optind],
 				strerror(-r));
 		return 1;
 	}
-	if (*mount_url && strcmp(mount_url, "none") != 0) {
-		mount_remote.url = mount_url;
-		mount_remote.store.create = 1;
-		r = zf_remote_open(fs, argv[optind], &mount_remote, &o.remote);
-		if (r < 0) {
-			/* a refusal (lease, another filesystem, a fork) said why above */
-			int said = r == -EBUSY || r == -ESTALE || r == -EEXIST;
+	if (r < 0) {
+		/* a refusal (lease, another filesystem, a fork) said why above */
+		int said = r == -EBUSY || r == -ESTALE || r == -EEXIST;
 
-			fprintf(stderr, "zerofs mount: cannot use the object store '%s'%s%s\n",
-				mount_url, said ? "" : ": ", said ? "" : strerror(-r));
-			zf_fs_close(fs);
-			return 1;
-		}
+		fprintf(stderr, "zerofs mount: cannot use the object store '%s'%s%s\n", url,
+			said ? "" : ": ", said ? "" : strerror(-r));
+		return 1;
 	}
+	zf_devdir_hand_over(dd, &fs, &o.remote);
 	r = zf_daemon_run(fs, argv[optind + 1], &o);
 	return r < 0 ? 1 : 0;
 }
 
-/* undo mountinfo's octal escapes (\040 for a space, \134 for a backslash) */
-static void mountinfo_unescape(char *s)
-{
-	char *w = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = 0;
-}
-
-/* the dev-dir behind a zerofs mount at mnt, from /proc/self/mountinfo */
-static int mount_source(const char *mnt, char *dev, size_t len)
-{
-	char line[8192], path[4096], src[4096], *rmnt;
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	int found = 0;
-
-	rmnt = realpath(mnt, NULL);
-	if (!f || !rmnt) {
-		free(rmnt);
-		if (f)
-			fclose(f);
-		return -ENOENT;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *sep = strstr(line, " - ");
-
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", path) != 1)
-			continue;
-		mountinfo_unescape(path);
-		if (strcmp(path, rmnt) || sscanf(sep, " - fuse.zerofs %4095s", src) != 1)
-			continue;
-		mountinfo_unescape(src);
-		if (strncmp(src, "zerofs:", 7) == 0) {
-			snprintf(dev, len, "%s", src + 7);
-			found = 1;
-		}
-	}
-	fclose(f);
-	free(rmnt);
-	return found ? 0 : -ENOENT;
-}
-
 static int cmd_umount(int argc, char **argv)
 {
-	char dev[4096], lockp[4200];
-	int fd, i, status;
+	char dev[4096];
+	int r, status;
 	pid_t pid;
 
 	if (argc != 2 || argv[1][0] == '-') {
 		fprintf(stderr, "zerofs umount: expected one mountpoint\n");
 		return 2;
 	}
-	if (mount_source(argv[1], dev, sizeof(dev)) < 0) {
+	if (zf_devdir_of_mount(argv[1], dev, sizeof(dev)) < 0) {
 		fprintf(stderr, "zerofs umount: '%s' is not a zerofs mount\n", argv[1]);
 		return 1;
 	}
@@ -854,68 +563,39 @@ static int cmd_umount(int argc, char **argv)
 		return 1;
 	}
 	/* the daemon holds the dev-dir lock until everything is flushed */
-	snprintf(lockp, sizeof(lockp), "%s/lock", dev);
-	fd = open(lockp, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "zerofs umount: unmounted, but cannot wait for '%s': %s\n", lockp,
-			strerror(errno));
+	r = zf_devdir_wait_released(dev, 60 * 1000);
+	if (r < 0 && r != -ETIMEDOUT) {
+		fprintf(stderr, "zerofs umount: unmounted, but cannot wait for '%s/" ZF_DEVDIR_LOCK
+			"': %s\n", dev, strerror(-r));
 		return 1;
 	}
-	for (i = 0; i < 6000; i++) {
-		if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-			break;
-		usleep(10000);
-	}
-	if (fd >= 0)
-		close(fd);
-	if (i == 6000) {
+	if (r < 0) {
 		fprintf(stderr, "zerofs umount: '%s' still busy after 60 s\n", dev);
 		return 1;
 	}
 	return 0;
 }
 
-/*
- * The dev-dir named by arg: a zerofs mountpoint's source, or arg itself.
- * *ret_mounted tells whether a daemon serves it.
- */
-static void resolve_dev(const char *arg, char *dev, size_t len, int *ret_mounted)
-{
-	*ret_mounted = mount_source(arg, dev, len) == 0;
-	if (!*ret_mounted)
-		snprintf(dev, len, "%s", arg);
-}
-
 /* gc on an unmounted dev-dir: open it and its bucket as a mount would */
 static int gc_unmounted(const char *dev, const struct zf_gc_opts *o, struct zf_gc_report *rep)
 {
-	struct zf_remote_opts ro = { 0 };
-	struct zf_remote *rm = NULL;
-	struct zf_fs *fs;
-	char url[4200] = "";
+	struct zf_devdir_opts oo = { 0 };
+	char url[ZF_REMOTE_URL_MAX];
+	struct zf_devdir_err err;
+	struct zf_devdir *dd;
 	int r, r2;
 
-	r = zf_fs_open(dev, NULL, &fs);
-	if (r < 0)
-		return r; /* the core said what and where */
-	if (remote_conf_read(dev, url, sizeof(url)) == 0 && strcmp(url, "none")) {
-		ro.url = url;
-		r = zf_remote_open(fs, dev, &ro, &rm);
-		if (r == 0)
-			r = zf_remote_start(rm);
-		if (r < 0) {
+	zf_devdir_url(dev, NULL, url, sizeof(url));
+	oo.url = url;
+	r = zf_devdir_open(dev, ZF_DEVDIR_GC, &oo, &dd, &err);
+	if (r < 0) {
+		if (err.at == ZF_DEVDIR_AT_BUCKET) /* else the core said what and where */
 			fprintf(stderr, "zerofs gc: cannot use the object store '%s': %s\n", url,
 				strerror(-r));
-			zf_remote_close(rm);
-			zf_fs_close(fs);
-			return r;
-		}
+		return r;
 	}
-	r = rm ? zf_remote_gc(rm, o, rep) : zf_fs_gc(fs, o, rep);
-	r2 = zf_remote_close(rm);
-	if (r == 0)
-		r = r2;
-	r2 = zf_fs_close(fs);
+	r = zf_devdir_gc(dd, o, rep);
+	r2 = zf_devdir_close(dd);
 	if (r == 0)
 		r = r2;
 	if (r < 0)
@@ -941,7 +621,7 @@ static int cmd_gc(int argc, char **argv)
 			o.dry_run = 1;
 			break;
 		case 'w':
-			if (parse_int(optarg, 0, 1000, &pct) < 0) {
+			if (zf_parse_int(optarg, 0, 1000, &pct) < 0) {
 				fprintf(stderr, "zerofs gc: --max-waste wants a percentage "
 						"(0..1000), not '%s'\n", optarg);
 				return 2;
@@ -959,7 +639,7 @@ static int cmd_gc(int argc, char **argv)
 		fprintf(stderr, "zerofs gc: expected one dev-dir or mountpoint\n");
 		return 2;
 	}
-	resolve_dev(argv[optind], dev, sizeof(dev), &mounted);
+	mounted = zf_devdir_resolve(argv[optind], dev, sizeof(dev));
 	if (mounted) {
 		snprintf(cmd, sizeof(cmd), "gc %d %.9f", o.dry_run, o.max_waste);
 		r = zf_control_call(dev, cmd, stdout);
@@ -997,9 +677,8 @@ static int cmd_lease_break(int argc, char **argv)
 
 static int cmd_stats(int argc, char **argv)
 {
-	struct zf_open_opts oo = { .readonly = 1 };
 	struct zf_fs_stats s;
-	struct zf_fs *fs;
+	struct zf_devdir *dd;
 	char dev[4096];
 	int r, mounted;
 
@@ -1007,14 +686,14 @@ static int cmd_stats(int argc, char **argv)
 		fprintf(stderr, "zerofs stats: expected a mountpoint or a dev-dir\n");
 		return 2;
 	}
-	resolve_dev(argv[1], dev, sizeof(dev), &mounted);
+	mounted = zf_devdir_resolve(argv[1], dev, sizeof(dev));
 	if (!mounted) {
 		zf_log_set_level(ZF_LOG_NONE); /* 'in use' is not an error here */
-		r = zf_fs_open(dev, &oo, &fs);
+		r = zf_devdir_open(dev, ZF_DEVDIR_STATS, NULL, &dd, NULL);
 		zf_log_set_level(ZF_LOG_WARN);
 		if (r == 0) {
-			zf_fs_stats(fs, &s);
-			zf_fs_close(fs);
+			zf_fs_stats(dd->fs, &s);
+			zf_devdir_close(dd);
 			zf_stats_print(stdout, &s);
 			return 0;
 		}
@@ -1044,7 +723,7 @@ static int cmd_sync(int argc, char **argv)
 		fprintf(stderr, "zerofs sync: expected a mountpoint\n");
 		return 2;
 	}
-	resolve_dev(argv[1], dev, sizeof(dev), &mounted);
+	mounted = zf_devdir_resolve(argv[1], dev, sizeof(dev));
 	if (!mounted) {
 		fprintf(stderr, "zerofs sync: '%s' is not a zerofs mount\n", argv[1]);
 		return 1;

@@ -22,7 +22,7 @@
 #              the window a ranged GET keeps
 #   s3_url     object-store URLs (s3:// and fault:; file: is skipped)
 #   s3_creds   the AWS credentials file
-#   mount_opts the mount -o string (includes tools/zerofs.c)
+#   mount_opts the mount -o string (devdir/mount_opts.c)
 # All are built with clang -fsanitize=fuzzer,address,undefined from the
 # sources (not from build/libzf.a, which has no coverage instrumentation),
 # with CONFIG_DIR's config.h (default SRC_DIR/build; generated if absent).
@@ -76,7 +76,7 @@ libs="$(pkg-config --libs $pkgs) -lpthread"
 # ---- build ----
 
 # compile one source into obj/ unless it is newer than every input
-newest_h=$(find "$src/common" "$src/storage" "$src/net" "$src/daemon" "$src/tests/fuzz" \
+newest_h=$(find "$src/common" "$src/storage" "$src/net" "$src/devdir" "$src/tests/fuzz" \
 	-name '*.h' -printf '%T@\n' | sort -n | tail -n 1)
 compile() { # source object
 	local s=$1 o=$2
@@ -90,12 +90,11 @@ compile() { # source object
 	rm -f "$o.err"
 }
 
-# the C sources of libzf.a and of the zerofs command but its main, as
-# Makefile.am lists them (so a file joins the fuzz build when it joins the build)
+# the C sources of libzf.a, as Makefile.am lists them (so a file joins the
+# fuzz build when it joins the build)
 sources() {
 	awk '/\\$/ { sub(/\\$/, ""); printf "%s ", $0; next } { print }' "$src/Makefile.am" |
-		grep -E '^(libzf_a|zerofs)_SOURCES' | tr ' \t' '\n\n' | grep '\.c$' |
-		grep -v '^tools/'
+		grep -E '^libzf_a_SOURCES' | tr ' \t' '\n\n' | grep '\.c$'
 }
 
 build() {
@@ -114,22 +113,16 @@ build() {
 	for t in "${pids[@]}"; do wait "$t" || rc=1; done
 	[ $rc -eq 0 ] || return 1
 	rm -f "$out/obj/libzf-fuzz.a"
-	ar rc "$out/obj/libzf-fuzz.a" $(printf '%s\n' "${objs[@]}" | grep -v '/daemon-') &&
-		ranlib "$out/obj/libzf-fuzz.a" || return 1
-	daemon_objs=$(printf '%s\n' "${objs[@]}" | grep '/daemon-')
+	ar rc "$out/obj/libzf-fuzz.a" "${objs[@]}" && ranlib "$out/obj/libzf-fuzz.a" || return 1
 	# the seed generator: the same objects, no fuzzer main
 	"$cc" $cflags -fsanitize=fuzzer-no-link "$src/tests/fuzz/seedgen.c" \
 		"$out/obj/libzf-fuzz.a" $libs -o "$out/bin/seedgen" || return 1
 }
 
 link_target() { # target; 0 or 1 (the reason in bin/fuzz_<t>.err)
-	local t=$1 extra="" extra_libs=""
-	if [ "$t" = mount_opts ]; then
-		extra=$daemon_objs
-		extra_libs=$(pkg-config --libs fuse3)
-	fi
-	"$cc" $cflags -fsanitize=fuzzer "$src/tests/fuzz/fuzz_$t.c" $extra "$out/obj/libzf-fuzz.a" \
-		$libs $extra_libs -o "$out/bin/fuzz_$t" 2>"$out/bin/fuzz_$t.err"
+	local t=$1
+	"$cc" $cflags -fsanitize=fuzzer "$src/tests/fuzz/fuzz_$t.c" "$out/obj/libzf-fuzz.a" \
+		$libs -o "$out/bin/fuzz_$t" 2>"$out/bin/fuzz_$t.err"
 }
 
 # ---- run ----
@@ -164,7 +157,6 @@ run_target() { # target
 	*) args+=(-max_len=131072) ;;
 	esac
 	[ -f "$src/tests/fuzz/$t.dict" ] && args+=(-dict="$src/tests/fuzz/$t.dict")
-	[ "$t" = mount_opts ] && args+=(-close_fd_mask=2) # it prints every bad option
 	tmp=$(mktemp -d "${FUZZ_TMPDIR_BASE:-/dev/shm}/zf-fuzz-run.XXXXXX" 2>/dev/null ||
 		mktemp -d /tmp/zf-fuzz-run.XXXXXX)
 	FUZZ_TMPDIR=$tmp "$out/bin/fuzz_$t" "${args[@]}" "$out/corpus/$t" "$out/seeds/$t" \

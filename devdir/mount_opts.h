@@ -1,0 +1,53 @@
+/*
+ * devdir/mount_opts.h - the mount -o option string: what zerofs takes
+ * from it (the dev-dir's bucket and budgets, the daemon's timers) and
+ * what it passes on to libfuse; and the number and size syntax the
+ * command's options share ("64M", "2G").
+ *
+ * Pure parsing: no file, no global state; the fuzz target
+ * tests/fuzz/fuzz_mount_opts.c drives it. Messages go to the caller in
+ * why, never to a stream. The option names are the command's interface:
+ * tools/zerofs.c's usage() lists them.
+ */
+#ifndef ZF_DEVDIR_MOUNT_OPTS_H
+#define ZF_DEVDIR_MOUNT_OPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devdir/devdir.h"
+
+/* room for the options handed to libfuse, NUL included */
+#define ZF_FUSE_OPTS_MAX 4096
+
+struct zf_mount_opts {
+	/* remote= (dd.url, pointing at url), cache_size= (dd.remote.cache_bytes),
+	 * fetch_timeout=, write_wait=, max_delay= (dd.remote), ckpt=, mem=
+	 * (dd.open) */
+	struct zf_devdir_opts dd;
+	char url[ZF_REMOTE_URL_MAX];
+	unsigned int commit_secs;	/* commit= (0: the daemon's default) */
+	double timeout;			/* timeout= (0: the daemon's default) */
+	char fuse[ZF_FUSE_OPTS_MAX];	/* all the others but mount(8)'s own, for libfuse */
+};
+
+/*
+ * Add one -o argument (comma-separated options) to o, which starts zeroed
+ * and may take several. Returns 0; -EINVAL for a bad value, why (len
+ * bytes) saying which ("invalid 'commit=0' (1..3600 seconds)"); -E2BIG
+ * when the FUSE options do not fit (why empty). o may be half updated
+ * after an error.
+ */
+int zf_mount_opts_parse(const char *arg, struct zf_mount_opts *o, char *why, size_t len);
+
+/* a decimal integer lo..hi, the whole of s: 0 and *ret, or -EINVAL */
+int zf_parse_int(const char *s, long lo, long hi, long *ret);
+
+/*
+ * A size like 64M, 2G, 512K, 1T, 1048576 (optionally "B" or "iB" after the
+ * unit; units are binary): 0 and *ret, or -EINVAL (also for a sign or a
+ * value that would not fit 64 bits).
+ */
+int zf_parse_size(const char *s, uint64_t *ret);
+
+#endif
