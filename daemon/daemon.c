@@ -4,11 +4,13 @@
  *
  * Lookup counts: every reply that hands the kernel an inode reference
  * (lookup, create, mknod, mkdir, symlink, link, and each readdirplus entry
- * other than "." and "..") takes one core pin first; forget/forget_multi drop
- * them. If a reply fails (the request was interrupted) the pin is dropped
- * again. The core keeps an unlinked inode while it is pinned, so a file
- * unlinked while open stays readable until the kernel forgets it. Open
- * handles need no pins of their own: the kernel holds a lookup reference on
+ * other than "." and "..") takes one core lookup reference first (lookup:
+ * zf_fs_lookup_ref, in the same step as the lookup; the others: zf_fs_ref);
+ * forget/forget_multi drop them (zf_fs_forget). If a reply fails (the
+ * request was interrupted) the reference is dropped again. The core keeps an
+ * unlinked inode while the kernel holds a reference, so a file unlinked
+ * while open stays readable until the kernel forgets it. Open handles need
+ * no references of their own: the kernel holds a lookup reference on
  * an inode for as long as it has it open.
  *
  * Permissions are checked by the kernel (default_permissions, POSIX ACLs);
@@ -78,25 +80,31 @@ static void to_stat(const struct zf_attr *a, struct stat *st)
 	st->st_ctim = a->ctime;
 }
 
-/* reply with an entry for a, taking the pin that the kernel's lookup holds */
-static void reply_entry(fuse_req_t req, const struct zf_attr *a)
+/* reply with an entry for a, whose lookup reference is taken: dropped again
+ * when the reply fails */
+static void reply_entry_ref(fuse_req_t req, const struct zf_attr *a)
 {
 	struct zf_daemon *d = dm(req);
 	struct fuse_entry_param e = { 0 };
-	int r;
 
-	r = zf_fs_pin(d->fs, a->ino);
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
 	e.ino = a->ino;
 	e.generation = a->gen;
 	e.attr_timeout = d->timeout;
 	e.entry_timeout = d->timeout;
 	to_stat(a, &e.attr);
 	if (fuse_reply_entry(req, &e) != 0)
-		zf_fs_unpin(d->fs, a->ino, 1); /* the kernel never got it */
+		zf_fs_forget(d->fs, a->ino, 1); /* the kernel never got it */
+}
+
+/* reply with an entry for a node just made, taking its lookup reference */
+static void reply_entry(fuse_req_t req, const struct zf_attr *a)
+{
+	int r = zf_fs_ref(dm(req)->fs, a->ino);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry_ref(req, a);
 }
 
 static void zf_ll_init(void *userdata, struct fuse_conn_info *conn)
@@ -126,7 +134,7 @@ static void zf_ll_destroy(void *userdata)
 static void zf_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct zf_attr a;
-	int r = zf_fs_lookup(dm(req)->fs, parent, name, &a);
+	int r = zf_fs_lookup_ref(dm(req)->fs, parent, name, &a);
 
 	if (r == -ENOENT) {
 		/* a negative entry the kernel may cache as long as a positive one */
@@ -138,12 +146,12 @@ static void zf_ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_entry(req, &a);
+		reply_entry_ref(req, &a);
 }
 
 static void zf_ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	zf_fs_unpin(dm(req)->fs, ino, nlookup);
+	zf_fs_forget(dm(req)->fs, ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -152,7 +160,7 @@ static void zf_ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_
 	size_t i;
 
 	for (i = 0; i < count; i++)
-		zf_fs_unpin(dm(req)->fs, forgets[i].ino, forgets[i].nlookup);
+		zf_fs_forget(dm(req)->fs, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -360,7 +368,7 @@ static void zf_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	r = zf_fs_create(d->fs, parent, name, (mode & 07777) | S_IFREG, 0, c->umask, c->uid, c->gid,
 			 &a);
 	if (r == 0)
-		r = zf_fs_pin(d->fs, a.ino);
+		r = zf_fs_ref(d->fs, a.ino);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -371,7 +379,7 @@ static void zf_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	to_stat(&a, &e.attr);
 	open_cache_mode(d, fi);
 	if (fuse_reply_create(req, &e, fi) != 0)
-		zf_fs_unpin(d->fs, a.ino, 1);
+		zf_fs_forget(d->fs, a.ino, 1);
 }
 
 static void zf_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -510,7 +518,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 			if (n > size - used)
 				break;
 			/* the kernel now holds a lookup reference (not for . and ..) */
-			if (!dot && zf_fs_pin(d->fs, a.ino) < 0)
+			if (!dot && zf_fs_ref(d->fs, a.ino) < 0)
 				break;
 		} else {
 			struct stat st = { .st_ino = e->ino, .st_mode = e->mode };

@@ -290,7 +290,7 @@ static void check_links(struct ck *ck)
 		ck->rep->inodes++;
 		/* unlinked: still open, or (read-only, after a crash) an orphan
 		 * that the next writable open reclaims */
-		if (in->nlink == 0 && links == 0 && (in->pins || ck->fs->readonly))
+		if (in->nlink == 0 && links == 0 && (in->lookups || ck->fs->readonly))
 			continue;
 		if (S_ISDIR(in->mode)) {
 			want = in->ino == ZF_ROOT_INO || links ? 2 + (r ? r->subdirs : 0) : 0;

@@ -178,10 +178,22 @@ typedef int (*zf_readdir_fn)(void *ctx, const char *name, uint64_t ino, uint32_t
 			     uint64_t next_off);
 int zf_fs_readdir(struct zf_fs *fs, uint64_t ino, uint64_t off, zf_readdir_fn fn, void *ctx);
 
-/* ---- pins: open handles and kernel lookups keep unlinked inodes alive ---- */
-int zf_fs_pin(struct zf_fs *fs, uint64_t ino);
-/* drop n pins; an unlinked inode without pins is reclaimed */
-void zf_fs_unpin(struct zf_fs *fs, uint64_t ino, uint64_t n);
+/*
+ * ---- the kernel's lookup counts (FUSE "nlookup") ----
+ * Every inode reference handed to the kernel is counted; an unlinked inode
+ * lives while the count is not zero (the kernel holds one on every open
+ * file). Not durable: a reopen starts at zero.
+ */
+/* zf_fs_lookup and one reference on what it found, in one step */
+int zf_fs_lookup_ref(struct zf_fs *fs, uint64_t parent, const char *name,
+		     struct zf_attr *ret_attr);
+/* one reference on ino (a node just created, a readdirplus entry);
+ * -ENOENT if it is gone, -EMFILE if its count is at its limit */
+int zf_fs_ref(struct zf_fs *fs, uint64_t ino);
+/* drop n references; an unlinked inode left without any is reclaimed.
+ * Dropping more than were taken is a bug: fatal in a debug build
+ * (ZF_DEBUG), logged once and clamped to zero otherwise. */
+void zf_fs_forget(struct zf_fs *fs, uint64_t ino, uint64_t n);
 
 /* ---- data ---- */
 ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off);

@@ -126,7 +126,7 @@ struct zf_inode {
 	uint32_t rdev;		/* Linux dev_t encoding fits 32 bits */
 	uint32_t mode, uid, gid, nlink, gen;
 	uint32_t nxattr;
-	uint32_t pins;		/* open handles + kernel lookups (not durable) */
+	uint32_t lookups;	/* the kernel's lookup references (not durable) */
 	struct zf_xattr *xattr;
 	union {
 		struct zf_file *file;	/* S_ISREG */

@@ -1,7 +1,7 @@
 /*
  * storage/fs_ns.c - namespace operations of the core: lookup, create, link,
  * unlink, rename (NOREPLACE, EXCHANGE, atomic replace), attributes, xattrs,
- * readdir and pins.
+ * readdir and the kernel's lookup references.
  *
  * Each operation validates under fs->lock, then emits its records as one
  * transaction through fs_do(), so it is atomic across a crash. A regular
@@ -9,8 +9,9 @@
  * flush is a transaction of its own), so no inode record ever claims a size
  * that covers unlogged bytes.
  *
- * Unlinked inodes stay while pinned (open handles, kernel lookups); the last
- * unpin reclaims them; after a crash fs.c reclaims them at open.
+ * Unlinked inodes stay while the kernel holds lookup references to them
+ * (it holds one on every open file); the last forget reclaims them; after
+ * a crash fs.c reclaims them at open.
  */
 #include "config.h"
 
@@ -147,13 +148,13 @@ static void drop_link(struct zf_fs *fs, struct zf_inode *in, struct timespec now
 		in->nlink--;
 	set_now(&in->ctime, &in->ctime_ns, now);
 	log_inode(fs, in);
-	if (in->nlink == 0 && in->pins == 0)
+	if (in->nlink == 0 && in->lookups == 0)
 		log_u64(fs, ZF_REC_INODE_DEL, in->ino);
 }
 
 void fs_maybe_reclaim(struct zf_fs *fs, struct zf_inode *in)
 {
-	if (in->nlink == 0 && in->pins == 0 && !fs->readonly) {
+	if (in->nlink == 0 && in->lookups == 0 && !fs->readonly) {
 		log_u64(fs, ZF_REC_INODE_DEL, in->ino);
 		fs_txn_end(fs);
 	}
@@ -174,20 +175,19 @@ int zf_fs_getattr(struct zf_fs *fs, uint64_t ino, struct zf_attr *ret_attr)
 	return r;
 }
 
-int zf_fs_lookup(struct zf_fs *fs, uint64_t parent, const char *name, struct zf_attr *ret_attr)
+/* what name in directory parent is (fs->lock held): 0 and *ret_in, or -errno */
+static int lookup_locked(struct zf_fs *fs, uint64_t parent, const char *name,
+			 struct zf_inode **ret_in)
 {
 	struct zf_inode *dir, *in = NULL;
 	struct zf_dirent *de;
 	int r;
 
-	fs_lock(fs);
 	r = get_dir(fs, parent, &dir);
 	if (r)
-		goto out;
-	if (strlen(name) > ZF_NAME_LEN) {
-		r = -ENAMETOOLONG;
-		goto out;
-	}
+		return r;
+	if (strlen(name) > ZF_NAME_LEN)
+		return -ENAMETOOLONG;
 	if (strcmp(name, ".") == 0) {
 		in = dir;
 	} else if (strcmp(name, "..") == 0) {
@@ -197,12 +197,46 @@ int zf_fs_lookup(struct zf_fs *fs, uint64_t parent, const char *name, struct zf_
 		if (de)
 			in = fs_inode(fs, de->ino);
 	}
-	if (!in) {
-		r = -ENOENT;
-		goto out;
-	}
-	fill_attr(in, ret_attr);
-out:
+	if (!in)
+		return -ENOENT;
+	*ret_in = in;
+	return 0;
+}
+
+int zf_fs_lookup(struct zf_fs *fs, uint64_t parent, const char *name, struct zf_attr *ret_attr)
+{
+	struct zf_inode *in;
+	int r;
+
+	fs_lock(fs);
+	r = lookup_locked(fs, parent, name, &in);
+	if (r == 0)
+		fill_attr(in, ret_attr);
+	fs_unlock(fs);
+	return r;
+}
+
+/* one more kernel lookup reference on in (fs->lock held) */
+static int lookup_ref_locked(struct zf_inode *in)
+{
+	if (in->lookups == UINT32_MAX)
+		return -EMFILE;
+	in->lookups++;
+	return 0;
+}
+
+int zf_fs_lookup_ref(struct zf_fs *fs, uint64_t parent, const char *name,
+		     struct zf_attr *ret_attr)
+{
+	struct zf_inode *in;
+	int r;
+
+	fs_lock(fs);
+	r = lookup_locked(fs, parent, name, &in);
+	if (r == 0)
+		r = lookup_ref_locked(in);
+	if (r == 0)
+		fill_attr(in, ret_attr);
 	fs_unlock(fs);
 	return r;
 }
@@ -890,31 +924,46 @@ out:
 	return r;
 }
 
-int zf_fs_pin(struct zf_fs *fs, uint64_t ino)
+int zf_fs_ref(struct zf_fs *fs, uint64_t ino)
 {
 	struct zf_inode *in;
 	int r = -ENOENT;
 
 	fs_lock(fs);
 	in = fs_inode(fs, ino);
-	if (in && in->pins == UINT32_MAX) {
-		r = -EMFILE;
-	} else if (in) {
-		in->pins++;
-		r = 0;
-	}
+	if (in)
+		r = lookup_ref_locked(in);
 	fs_unlock(fs);
 	return r;
 }
 
-void zf_fs_unpin(struct zf_fs *fs, uint64_t ino, uint64_t n)
+void zf_fs_forget(struct zf_fs *fs, uint64_t ino, uint64_t n)
 {
 	struct zf_inode *in;
 
 	fs_lock(fs);
 	in = fs_inode(fs, ino);
+	if (in && n > in->lookups) {
+		/*
+		 * The kernel forgot more than it was given: a lookup-count
+		 * bug here or in the daemon. Fatal in a debug build (as
+		 * libfuse's passthrough_hp forget_one); clamped otherwise.
+		 */
+#ifdef ZF_DEBUG
+		zf_bug(__FILE__, __LINE__, "forget of more lookups than were taken");
+#else
+		static int logged;
+
+		if (!logged) {
+			logged = 1;
+			zf_err("inode %llu: forget of %llu lookups, only %u taken",
+			       (unsigned long long)ino, (unsigned long long)n, in->lookups);
+		}
+		n = in->lookups;
+#endif
+	}
 	if (in) {
-		in->pins = in->pins > n ? in->pins - n : 0;
+		in->lookups -= (uint32_t)n;
 		fs_maybe_reclaim(fs, in);
 	}
 	fs_unlock(fs);

@@ -248,16 +248,9 @@ static void fix_links(struct ck *ck, struct zf_buf *b)
 	zf_htab_free(&cnt);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int has(const uint64_t *v, size_t n, uint64_t x)
 {
-	return n && bsearch(&x, v, n, sizeof(*v), cmp_u64) != NULL;
+	return n && bsearch(&x, v, n, sizeof(*v), zf_cmp_u64) != NULL;
 }
 
 /* CHUNK_BAD records for ids[0..n) */
@@ -298,9 +291,9 @@ static void mark_damage(struct ck *ck, struct zf_buf *b)
 		}
 	}
 	if (nhard)
-		qsort(hard, nhard, sizeof(*hard), cmp_u64);
+		qsort(hard, nhard, sizeof(*hard), zf_cmp_u64);
 	if (nsoft)
-		qsort(soft, nsoft, sizeof(*soft), cmp_u64);
+		qsort(soft, nsoft, sizeof(*soft), zf_cmp_u64);
 	for (i = 0; i < nsoft; i++) {
 		char seg[32];
 		int r;

@@ -901,7 +901,7 @@ START_TEST(unlinked_open_file_lives_until_unpinned)
 
 	f = t_create(fs, ZF_ROOT_INO, "f");
 	ck_assert_int_eq(zf_fs_write(fs, f, "0123456789", 10, 0), 10);
-	ck_assert_int_eq(zf_fs_pin(fs, f), 0);
+	ck_assert_int_eq(zf_fs_ref(fs, f), 0);
 	ck_assert_int_eq(zf_fs_unlink(fs, ZF_ROOT_INO, "f"), 0);
 	ck_assert_int_eq(zf_fs_read(fs, f, buf, 10, 0), 10);
 	ck_assert_mem_eq(buf, "0123456789", 10);
@@ -909,12 +909,12 @@ START_TEST(unlinked_open_file_lives_until_unpinned)
 	ck_assert_int_eq(zf_fs_fsync(fs, f), 0);
 	ck_assert_int_eq(zf_fs_read(fs, f, buf, 16, 0), 12);
 	t_check_clean(fs);
-	zf_fs_unpin(fs, f, 1);
+	zf_fs_forget(fs, f, 1);
 	ck_assert_int_eq(zf_fs_getattr(fs, f, (struct zf_attr *)buf), -ENOENT);
 	/* the same, but the process dies while the file is open */
 	g = t_create(fs, ZF_ROOT_INO, "g");
 	ck_assert_int_eq(zf_fs_write(fs, g, "x", 1, 0), 1);
-	ck_assert_int_eq(zf_fs_pin(fs, g), 0);
+	ck_assert_int_eq(zf_fs_ref(fs, g), 0);
 	ck_assert_int_eq(zf_fs_unlink(fs, ZF_ROOT_INO, "g"), 0);
 	ck_assert_int_eq(zf_fs_sync(fs), 0);
 	zf_fs_abandon(fs);

@@ -1656,7 +1656,7 @@ static void op_pin(struct run *R)
 
 	desc(R, "pin ino %llu", (unsigned long long)t.ino);
 	want(&w, t.idx < 0, ENOENT);
-	r = zf_fs_pin(R->fs, t.ino);
+	r = zf_fs_ref(R->fs, t.ino);
 	check_ret(R, &w, r);
 	if (r == 0)
 		N(R, t.idx)->pins++;
@@ -1674,7 +1674,7 @@ static void op_unpin(struct run *R)
 	n = pct(&R->rng, 70) ? 1 : N(R, i)->pins;
 	desc(R, "unpin ino %llu x%llu (pins %llu, nlink %u)", (unsigned long long)N(R, i)->ino,
 	     (unsigned long long)n, (unsigned long long)N(R, i)->pins, N(R, i)->nlink);
-	zf_fs_unpin(R->fs, N(R, i)->ino, n);
+	zf_fs_forget(R->fs, N(R, i)->ino, n);
 	N(R, i)->pins -= n;
 	maybe_release(&R->m, i);
 }
