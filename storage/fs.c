@@ -114,7 +114,7 @@ void fs_do(struct zf_fs *fs, uint8_t type, const struct zf_buf *rec)
 
 	if (!fs->readonly)
 		zf_mlog_add(fs->log, type, rec->p, rec->len);
-	r = fs_apply(fs, &f);
+	r = fs_apply(fs, &f, NULL);
 	ZF_BUG_ON(r != 0); /* live records are validated before they are made */
 }
 
@@ -126,14 +126,13 @@ void fs_txn_end(struct zf_fs *fs)
 
 /* ------------------------------------------------------------ the applier */
 
-/* why the last record did not apply (for salvage notes), and whether to log it */
-static __thread const char *bad_what;
-static __thread int bad_quiet;
-
-static int bad(const char *what, uint64_t ino)
+/* a record that does not fit the table: -EBADMSG, why in err (logged
+ * unless err->quiet; err NULL: a live record, always logged) */
+static int bad(struct fs_apply_err *err, const char *what, uint64_t ino)
 {
-	bad_what = what;
-	if (!bad_quiet)
+	if (err)
+		err->why = what;
+	if (!err || !err->quiet)
 		zf_err("inconsistent metadata record: %s (inode %llu)", what,
 		       (unsigned long long)ino);
 	return -EBADMSG;
@@ -209,23 +208,24 @@ static void inode_free(struct zf_fs *fs, struct zf_inode *in)
 	free(in);
 }
 
-static int apply_inode(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+static int apply_inode(struct zf_fs *fs, const uint8_t *p, uint32_t len,
+			struct fs_apply_err *err)
 {
 	uint64_t ino;
 	uint32_t mode, ll;
 	struct zf_inode *in;
 
 	if (len < ZF_REC_INODE_FIXED)
-		return bad("short inode record", 0);
+		return bad(err, "short inode record", 0);
 	ino = zf_get64(p);
 	mode = zf_get32(p + 24);
 	ll = zf_get32(p + 84);
 	if (ll != len - ZF_REC_INODE_FIXED || (ll && !S_ISLNK(mode)) || ino == 0 ||
 	    zf_get64(p + 16) > UINT32_MAX)
-		return bad("malformed inode record", ino);
+		return bad(err, "malformed inode record", ino);
 	in = fs_inode(fs, ino);
 	if (in && (in->mode & S_IFMT) != (mode & S_IFMT))
-		return bad("inode changed its type", ino);
+		return bad(err, "inode changed its type", ino);
 	if (!in) {
 		in = zf_calloc(1, sizeof(*in));
 		in->ino = ino;
@@ -261,19 +261,20 @@ static int apply_inode(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
-static int apply_inode_del(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+static int apply_inode_del(struct zf_fs *fs, const uint8_t *p, uint32_t len,
+			struct fs_apply_err *err)
 {
 	uint64_t ino;
 	struct zf_inode *in;
 
 	if (len != 8)
-		return bad("malformed inode deletion", 0);
+		return bad(err, "malformed inode deletion", 0);
 	ino = zf_get64(p);
 	in = fs_inode(fs, ino);
 	if (!in || in->nlink != 0 || ino == ZF_ROOT_INO)
-		return bad("deletion of a missing or linked inode", ino);
+		return bad(err, "deletion of a missing or linked inode", ino);
 	if (S_ISDIR(in->mode) && in->u.dir->nents)
-		return bad("deletion of a non-empty directory", ino);
+		return bad(err, "deletion of a non-empty directory", ino);
 	zf_htab_remove(&fs->inodes, zf_mix64(ino), NULL, NULL);
 	inode_free(fs, in);
 	return 0;
@@ -289,7 +290,8 @@ static void dir_compact(struct zf_dir *d)
 	d->nslot = j;
 }
 
-static int apply_dirent_add(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+static int apply_dirent_add(struct zf_fs *fs, const uint8_t *p, uint32_t len,
+			struct fs_apply_err *err)
 {
 	uint64_t parent, ino;
 	uint16_t nl;
@@ -298,20 +300,20 @@ static int apply_dirent_add(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	struct zf_dir *d;
 
 	if (len < 18)
-		return bad("short directory entry", 0);
+		return bad(err, "short directory entry", 0);
 	parent = zf_get64(p);
 	ino = zf_get64(p + 8);
 	nl = zf_get16(p + 16);
 	if (nl == 0 || nl > ZF_NAME_LEN || len != 18u + nl || memchr(p + 18, '/', nl) ||
 	    memchr(p + 18, 0, nl))
-		return bad("malformed directory entry", parent);
+		return bad(err, "malformed directory entry", parent);
 	dir = fs_inode(fs, parent);
 	child = fs_inode(fs, ino);
 	if (!dir || !S_ISDIR(dir->mode) || !child)
-		return bad("entry in a missing directory or to a missing inode", parent);
+		return bad(err, "entry in a missing directory or to a missing inode", parent);
 	d = dir->u.dir;
 	if (dir_find(d, (const char *)p + 18, nl))
-		return bad("duplicate directory entry", parent);
+		return bad(err, "duplicate directory entry", parent);
 	de = zf_malloc(sizeof(*de) + nl + 1);
 	de->ino = ino;
 	de->cookie = d->next_cookie++;
@@ -359,7 +361,8 @@ uint32_t dir_slot_of(const struct zf_dir *d, uint64_t cookie)
 	return lo;
 }
 
-static int apply_dirent_del(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+static int apply_dirent_del(struct zf_fs *fs, const uint8_t *p, uint32_t len,
+			struct fs_apply_err *err)
 {
 	uint64_t parent;
 	uint16_t nl;
@@ -370,20 +373,20 @@ static int apply_dirent_del(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	char name[ZF_NAME_LEN + 1];
 
 	if (len < 10)
-		return bad("short directory entry removal", 0);
+		return bad(err, "short directory entry removal", 0);
 	parent = zf_get64(p);
 	nl = zf_get16(p + 8);
 	if (nl == 0 || nl > ZF_NAME_LEN || len != 10u + nl)
-		return bad("malformed directory entry removal", parent);
+		return bad(err, "malformed directory entry removal", parent);
 	memcpy(name, p + 10, nl);
 	name[nl] = 0;
 	dir = fs_inode(fs, parent);
 	if (!dir || !S_ISDIR(dir->mode))
-		return bad("entry removal in a missing directory", parent);
+		return bad(err, "entry removal in a missing directory", parent);
 	d = dir->u.dir;
 	de = zf_htab_remove(&d->names, XXH3_64bits(name, nl), dirent_eq, name);
 	if (!de)
-		return bad("removal of a missing directory entry", parent);
+		return bad(err, "removal of a missing directory entry", parent);
 	i = dir_slot_of(d, de->cookie);
 	while (i < d->nslot && d->slot[i] != de)
 		i++;
@@ -473,7 +476,8 @@ static void file_remap(struct zf_file *f, uint64_t start, uint64_t end,
 	}
 }
 
-static int apply_extents(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+static int apply_extents(struct zf_fs *fs, const uint8_t *p, uint32_t len,
+			struct fs_apply_err *err)
 {
 	struct zf_extent *nw = NULL;
 	struct zf_inode *in;
@@ -482,16 +486,16 @@ static int apply_extents(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	int r = 0;
 
 	if (len < 28)
-		return bad("short extent record", 0);
+		return bad(err, "short extent record", 0);
 	ino = zf_get64(p);
 	start = zf_get64(p + 8);
 	end = zf_get64(p + 16);
 	n = zf_get32(p + 24);
 	if (start > end || (len - 28) / ZF_REC_EXT_SIZE != n || (len - 28) % ZF_REC_EXT_SIZE)
-		return bad("malformed extent record", ino);
+		return bad(err, "malformed extent record", ino);
 	in = fs_inode(fs, ino);
 	if (!in || !S_ISREG(in->mode))
-		return bad("extents of a missing or non-regular inode", ino);
+		return bad(err, "extents of a missing or non-regular inode", ino);
 	nw = zf_malloc((n ? n : 1) * sizeof(*nw));
 	prev = start;
 	for (i = 0; i < n; i++) {
@@ -507,13 +511,13 @@ static int apply_extents(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 		if (!nw[i].c && fs->salvage)
 			nw[i].c = fs_chunk_add_lost(fs, &id);
 		if (!nw[i].c) {
-			r = bad("extent references an unknown chunk", ino);
+			r = bad(err, "extent references an unknown chunk", ino);
 			goto out;
 		}
 		if (nw[i].off < prev || nw[i].len == 0 || nw[i].off + nw[i].len > end ||
 		    ((uint64_t)nw[i].coff + nw[i].len > nw[i].c->len &&
 		     !(nw[i].c->flags & ZF_CHUNK_LOST))) {
-			r = bad("extent out of range", ino);
+			r = bad(err, "extent out of range", ino);
 			goto out;
 		}
 		prev = nw[i].off + nw[i].len;
@@ -538,7 +542,7 @@ static struct zf_xattr *xattr_find(struct zf_inode *in, const char *name, size_t
 	return NULL;
 }
 
-static int apply_xattr(struct zf_fs *fs, const struct zf_frame *f)
+static int apply_xattr(struct zf_fs *fs, const struct zf_frame *f, struct fs_apply_err *err)
 {
 	const uint8_t *p = f->payload;
 	struct zf_inode *in;
@@ -546,19 +550,19 @@ static int apply_xattr(struct zf_fs *fs, const struct zf_frame *f)
 	uint32_t nl, vl = 0, hdr = f->type == ZF_REC_XATTR_SET ? 14 : 10;
 
 	if (f->len < hdr)
-		return bad("short xattr record", 0);
+		return bad(err, "short xattr record", 0);
 	nl = zf_get16(p + 8);
 	if (f->type == ZF_REC_XATTR_SET)
 		vl = zf_get32(p + 10);
 	if (nl == 0 || (uint64_t)hdr + nl + vl != f->len || memchr(p + hdr, 0, nl))
-		return bad("malformed xattr record", zf_get64(p));
+		return bad(err, "malformed xattr record", zf_get64(p));
 	in = fs_inode(fs, zf_get64(p));
 	if (!in)
-		return bad("xattr of a missing inode", zf_get64(p));
+		return bad(err, "xattr of a missing inode", zf_get64(p));
 	x = xattr_find(in, (const char *)p + hdr, nl);
 	if (f->type == ZF_REC_XATTR_DEL) {
 		if (!x)
-			return bad("removal of a missing xattr", in->ino);
+			return bad(err, "removal of a missing xattr", in->ino);
 		free(x->name);
 		free(x->val);
 		*x = in->xattr[--in->nxattr];
@@ -617,18 +621,19 @@ uint64_t *fs_segments_used(struct zf_fs *fs, size_t *ret_n)
  * its first copy (this one is garbage); a damaged one is healed by it.
  * ZF_REC_SC_MOVE (move): gc's copy, every chunk exists and moves here.
  */
-static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_ckpt, int move)
+static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_ckpt, int move,
+			struct fs_apply_err *err)
 {
 	struct zf_sc *sc;
 	uint32_t n, i;
 
 	if (len < 28)
-		return bad("short super-chunk record", 0);
+		return bad(err, "short super-chunk record", 0);
 	n = zf_get32(p + 24);
 	if ((len - 28) / ZF_REC_SC_ENT_SIZE != n || (len - 28) % ZF_REC_SC_ENT_SIZE)
-		return bad("malformed super-chunk record", 0);
+		return bad(err, "malformed super-chunk record", 0);
 	if (zf_get64(p) == 0 || (zf_get64(p) <= fs->last_sealed && !from_ckpt))
-		return bad("super-chunk in a sealed or invalid segment", 0);
+		return bad(err, "super-chunk in a sealed or invalid segment", 0);
 	/* every entry is checked first: a record applies whole or not at all */
 	for (i = 0; i < n; i++) {
 		const uint8_t *e = p + 28 + (size_t)i * ZF_REC_SC_ENT_SIZE;
@@ -636,10 +641,10 @@ static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_c
 		struct zf_chunk *c;
 
 		if (clen == 0 || (uint64_t)roff + clen > zf_get32(p + 20))
-			return bad("super-chunk entry out of range", 0);
+			return bad(err, "super-chunk entry out of range", 0);
 		c = move ? fs_chunk_find(fs, (const struct zf_chunk_id *)e) : NULL;
 		if (move && (!c || c->len != clen))
-			return bad("move of an unknown chunk", 0);
+			return bad(err, "move of an unknown chunk", 0);
 	}
 	sc = zf_calloc(1, sizeof(*sc));
 	sc->loc.seg = zf_get64(p);
@@ -692,12 +697,12 @@ static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_c
 	return 0;
 }
 
-static int apply_seal(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+static int apply_seal(struct zf_fs *fs, const uint8_t *p, uint32_t len, struct fs_apply_err *err)
 {
 	uint64_t seg;
 
 	if (len != 16)
-		return bad("malformed segment seal", 0);
+		return bad(err, "malformed segment seal", 0);
 	seg = zf_get64(p);
 	if (seg > fs->last_sealed)
 		fs->last_sealed = seg;
@@ -709,10 +714,11 @@ static int apply_seal(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
-static int apply_state(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+static int apply_state(struct zf_fs *fs, const uint8_t *p, uint32_t len,
+			struct fs_apply_err *err)
 {
 	if (len != 32)
-		return bad("malformed checkpoint state", 0);
+		return bad(err, "malformed checkpoint state", 0);
 	fs->next_ino = zf_get64(p);
 	fs->open_seg = zf_get64(p + 8);
 	fs->open_end = zf_get64(p + 16);
@@ -720,19 +726,20 @@ static int apply_state(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
-static int apply_chunk_del(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+static int apply_chunk_del(struct zf_fs *fs, const uint8_t *p, uint32_t len,
+			struct fs_apply_err *err)
 {
 	uint32_t n, i;
 
 	if (len < 4 || (len - 4) != (uint64_t)zf_get32(p) * ZF_CHUNK_ID_LEN)
-		return bad("malformed chunk deletion", 0);
+		return bad(err, "malformed chunk deletion", 0);
 	n = zf_get32(p);
 	for (i = 0; i < n; i++) {
 		struct zf_chunk *c = zf_htab_find(&fs->chunks, zf_get64(p + 4 + i * 16), chunk_eq,
 						  p + 4 + i * 16);
 
 		if (!c || c->refs)
-			return bad("deletion of a missing or referenced chunk", 0);
+			return bad(err, "deletion of a missing or referenced chunk", 0);
 	}
 	for (i = 0; i < n; i++) {
 		struct zf_chunk *c = zf_htab_remove(&fs->chunks, zf_get64(p + 4 + i * 16), chunk_eq,
@@ -758,12 +765,13 @@ struct zf_chunk *fs_chunk_add_lost(struct zf_fs *fs, const struct zf_chunk_id *i
 }
 
 /* chunks found damaged: reads fail; unknown ids join the index as lost */
-static int apply_chunk_bad(struct zf_fs *fs, const uint8_t *p, uint32_t len)
+static int apply_chunk_bad(struct zf_fs *fs, const uint8_t *p, uint32_t len,
+			struct fs_apply_err *err)
 {
 	uint32_t n, i;
 
 	if (len < 4 || (len - 4) != (uint64_t)zf_get32(p) * ZF_CHUNK_ID_LEN)
-		return bad("malformed chunk damage record", 0);
+		return bad(err, "malformed chunk damage record", 0);
 	n = zf_get32(p);
 	for (i = 0; i < n; i++) {
 		struct zf_chunk *c = zf_htab_find(&fs->chunks, zf_get64(p + 4 + i * 16), chunk_eq,
@@ -771,7 +779,7 @@ static int apply_chunk_bad(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 
 		/* bytes still in the packer were never read back: not damaged */
 		if (c && !c->sc && !(c->flags & ZF_CHUNK_LOST))
-			return bad("damage mark of a chunk not stored yet", 0);
+			return bad(err, "damage mark of a chunk not stored yet", 0);
 	}
 	for (i = 0; i < n; i++) {
 		struct zf_chunk_id id;
@@ -786,32 +794,32 @@ static int apply_chunk_bad(struct zf_fs *fs, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
-int fs_apply(struct zf_fs *fs, const struct zf_frame *f)
+int fs_apply(struct zf_fs *fs, const struct zf_frame *f, struct fs_apply_err *err)
 {
 	switch (f->type) {
 	case ZF_REC_INODE:
-		return apply_inode(fs, f->payload, f->len);
+		return apply_inode(fs, f->payload, f->len, err);
 	case ZF_REC_INODE_DEL:
-		return apply_inode_del(fs, f->payload, f->len);
+		return apply_inode_del(fs, f->payload, f->len, err);
 	case ZF_REC_DIRENT_ADD:
-		return apply_dirent_add(fs, f->payload, f->len);
+		return apply_dirent_add(fs, f->payload, f->len, err);
 	case ZF_REC_DIRENT_DEL:
-		return apply_dirent_del(fs, f->payload, f->len);
+		return apply_dirent_del(fs, f->payload, f->len, err);
 	case ZF_REC_EXTENTS:
-		return apply_extents(fs, f->payload, f->len);
+		return apply_extents(fs, f->payload, f->len, err);
 	case ZF_REC_XATTR_SET:
 	case ZF_REC_XATTR_DEL:
-		return apply_xattr(fs, f);
+		return apply_xattr(fs, f, err);
 	case ZF_REC_SC:
-		return apply_sc(fs, f->payload, f->len, 0, 0);
+		return apply_sc(fs, f->payload, f->len, 0, 0, err);
 	case ZF_REC_SC_MOVE:
-		return apply_sc(fs, f->payload, f->len, 0, 1);
+		return apply_sc(fs, f->payload, f->len, 0, 1, err);
 	case ZF_REC_SEG_SEAL:
-		return apply_seal(fs, f->payload, f->len);
+		return apply_seal(fs, f->payload, f->len, err);
 	case ZF_REC_CHUNK_DEL:
-		return apply_chunk_del(fs, f->payload, f->len);
+		return apply_chunk_del(fs, f->payload, f->len, err);
 	case ZF_REC_CHUNK_BAD:
-		return apply_chunk_bad(fs, f->payload, f->len);
+		return apply_chunk_bad(fs, f->payload, f->len, err);
 	default:
 		zf_err("unknown metadata record type %u", f->type);
 		return -EBADMSG;
@@ -861,11 +869,19 @@ static struct zf_salvage_note *note_add(struct zf_fs *fs, const char *file, uint
 	return n;
 }
 
+/* what a load passes to each record it applies (the scanners' ctx) */
+struct fs_replay {
+	struct zf_fs *fs;
+	const char *file;	/* the log or checkpoint being loaded */
+	struct fs_apply_err err; /* why the last record did not apply */
+};
+
 /* a region without a valid frame: decode what its header may still say */
 static void salvage_bad(void *ctx, const char *name, uint64_t off, const uint8_t *p, size_t len,
 			uint64_t expect_seq)
 {
-	struct zf_fs *fs = ctx;
+	struct fs_replay *rp = ctx;
+	struct zf_fs *fs = rp->fs;
 	struct zf_salvage_note *n;
 
 	if (!p) {
@@ -898,37 +914,40 @@ static void salvage_bad(void *ctx, const char *name, uint64_t off, const uint8_t
 }
 
 /* salvage: a verified record that does not apply is noted and skipped */
-static int salvage_skip(struct zf_fs *fs, const struct zf_frame *f, int r)
+static int salvage_skip(struct fs_replay *rp, const struct zf_frame *f, int r)
 {
 	struct zf_salvage_note *n;
+	const char *why = rp->err.why;
 
-	if (!r || !fs->salvage || r != -EBADMSG)
+	rp->err.why = NULL;
+	if (!r || !rp->fs->salvage || r != -EBADMSG)
 		return r;
-	n = note_add(fs, fs->salv_file, f->off, ZF_REC_HDR_SIZE + f->len, f->seq,
-		     bad_what ? bad_what : "does not apply");
+	n = note_add(rp->fs, rp->file, f->off, ZF_REC_HDR_SIZE + f->len, f->seq,
+		     why ? why : "does not apply");
 	n->verified = 1;
 	note_decode(n, f->type, f->payload, f->len);
-	bad_what = NULL;
 	return 0;
 }
 
 static int ckpt_apply(void *ctx, const struct zf_frame *f)
 {
-	struct zf_fs *fs = ctx;
+	struct fs_replay *rp = ctx;
 	int r;
 
 	if (f->type == ZF_REC_STATE)
-		r = apply_state(fs, f->payload, f->len);
+		r = apply_state(rp->fs, f->payload, f->len, &rp->err);
 	else if (f->type == ZF_REC_SC)
-		r = apply_sc(fs, f->payload, f->len, 1, 0);
+		r = apply_sc(rp->fs, f->payload, f->len, 1, 0, &rp->err);
 	else
-		r = fs_apply(fs, f);
-	return salvage_skip(fs, f, r);
+		r = fs_apply(rp->fs, f, &rp->err);
+	return salvage_skip(rp, f, r);
 }
 
 static int log_apply(void *ctx, const struct zf_frame *f)
 {
-	return salvage_skip(ctx, f, fs_apply(ctx, f));
+	struct fs_replay *rp = ctx;
+
+	return salvage_skip(rp, f, fs_apply(rp->fs, f, &rp->err));
 }
 
 /* ------------------------------------------------------------ superblock */
@@ -1167,19 +1186,19 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 	struct zf_mlog_scan scan = { 0 };
 	uint64_t seq = 0, expect;
 	char name[64];
+	/* salvage: each skipped record becomes a note instead of a log line */
+	struct fs_replay rp = { .fs = fs, .file = name, .err.quiet = fs->salvage };
 	size_t i;
 	int r = 0;
 
 	fs->replaying = 1;
-	bad_quiet = fs->salvage; /* each skipped record becomes a note instead */
-	fs->salv_file = name;
 	if (mf->has_ckpt) {
 		zf_ckpt_name(mf->ckpt, name, sizeof(name));
 		if (fs->salvage)
 			r = zf_ckpt_load_salvage(fs->metafd, name, fs->fsid, ckpt_apply, salvage_bad,
-						 fs, &seq);
+						 &rp, &seq);
 		else
-			r = zf_ckpt_load(fs->metafd, name, fs->fsid, ckpt_apply, fs, &seq);
+			r = zf_ckpt_load(fs->metafd, name, fs->fsid, ckpt_apply, &rp, &seq);
 		if (r)
 			goto out;
 		check_ckpt_refs(fs, name);
@@ -1203,9 +1222,9 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 		}
 		if (fs->salvage)
 			r = zf_mlog_replay_salvage(fs->metafd, name, fs->fsid, seq, log_apply,
-						   salvage_bad, fs, &scan);
+						   salvage_bad, &rp, &scan);
 		else
-			r = zf_mlog_replay(fs->metafd, name, fs->fsid, seq, log_apply, fs, &scan);
+			r = zf_mlog_replay(fs->metafd, name, fs->fsid, seq, log_apply, &rp, &scan);
 		if (r)
 			goto out;
 		if (scan.dropped && i + 1 < mf->nlogs && fs->salvage) {
@@ -1274,8 +1293,6 @@ static int fs_load(struct zf_fs *fs, struct meta_files *mf, uint64_t *ret_end,
 	fs->replaying = 0;
 	r = 0;
 out:
-	bad_quiet = 0;
-	fs->salv_file = NULL;
 	return r ? (r < 0 ? r : -EBADMSG) : 0;
 }
 
@@ -1459,7 +1476,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 		zf_put64(zf_buf_grow(&b, 8), fs->open_seg);
 		zf_put64(zf_buf_grow(&b, 8), fs->open_end);
 		fs->pending_seal = b;
-		apply_seal(fs, b.p, b.len);
+		apply_seal(fs, b.p, b.len, NULL);
 	}
 	/*
 	 * Segments and a durable mark without any metadata: the checkpoint
@@ -1499,7 +1516,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 			zf_put64(zf_buf_grow(&b, 8), fs->open_end);
 			zf_buf_free(&fs->pending_seal);
 			fs->pending_seal = b;
-			apply_seal(fs, b.p, b.len);
+			apply_seal(fs, b.p, b.len, NULL);
 		}
 		r = zf_segstore_resume_keep(fs->seg, &fs->last_sealed);
 		if (r < 0)
@@ -1520,7 +1537,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 			zf_put64(zf_buf_grow(&b, 8), fs->open_end);
 			zf_buf_free(&fs->pending_seal);
 			fs->pending_seal = b;
-			apply_seal(fs, b.p, b.len);
+			apply_seal(fs, b.p, b.len, NULL);
 			r = zf_segstore_resume(fs->seg, 0, 0, fs->last_sealed);
 		}
 		if (r < 0)
@@ -1584,7 +1601,7 @@ void fs_log_seal(struct zf_fs *fs, uint64_t seg)
 	zf_put64(p, seg);
 	zf_put64(p + 8, fs->open_end);
 	zf_mlog_add_early(fs->log, ZF_REC_SEG_SEAL, p, sizeof(p));
-	apply_seal(fs, p, sizeof(p));
+	apply_seal(fs, p, sizeof(p), NULL);
 }
 
 void fs_log_sc(struct zf_fs *fs, uint8_t type, const struct zf_sc_loc *loc,
@@ -1611,7 +1628,7 @@ void fs_log_sc(struct zf_fs *fs, uint8_t type, const struct zf_sc_loc *loc,
 	}
 	/* before the open transaction: its records may reference these chunks */
 	zf_mlog_add_early(fs->log, type, b.p, b.len);
-	r = apply_sc(fs, b.p, b.len, 0, type == ZF_REC_SC_MOVE);
+	r = apply_sc(fs, b.p, b.len, 0, type == ZF_REC_SC_MOVE, NULL);
 	ZF_BUG_ON(r != 0);
 	zf_buf_free(&b);
 }

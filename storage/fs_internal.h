@@ -160,7 +160,6 @@ struct zf_fs {
 	int salvage;		/* tolerant load (fsck): skip what does not verify or apply */
 	struct zf_salvage_note *salv; /* what the tolerant load skipped */
 	size_t nsalv;
-	const char *salv_file;	/* the file being loaded */
 	uint64_t torn_bytes;	/* torn tail of the last log file (an interrupted commit) */
 	/* salvage: whole ranges of records are missing (a lost checkpoint or
 	 * log file): unreferenced data is not garbage, and repairing would
@@ -268,8 +267,15 @@ int fs_checkpoint_locked(struct zf_fs *fs);
 void rec_inode(struct zf_buf *b, const struct zf_inode *in);
 void rec_extents(struct zf_buf *b, uint64_t ino, uint64_t start, uint64_t end,
 		 const struct zf_extent *ext, uint32_t n);
-/* apply one record to the table; -EBADMSG (logged) if it does not fit */
-int fs_apply(struct zf_fs *fs, const struct zf_frame *f);
+/* why a record did not apply: the error object of fs_apply */
+struct fs_apply_err {
+	const char *why;	/* set on -EBADMSG (a static string) */
+	int quiet;		/* note it here only, do not log it (salvage) */
+};
+/* apply one record to the table; -EBADMSG if it does not fit, its reason in
+ * err (and logged unless err->quiet). err NULL: a live record, which is
+ * validated before it is made and cannot fail */
+int fs_apply(struct zf_fs *fs, const struct zf_frame *f, struct fs_apply_err *err);
 struct zf_chunk *fs_chunk_find(struct zf_fs *fs, const struct zf_chunk_id *id);
 /* chunk c leaves its super-chunk (one left without chunks is forgotten) */
 void fs_chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c);
