@@ -1,8 +1,10 @@
 /*
  * storage/fs_internal.h - in-memory state of the storage core, shared by
- * fs.c (lifetime, log, replay, checkpoints), fs_ns.c (namespace), the data
- * path (fs_write.c, fs_read.c, fs_chunk.c, fs_range.c) and check.c. Not a
- * public interface.
+ * its files: fs.c (lifetime), fs_apply.c (the table and its applier),
+ * fs_replay.c (load at open), fs_commit.c (commit, checkpoints),
+ * fs_stats.c, fs_tier.c (the tier's hooks), fs_ns.c (namespace), the data
+ * path (fs_write.c, fs_read.c, fs_chunk.c, fs_range.c, fs_pipe.c) and
+ * check.c. Not a public interface.
  *
  * Every durable mutation goes through fs_do(): the record is added to the
  * log's open transaction and then applied by fs_apply(), the same function
@@ -249,24 +251,34 @@ static inline void fs_unlock(struct zf_fs *fs)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-/* ---- fs.c ---- */
+/* ---- fs_apply.c: the table and its applier ---- */
 struct zf_inode *fs_inode(struct zf_fs *fs, uint64_t ino);
-/* "INODE", "EXTENTS", ... ("record type N" for others; buf >= 24 bytes) */
-const char *fs_rec_name(int type, char *buf, size_t len);
+struct zf_chunk *fs_chunk_find(struct zf_fs *fs, const struct zf_chunk_id *id);
+struct zf_dirent *dir_find(struct zf_dir *d, const char *name, size_t len);
+/* first slot whose cookie is >= cookie */
+uint32_t dir_slot_of(const struct zf_dir *d, uint64_t cookie);
+/* first extent whose end is past off */
+uint32_t ext_first_after_pub(const struct zf_file *f, uint64_t off);
 /* a lost chunk (no location, damaged): extents may map it, reads fail */
 struct zf_chunk *fs_chunk_add_lost(struct zf_fs *fs, const struct zf_chunk_id *id);
-/* add rec to the open transaction and apply it (live operations) */
-void fs_do(struct zf_fs *fs, uint8_t type, const struct zf_buf *rec);
-void fs_txn_end(struct zf_fs *fs);
-int fs_commit(struct zf_fs *fs);
-/* write the durable mark (meta/synced) up to fs->durable_seq if it is
- * behind (exact: also when it is ahead, after a repair cut the log) */
-int fs_mark_synced(struct zf_fs *fs, int exact);
-/* commit, then write a checkpoint and drop the logs it covers (fs->lock held) */
-int fs_checkpoint_locked(struct zf_fs *fs);
+/* chunk c leaves its super-chunk (one left without chunks is forgotten) */
+void fs_chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c);
+/* sorted, distinct ids of the segments the table references, the open one
+ * included (malloc'd; fs->lock held) */
+uint64_t *fs_segments_used(struct zf_fs *fs, size_t *ret_n);
+/* "INODE", "EXTENTS", ... ("record type N" for others; buf >= 24 bytes) */
+const char *fs_rec_name(int type, char *buf, size_t len);
 void rec_inode(struct zf_buf *b, const struct zf_inode *in);
 void rec_extents(struct zf_buf *b, uint64_t ino, uint64_t start, uint64_t end,
 		 const struct zf_extent *ext, uint32_t n);
+/* add rec to the open transaction and apply it (live operations) */
+void fs_do(struct zf_fs *fs, uint8_t type, const struct zf_buf *rec);
+void fs_txn_end(struct zf_fs *fs);
+/* log and apply the seal of segment seg (the store sealed it) */
+void fs_log_seal(struct zf_fs *fs, uint64_t seg);
+/* log and apply a super-chunk record (ZF_REC_SC or ZF_REC_SC_MOVE) for loc */
+void fs_log_sc(struct zf_fs *fs, uint8_t type, const struct zf_sc_loc *loc,
+	       struct zf_chunk *const *chunks, uint32_t n);
 /* why a record did not apply: the error object of fs_apply */
 struct fs_apply_err {
 	const char *why;	/* set on -EBADMSG (a static string) */
@@ -276,24 +288,10 @@ struct fs_apply_err {
  * err (and logged unless err->quiet). err NULL: a live record, which is
  * validated before it is made and cannot fail */
 int fs_apply(struct zf_fs *fs, const struct zf_frame *f, struct fs_apply_err *err);
-struct zf_chunk *fs_chunk_find(struct zf_fs *fs, const struct zf_chunk_id *id);
-/* chunk c leaves its super-chunk (one left without chunks is forgotten) */
-void fs_chunk_unlocate(struct zf_fs *fs, struct zf_chunk *c);
-/* sorted, distinct ids of the segments the table references, the open one
- * included (malloc'd; fs->lock held) */
-uint64_t *fs_segments_used(struct zf_fs *fs, size_t *ret_n);
-/* log and apply the seal of segment seg (the store sealed it) */
-void fs_log_seal(struct zf_fs *fs, uint64_t seg);
-/* log and apply a super-chunk record (ZF_REC_SC or ZF_REC_SC_MOVE) for loc */
-void fs_log_sc(struct zf_fs *fs, uint8_t type, const struct zf_sc_loc *loc,
-	       struct zf_chunk *const *chunks, uint32_t n);
-struct zf_dirent *dir_find(struct zf_dir *d, const char *name, size_t len);
-/* first slot whose cookie is >= cookie */
-uint32_t dir_slot_of(const struct zf_dir *d, uint64_t cookie);
-void fs_maybe_reclaim(struct zf_fs *fs, struct zf_inode *in);
-
-/* first extent whose end is past off */
-uint32_t ext_first_after_pub(const struct zf_file *f, uint64_t off);
+/* the same for a checkpoint's record (STATE, and SC with reference counts) */
+int fs_apply_ckpt(struct zf_fs *fs, const struct zf_frame *f, struct fs_apply_err *err);
+/* free every inode, chunk and super-chunk of the table (closing) */
+void fs_table_free(struct zf_fs *fs);
 static inline uint64_t zf_get64_id(const struct zf_chunk_id *id)
 {
 	const uint8_t *p = id->b;
@@ -302,6 +300,38 @@ static inline uint64_t zf_get64_id(const struct zf_chunk_id *id)
 	       (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
 	       (uint64_t)p[7] << 56;
 }
+
+/* ---- fs_replay.c: loading the metadata at open ---- */
+/* the files in meta/ */
+struct fs_meta_files {
+	uint64_t *logs;		/* first seqs, ascending */
+	size_t nlogs;
+	uint64_t ckpt;		/* newest checkpoint seq, 0 if none */
+	int has_ckpt;
+	uint64_t *ckpts;	/* every checkpoint seq */
+	size_t nckpts;
+};
+/* list meta/ into *mf (removing stale .tmp files unless read-only);
+ * fs_meta_files_free() it after, also on failure */
+int fs_meta_list(struct zf_fs *fs, struct fs_meta_files *mf);
+void fs_meta_files_free(struct fs_meta_files *mf);
+/* load the newest checkpoint, replay the logs after it, check the durable
+ * mark: 0 with the last log's end offset and the next record's seq, or
+ * -EBADMSG (salvage: what did not verify or apply noted in fs->salv) */
+int fs_load(struct zf_fs *fs, const struct fs_meta_files *mf, uint64_t *ret_end,
+	    uint64_t *ret_next_seq);
+
+/* ---- fs_commit.c: durability ---- */
+int fs_commit(struct zf_fs *fs);
+/* write the durable mark (meta/synced) up to fs->durable_seq if it is
+ * behind (exact: also when it is ahead, after a repair cut the log) */
+int fs_mark_synced(struct zf_fs *fs, int exact);
+/* commit, then write a checkpoint and drop the logs it covers (fs->lock held) */
+int fs_checkpoint_locked(struct zf_fs *fs);
+
+/* ---- fs_ns.c ---- */
+/* an unlinked inode without lookup references is deleted (logged) */
+void fs_maybe_reclaim(struct zf_fs *fs, struct zf_inode *in);
 
 /* ---- the data path: fs_write.c, fs_read.c, fs_chunk.c, fs_range.c ---- */
 
