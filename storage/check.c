@@ -43,6 +43,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "storage/check.h"
 #include "storage/check_internal.h"
 #include "storage/meta_format.h"
 

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/fs_internal.h"
+#include "storage/fs_ns.h"
 #include "storage/meta_format.h"
 
 #define XATTR_VALUE_MAX (64u << 10)

@@ -16,6 +16,7 @@
 
 #include "common/endian.h"
 #include "storage/fs_internal.h"
+#include "storage/fs_tier.h"
 #include "storage/meta_format.h"
 
 struct zf_segstore *zf_fs_segstore(struct zf_fs *fs)

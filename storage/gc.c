@@ -40,6 +40,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/fs_internal.h"
+#include "storage/gc.h"
 #include "storage/meta_format.h"
 #include "storage/seg_format.h"
 

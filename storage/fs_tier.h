@@ -1,0 +1,72 @@
+/*
+ * storage/fs_tier.h - what the object-storage tier asks of the storage core:
+ * how far the log may be uploaded, log images, the segments the metadata
+ * references (bucket gc and audit), write admission (backpressure), the
+ * bytes still buffered, and whether the caller holds the core's lock.
+ * Implemented in storage/fs_tier.c (segment references: gc.c, check.c).
+ */
+#ifndef ZF_STORAGE_FS_TIER_H
+#define ZF_STORAGE_FS_TIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct zf_fs;
+
+/*
+ * Does the calling thread hold the core's lock? The object-storage tier's
+ * fetch hook refuses network waits then (-EIO, logged): the core takes
+ * care to fetch what it needs before it locks (fs_lock_for_flush), so a
+ * refusal means the bucket failed that earlier fetch, or a bug.
+ */
+int zf_fs_lock_held(void);
+/*
+ * After a commit: the sorted ids of the segments the table references
+ * (*ret_ids malloc'd), the highest segment id it knows, and the last
+ * committed log record. A segment with an id up to *ret_max that is not
+ * listed is garbage once the bucket holds the log up to *ret_seq.
+ */
+int zf_fs_seg_refs(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n, uint64_t *ret_max,
+		   uint64_t *ret_seq);
+/* segments holding chunks the metadata knows, and the open one: sorted ids
+ * (malloc'd, *ret_n entries), for the bucket's audit */
+int zf_fs_segments_used(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n);
+
+struct zf_segstore;
+struct zf_segstore *zf_fs_segstore(struct zf_fs *fs);
+
+struct zf_upload_point {
+	uint64_t seq;		/* last committed log record the bucket may hold */
+	uint64_t committed;	/* last committed log record */
+	uint64_t last_sealed;	/* every segment up to this one is sealed */
+	uint64_t ckpt_seq;	/* the newest local checkpoint (0: none) */
+};
+
+/*
+ * Commit, optionally seal the open segment (so that every committed record
+ * may be uploaded), and say how far the log may go to the bucket.
+ */
+int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret);
+
+/*
+ * A log file image (header + records from..to) built from the local log
+ * files, appended to out (a struct zf_buf). -ENOENT if some of those
+ * records are only in a checkpoint now.
+ */
+struct zf_buf;
+int zf_fs_log_image(struct zf_fs *fs, uint64_t from, uint64_t to, struct zf_buf *out);
+
+/* called before each write with its length; a negative errno fails it */
+typedef int (*zf_fs_admit_fn)(void *ctx, size_t len);
+void zf_fs_set_admit(struct zf_fs *fs, zf_fs_admit_fn fn, void *ctx);
+
+/*
+ * Written bytes not in a segment yet (write buffers and the packer): they
+ * reach the dev-dir later, so the tier's budget counts them. Takes fs->lock.
+ */
+uint64_t zf_fs_buffered_bytes(struct zf_fs *fs);
+
+/* zf_mono_ns() when the oldest buffered write was made (0: none buffered) */
+uint64_t zf_fs_buffered_since(struct zf_fs *fs);
+
+#endif
