@@ -27,10 +27,10 @@
 #include "storage/chunker.h"
 #include "storage/fs.h"
 #include "storage/fs_pipe.h"
+#include "storage/fs_walk.h"
 #include "storage/mlog.h"
 #include "storage/segstore.h"
 
-#define ZF_PACK_BYTES (4u << 20)	/* raw bytes per super-chunk */
 #define ZF_FLUSH_FILE_BYTES (8u << 20)	/* dirty bytes of one file before it is chunked */
 
 /* a super-chunk that holds at least one indexed chunk (else it is freed) */

@@ -140,3 +140,19 @@ int zf_fs_log_image(struct zf_fs *fs, uint64_t from, uint64_t to, struct zf_buf 
 	free(mf.ckpts);
 	return r < 0 ? r : r ? -EIO : 0;
 }
+
+int zf_fs_seg_refs(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n, uint64_t *ret_max,
+		   uint64_t *ret_seq)
+{
+	int r;
+
+	fs_lock(fs);
+	r = fs_commit(fs);
+	if (r == 0) {
+		*ret_ids = fs_segments_used(fs, ret_n);
+		*ret_max = fs->open_seg > fs->last_sealed ? fs->open_seg : fs->last_sealed;
+		*ret_seq = fs->readonly ? 0 : zf_mlog_next_seq(fs->log) - 1;
+	}
+	fs_unlock(fs);
+	return r;
+}

@@ -24,6 +24,7 @@
  * The bucket side is storage/remote.c (zf_remote_gc).
  *
  * Locking: fs->gc_lock for the whole run, fs->lock only in short sections.
+ * gc sees the core only through storage/fs_walk.h.
  */
 #include "config.h"
 
@@ -36,16 +37,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/endian.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "storage/fs_internal.h"
+#include "storage/fs.h"
+#include "storage/fs_walk.h"
 #include "storage/gc.h"
-#include "storage/meta_format.h"
-#include "storage/seg_format.h"
 
 #define GC_BATCH_CHUNKS 4096u
-#define GC_DEL_IDS 65536u	/* chunk ids per deletion record */
 
 /* one segment's accounts */
 struct segacct {
@@ -57,14 +55,13 @@ struct segacct {
 
 /* a live chunk to copy, as it was located when chosen */
 struct move {
-	struct zf_chunk *c;
-	struct zf_sc_loc loc;
-	uint32_t raw_off, len;
+	struct zf_walk_chunk c;
 	struct segacct *from;
 };
 
 struct gc {
 	struct zf_fs *fs;
+	struct zf_walk_state st; /* as it was when the run started */
 	const struct zf_gc_opts *o;
 	struct zf_gc_report *rep;
 	uint64_t limit;		/* highest segment id gc may remove */
@@ -78,47 +75,50 @@ static struct segacct *seg_find(struct gc *g, uint64_t seg)
 }
 
 /* stored bytes of chunk c, its share of the super-chunk's disk length */
-static uint64_t chunk_stored(const struct zf_chunk *c)
+static uint64_t chunk_stored(const struct zf_walk_chunk *c)
 {
-	return (uint64_t)c->len * c->sc->loc.disk_len / c->sc->loc.raw_len;
+	return (uint64_t)c->len * c->loc.disk_len / c->loc.raw_len;
 }
 
-static uint64_t seg_file_size(struct zf_fs *fs, uint64_t seg)
+static uint64_t seg_file_size(struct gc *g, uint64_t seg)
 {
 	char name[32];
 	struct stat st;
 
 	zf_segstore_name(seg, name, sizeof(name));
-	return fstatat(fs->segfd, name, &st, 0) == 0 ? (uint64_t)st.st_size : 0;
+	return fstatat(g->st.segfd, name, &st, 0) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static void measure_sc(void *ctx, const struct zf_sc_loc *loc)
+{
+	seg_find(ctx, loc->seg)->size += loc->disk_len;
+}
+
+static int measure_chunk(void *ctx, const struct zf_walk_chunk *c)
+{
+	if (c->located && c->refs)
+		seg_find(ctx, c->loc.seg)->live += chunk_stored(c);
+	return 0;
 }
 
 /* 1. accounts of every segment the table references (fs->lock held) */
 static void measure(struct gc *g)
 {
-	struct zf_fs *fs = g->fs;
-	uint64_t *ids = fs_segments_used(fs, &g->nsegs);
-	struct zf_hent *e;
+	uint64_t *ids = zf_fs_walk_segments(g->fs, &g->nsegs);
 	size_t i, n = g->nsegs;
 
 	g->segs = zf_calloc(n ? n : 1, sizeof(*g->segs));
 	for (i = 0; i < n; i++)
 		g->segs[i].seg = ids[i];
 	free(ids);
-	for (i = 0; i < fs->nscs; i++)
-		seg_find(g, fs->scs[i]->loc.seg)->size += fs->scs[i]->loc.disk_len;
+	zf_fs_walk_scs(g->fs, measure_sc, g);
 	for (i = 0; i < n; i++) {
-		uint64_t sz = seg_file_size(fs, g->segs[i].seg);
+		uint64_t sz = seg_file_size(g, g->segs[i].seg);
 
 		if (sz > g->segs[i].size)
 			g->segs[i].size = sz; /* headers, garbage copies */
 	}
-	zf_htab_foreach(&fs->chunks, e)
-	{
-		struct zf_chunk *c = e->val;
-
-		if (c->sc && c->refs)
-			seg_find(g, c->sc->loc.seg)->live += chunk_stored(c);
-	}
+	zf_fs_walk_chunks(g->fs, measure_chunk, g);
 	for (i = 0; i < n; i++) {
 		g->rep->stored_bytes += g->segs[i].size;
 		g->rep->live_bytes += g->segs[i].live;
@@ -146,7 +146,7 @@ static void choose(struct gc *g)
 	for (i = 0; i < g->nsegs; i++) {
 		struct segacct *s = &g->segs[i];
 
-		if (s->seg > g->limit || s->seg == g->fs->open_seg)
+		if (s->seg > g->limit || s->seg == g->st.open_seg)
 			continue; /* open, or not in the bucket yet */
 		cand[n++] = s;
 		dead += s->size > s->live ? s->size - s->live : 0;
@@ -166,42 +166,48 @@ static void choose(struct gc *g)
 	free(cand);
 }
 
-/* live chunks of the victims, in segment order (fs->lock held) */
+struct collect {
+	struct gc *g;
+	struct move *mv;
+	size_t n, cap;
+};
+
+static int collect_chunk(void *ctx, const struct zf_walk_chunk *c)
+{
+	struct collect *cl = ctx;
+	struct segacct *s;
+
+	if (!c->located || !c->refs)
+		return 0;
+	s = seg_find(cl->g, c->loc.seg);
+	if (!s || !s->victim)
+		return 0;
+	if (!c->readable) {
+		s->damaged = 1; /* fsck --repair marked it: the segment stays */
+		return 0;
+	}
+	if (cl->n == cl->cap) {
+		cl->cap = cl->cap ? cl->cap * 2 : 1024;
+		cl->mv = zf_realloc(cl->mv, cl->cap * sizeof(*cl->mv));
+	}
+	cl->mv[cl->n++] = (struct move){ .c = *c, .from = s };
+	return 0;
+}
+
+/* live chunks of the victims (fs->lock held) */
 static struct move *collect(struct gc *g, size_t *ret_n)
 {
-	struct zf_fs *fs = g->fs;
-	struct move *mv = NULL;
-	struct zf_hent *e;
-	size_t n = 0, cap = 0;
+	struct collect cl = { .g = g };
 
-	zf_htab_foreach(&fs->chunks, e)
-	{
-		struct zf_chunk *c = e->val;
-		struct segacct *s;
-
-		if (!c->sc || !c->refs)
-			continue;
-		s = seg_find(g, c->sc->loc.seg);
-		if (!s || !s->victim)
-			continue;
-		if (!zf_chunk_readable(c)) {
-			s->damaged = 1; /* fsck --repair marked it: the segment stays */
-			continue;
-		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 1024;
-			mv = zf_realloc(mv, cap * sizeof(*mv));
-		}
-		mv[n++] = (struct move){ .c = c, .loc = c->sc->loc, .raw_off = c->raw_off,
-					 .len = c->len, .from = s };
-	}
-	*ret_n = n;
-	return mv;
+	zf_fs_walk_chunks(g->fs, collect_chunk, &cl);
+	*ret_n = cl.n;
+	return cl.mv;
 }
 
 static int cmp_move(const void *a, const void *b)
 {
-	const struct move *x = a, *y = b;
+	const struct zf_walk_chunk *x = &((const struct move *)a)->c;
+	const struct zf_walk_chunk *y = &((const struct move *)b)->c;
 
 	if (x->loc.seg != y->loc.seg)
 		return x->loc.seg < y->loc.seg ? -1 : 1;
@@ -216,50 +222,19 @@ static int cmp_move(const void *a, const void *b)
  */
 static int move_batch(struct gc *g, struct move *mv, const int *ok, size_t n, uint8_t *raw)
 {
-	struct zf_fs *fs = g->fs;
-	struct zf_chunk **cs = zf_malloc(n * sizeof(*cs));
-	struct zf_sc_chunk *tab = zf_malloc(n * sizeof(*tab));
-	struct zf_sc_loc loc;
-	uint64_t sealed = 0;
-	uint32_t k = 0, pos = 0, src = 0;
+	struct zf_walk_chunk *ch = zf_malloc((n ? n : 1) * sizeof(*ch));
+	uint32_t moved, bytes;
 	size_t i;
-	int r = 0;
+	int r;
 
-	fs_lock(fs);
-	for (i = 0; i < n; src += mv[i].len, i++) {
-		struct zf_chunk *c = mv[i].c;
-
-		if (!ok[i] || !c->sc || c->sc->loc.seg != mv[i].loc.seg ||
-		    c->sc->loc.off != mv[i].loc.off || c->raw_off != mv[i].raw_off)
-			continue;
-		memmove(raw + pos, raw + src, mv[i].len);
-		cs[k] = c;
-		tab[k].id = c->id;
-		tab[k].len = c->len;
-		pos += c->len;
-		k++;
-	}
-	/* writers' packs in flight go to the segment first: appends and their
-	 * records stay in one order */
-	r = fs_pipe_reap(fs, 1);
-	if (k && r == 0) {
-		r = zf_segstore_append(fs->seg, tab, k, raw, pos, &loc, &sealed);
-		if (r == 0) {
-			fs_log_sc(fs, ZF_REC_SC_MOVE, &loc, cs, k);
-			if (sealed)
-				fs_log_seal(fs, sealed);
-			r = fs_commit(fs);
-		}
-		if (r < 0)
-			zf_err("gc: cannot write moved chunks in '%s': %s", fs->dev_dir, strerror(-r));
-		else {
-			g->rep->moved_chunks += k;
-			g->rep->moved_raw_bytes += pos;
-		}
-	}
-	fs_unlock(fs);
-	free(cs);
-	free(tab);
+	for (i = 0; i < n; i++)
+		ch[i] = mv[i].c;
+	zf_fs_walk_lock(g->fs);
+	r = zf_fs_walk_move(g->fs, ch, ok, n, raw, &moved, &bytes);
+	zf_fs_walk_unlock(g->fs);
+	g->rep->moved_chunks += moved;
+	g->rep->moved_raw_bytes += bytes;
+	free(ch);
 	return r;
 }
 
@@ -276,20 +251,20 @@ static int copy_live(struct gc *g, struct move *mv, size_t n)
 		uint32_t pos = 0;
 
 		for (j = i; j < n && j - i < GC_BATCH_CHUNKS && pos < ZF_PACK_BYTES; j++) {
-			struct zf_sc_chunk want = { .id = mv[j].c->id, .len = mv[j].len };
-			int e = zf_segstore_read_chunk(g->fs->seg, &mv[j].loc, &want, mv[j].raw_off,
-						       0, mv[j].len, raw + pos);
+			struct zf_sc_chunk want = { .id = mv[j].c.id, .len = mv[j].c.len };
+			int e = zf_segstore_read_chunk(g->st.seg, &mv[j].c.loc, &want,
+						       mv[j].c.raw_off, 0, mv[j].c.len, raw + pos);
 
 			ok[j - i] = e == 0;
 			if (e < 0 && !mv[j].from->damaged) {
 				/* the segment stays (and fsck names the files) */
 				zf_err("gc: segment %llu is kept: a live chunk at offset %llu "
 				       "cannot be read: %s",
-				       (unsigned long long)mv[j].loc.seg,
-				       (unsigned long long)mv[j].loc.off, strerror(-e));
+				       (unsigned long long)mv[j].c.loc.seg,
+				       (unsigned long long)mv[j].c.loc.off, strerror(-e));
 				mv[j].from->damaged = 1;
 			}
-			pos += mv[j].len;
+			pos += mv[j].c.len;
 		}
 		r = move_batch(g, mv + i, ok, j - i, raw);
 		i = j;
@@ -299,36 +274,36 @@ static int copy_live(struct gc *g, struct move *mv, size_t n)
 	return r;
 }
 
+struct dead {
+	struct gc *g;
+	struct zf_chunk_id *ids;
+	size_t n, cap;
+};
+
+static int dead_chunk(void *ctx, const struct zf_walk_chunk *c)
+{
+	struct dead *d = ctx;
+	struct segacct *s;
+
+	if (!c->located || c->refs || !(s = seg_find(d->g, c->loc.seg)) || !s->victim)
+		return 0;
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 1024;
+		d->ids = zf_realloc(d->ids, d->cap * sizeof(*d->ids));
+	}
+	d->ids[d->n++] = c->id;
+	return 0;
+}
+
 /* 4a. index entries of dead chunks in victims go (fs->lock held) */
 static void drop_dead(struct gc *g)
 {
-	struct zf_fs *fs = g->fs;
-	struct zf_buf b = { 0 };
-	struct zf_hent *e;
-	uint32_t n = 0;
+	struct dead d = { .g = g };
 
-	zf_buf_grow(&b, 4);
-	zf_htab_foreach(&fs->chunks, e)
-	{
-		struct zf_chunk *c = e->val;
-		struct segacct *s;
-
-		if (!c->sc || c->refs || !(s = seg_find(g, c->sc->loc.seg)) || !s->victim)
-			continue;
-		zf_buf_add(&b, c->id.b, ZF_CHUNK_ID_LEN);
-		n++;
-		if (n == GC_DEL_IDS)
-			break; /* the table changes under the iteration once applied */
-	}
-	if (n) {
-		zf_put32(b.p, n);
-		fs_do(fs, ZF_REC_CHUNK_DEL, &b);
-		fs_txn_end(fs);
-		g->rep->dead_chunks += n;
-	}
-	zf_buf_free(&b);
-	if (n == GC_DEL_IDS)
-		drop_dead(g);
+	zf_fs_walk_chunks(g->fs, dead_chunk, &d);
+	zf_fs_walk_drop(g->fs, d.ids, d.n);
+	g->rep->dead_chunks += d.n;
+	free(d.ids);
 }
 
 /* is seg referenced by the table? (ids sorted) */
@@ -343,22 +318,21 @@ static int referenced(const uint64_t *ids, size_t n, uint64_t seg)
  */
 static void remove_unreferenced(struct gc *g, int dry_run)
 {
-	struct zf_fs *fs = g->fs;
 	uint64_t *ids, *gone = NULL;
 	size_t nids, ngone = 0, i;
 	struct dirent *de;
 	DIR *d;
 	int fd;
 
-	fd = openat(fs->segfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(g->st.segfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = fd < 0 ? NULL : fdopendir(fd);
 	if (!d) {
 		if (fd >= 0)
 			close(fd);
-		zf_err("gc: cannot list the segments of '%s': %s", fs->dev_dir, strerror(errno));
+		zf_err("gc: cannot list the segments of '%s': %s", g->st.dev_dir, strerror(errno));
 		return;
 	}
-	ids = fs_segments_used(fs, &nids);
+	ids = zf_fs_walk_segments(g->fs, &nids);
 	while ((de = readdir(d))) {
 		unsigned long long id;
 		char name[32];
@@ -367,8 +341,8 @@ static void remove_unreferenced(struct gc *g, int dry_run)
 		if (sscanf(de->d_name, "%16llx.zseg", &id) != 1 || id == 0)
 			continue;
 		zf_segstore_name(id, name, sizeof(name));
-		if (strcmp(name, de->d_name) || id > g->limit || id == fs->open_seg ||
-		    referenced(ids, nids, id) || fstatat(fs->segfd, name, &st, 0) < 0)
+		if (strcmp(name, de->d_name) || id > g->limit || id == g->st.open_seg ||
+		    referenced(ids, nids, id) || fstatat(g->st.segfd, name, &st, 0) < 0)
 			continue;
 		gone = zf_realloc(gone, (ngone + 1) * sizeof(*gone));
 		gone[ngone++] = id;
@@ -378,13 +352,12 @@ static void remove_unreferenced(struct gc *g, int dry_run)
 	closedir(d);
 	free(ids);
 	if (!dry_run && ngone) {
-		fs->seg_gen++; /* before the files go: readers in flight plan again */
 		for (i = 0; i < ngone; i++) {
-			int r = zf_segstore_evict(fs->seg, gone[i]);
+			int r = zf_fs_walk_seg_remove(g->fs, gone[i]);
 
 			if (r < 0 && r != -ENOENT)
 				zf_err("gc: cannot remove segment %llu of '%s': %s",
-				       (unsigned long long)gone[i], fs->dev_dir, strerror(-r));
+				       (unsigned long long)gone[i], g->st.dev_dir, strerror(-r));
 		}
 	}
 	free(gone);
@@ -398,19 +371,22 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	int r;
 
 	memset(rep, 0, sizeof(*rep));
-	if (fs->readonly)
-		return -EROFS;
-	pthread_mutex_lock(&fs->gc_lock);
-	fs_lock(fs);
-	/* buffered data first: gc reports on, and keeps, a committed table */
-	r = fs_flush_all(fs, 0);
-	if (r == 0)
-		r = fs_commit(fs);
-	if (r < 0) {
-		fs_unlock(fs);
+	zf_fs_gc_lock(fs);
+	zf_fs_walk_lock(fs);
+	zf_fs_walk_state(fs, &g.st);
+	if (g.st.readonly) {
+		zf_fs_walk_unlock(fs);
+		r = -EROFS;
 		goto out;
 	}
-	g.limit = fs->last_sealed;
+	/* buffered data first: gc reports on, and keeps, a committed table */
+	r = zf_fs_walk_settle(fs);
+	if (r < 0) {
+		zf_fs_walk_unlock(fs);
+		goto out;
+	}
+	zf_fs_walk_state(fs, &g.st);
+	g.limit = g.st.last_sealed;
 	if (o->keep && o->keep_above < g.limit)
 		g.limit = o->keep_above;
 	measure(&g);
@@ -418,7 +394,7 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	choose(&g);
 	if (o->dry_run) {
 		remove_unreferenced(&g, 1); /* counts only */
-		fs_unlock(fs);
+		zf_fs_walk_unlock(fs);
 		for (i = 0; i < g.nsegs; i++)
 			if (g.segs[i].victim) {
 				rep->freed_segments++;
@@ -427,42 +403,26 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 		goto out;
 	}
 	mv = collect(&g, &nmv);
-	fs_unlock(fs);
+	zf_fs_walk_unlock(fs);
 
 	r = copy_live(&g, mv, nmv);
 	if (r < 0)
 		goto out;
 
-	fs_lock(fs);
+	zf_fs_walk_lock(fs);
 	for (i = 0; i < g.nsegs; i++)
 		if (g.segs[i].damaged) {
 			g.segs[i].victim = 0;
 			rep->kept_damaged++;
 		}
 	drop_dead(&g);
-	r = fs_commit(fs);
+	r = zf_fs_walk_commit(fs);
 	if (r == 0)
 		remove_unreferenced(&g, 0);
-	fs_unlock(fs);
+	zf_fs_walk_unlock(fs);
 out:
-	pthread_mutex_unlock(&fs->gc_lock);
+	zf_fs_gc_unlock(fs);
 	free(mv);
 	free(g.segs);
-	return r;
-}
-
-int zf_fs_seg_refs(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n, uint64_t *ret_max,
-		   uint64_t *ret_seq)
-{
-	int r;
-
-	fs_lock(fs);
-	r = fs_commit(fs);
-	if (r == 0) {
-		*ret_ids = fs_segments_used(fs, ret_n);
-		*ret_max = fs->open_seg > fs->last_sealed ? fs->open_seg : fs->last_sealed;
-		*ret_seq = fs->readonly ? 0 : zf_mlog_next_seq(fs->log) - 1;
-	}
-	fs_unlock(fs);
 	return r;
 }
