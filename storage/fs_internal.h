@@ -2,9 +2,9 @@
  * storage/fs_internal.h - in-memory state of the storage core, shared by
  * its files: fs.c (lifetime), fs_apply.c (the table and its applier),
  * fs_replay.c (load at open), fs_commit.c (commit, checkpoints),
- * fs_stats.c, fs_tier.c (the tier's hooks), fs_ns.c (namespace), the data
- * path (fs_write.c, fs_read.c, fs_chunk.c, fs_range.c, fs_pipe.c) and
- * check.c. Not a public interface.
+ * fs_stats.c, fs_tier.c (the tier's hooks), fs_walk.c (gc's view), fs_ns.c
+ * (namespace), fs_xattr.c, the data path (fs_write.c, fs_read.c,
+ * fs_chunk.c, fs_range.c, fs_pipe.c) and check.c. Not a public interface.
  *
  * Every durable mutation goes through fs_do(): the record is added to the
  * log's open transaction and then applied by fs_apply(), the same function
@@ -332,6 +332,26 @@ int fs_checkpoint_locked(struct zf_fs *fs);
 /* ---- fs_ns.c ---- */
 /* an unlinked inode without lookup references is deleted (logged) */
 void fs_maybe_reclaim(struct zf_fs *fs, struct zf_inode *in);
+/* flush buffered data so that an inode record may be logged for in */
+int fs_settle(struct zf_fs *fs, struct zf_inode *in);
+/* log in's inode record in the open transaction */
+void fs_log_inode(struct zf_fs *fs, struct zf_inode *in);
+void fs_set_now(int64_t *sec, uint32_t *ns, struct timespec now);
+
+/* ---- fs_xattr.c ---- */
+#define ZF_ACL_ACCESS "system.posix_acl_access"
+#define ZF_ACL_DEFAULT "system.posix_acl_default"
+struct zf_xattr *fs_xattr_find(struct zf_inode *in, const char *name);
+/*
+ * Fit a POSIX ACL value v to *mode: chmod (masq 0) sets its owner, group
+ * (or mask) and other entries from the mode; creation (masq 1) narrows
+ * them by the mode, and *mode by them. 1 if the ACL says more than a mode
+ * can, 0 if not, -EINVAL if malformed.
+ */
+int fs_acl_fit(uint8_t *v, size_t len, uint32_t *mode, int masq);
+/* log an XATTR_SET (del 0) or XATTR_DEL record for ino */
+void fs_log_xattr(struct zf_fs *fs, uint64_t ino, const char *name, const void *val,
+		  size_t len, int del);
 
 /* ---- the data path: fs_write.c, fs_read.c, fs_chunk.c, fs_range.c ---- */
 

@@ -1,7 +1,8 @@
 /*
  * storage/fs_ns.c - namespace operations of the core: lookup, create, link,
- * unlink, rename (NOREPLACE, EXCHANGE, atomic replace), attributes, xattrs,
- * readdir and the kernel's lookup references.
+ * unlink, rename (NOREPLACE, EXCHANGE, atomic replace), attributes, readdir
+ * and the kernel's lookup references. Extended attributes and POSIX ACLs:
+ * fs_xattr.c.
  *
  * Each operation validates under fs->lock, then emits its records as one
  * transaction through fs_do(), so it is atomic across a crash. A regular
@@ -29,7 +30,6 @@
 #include "storage/fs_ns.h"
 #include "storage/meta_format.h"
 
-#define XATTR_VALUE_MAX (64u << 10)
 #define SYMLINK_MAX 4095u
 
 static void fill_attr(const struct zf_inode *in, struct zf_attr *a)
@@ -55,7 +55,7 @@ static void fill_attr(const struct zf_inode *in, struct zf_attr *a)
 	a->ctime.tv_nsec = in->ctime_ns;
 }
 
-static void log_inode(struct zf_fs *fs, struct zf_inode *in)
+void fs_log_inode(struct zf_fs *fs, struct zf_inode *in)
 {
 	struct zf_buf b = { 0 };
 
@@ -96,7 +96,7 @@ static void log_dirent(struct zf_fs *fs, uint8_t type, uint64_t parent, const ch
 	zf_buf_free(&b);
 }
 
-static void set_now(int64_t *sec, uint32_t *ns, struct timespec now)
+void fs_set_now(int64_t *sec, uint32_t *ns, struct timespec now)
 {
 	*sec = now.tv_sec;
 	*ns = now.tv_nsec;
@@ -104,8 +104,8 @@ static void set_now(int64_t *sec, uint32_t *ns, struct timespec now)
 
 static void touch_dir(struct zf_inode *dir, struct timespec now)
 {
-	set_now(&dir->mtime, &dir->mtime_ns, now);
-	set_now(&dir->ctime, &dir->ctime_ns, now);
+	fs_set_now(&dir->mtime, &dir->mtime_ns, now);
+	fs_set_now(&dir->ctime, &dir->ctime_ns, now);
 }
 
 static int check_name(const char *name)
@@ -132,8 +132,7 @@ static int get_dir(struct zf_fs *fs, uint64_t ino, struct zf_inode **ret)
 	return 0;
 }
 
-/* flush buffered data so that an inode record may be logged for in */
-static int settle(struct zf_fs *fs, struct zf_inode *in)
+int fs_settle(struct zf_fs *fs, struct zf_inode *in)
 {
 	if (fs_dirty_bytes(in) && in->nlink > 0)
 		return fs_file_flush(fs, in, 0);
@@ -147,8 +146,8 @@ static void drop_link(struct zf_fs *fs, struct zf_inode *in, struct timespec now
 		in->nlink = 0;
 	else
 		in->nlink--;
-	set_now(&in->ctime, &in->ctime_ns, now);
-	log_inode(fs, in);
+	fs_set_now(&in->ctime, &in->ctime_ns, now);
+	fs_log_inode(fs, in);
 	if (in->nlink == 0 && in->lookups == 0)
 		log_u64(fs, ZF_REC_INODE_DEL, in->ino);
 }
@@ -242,170 +241,6 @@ int zf_fs_lookup_ref(struct zf_fs *fs, uint64_t parent, const char *name,
 	return r;
 }
 
-/* ------------------------------------------------------------ POSIX ACLs */
-
-/*
- * The kernel enforces POSIX ACLs (FUSE_CAP_POSIX_ACL) but leaves their
- * bookkeeping to the filesystem, as the posix_acl_* helpers of a local one:
- * an access ACL sets the mode's permission bits (one a mode can say is not
- * kept), chmod rewrites the access ACL, and a new node gets its parent's
- * default ACL masked by its mode, in place of the umask.
- * Value: le32 version 2, then entries of le16 tag, le16 perm, le32 id.
- */
-#define ACL_ACCESS "system.posix_acl_access"
-#define ACL_DEFAULT "system.posix_acl_default"
-#define ACL_TAG_USER_OBJ 0x01
-#define ACL_TAG_USER 0x02
-#define ACL_TAG_GROUP_OBJ 0x04
-#define ACL_TAG_GROUP 0x08
-#define ACL_TAG_MASK 0x10
-#define ACL_TAG_OTHER 0x20
-
-static struct zf_xattr *xfind(struct zf_inode *in, const char *name);
-
-static int is_acl_name(const char *name)
-{
-	return !strcmp(name, ACL_ACCESS) || !strcmp(name, ACL_DEFAULT);
-}
-
-/* number of entries of a well-formed ACL value, or -EINVAL */
-static int acl_entries(const uint8_t *v, size_t len)
-{
-	unsigned int seen = 0, named = 0;
-	size_t i, n;
-
-	if (len < 4 || (len - 4) % 8 || zf_get32(v) != 2)
-		return -EINVAL;
-	n = (len - 4) / 8;
-	for (i = 0; i < n; i++) {
-		unsigned int tag = zf_get16(v + 4 + 8 * i);
-
-		switch (tag) {
-		case ACL_TAG_USER:
-		case ACL_TAG_GROUP:
-			named = 1;
-			break;
-		case ACL_TAG_USER_OBJ:
-		case ACL_TAG_GROUP_OBJ:
-		case ACL_TAG_MASK:
-		case ACL_TAG_OTHER:
-			if (seen & tag)
-				return -EINVAL;
-			seen |= tag;
-			break;
-		default:
-			return -EINVAL;
-		}
-	}
-	if ((seen | ACL_TAG_MASK) != (ACL_TAG_USER_OBJ | ACL_TAG_GROUP_OBJ | ACL_TAG_MASK |
-				      ACL_TAG_OTHER) || (named && !(seen & ACL_TAG_MASK)))
-		return -EINVAL;
-	return n;
-}
-
-/* The permission bits an ACL grants into *mode: 1 when a mode cannot say all
- * of it (named entries, a mask), 0 when it can, or -EINVAL. */
-static int acl_equiv_mode(const uint8_t *v, size_t len, uint32_t *mode)
-{
-	uint32_t u = 0, g = 0, o = 0, mask = 0;
-	int n = acl_entries(v, len), i, ext = 0, has_mask = 0;
-
-	if (n < 0)
-		return n;
-	for (i = 0; i < n; i++) {
-		const uint8_t *e = v + 4 + 8 * i;
-		uint32_t perm = zf_get16(e + 2) & 7;
-
-		switch (zf_get16(e)) {
-		case ACL_TAG_USER_OBJ:
-			u = perm;
-			break;
-		case ACL_TAG_GROUP_OBJ:
-			g = perm;
-			break;
-		case ACL_TAG_OTHER:
-			o = perm;
-			break;
-		case ACL_TAG_MASK:
-			mask = perm;
-			has_mask = ext = 1;
-			break;
-		default:
-			ext = 1;
-		}
-	}
-	if (has_mask) /* the group bits of the mode show the mask */
-		g = mask;
-	*mode = (*mode & ~0777u) | u << 6 | g << 3 | o;
-	return ext;
-}
-
-/*
- * Fit an ACL to a mode in place. chmod (masq = 0): the owner, group (the mask
- * if there is one) and other entries take the mode's bits. Creation (masq =
- * 1): they are narrowed by the mode, and *mode by them. Returns as
- * acl_equiv_mode() does.
- */
-static int acl_fit(uint8_t *v, size_t len, uint32_t *mode, int masq)
-{
-	uint8_t *group = NULL, *mask = NULL;
-	uint32_t m = *mode;
-	int n = acl_entries(v, len), i, ext = 0;
-
-	if (n < 0)
-		return n;
-	for (i = 0; i < n; i++) {
-		uint8_t *e = v + 4 + 8 * i;
-		uint32_t perm = zf_get16(e + 2);
-
-		switch (zf_get16(e)) {
-		case ACL_TAG_USER_OBJ:
-			perm = masq ? perm & (m >> 6 & 7) : m >> 6 & 7;
-			m &= perm << 6 | ~0700u;
-			zf_put16(e + 2, perm);
-			break;
-		case ACL_TAG_OTHER:
-			perm = masq ? perm & (m & 7) : m & 7;
-			m &= perm | ~07u;
-			zf_put16(e + 2, perm);
-			break;
-		case ACL_TAG_GROUP_OBJ:
-			group = e;
-			break;
-		case ACL_TAG_MASK:
-			mask = e;
-			ext = 1;
-			break;
-		default:
-			ext = 1;
-		}
-	}
-	if (!mask)
-		mask = group;
-	zf_put16(mask + 2, masq ? zf_get16(mask + 2) & (m >> 3 & 7) : m >> 3 & 7);
-	m &= zf_get16(mask + 2) << 3 | ~070u;
-	*mode = m;
-	return ext;
-}
-
-static void log_xattr(struct zf_fs *fs, uint64_t ino, const char *name, const void *val,
-		      size_t len, int del)
-{
-	struct zf_buf b = { 0 };
-	size_t nl = strlen(name), hdr = del ? 10 : 14;
-	uint8_t *p = zf_buf_grow(&b, hdr + nl + (del ? 0 : len));
-
-	zf_put64(p, ino);
-	zf_put16(p + 8, nl);
-	if (!del)
-		zf_put32(p + 10, len);
-	memcpy(p + hdr, name, nl);
-	if (!del && len)
-		memcpy(p + hdr + nl, val, len);
-	fs_do(fs, del ? ZF_REC_XATTR_DEL : ZF_REC_XATTR_SET, &b);
-	zf_buf_free(&b);
-}
-
 /* create a node of any type under parent (fs->lock held) */
 static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
 		       uint64_t rdev, const char *target, uint32_t umask_bits, uint32_t uid,
@@ -429,11 +264,11 @@ static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint
 	if (dir_find(dir->u.dir, name, strlen(name)) || !strcmp(name, ".") || !strcmp(name, ".."))
 		return -EEXIST;
 	if (!S_ISLNK(mode))
-		dacl = xfind(dir, ACL_DEFAULT);
+		dacl = fs_xattr_find(dir, ZF_ACL_DEFAULT);
 	if (dacl) { /* the parent's default ACL, not the umask, masks the mode */
 		acl = zf_malloc(dacl->vlen);
 		memcpy(acl, dacl->val, dacl->vlen);
-		ext = acl_fit(acl, dacl->vlen, &mode, 1);
+		ext = fs_acl_fit(acl, dacl->vlen, &mode, 1);
 		if (ext < 0) {
 			zf_err("inode %llu: malformed default ACL", (unsigned long long)dir->ino);
 			free(acl);
@@ -454,25 +289,25 @@ static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint
 		if (S_ISDIR(mode))
 			tmpl.mode |= S_ISGID;
 	}
-	set_now(&tmpl.atime, &tmpl.atime_ns, now);
-	set_now(&tmpl.mtime, &tmpl.mtime_ns, now);
-	set_now(&tmpl.ctime, &tmpl.ctime_ns, now);
+	fs_set_now(&tmpl.atime, &tmpl.atime_ns, now);
+	fs_set_now(&tmpl.mtime, &tmpl.mtime_ns, now);
+	fs_set_now(&tmpl.ctime, &tmpl.ctime_ns, now);
 	if (target) {
 		tmpl.u.link = (char *)target;
 		tmpl.size = strlen(target);
 	}
-	log_inode(fs, &tmpl);
+	fs_log_inode(fs, &tmpl);
 	in = fs_inode(fs, tmpl.ino);
 	if (ext)
-		log_xattr(fs, in->ino, ACL_ACCESS, acl, dacl->vlen, 0);
+		fs_log_xattr(fs, in->ino, ZF_ACL_ACCESS, acl, dacl->vlen, 0);
 	if (dacl && S_ISDIR(mode))
-		log_xattr(fs, in->ino, ACL_DEFAULT, dacl->val, dacl->vlen, 0);
+		fs_log_xattr(fs, in->ino, ZF_ACL_DEFAULT, dacl->val, dacl->vlen, 0);
 	free(acl);
 	log_dirent(fs, ZF_REC_DIRENT_ADD, parent, name, in->ino);
 	if (S_ISDIR(mode))
 		dir->nlink++;
 	touch_dir(dir, now);
-	log_inode(fs, dir);
+	fs_log_inode(fs, dir);
 	fs_txn_end(fs);
 	if (ret_attr)
 		fill_attr(in, ret_attr);
@@ -547,7 +382,7 @@ int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name
 
 	if (fs->readonly)
 		return -EROFS;
-	fs_lock_for_flush(fs, ino); /* settle() may read stored bytes */
+	fs_lock_for_flush(fs, ino); /* fs_settle() may read stored bytes */
 	r = check_name(name);
 	if (r == 0)
 		r = get_dir(fs, parent, &dir);
@@ -570,15 +405,15 @@ int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name
 		r = -EEXIST;
 		goto out;
 	}
-	r = settle(fs, in);
+	r = fs_settle(fs, in);
 	if (r)
 		goto out;
 	in->nlink++;
-	set_now(&in->ctime, &in->ctime_ns, now);
-	log_inode(fs, in);
+	fs_set_now(&in->ctime, &in->ctime_ns, now);
+	fs_log_inode(fs, in);
 	log_dirent(fs, ZF_REC_DIRENT_ADD, parent, name, ino);
 	touch_dir(dir, now);
-	log_inode(fs, dir);
+	fs_log_inode(fs, dir);
 	fs_txn_end(fs);
 	if (ret_attr)
 		fill_attr(in, ret_attr);
@@ -631,7 +466,7 @@ static int remove_entry(struct zf_fs *fs, uint64_t parent, const char *name, int
 		goto out;
 	}
 	if (in->nlink > 1 && !want_dir) {
-		r = settle(fs, in);
+		r = fs_settle(fs, in);
 		if (r)
 			goto out;
 	}
@@ -639,7 +474,7 @@ static int remove_entry(struct zf_fs *fs, uint64_t parent, const char *name, int
 	if (want_dir)
 		dir->nlink--;
 	touch_dir(dir, now);
-	log_inode(fs, dir);
+	fs_log_inode(fs, dir);
 	drop_link(fs, in, now);
 	fs_txn_end(fs);
 out:
@@ -748,9 +583,9 @@ int zf_fs_rename(struct zf_fs *fs, uint64_t parent, const char *name, uint64_t n
 	}
 	if (dst && dino == sino && (flags & RENAME_EXCHANGE))
 		goto out;
-	r = settle(fs, src);
+	r = fs_settle(fs, src);
 	if (r == 0 && dst && (flags & RENAME_EXCHANGE || dst->nlink > 1))
-		r = settle(fs, dst);
+		r = fs_settle(fs, dst);
 	if (r)
 		goto out;
 
@@ -775,14 +610,14 @@ int zf_fs_rename(struct zf_fs *fs, uint64_t parent, const char *name, uint64_t n
 		ddir->nlink--;
 	touch_dir(sdir, now);
 	touch_dir(ddir, now);
-	log_inode(fs, sdir);
+	fs_log_inode(fs, sdir);
 	if (ddir != sdir)
-		log_inode(fs, ddir);
-	set_now(&src->ctime, &src->ctime_ns, now);
-	log_inode(fs, src);
+		fs_log_inode(fs, ddir);
+	fs_set_now(&src->ctime, &src->ctime_ns, now);
+	fs_log_inode(fs, src);
 	if (dst && (flags & RENAME_EXCHANGE)) {
-		set_now(&dst->ctime, &dst->ctime_ns, now);
-		log_inode(fs, dst);
+		fs_set_now(&dst->ctime, &dst->ctime_ns, now);
+		fs_log_inode(fs, dst);
 	} else if (dst) {
 		drop_link(fs, dst, now);
 	}
@@ -822,7 +657,7 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 
 	if (fs->readonly)
 		return -EROFS;
-	/* settle() below may read stored bytes: fetch them first */
+	/* fs_settle() below may read stored bytes: fetch them first */
 	if (to_set & ~ZF_SET_TIMES)
 		fs_lock_for_flush(fs, ino);
 	else
@@ -848,19 +683,19 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 	 */
 	r = 0;
 	if (to_set & ~ZF_SET_TIMES)
-		r = settle(fs, in);
+		r = fs_settle(fs, in);
 	if (r)
 		goto out;
 	if (to_set & ZF_SET_MODE) {
 		in->mode = (in->mode & S_IFMT) | (attr->mode & 07777);
-		x = S_ISLNK(in->mode) ? NULL : xfind(in, ACL_ACCESS);
+		x = S_ISLNK(in->mode) ? NULL : fs_xattr_find(in, ZF_ACL_ACCESS);
 		if (x) { /* chmod rewrites the access ACL to match */
 			uint8_t *acl = zf_malloc(x->vlen);
 			uint32_t mode = in->mode;
 
 			memcpy(acl, x->val, x->vlen);
-			if (acl_fit(acl, x->vlen, &mode, 0) >= 0)
-				log_xattr(fs, ino, ACL_ACCESS, acl, x->vlen, 0);
+			if (fs_acl_fit(acl, x->vlen, &mode, 0) >= 0)
+				fs_log_xattr(fs, ino, ZF_ACL_ACCESS, acl, x->vlen, 0);
 			free(acl);
 		}
 	}
@@ -873,21 +708,21 @@ int zf_fs_setattr(struct zf_fs *fs, uint64_t ino, unsigned int to_set,
 			fs_file_unmap(fs, in, attr->size, UINT64_MAX);
 		fs_file_drop_dirty(fs, in, attr->size);
 		in->size = attr->size;
-		set_now(&in->mtime, &in->mtime_ns, now);
+		fs_set_now(&in->mtime, &in->mtime_ns, now);
 	}
 	if (to_set & ZF_SET_ATIME_NOW)
-		set_now(&in->atime, &in->atime_ns, now);
+		fs_set_now(&in->atime, &in->atime_ns, now);
 	else if (to_set & ZF_SET_ATIME)
-		set_now(&in->atime, &in->atime_ns, attr->atime);
+		fs_set_now(&in->atime, &in->atime_ns, attr->atime);
 	if (to_set & ZF_SET_MTIME_NOW)
-		set_now(&in->mtime, &in->mtime_ns, now);
+		fs_set_now(&in->mtime, &in->mtime_ns, now);
 	else if (to_set & ZF_SET_MTIME)
-		set_now(&in->mtime, &in->mtime_ns, attr->mtime);
+		fs_set_now(&in->mtime, &in->mtime_ns, attr->mtime);
 	if (to_set & ZF_SET_CTIME)
-		set_now(&in->ctime, &in->ctime_ns, attr->ctime);
+		fs_set_now(&in->ctime, &in->ctime_ns, attr->ctime);
 	else
-		set_now(&in->ctime, &in->ctime_ns, now);
-	log_inode(fs, in);
+		fs_set_now(&in->ctime, &in->ctime_ns, now);
+	fs_log_inode(fs, in);
 	fs_txn_end(fs);
 	if (ret_attr)
 		fill_attr(in, ret_attr);
@@ -968,159 +803,4 @@ void zf_fs_forget(struct zf_fs *fs, uint64_t ino, uint64_t n)
 		fs_maybe_reclaim(fs, in);
 	}
 	fs_unlock(fs);
-}
-
-/* ---------------------------------------------------------------- xattrs */
-
-static struct zf_xattr *xfind(struct zf_inode *in, const char *name)
-{
-	uint32_t i;
-
-	for (i = 0; i < in->nxattr; i++)
-		if (!strcmp(in->xattr[i].name, name))
-			return &in->xattr[i];
-	return NULL;
-}
-
-int zf_fs_setxattr(struct zf_fs *fs, uint64_t ino, const char *name, const void *val,
-		   size_t len, int flags)
-{
-	struct zf_inode *in;
-	struct zf_xattr *x;
-	size_t nl = strlen(name);
-	uint32_t mode;
-	int r, keep = 1;
-
-	if (fs->readonly)
-		return -EROFS;
-	if (nl == 0 || nl > 255)
-		return -ERANGE;
-	if (len > XATTR_VALUE_MAX)
-		return -E2BIG;
-	fs_lock_for_flush(fs, ino); /* settle() may read stored bytes */
-	in = fs_inode(fs, ino);
-	if (!in) {
-		r = -ENOENT;
-		goto out;
-	}
-	x = xfind(in, name);
-	if ((flags & XATTR_CREATE) && x) {
-		r = -EEXIST;
-		goto out;
-	}
-	if ((flags & XATTR_REPLACE) && !x) {
-		r = -ENODATA;
-		goto out;
-	}
-	mode = in->mode;
-	if (is_acl_name(name)) {
-		int dfl = !strcmp(name, ACL_DEFAULT);
-		uint32_t dmode = 0;
-
-		r = acl_equiv_mode(val, len, dfl ? &dmode : &mode);
-		if (r >= 0 && dfl && !S_ISDIR(in->mode))
-			r = -EACCES;
-		if (r < 0)
-			goto out;
-		/* an access ACL that a mode can say is kept as the mode alone */
-		keep = r || dfl;
-	}
-	r = settle(fs, in);
-	if (r)
-		goto out;
-	if (keep)
-		log_xattr(fs, ino, name, val, len, 0);
-	else if (x)
-		log_xattr(fs, ino, name, NULL, 0, 1);
-	in->mode = mode; /* an access ACL sets the permission bits */
-	set_now(&in->ctime, &in->ctime_ns, zf_now());
-	log_inode(fs, in);
-	fs_txn_end(fs);
-out:
-	fs_unlock(fs);
-	return r;
-}
-
-ssize_t zf_fs_getxattr(struct zf_fs *fs, uint64_t ino, const char *name, void *buf, size_t len)
-{
-	struct zf_inode *in;
-	struct zf_xattr *x;
-	ssize_t r;
-
-	fs_lock(fs);
-	in = fs_inode(fs, ino);
-	x = in ? xfind(in, name) : NULL;
-	if (!in)
-		r = -ENOENT;
-	else if (!x)
-		r = -ENODATA;
-	else if (len && len < x->vlen)
-		r = -ERANGE;
-	else {
-		if (len)
-			memcpy(buf, x->val, x->vlen);
-		r = x->vlen;
-	}
-	fs_unlock(fs);
-	return r;
-}
-
-ssize_t zf_fs_listxattr(struct zf_fs *fs, uint64_t ino, char *buf, size_t len)
-{
-	struct zf_inode *in;
-	size_t total = 0;
-	ssize_t r;
-	uint32_t i;
-
-	fs_lock(fs);
-	in = fs_inode(fs, ino);
-	if (!in) {
-		r = -ENOENT;
-		goto out;
-	}
-	for (i = 0; i < in->nxattr; i++)
-		total += strlen(in->xattr[i].name) + 1;
-	if (len && len < total) {
-		r = -ERANGE;
-		goto out;
-	}
-	if (len) {
-		char *p = buf;
-
-		for (i = 0; i < in->nxattr; i++) {
-			size_t n = strlen(in->xattr[i].name) + 1;
-
-			memcpy(p, in->xattr[i].name, n);
-			p += n;
-		}
-	}
-	r = total;
-out:
-	fs_unlock(fs);
-	return r;
-}
-
-int zf_fs_removexattr(struct zf_fs *fs, uint64_t ino, const char *name)
-{
-	struct zf_inode *in;
-	int r;
-
-	if (fs->readonly)
-		return -EROFS;
-	fs_lock_for_flush(fs, ino); /* settle() may read stored bytes */
-	in = fs_inode(fs, ino);
-	r = !in ? -ENOENT : !xfind(in, name) ? -ENODATA : 0;
-	if (r == -ENODATA && is_acl_name(name))
-		r = 1; /* no ACL to remove is success, as on a local filesystem */
-	if (r == 0)
-		r = settle(fs, in);
-	if (r)
-		goto out;
-	log_xattr(fs, ino, name, NULL, 0, 1);
-	set_now(&in->ctime, &in->ctime_ns, zf_now());
-	log_inode(fs, in);
-	fs_txn_end(fs);
-out:
-	fs_unlock(fs);
-	return r > 0 ? 0 : r;
 }
