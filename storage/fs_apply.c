@@ -195,7 +195,7 @@ static void inode_free(struct zf_fs *fs, struct zf_inode *in)
 }
 
 static int apply_inode(struct zf_fs *fs, const uint8_t *p, uint32_t len,
-			struct fs_apply_err *err)
+		       struct fs_apply_err *err)
 {
 	uint64_t ino;
 	uint32_t mode, ll;
@@ -248,7 +248,7 @@ static int apply_inode(struct zf_fs *fs, const uint8_t *p, uint32_t len,
 }
 
 static int apply_inode_del(struct zf_fs *fs, const uint8_t *p, uint32_t len,
-			struct fs_apply_err *err)
+			   struct fs_apply_err *err)
 {
 	uint64_t ino;
 	struct zf_inode *in;
@@ -277,7 +277,7 @@ static void dir_compact(struct zf_dir *d)
 }
 
 static int apply_dirent_add(struct zf_fs *fs, const uint8_t *p, uint32_t len,
-			struct fs_apply_err *err)
+			    struct fs_apply_err *err)
 {
 	uint64_t parent, ino;
 	uint16_t nl;
@@ -348,7 +348,7 @@ uint32_t dir_slot_of(const struct zf_dir *d, uint64_t cookie)
 }
 
 static int apply_dirent_del(struct zf_fs *fs, const uint8_t *p, uint32_t len,
-			struct fs_apply_err *err)
+			    struct fs_apply_err *err)
 {
 	uint64_t parent;
 	uint16_t nl;
@@ -463,7 +463,7 @@ static void file_remap(struct zf_file *f, uint64_t start, uint64_t end,
 }
 
 static int apply_extents(struct zf_fs *fs, const uint8_t *p, uint32_t len,
-			struct fs_apply_err *err)
+			 struct fs_apply_err *err)
 {
 	struct zf_extent *nw = NULL;
 	struct zf_inode *in;
@@ -608,7 +608,7 @@ uint64_t *fs_segments_used(struct zf_fs *fs, size_t *ret_n)
  * ZF_REC_SC_MOVE (move): gc's copy, every chunk exists and moves here.
  */
 static int apply_sc(struct zf_fs *fs, const uint8_t *p, uint32_t len, int from_ckpt, int move,
-			struct fs_apply_err *err)
+		    struct fs_apply_err *err)
 {
 	struct zf_sc *sc;
 	uint32_t n, i;
@@ -701,7 +701,7 @@ static int apply_seal(struct zf_fs *fs, const uint8_t *p, uint32_t len, struct f
 }
 
 static int apply_state(struct zf_fs *fs, const uint8_t *p, uint32_t len,
-			struct fs_apply_err *err)
+		       struct fs_apply_err *err)
 {
 	if (len != 32)
 		return bad(err, "malformed checkpoint state", 0);
@@ -713,7 +713,7 @@ static int apply_state(struct zf_fs *fs, const uint8_t *p, uint32_t len,
 }
 
 static int apply_chunk_del(struct zf_fs *fs, const uint8_t *p, uint32_t len,
-			struct fs_apply_err *err)
+			   struct fs_apply_err *err)
 {
 	uint32_t n, i;
 
@@ -752,7 +752,7 @@ struct zf_chunk *fs_chunk_add_lost(struct zf_fs *fs, const struct zf_chunk_id *i
 
 /* chunks found damaged: reads fail; unknown ids join the index as lost */
 static int apply_chunk_bad(struct zf_fs *fs, const uint8_t *p, uint32_t len,
-			struct fs_apply_err *err)
+			   struct fs_apply_err *err)
 {
 	uint32_t n, i;
 
