@@ -857,15 +857,6 @@ static void report_notes(struct ck *ck)
 
 /* ---------------------------------------------------------- segment files */
 
-/* segments holding chunks the index knows, and the open one (fs->lock held) */
-int zf_fs_segments_used(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n)
-{
-	fs_lock(fs);
-	*ret_ids = fs_segments_used(fs, ret_n);
-	fs_unlock(fs);
-	return 0;
-}
-
 /* segment files no chunk lives in: garbage (a crash during gc leaves some) */
 static void check_seg_dir(struct ck *ck)
 {

@@ -156,3 +156,11 @@ int zf_fs_seg_refs(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n, uint64_t
 	fs_unlock(fs);
 	return r;
 }
+
+int zf_fs_segments_used(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n)
+{
+	fs_lock(fs);
+	*ret_ids = fs_segments_used(fs, ret_n);
+	fs_unlock(fs);
+	return 0;
+}

@@ -3,7 +3,7 @@
  * how far the log may be uploaded, log images, the segments the metadata
  * references (bucket gc and audit), write admission (backpressure), the
  * bytes still buffered, and whether the caller holds the core's lock.
- * Implemented in storage/fs_tier.c (segment references: gc.c, check.c).
+ * Implemented in storage/fs_tier.c.
  */
 #ifndef ZF_STORAGE_FS_TIER_H
 #define ZF_STORAGE_FS_TIER_H
