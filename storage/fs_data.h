@@ -6,7 +6,8 @@
  * Data written is buffered per inode and cut into content-defined chunks
  * when flushed (fsync, release, memory pressure); unchanged regions are
  * never re-chunked. Reads of stored data run outside fs->lock. Returns a
- * length or -errno. Implemented by the data path (storage/fs_data.c).
+ * length or -errno. Implemented by the data path (storage/fs_write.c,
+ * fs_read.c, fs_chunk.c, fs_range.c).
  */
 #ifndef ZF_STORAGE_FS_DATA_H
 #define ZF_STORAGE_FS_DATA_H
