@@ -17,7 +17,7 @@
 #include <stdio.h>
 
 #include "storage/fs.h"
-#include "storage/remote.h"
+#include "tier/remote.h"
 
 struct zf_control;
 

@@ -7,7 +7,7 @@
 #define ZF_DAEMON_DAEMON_H
 
 #include "storage/fs.h"
-#include "storage/remote.h"
+#include "tier/remote.h"
 
 struct zf_daemon_opts {
 	int foreground;		/* stay attached; log to stderr */

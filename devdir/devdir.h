@@ -8,7 +8,7 @@
  * The pieces, from the bottom: the core (storage/fs.h) formats and reads
  * the superblock and holds the dev-dir's `lock` file (flock: exclusive
  * when writable, shared when read-only) from zf_fs_open to zf_fs_close;
- * remote.conf is devdir/remote_conf.h; the bucket is storage/remote.h.
+ * remote.conf is devdir/remote_conf.h; the bucket is tier/remote.h.
  * A zf_devdir owns one open core and, when the dev-dir has a bucket and
  * the mode wants it, the attached bucket; zf_devdir_close closes the
  * bucket first (its final upload), then the core (which drops the lock).
@@ -26,7 +26,7 @@
 #include "net/objstore.h"
 #include "storage/fs.h"
 #include "storage/meta_heal.h"
-#include "storage/remote.h"
+#include "tier/remote.h"
 
 /* the core's flock(2) target inside a dev-dir (storage/fs.c takes it) */
 #define ZF_DEVDIR_LOCK "lock"

@@ -7,7 +7,7 @@
  * Format: docs/FORMAT.md "The dev-dir".
  *
  * Not here: what a dev-dir with a bucket opens (devdir/devdir.c), the
- * bucket itself (storage/remote.h).
+ * bucket itself (tier/remote.h).
  */
 #ifndef ZF_DEVDIR_REMOTE_CONF_H
 #define ZF_DEVDIR_REMOTE_CONF_H

@@ -2,10 +2,12 @@
  * storage/fs_tier.c - the core's side of the object-storage tier: how far
  * the log may go to the bucket (zf_fs_upload_point), log images built from
  * the local log files (zf_fs_log_image), the write admission hook
- * (backpressure) and the buffered bytes the tier's budget counts.
+ * (backpressure), the buffered bytes the tier's budget counts, and the
+ * segment store's fetch hook, local segments and eviction.
  *
- * The tier itself is elsewhere (storage/remote.c); it reaches the core only
- * through these calls (declared in fs.h). Each takes fs->lock.
+ * The tier itself is elsewhere (tier/); it reaches the core only through
+ * these calls (declared in fs_tier.h). Each takes fs->lock, but the
+ * segment store's (which take its own locks).
  * Format: docs/FORMAT.md "Log files".
  */
 #include "config.h"
@@ -19,9 +21,19 @@
 #include "storage/fs_tier.h"
 #include "storage/meta_format.h"
 
-struct zf_segstore *zf_fs_segstore(struct zf_fs *fs)
+void zf_fs_set_fetch(struct zf_fs *fs, zf_segstore_fetch_fn fn, void *ctx)
 {
-	return fs->seg;
+	zf_segstore_set_fetch(fs->seg, fn, ctx);
+}
+
+int zf_fs_segment_local(struct zf_fs *fs, uint64_t seg)
+{
+	return zf_segstore_has(fs->seg, seg);
+}
+
+int zf_fs_evict_segment(struct zf_fs *fs, uint64_t seg)
+{
+	return zf_segstore_evict(fs->seg, seg);
 }
 
 void zf_fs_set_admit(struct zf_fs *fs, zf_fs_admit_fn fn, void *ctx)

@@ -32,8 +32,22 @@ int zf_fs_seg_refs(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n, uint64_t
  * (malloc'd, *ret_n entries), for the bucket's audit */
 int zf_fs_segments_used(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n);
 
-struct zf_segstore;
-struct zf_segstore *zf_fs_segstore(struct zf_fs *fs);
+/*
+ * The segment store, as far as the tier uses it: its fetch hook (a
+ * zf_segstore_fetch_fn: segstore.h), installed once before concurrent
+ * reads (NULL removes it); whether a segment's file is local; eviction.
+ */
+struct zf_sc_loc;
+void zf_fs_set_fetch(struct zf_fs *fs,
+		     int (*fn)(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch),
+		     void *ctx);
+/* is segment seg's file in the dev-dir? */
+int zf_fs_segment_local(struct zf_fs *fs, uint64_t seg);
+/*
+ * Remove sealed segment seg's file from the dev-dir (the caller made sure
+ * the bucket holds it). 0, -EBUSY for the open segment, or -errno.
+ */
+int zf_fs_evict_segment(struct zf_fs *fs, uint64_t seg);
 
 struct zf_upload_point {
 	uint64_t seq;		/* last committed log record the bucket may hold */

@@ -21,7 +21,7 @@
  * file (the next run removes it); never a reference to a missing file.
  * Readers plan under fs->lock and read after it: fs->seg_gen is bumped
  * before files go, and a read that then misses its segment plans again.
- * The bucket side is storage/remote.c (zf_remote_gc).
+ * The bucket side is tier/gc.c (zf_remote_gc).
  *
  * Locking: fs->gc_lock for the whole run, fs->lock only in short sections.
  * gc sees the core only through storage/fs_walk.h.

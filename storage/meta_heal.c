@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "net/objstore.h"
+#include "storage/bucket_keys.h"
 #include "storage/meta_format.h"
 #include "storage/meta_heal.h"
 #include "storage/mlog.h"
@@ -243,7 +244,7 @@ static int heal_superblock(const char *dev_dir, struct zf_objstore *os, int appl
 			 "; no bucket to take it from");
 		return -EBADMSG;
 	}
-	r = zf_objstore_get(os, "superblock", 0, 0, (void **)&sb, &len);
+	r = zf_objstore_get(os, ZF_BKEY_SUPERBLOCK, 0, 0, (void **)&sb, &len);
 	if (r < 0 || len != ZF_SB_SIZE || memcmp(sb, ZF_SB_MAGIC, 8) != 0 ||
 	    zf_get64(sb + ZF_SB_CSUM_OFF) != XXH3_64bits(sb, ZF_SB_CSUM_OFF) ||
 	    (nids && !id_in(sb + 16, ids, nids))) {
@@ -346,17 +347,20 @@ static void load_local(struct heal *h)
 static int list_fn(void *ctx, const char *key, uint64_t size)
 {
 	struct heal *h = ctx;
-	unsigned long long a, b;
-	int n = 0;
+	struct zf_bkey k;
 
 	(void)size;
-	if (sscanf(key, "meta/log.%16llx-%16llx%n", &a, &b, &n) == 2 && n == 42 && !key[n] &&
-	    a >= 1 && a <= b) {
+	switch (zf_bkey_parse(key, &k)) {
+	case ZF_BKEY_IS_LOG:
 		h->pieces = zf_realloc(h->pieces, (h->npieces + 1) * sizeof(*h->pieces));
-		h->pieces[h->npieces++] = (struct piece){ a, b };
-	} else if (sscanf(key, "meta/ckpt.%16llx%n", &a, &n) == 1 && n == 26 && !key[n]) {
+		h->pieces[h->npieces++] = (struct piece){ k.a, k.b };
+		break;
+	case ZF_BKEY_IS_CKPT:
 		h->rckpt = zf_realloc(h->rckpt, (h->nrckpt + 1) * sizeof(*h->rckpt));
-		h->rckpt[h->nrckpt++] = a;
+		h->rckpt[h->nrckpt++] = k.a;
+		break;
+	default:
+		break;
 	}
 	return 0;
 }
@@ -393,7 +397,7 @@ static int load_remote(struct heal *h, struct zf_objstore *os)
 	size_t i;
 	int r;
 
-	r = zf_objstore_list(os, "meta/", list_fn, h);
+	r = zf_objstore_list(os, ZF_BKEY_META_PREFIX, list_fn, h);
 	if (r < 0)
 		return r;
 	if (h->nrckpt)
@@ -411,8 +415,7 @@ static int load_remote(struct heal *h, struct zf_objstore *os)
 			if (s > p->last)
 				continue;
 		}
-		snprintf(key, sizeof(key), "meta/log.%016llx-%016llx",
-			 (unsigned long long)p->first, (unsigned long long)p->last);
+		zf_bkey_log(p->first, p->last, key, sizeof(key));
 		zf_mlog_name(p->first, name, sizeof(name));
 		r = fetch(h, os, key, name);
 		if (r < 0) {

@@ -271,4 +271,27 @@ void zf_segstore_stats(struct zf_segstore *st, struct zf_segstore_stats *ret);
 /* segment file name for id, e.g. "0000000000000001.zseg"; buf >= 32 bytes */
 void zf_segstore_name(uint64_t seg, char *buf, size_t len);
 
+/*
+ * ---- segment images in memory (the object-storage tier reads segment
+ * objects whole or in ranges from the bucket: tier/fetch.c, tier/audit.c) ----
+ */
+
+/*
+ * The on-disk length (header + chunk table + stored payload) of the
+ * super-chunk whose header starts at p, where avail bytes are: it may run
+ * past avail. 0 when p holds no super-chunk header's magic (a segment's
+ * footer) or fewer than a header's bytes. Nothing is verified.
+ */
+uint64_t zf_sc_disk_len(const void *p, size_t avail);
+
+/*
+ * A whole segment image (a bucket object), structurally: header and
+ * footer (magic, checksum, id; the header's fsid), and every super-chunk
+ * between them by its header and payload checksums and its segment id (no
+ * decompression: the chunk ids are checked by reads and by fsck's data
+ * pass). 0, or -EBADMSG with a one-line reason in why.
+ */
+int zf_seg_image_verify(const void *img, size_t len, uint64_t id, const uint8_t fsid[16],
+			char *why, size_t wlen);
+
 #endif

@@ -3,11 +3,15 @@
  * files and super-chunk headers: the code side of seg_format.h, which
  * docs/FORMAT.md "Segments" and "Super-chunks" specify.
  *
- * Pure functions, no store state and no locks. Verifying a whole
- * super-chunk (lengths, payload, chunk ids) is segstore_read.c's.
+ * Pure functions, no store state and no locks; also the checks of segment
+ * images the object-storage tier holds in memory (zf_sc_disk_len,
+ * zf_seg_image_verify). Verifying a whole super-chunk (lengths, payload,
+ * chunk ids) is segstore_read.c's.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,5 +130,69 @@ uint64_t zf_sc_hdr_csum(const uint8_t *p, uint32_t nchunks)
 	h = XXH3_64bits_digest(s);
 	XXH3_freeState(s);
 	return h;
+}
+
+/* ---- segment images in memory, for the object-storage tier (see segstore.h) ---- */
+
+uint64_t zf_sc_disk_len(const void *p, size_t avail)
+{
+	const uint8_t *h = p;
+
+	if (avail < ZF_SC_HDR_SIZE || zf_get32(h) != ZF_SC_MAGIC)
+		return 0;
+	return ZF_SC_HDR_SIZE + (uint64_t)zf_get32(h + ZF_SC_NCHUNKS_OFF) * ZF_SC_ENT_SIZE +
+	       zf_get32(h + ZF_SC_STORED_LEN_OFF);
+}
+
+int zf_seg_image_verify(const void *img, size_t len, uint64_t id, const uint8_t fsid[16],
+			char *why, size_t wlen)
+{
+	const uint8_t *p = img;
+	const uint8_t *ftr = p + len - ZF_SEG_FTR_SIZE;
+	uint64_t off = ZF_SEG_HDR_SIZE, end;
+
+	if (len < ZF_SEG_HDR_SIZE + ZF_SEG_FTR_SIZE) {
+		snprintf(why, wlen, "truncated (%zu bytes)", len);
+		return -EBADMSG;
+	}
+	if (memcmp(p, ZF_SEG_MAGIC, ZF_SEG_MAGIC_LEN) ||
+	    zf_get64(p + ZF_SEG_HDR_CSUM_OFF) != XXH3_64bits(p, ZF_SEG_HDR_CSUM_OFF)) {
+		snprintf(why, wlen, "its header does not verify");
+		return -EBADMSG;
+	}
+	if (zf_get64(p + ZF_SEG_HDR_ID_OFF) != id || memcmp(p + ZF_SEG_HDR_FSID_OFF, fsid, 16)) {
+		snprintf(why, wlen, "its header names segment %016" PRIx64 "%s (another segment under "
+			 "this key)", zf_get64(p + ZF_SEG_HDR_ID_OFF),
+			 memcmp(p + ZF_SEG_HDR_FSID_OFF, fsid, 16) ? " of another filesystem" : "");
+		return -EBADMSG;
+	}
+	end = zf_get64(ftr + ZF_SEG_FTR_END_OFF);
+	if (memcmp(ftr, ZF_SEG_FTR_MAGIC, 8) ||
+	    zf_get64(ftr + ZF_SEG_FTR_CSUM_OFF) != XXH3_64bits(ftr, ZF_SEG_FTR_CSUM_OFF) ||
+	    zf_get64(ftr + ZF_SEG_FTR_ID_OFF) != id || end != len - ZF_SEG_FTR_SIZE) {
+		snprintf(why, wlen, "its footer does not verify (truncated, or damaged at its end)");
+		return -EBADMSG;
+	}
+	while (off < end) {
+		const uint8_t *h = p + off;
+		uint64_t n, dlen;
+
+		if (end - off < ZF_SC_HDR_SIZE || zf_get32(h) != ZF_SC_MAGIC)
+			goto bad;
+		n = zf_get32(h + ZF_SC_NCHUNKS_OFF);
+		dlen = ZF_SC_HDR_SIZE + n * ZF_SC_ENT_SIZE + zf_get32(h + ZF_SC_STORED_LEN_OFF);
+		if (n == 0 || n > ZF_SC_CHUNKS_MAX || dlen > end - off)
+			goto bad;
+		if (zf_sc_hdr_csum(h, (uint32_t)n) != zf_get64(h + ZF_SC_HCSUM_OFF) || zf_get64(h + ZF_SC_SEG_OFF) != id ||
+		    zf_get64(h + ZF_SC_PCSUM_OFF) !=
+			    XXH3_64bits(h + ZF_SC_HDR_SIZE + n * ZF_SC_ENT_SIZE,
+					zf_get32(h + ZF_SC_STORED_LEN_OFF)))
+			goto bad;
+		off += dlen;
+	}
+	return 0;
+bad:
+	snprintf(why, wlen, "the super-chunk at offset %" PRIu64 " does not verify", off);
+	return -EBADMSG;
 }
 

@@ -28,7 +28,7 @@
 #include "devdir/mount_opts.h"
 #include "devdir/mountinfo.h"
 #include "storage/fs.h"
-#include "storage/remote.h"
+#include "tier/remote.h"
 
 #define FSCK_CLEAN 0
 #define FSCK_CORRECTED 1

@@ -29,7 +29,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "net/objstore.h"
-#include "storage/remote.h"
+#include "storage/bucket_keys.h"
+#include "tier/remote.h"
 #include "zf_test.h"
 
 #define KIB 1024u
@@ -419,6 +420,7 @@ START_TEST(test_sync_layout_restore)
 	struct zf_remote *rm, *rm2;
 	struct zf_fs *fs, *fs2;
 	struct zf_attr a;
+	struct zf_bkey key;
 	struct keyset k;
 	struct world w;
 	char *before, *after;
@@ -446,8 +448,8 @@ START_TEST(test_sync_layout_restore)
 		void *local, *remote;
 		size_t ll, rl;
 
-		ck_assert_msg(strlen(k.v[i]) > 9 && !strcmp(k.v[i] + strlen(k.v[i]) - 5, ".zseg"),
-			      "odd segment key '%s'", k.v[i]);
+		ck_assert_msg(zf_bkey_parse(k.v[i], &key) == ZF_BKEY_IS_SEG, "odd segment key '%s'",
+			      k.v[i]);
 		snprintf(path, sizeof(path), "%s/%s", dev, k.v[i]);	/* the same name */
 		ck_assert_int_eq(zf_read_file(AT_FDCWD, path, &local, &ll), 0);
 		snprintf(path, sizeof(path), "%s/%s", w.bucket, k.v[i]);
@@ -545,7 +547,8 @@ START_TEST(test_restore_damaged_chain)
 	struct zf_remote *rm;
 	struct zf_fs *fs;
 	struct world w;
-	unsigned long long first, last;
+	struct zf_bkey key;
+	uint64_t first, last;
 	size_t npieces;
 
 	world_new(&w);
@@ -564,7 +567,9 @@ START_TEST(test_restore_damaged_chain)
 	ck_assert_uint_gt(bucket_count(&w, "meta/log."), npieces);
 	/* no clean close: it would put a checkpoint covering the damage */
 	bucket_last(&w, "meta/log.", piece, sizeof(piece));
-	ck_assert_int_eq(sscanf(piece, "meta/log.%16llx-%16llx", &first, &last), 2);
+	ck_assert_int_eq(zf_bkey_parse(piece, &key), ZF_BKEY_IS_LOG);
+	first = key.a;
+	last = key.b;
 
 	bucket_damage(&w, piece, 8);	/* its header: nothing in it verifies */
 	ro.say = restore_say;
@@ -855,6 +860,40 @@ START_TEST(test_bucket_gc)
 }
 END_TEST
 
+/* the bucket-key codec: what it formats it parses back; nothing else is a zerofs key */
+START_TEST(test_bucket_keys)
+{
+	static const char *const other[] = {
+		"seg/1.zseg", "seg/000000000000000A.zseg", "seg/0000000000000001.zseg.tmp",
+		"meta/ckpt.1", "meta/ckpt.00000000000000ff ", "meta/log.0000000000000000-0000000000000001",
+		"meta/log.0000000000000003-0000000000000002", "meta/log.1-2", "leases", "head/x", "",
+	};
+	char key[ZF_BKEY_MAX];
+	struct zf_bkey k;
+	size_t i;
+
+	zf_bkey_seg(0x2a, key, sizeof(key));
+	ck_assert_str_eq(key, "seg/000000000000002a.zseg");
+	ck_assert_int_eq(zf_bkey_parse(key, &k), ZF_BKEY_IS_SEG);
+	ck_assert_uint_eq(k.a, 0x2a);
+	zf_bkey_ckpt(0x1234, key, sizeof(key));
+	ck_assert_str_eq(key, "meta/ckpt.0000000000001234");
+	ck_assert_int_eq(zf_bkey_parse(key, &k), ZF_BKEY_IS_CKPT);
+	ck_assert_uint_eq(k.a, 0x1234);
+	zf_bkey_log(1, UINT64_MAX, key, sizeof(key));
+	ck_assert_str_eq(key, "meta/log.0000000000000001-ffffffffffffffff");
+	ck_assert_int_eq(zf_bkey_parse(key, &k), ZF_BKEY_IS_LOG);
+	ck_assert_uint_eq(k.a, 1);
+	ck_assert_uint_eq(k.b, UINT64_MAX);
+	ck_assert_int_eq(zf_bkey_parse("superblock", &k), ZF_BKEY_IS_SUPERBLOCK);
+	ck_assert_int_eq(zf_bkey_parse("lease", &k), ZF_BKEY_IS_LEASE);
+	ck_assert_int_eq(zf_bkey_parse("head", &k), ZF_BKEY_IS_HEAD);
+	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		ck_assert_msg(zf_bkey_parse(other[i], &k) == ZF_BKEY_OTHER, "'%s' parsed as %d",
+			      other[i], (int)k.kind);
+}
+END_TEST
+
 static Suite *tier_suite(void)
 {
 	Suite *s = suite_create("tier");
@@ -862,6 +901,7 @@ static Suite *tier_suite(void)
 
 	/* whole-filesystem round trips: slow under the sanitizers on a shared machine */
 	tcase_set_timeout(tc, getenv("ZF_SANITIZED") ? 900 : 300);
+	tcase_add_test(tc, test_bucket_keys);
 	tcase_add_test(tc, test_sync_layout_restore);
 	tcase_add_test(tc, test_audit);
 	tcase_add_test(tc, test_restore_damaged_chain);

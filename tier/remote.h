@@ -1,5 +1,5 @@
 /*
- * storage/remote.h - the object-storage tier of one filesystem: uploads,
+ * tier/remote.h - the object-storage tier of one filesystem: uploads,
  * eviction, fetches on demand, the writers' lease, restore from a bucket.
  *
  * Bucket layout (keys under the store's URL prefix; docs/FORMAT.md
@@ -17,13 +17,19 @@
  * after the segments it references; remote log pieces a checkpoint covers
  * are deleted only after that checkpoint is in the bucket.
  *
- * Threads: one uploader thread; fetches run on the readers' threads;
- * writers short of room evict on their own thread.
- * Lock order: rm->evict_lock -> fs->lock -> rm->lock; no network call under
- * any of them.
+ * Threads: one uploader thread and one prefetch thread; fetches run on the
+ * readers' threads; writers short of room evict on their own thread.
+ * Lock order: rm->evict_lock -> fs->lock -> rm->lock (in practice a leaf;
+ * the fetch hook may take it under fs->lock); no network call under any of
+ * them. Details: tier/tier_internal.h.
+ *
+ * The tier lives in tier/, one concept per file: tier.c (lifecycle and the
+ * uploader thread), state.c (upload.state, head), lease.c, attach.c,
+ * upload.c, fetch.c, evict.c, gc.c, audit.c, restore.c, and the object
+ * verifiers and chain scanner they share (verify.c, scan.c).
  */
-#ifndef ZF_STORAGE_REMOTE_H
-#define ZF_STORAGE_REMOTE_H
+#ifndef ZF_TIER_REMOTE_H
+#define ZF_TIER_REMOTE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,342 @@
+/*
+ * tier/fetch.c - reads of evicted data: fetch on demand, read-ahead
+ *
+ * A sealed segment the bucket holds may leave the dev-dir (tier/evict.c).
+ * Reads of it then go through the fetch hook: a ranged GET of exactly the
+ * super-chunk, kept in <dev-dir>/cache/<seg>-<off>.sc (unsynced: it is
+ * verified on every use and re-fetched when it does not verify). One GET per
+ * super-chunk at a time; a reader that walks through a segment gets the next
+ * super-chunks fetched ahead by the prefetch thread.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "storage/bucket_keys.h"
+#include "storage/seg_format.h"
+#include "storage/segstore.h"
+#include "tier/tier_internal.h"
+
+#define PREFETCH_SCS 4		/* super-chunks fetched ahead of a sequential reader */
+
+void zf_tier_cache_name(uint64_t seg, uint64_t off, char *buf, size_t len)
+{
+	snprintf(buf, len, "%016" PRIx64 "-%016" PRIx64 ".sc", seg, off);
+}
+
+int zf_tier_cache_parse(const char *name, uint64_t *ret_seg)
+{
+	unsigned long long seg, off;
+
+	/* also a cache file's .tmp: it goes with the segment */
+	if (sscanf(name, "%16llx-%16llx.sc", &seg, &off) != 2)
+		return 0;
+	*ret_seg = seg;
+	return 1;
+}
+
+static void cache_name(const struct zf_sc_loc *loc, char *buf, size_t len)
+{
+	zf_tier_cache_name(loc->seg, loc->off, buf, len);
+}
+
+/* keep a fetched super-chunk in cache/; no fsync: it is verified on every use */
+static void cache_put(struct zf_remote *rm, const char *name, const void *buf, size_t len)
+{
+	char tmp[80];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(rm->cachefd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (zf_write_full(fd, buf, len) == 0)
+		renameat(rm->cachefd, tmp, rm->cachefd, name);
+	else
+		unlinkat(rm->cachefd, tmp, 0);
+	close(fd);
+}
+
+/*
+ * A reader got the super-chunk at loc. When it follows the previous one (in
+ * the segment, or the first of the next segment), ask the prefetch thread
+ * for the next PREFETCH_SCS super-chunks' worth, at most a quarter of the
+ * dev-dir budget.
+ */
+static void read_ahead(struct zf_remote *rm, const struct zf_sc_loc *loc)
+{
+	uint64_t end = loc->off + loc->disk_len, allow, from;
+	int seq;
+
+	allow = (uint64_t)PREFETCH_SCS * loc->disk_len;
+	if (rm->o.cache_bytes && allow > rm->o.cache_bytes / 4)
+		allow = rm->o.cache_bytes / 4;
+	pthread_mutex_lock(&rm->lock);
+	seq = (loc->seg == rm->seq_seg && loc->off == rm->seq_end) ||
+	      (loc->seg == rm->seq_seg + 1 && loc->off == ZF_SEG_HDR_SIZE);
+	rm->seq_seg = loc->seg;
+	rm->seq_end = end;
+	if (seq && rm->pf_started && !rm->pf_pending) {
+		from = rm->pf_done_seg == loc->seg && rm->pf_done_end > end ? rm->pf_done_end : end;
+		if (from + loc->disk_len <= end + allow) {
+			rm->pf_seg = loc->seg;
+			rm->pf_from = from;
+			rm->pf_to = end + allow;
+			rm->pf_pending = 1;
+			pthread_cond_signal(&rm->pf_wake);
+		}
+	}
+	pthread_mutex_unlock(&rm->lock);
+}
+
+/*
+ * Fetch [from, to) of segment seg (cut at the object's end) with one ranged
+ * GET and keep every whole super-chunk in it in cache/. Returns the end of
+ * the last one kept (from if none; to when the segment has no more).
+ */
+static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from, uint64_t to)
+{
+	struct zf_objstore_stat st;
+	char key[ZF_BKEY_MAX], name[64];
+	uint64_t size, pos = from;
+	void *data = NULL;
+	size_t len = 0, i = 0;
+	int at_end = 0;
+
+	zf_bkey_seg(seg, key, sizeof(key));
+	pthread_mutex_lock(&rm->lock);
+	size = rm->pf_size_seg == seg ? rm->pf_size : 0;
+	pthread_mutex_unlock(&rm->lock);
+	if (!size) {
+		if (zf_objstore_head(rm->down, key, &st) < 0)
+			return to; /* the reader's own fetch reports it */
+		size = st.size;
+		pthread_mutex_lock(&rm->lock);
+		rm->pf_size_seg = seg;
+		rm->pf_size = size;
+		pthread_mutex_unlock(&rm->lock);
+	}
+	if (to > size)
+		to = size;
+	if (from + ZF_SC_HDR_SIZE >= to)
+		return to; /* the segment's end (its footer) */
+	if (zf_objstore_get(rm->down, key, from, to - from, &data, &len) < 0)
+		return to;
+	while (len - i >= ZF_SC_HDR_SIZE) {
+		const uint8_t *p = (const uint8_t *)data + i;
+		uint64_t dlen = zf_sc_disk_len(p, len - i);
+		struct zf_sc_loc loc = { .seg = seg, .off = pos };
+
+		if (!dlen) {
+			at_end = 1; /* the footer: nothing more to fetch here */
+			break;
+		}
+		if (dlen > len - i)
+			break; /* cut by the range: the next ask starts with it */
+		cache_name(&loc, name, sizeof(name));
+		if (faccessat(rm->cachefd, name, F_OK, 0) < 0) {
+			cache_put(rm, name, p, dlen);
+			pthread_mutex_lock(&rm->lock);
+			rm->prefetched += dlen;
+			rm->fetched += dlen;
+			rm->local_bytes += dlen;
+			rm->evictable += dlen;
+			pthread_mutex_unlock(&rm->lock);
+		}
+		i += dlen;
+		pos += dlen;
+	}
+	free(data);
+	/* nothing kept (the first one did not fit): no new ask before the reader gets there */
+	return at_end || pos == from ? to : pos;
+}
+
+void *zf_tier_prefetch_main(void *arg)
+{
+	struct zf_remote *rm = arg;
+
+	pthread_mutex_lock(&rm->lock);
+	while (!rm->stopping) {
+		uint64_t seg, from, to, end;
+
+		if (!rm->pf_pending) {
+			pthread_cond_wait(&rm->pf_wake, &rm->lock);
+			continue;
+		}
+		seg = rm->pf_seg;
+		from = rm->pf_from;
+		to = rm->pf_to;
+		pthread_mutex_unlock(&rm->lock);
+		end = prefetch_range(rm, seg, from, to);
+		pthread_mutex_lock(&rm->lock);
+		rm->pf_done_seg = seg;
+		rm->pf_done_end = end;
+		rm->pf_pending = 0;
+		pthread_cond_broadcast(&rm->arrived); /* readers waiting for it */
+		pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */
+	}
+	pthread_mutex_unlock(&rm->lock);
+	return NULL;
+}
+
+/* is the prefetch thread fetching the range that holds loc? */
+static int prefetching_locked(struct zf_remote *rm, const struct zf_sc_loc *loc)
+{
+	return rm->pf_pending && rm->pf_seg == loc->seg && loc->off >= rm->pf_from &&
+	       loc->off + loc->disk_len <= rm->pf_to;
+}
+
+/* is the super-chunk at loc being fetched? (rm->lock held) */
+static int fetching_locked(struct zf_remote *rm, const struct zf_sc_loc *loc)
+{
+	struct fetching *f;
+
+	for (f = rm->fetching; f; f = f->next)
+		if (f->seg == loc->seg && f->off == loc->off)
+			return 1;
+	return 0;
+}
+
+int zf_tier_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
+{
+	struct zf_remote *rm = ctx;
+	uint64_t deadline = zf_mono_ns() + (uint64_t)rm->o.fetch_timeout_ms * 1000000ull;
+	char name[64], key[ZF_BKEY_MAX], seg[32];
+	struct fetching me = { loc->seg, loc->off, NULL }, **pp;
+	void *data = NULL;
+	size_t len = 0;
+	int fd, r, truncated = 0;
+
+	cache_name(loc, name, sizeof(name));
+again:
+	if (!refetch) {
+		fd = openat(rm->cachefd, name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = zf_pread_full(fd, buf, loc->disk_len, 0);
+
+			close(fd);
+			if (n == (ssize_t)loc->disk_len) {
+				pthread_mutex_lock(&rm->lock);
+				rm->fetch_hits++;
+				pthread_mutex_unlock(&rm->lock);
+				read_ahead(rm, loc);
+				return 0;
+			}
+		}
+	}
+	if (zf_fs_lock_held()) {
+		/*
+		 * Never wait for the bucket with the core lock held: every
+		 * other operation would wait too. The core fetches what it
+		 * needs before it locks; landing here means that fetch failed
+		 * (or a bug): the operation fails instead of freezing the rest.
+		 */
+		zf_segstore_name(loc->seg, seg, sizeof(seg));
+		zf_err("segment '%s' at offset %" PRIu64 " is not local and the caller holds the "
+		       "core lock: not fetched", seg, loc->off);
+		return -EIO;
+	}
+	/*
+	 * One GET per super-chunk: the kernel reads ahead with several
+	 * threads, which all miss on the same one. Later readers wait for the
+	 * first and take its copy from the cache.
+	 */
+	pthread_mutex_lock(&rm->lock);
+	if (!refetch && prefetching_locked(rm, loc)) {
+		/* the prefetch thread is on its way with it: take its copy */
+		while (prefetching_locked(rm, loc) && zf_mono_ns() < deadline)
+			pthread_cond_wait(&rm->arrived, &rm->lock);
+		pthread_mutex_unlock(&rm->lock);
+		if (zf_mono_ns() < deadline)
+			goto again;
+		pthread_mutex_lock(&rm->lock);
+	}
+	if (fetching_locked(rm, loc)) {
+		while (fetching_locked(rm, loc))
+			pthread_cond_wait(&rm->arrived, &rm->lock);
+		pthread_mutex_unlock(&rm->lock);
+		refetch = 0; /* what arrived came straight from the store */
+		if (zf_mono_ns() < deadline)
+			goto again;
+		return -EIO; /* the first reader logged why */
+	}
+	me.next = rm->fetching;
+	rm->fetching = &me;
+	pthread_mutex_unlock(&rm->lock);
+
+	zf_segstore_name(loc->seg, seg, sizeof(seg));
+	zf_bkey_seg(loc->seg, key, sizeof(key));
+	for (;;) {
+		struct zf_objstore_stat st;
+		int h;
+
+		r = zf_objstore_get(rm->down, key, loc->off, loc->disk_len, &data, &len);
+		if (r == 0 || r == -ENOENT || r == -EACCES || zf_mono_ns() >= deadline)
+			break;
+		/*
+		 * -EIO is the store failing (5xx after its retries, a cut
+		 * body) or a range past the object's end: a truncated object
+		 * is an answer, and no retry changes it.
+		 */
+		if (r == -EIO && (h = zf_objstore_head(rm->down, key, &st)) != -ENOENT && h >= 0 &&
+		    st.size < loc->off + loc->disk_len) {
+			zf_err("segment '%s' in '%s' is truncated: %" PRIu64 " bytes, the super-chunk "
+			       "at %" PRIu64 " ends at %" PRIu64, seg, rm->url, st.size, loc->off,
+			       loc->off + loc->disk_len);
+			truncated = 1;
+			break;
+		}
+		if (rm->o.readonly)
+			break; /* fsck: the store retried; an outage is reported, not waited out */
+		usleep(200000); /* the store is down: try until the deadline */
+	}
+	if (r < 0 && r != -ENOENT && !truncated) {
+		zf_tier_note_unreachable(rm, "GET", key, r);
+		if (rm->o.readonly && r == -EIO)
+			r = -EREMOTEIO; /* fsck: not an answer, nothing is marked damaged */
+	}
+	if (r < 0) {
+		zf_err("cannot fetch segment '%s' at offset %" PRIu64 " from '%s': %s", seg, loc->off,
+		       rm->url, strerror(-r));
+		goto out; /* -ENOENT: not in the bucket; -EIO: truncated there (fsck); else the
+			   * store's error */
+	}
+	memcpy(buf, data, loc->disk_len);
+	free(data);
+	pthread_mutex_lock(&rm->lock);
+	rm->fetch_misses++;
+	rm->fetched += loc->disk_len;
+	if (!rm->o.readonly) {
+		rm->local_bytes += loc->disk_len;
+		rm->evictable += loc->disk_len;
+	}
+	pthread_mutex_unlock(&rm->lock);
+	/*
+	 * Keep it locally; no fsync: it is verified whenever it is used. Not
+	 * for fsck (read-only): nothing would evict it, and a check of the
+	 * whole filesystem would copy the whole bucket into the dev-dir.
+	 */
+	if (!rm->o.readonly) {
+		cache_put(rm, name, buf, loc->disk_len);
+		read_ahead(rm, loc);
+	}
+	pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */
+out:
+	pthread_mutex_lock(&rm->lock);
+	for (pp = &rm->fetching; *pp != &me; pp = &(*pp)->next)
+		;
+	*pp = me.next;
+	pthread_cond_broadcast(&rm->arrived);
+	pthread_mutex_unlock(&rm->lock);
+	return r;
+}
+

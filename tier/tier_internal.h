@@ -1,0 +1,199 @@
+/*
+ * tier/tier_internal.h - what the object-storage tier's files share
+ *
+ * struct zf_remote (one attached bucket) and the functions one file of the
+ * tier calls in another. Nothing outside tier/ includes this; the public
+ * API is tier/remote.h. The object verifiers are in tier/verify.h, the
+ * chain scanner in tier/scan.h.
+ *
+ * Locking (the tier's part of the one order: common/lock.h ZF_RANK_EVICT,
+ * ZF_RANK_REMOTE; docs/ARCHITECTURE.md has the whole tree's list):
+ *   rm->evict_lock -> fs->lock -> rm->lock
+ *  - rm->evict_lock: one eviction at a time (zf_tier_evict). Under it the
+ *    eviction asks the core how much is buffered (fs->lock, briefly), takes
+ *    rm->lock, and evicts segments (the segment store's locks, which rank
+ *    after rm->lock but are never taken under it).
+ *  - rm->lock: every field marked "under lock" below. In practice a leaf:
+ *    nothing else is taken while it is held, and the tier calls out of
+ *    itself only without it. The fetch hook may take it with fs->lock held
+ *    (a fetch cache hit while the core holds its lock).
+ * No network call (net/) under any lock of the tier, nor under fs->lock:
+ * the fetch hook refuses to fetch when the caller holds the core's lock.
+ */
+#ifndef ZF_TIER_TIER_INTERNAL_H
+#define ZF_TIER_TIER_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "tier/remote.h"
+
+struct zf_sc_loc;
+
+struct zf_remote {
+	struct zf_fs *fs;
+	struct zf_objstore *up;		/* uploads: patient */
+	struct zf_objstore *down;	/* fetches: bounded by fetch_timeout_ms */
+	struct zf_remote_opts o;	/* defaults filled in by zf_remote_open */
+	char *url;
+	char *dev_real;			/* the dev-dir's real path, named in the lease */
+	int devfd, segfd, cachefd, metafd;
+	pthread_t thread;		/* the uploader (tier/tier.c) */
+	int started;
+
+	/* one eviction at a time; order: evict_lock -> fs->lock -> lock (top of this file) */
+	pthread_mutex_t evict_lock;
+	/* guards the fields below marked so; a leaf (see the top of this file) */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;		/* the uploader has work */
+	pthread_cond_t done;		/* a round finished */
+	pthread_cond_t arrived;		/* a fetch finished (or failed) */
+	/* protected by lock: */
+	struct fetching {
+		uint64_t seg, off;
+		struct fetching *next;
+	} *fetching;			/* super-chunks on their way: one GET each */
+	int stopping;
+	uint64_t up_seq, up_seg, up_ckpt; /* upload.state: what the bucket holds */
+	uint64_t claim_seq;		/* records this dev-dir may have put (>= up_seq) */
+	uint64_t sync_want, sync_done;	/* committed seqs asked for / reached */
+	int sync_err;
+	/* the last failed round: which side, doing what, since when (wall clock); under lock */
+	int fail_local;
+	char fail_what[200];
+	time_t fail_since;
+	char released[33];		/* our lease, released by a clean close that could not
+					 * delete it (upload.state "released"): no crash */
+	uint64_t pending_since_ns;	/* 0: nothing pending */
+	uint64_t fresh_since_ns;	/* first write admitted since the round's
+					 * upload point was taken (0: none) */
+	uint64_t progress_ns;		/* last time an object went up (or start) */
+	uint64_t local_bytes;		/* segments + fetch cache in the dev-dir */
+	uint64_t unevictable;		/* written bytes not yet in the bucket: segments,
+					 * write buffers, admitted writes */
+	uint64_t evictable;		/* local bytes the bucket holds: they may go */
+	unsigned int waiters;		/* writers waiting for room */
+	uint64_t uploaded, fetched, fetch_hits, fetch_misses, evictions, stalls;
+	uint64_t t0_ns;
+	/*
+	 * Read-ahead of evicted data (the prefetch thread; under lock): a
+	 * reader whose fetches follow each other through a segment gets the
+	 * next super-chunks fetched into cache/ before it asks.
+	 */
+	pthread_t pf_thread;
+	int pf_started, pf_pending;
+	pthread_cond_t pf_wake;
+	uint64_t seq_seg, seq_end;	/* where the last super-chunk a reader got ended */
+	uint64_t pf_seg, pf_from, pf_to; /* asked: bytes [from, to) of segment seg */
+	uint64_t pf_done_seg, pf_done_end; /* fetched ahead up to here */
+	uint64_t pf_size_seg, pf_size;	/* size of the segment object pf_size_seg */
+	uint64_t prefetched;		/* bytes fetched ahead */
+	int fenced;			/* under lock */
+	uint8_t fsid[16];		/* this filesystem's, from the dev-dir's superblock */
+	uint64_t head_seq, head_ckpt;	/* the head this process put last (UINT64_MAX: none);
+					 * under lock */
+	/* a request the bucket did not answer (fsck: its results are incomplete) */
+	int unreachable;		/* protected by lock */
+	char unreachable_why[320];	/* protected by lock */
+	/* the lease: the uploader thread's (and the open's, before it starts) */
+	int need_lease;			/* the bucket was unreachable at open: lease first */
+	char lease_id[33];
+	uint64_t lease_token, lease_renew_ns;
+	/* fsck (tier/audit.c): the bucket's objects, listed once, sorted by key */
+	struct bucket_obj {
+		char *key;
+		uint64_t size;
+	} *objs;
+	size_t nobjs;
+	int listed;			/* 0 not yet, 1 done, < 0 the listing's error */
+};
+
+/* ---- tier/state.c: upload.state and the bucket's head ---- */
+
+/* rewrite <dev-dir>/upload.state from the marks (.tmp, fsync, rename); 0 or -errno */
+int zf_tier_state_save(struct zf_remote *rm);
+/* read upload.state into the marks (missing or unreadable: they stay 0) */
+void zf_tier_state_load(struct zf_remote *rm);
+
+#define ZF_TIER_HEAD_MAX 160	/* a version 1 head is 117 bytes */
+
+/* the bucket object "head" (docs/FORMAT.md "Bucket") */
+struct zf_tier_head {
+	uint8_t fsid[16];
+	uint64_t seq;		/* the bucket holds log records up to seq */
+	uint64_t ckpt;		/* and a checkpoint at least this new */
+};
+
+/* h as text into buf (ZF_TIER_HEAD_MAX bytes); returns its length */
+size_t zf_tier_head_format(const struct zf_tier_head *h, char *buf);
+/* 0 and *ret, or -EBADMSG with why: the head must be exactly what head_format wrote */
+int zf_tier_head_parse(const void *buf, size_t len, struct zf_tier_head *ret, char *why,
+		       size_t wlen);
+/*
+ * After a round that moved the bucket's log end or its checkpoint, put the
+ * head (after the objects it counts). 0 or the store's -errno.
+ */
+int zf_tier_head_update(struct zf_remote *rm);
+
+/* ---- tier/lease.c ---- */
+
+/* -EBUSY (logged) if another writer holds the lease, else 0 or the store's -errno */
+int zf_tier_lease_acquire(struct zf_remote *rm);
+/* fencing, before each round: -EPERM (logged, rm->fenced) when the lease is lost */
+int zf_tier_lease_check(struct zf_remote *rm);
+
+/* ---- tier/fetch.c ---- */
+
+/* the segment store's fetch hook (zf_segstore_fetch_fn; ctx: rm) */
+int zf_tier_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch);
+/* the prefetch thread (arg: rm); returns when rm->stopping */
+void *zf_tier_prefetch_main(void *arg);
+/* the fetch cache's file name of the super-chunk at seg, off: buf >= 40 bytes */
+void zf_tier_cache_name(uint64_t seg, uint64_t off, char *buf, size_t len);
+/* is name a fetch cache file? 1 and *ret_seg, or 0 */
+int zf_tier_cache_parse(const char *name, uint64_t *ret_seg);
+
+/* ---- tier/evict.c ---- */
+
+/* the core's admit hook (zf_fs_admit_fn; ctx: rm): backpressure on writers */
+int zf_tier_admit(void *ctx, size_t len);
+/* keep the dev-dir's segments and fetched data within the budget, LRU first */
+void zf_tier_evict(struct zf_remote *rm);
+
+/* ---- tier/upload.c ---- */
+
+/* a failure that may pass (the store is down or slow), not a refusal */
+int zf_tier_transient(int r);
+/* put the dev-dir file dirfd/name as key; 0 or -errno (the round's reason noted) */
+int zf_tier_put_file(struct zf_remote *rm, int dirfd, const char *name, const char *key);
+/* one upload round (seal: the open segment too); 0 or -errno, the reason noted */
+int zf_tier_upload_round(struct zf_remote *rm, int seal);
+
+/* ---- tier/attach.c ---- */
+
+/* whose is the bucket's superblock? (zf_tier_sb_classify) */
+enum {
+	SB_OURS,	/* byte for byte the dev-dir's */
+	SB_ABSENT,
+	SB_HEAL,	/* damaged or replaced, but the bucket's metadata is ours: put ours back */
+	SB_FOREIGN,	/* a valid superblock of another filesystem, nothing says the bucket is ours */
+	SB_UNSURE,	/* damaged, and nothing tells whose it is */
+};
+
+/* is the bucket's superblock this dev-dir's? SB_*, or the store's -errno; why says what differs */
+int zf_tier_sb_classify(struct zf_remote *rm, char *why, size_t wlen);
+/*
+ * Take the lease and check the bucket before anything goes up. 0; a
+ * refusal is -EEXIST, -EBUSY or -ESTALE (logged); other errors come from
+ * the store.
+ */
+int zf_tier_attach(struct zf_remote *rm);
+
+/* ---- tier/tier.c ---- */
+
+/* note a request the bucket did not answer (zf_remote_unreachable); the first one is kept */
+void zf_tier_note_unreachable(struct zf_remote *rm, const char *what, const char *key, int err);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * tier/upload.c - an upload round
+ *
+ * Upload order keeps the bucket restorable at every moment: sealed segments
+ * first, in order; then a newer checkpoint (after the segments it
+ * references), after which the log pieces it covers are pruned; then the
+ * log since, as one piece; then the head. upload.state moves after each.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/util.h"
+#include "storage/bucket_keys.h"
+#include "storage/mlog.h"
+#include "storage/segstore.h"
+#include "tier/tier_internal.h"
+
+/*
+ * Why a round failed, for 'zerofs sync' (zf_remote_sync_why): the store's
+ * answer (local 0) or the dev-dir's (1), doing what. Returns r.
+ */
+static int round_fail(struct zf_remote *rm, int r, int local, const char *what, const char *key)
+{
+	pthread_mutex_lock(&rm->lock);
+	rm->fail_local = local;
+	snprintf(rm->fail_what, sizeof(rm->fail_what), "%s%s%s%s", what, key ? " '" : "",
+		 key ? key : "", key ? "'" : "");
+	pthread_mutex_unlock(&rm->lock);
+	return r;
+}
+
+int zf_tier_put_file(struct zf_remote *rm, int dirfd, const char *name, const char *key)
+{
+	void *buf;
+	size_t len;
+	int r;
+
+	r = zf_read_file(dirfd, name, &buf, &len);
+	if (r < 0)
+		return round_fail(rm, r, 1, "reading", name);
+	r = zf_objstore_put(rm->up, key, buf, len);
+	free(buf);
+	if (r == 0) {
+		pthread_mutex_lock(&rm->lock);
+		rm->uploaded += len;
+		pthread_mutex_unlock(&rm->lock);
+	}
+	return r < 0 ? round_fail(rm, r, 0, "PUT", key) : 0;
+}
+
+struct prune_ctx {
+	uint64_t ckpt;
+	char **keys;
+	size_t n;
+};
+
+static int prune_fn(void *ctx, const char *key, uint64_t size)
+{
+	struct prune_ctx *p = ctx;
+	struct zf_bkey k;
+
+	zf_bkey_parse(key, &k);
+	if ((k.kind == ZF_BKEY_IS_LOG && k.b <= p->ckpt) ||
+	    (k.kind == ZF_BKEY_IS_CKPT && k.a < p->ckpt)) {
+		p->keys = zf_realloc(p->keys, (p->n + 1) * sizeof(*p->keys));
+		p->keys[p->n++] = zf_strdup(key);
+	}
+	return 0;
+}
+
+/* the bucket holds checkpoint ckpt: log pieces it covers can go */
+static void prune_meta(struct zf_remote *rm, uint64_t ckpt)
+{
+	struct prune_ctx p = { .ckpt = ckpt };
+	size_t i;
+
+	if (zf_objstore_list(rm->up, ZF_BKEY_META_PREFIX, prune_fn, &p) == 0 && p.n)
+		zf_objstore_multi_delete(rm->up, (const char *const *)p.keys, p.n);
+	for (i = 0; i < p.n; i++)
+		free(p.keys[i]);
+	free(p.keys);
+}
+
+/* a failure that may pass (the store is down or slow), not a refusal */
+int zf_tier_transient(int r)
+{
+	return r == -EIO || r == -ETIMEDOUT || r == -ECONNREFUSED || r == -EHOSTUNREACH ||
+	       r == -EAGAIN;
+}
+
+/* take the lease, make sure the bucket holds this filesystem's superblock */
+/* the bucket may hold log records up to seq from us: on disk before they go up */
+static int claim(struct zf_remote *rm, uint64_t seq)
+{
+	pthread_mutex_lock(&rm->lock);
+	if (seq <= rm->claim_seq) {
+		pthread_mutex_unlock(&rm->lock);
+		return 0;
+	}
+	rm->claim_seq = seq;
+	pthread_mutex_unlock(&rm->lock);
+	return zf_tier_state_save(rm);
+}
+
+int zf_tier_upload_round(struct zf_remote *rm, int seal)
+{
+	struct zf_upload_point pt;
+	uint64_t seg, up_seq, up_seg, up_ckpt, buffered_since;
+	struct zf_buf img = { 0 };
+	char name[64], key[ZF_BKEY_MAX];
+	int r, flush;
+
+	/* stalled writers wait for buffered data too: it must reach a segment */
+	pthread_mutex_lock(&rm->lock);
+	flush = rm->waiters > 0;
+	rm->fresh_since_ns = 0; /* writes from now on are not in this round */
+	pthread_mutex_unlock(&rm->lock);
+	r = flush ? zf_fs_sync(rm->fs) : 0;
+	if (r == 0)
+		r = zf_fs_upload_point(rm->fs, seal, &pt);
+	if (r < 0)
+		return round_fail(rm, r, 1, "committing the log", NULL);
+	/* written, not committed: not in this round either */
+	buffered_since = zf_fs_buffered_since(rm->fs);
+	/* the recovery point ages from now, even if the store is down */
+	pthread_mutex_lock(&rm->lock);
+	if (pt.committed > rm->up_seq && !rm->pending_since_ns)
+		rm->pending_since_ns = zf_mono_ns();
+	pthread_mutex_unlock(&rm->lock);
+	r = rm->need_lease ? zf_tier_attach(rm) : zf_tier_lease_check(rm);
+	if (r < 0)
+		return round_fail(rm, r, 0, rm->need_lease ? "attaching" : "renewing the lease", NULL);
+	pthread_mutex_lock(&rm->lock);
+	up_seq = rm->up_seq;
+	up_seg = rm->up_seg;
+	up_ckpt = rm->up_ckpt;
+	pthread_mutex_unlock(&rm->lock);
+	/* 1. sealed segments, in order */
+	for (seg = up_seg + 1; seg <= pt.last_sealed; seg++) {
+		zf_segstore_name(seg, name, sizeof(name));
+		zf_bkey_seg(seg, key, sizeof(key));
+		r = zf_tier_put_file(rm, rm->segfd, name, key);
+		if (r == -ENOENT && zf_objstore_head(rm->up, key, &(struct zf_objstore_stat){ 0 }) == 0)
+			r = 0; /* evicted earlier: the bucket has it */
+		if (r < 0)
+			goto out;
+		pthread_mutex_lock(&rm->lock);
+		rm->up_seg = seg;
+		rm->progress_ns = zf_mono_ns();
+		rm->sync_err = 0;
+		pthread_mutex_unlock(&rm->lock);
+		/* a crash now must not redo this segment: segments are the bulk */
+		r = zf_tier_state_save(rm);
+		if (r < 0) {
+			round_fail(rm, r, 1, "writing", "upload.state");
+			goto out;
+		}
+		/* room for stalled writers now, not after the whole round */
+		zf_tier_evict(rm);
+		pthread_mutex_lock(&rm->lock);
+		pthread_cond_broadcast(&rm->done);
+		pthread_mutex_unlock(&rm->lock);
+	}
+	/* 2. a newer checkpoint (all its segments are sealed and up by now) */
+	if (pt.ckpt_seq > up_ckpt && pt.ckpt_seq <= pt.seq) {
+		r = claim(rm, pt.ckpt_seq);
+		if (r < 0) {
+			round_fail(rm, r, 1, "writing", "upload.state");
+			goto out;
+		}
+		zf_ckpt_name(pt.ckpt_seq, name, sizeof(name));
+		zf_bkey_ckpt(pt.ckpt_seq, key, sizeof(key));
+		r = zf_tier_put_file(rm, rm->metafd, name, key);
+		if (r == -ENOENT)
+			r = 0; /* replaced by a newer one meanwhile: next round */
+		else if (r == 0) {
+			pthread_mutex_lock(&rm->lock);
+			rm->up_ckpt = pt.ckpt_seq;
+			if (rm->up_seq < pt.ckpt_seq)
+				rm->up_seq = pt.ckpt_seq;
+			up_seq = rm->up_seq;
+			pthread_mutex_unlock(&rm->lock);
+			prune_meta(rm, pt.ckpt_seq);
+		}
+		if (r < 0)
+			goto out;
+	}
+	/* 3. the log since, as one piece */
+	if (pt.seq > up_seq) {
+		r = zf_fs_log_image(rm->fs, up_seq + 1, pt.seq, &img);
+		if (r == -ENOENT) {
+			r = 0; /* only in a checkpoint now: it goes up next round */
+			goto out;
+		}
+		if (r < 0) {
+			round_fail(rm, r, 1, "reading the log", NULL);
+			goto out;
+		}
+		zf_bkey_log(up_seq + 1, pt.seq, key, sizeof(key));
+		r = claim(rm, pt.seq);
+		if (r < 0) {
+			round_fail(rm, r, 1, "writing", "upload.state");
+			goto out;
+		}
+		r = zf_objstore_put(rm->up, key, img.p, img.len);
+		if (r < 0) {
+			round_fail(rm, r, 0, "PUT", key);
+			goto out;
+		}
+		pthread_mutex_lock(&rm->lock);
+		rm->uploaded += img.len;
+		rm->up_seq = pt.seq;
+		rm->progress_ns = zf_mono_ns();
+		pthread_mutex_unlock(&rm->lock);
+	}
+	/* 4. the head, once what it counts is in the bucket */
+	r = zf_tier_head_update(rm);
+	if (r < 0) {
+		round_fail(rm, r, 0, "PUT", ZF_BKEY_HEAD);
+		goto out;
+	}
+	r = zf_tier_state_save(rm);
+	if (r < 0)
+		round_fail(rm, r, 1, "writing", "upload.state");
+	pthread_mutex_lock(&rm->lock);
+	/*
+	 * Caught up: what is pending now was written after the upload point,
+	 * or was still buffered (not committed) then: the oldest of those.
+	 */
+	if (rm->up_seq >= pt.committed)
+		rm->pending_since_ns = !buffered_since ? rm->fresh_since_ns
+				       : !rm->fresh_since_ns || buffered_since < rm->fresh_since_ns
+					       ? buffered_since
+					       : rm->fresh_since_ns;
+	else if (!rm->pending_since_ns)
+		rm->pending_since_ns = zf_mono_ns();
+	pthread_mutex_unlock(&rm->lock);
+out:
+	zf_buf_free(&img);
+	return r;
+}
+
