@@ -5,7 +5,8 @@
  *
  * Inode numbers are never reused within a filesystem; ZF_ROOT_INO is the
  * root directory. Names are single path components. Each call takes
- * fs->lock; returns 0 / a length, or -errno. Implemented in fs_ns.c.
+ * fs->lock; returns 0 / a length, or -errno. Implemented in fs_ns.c
+ * (extended attributes: fs_xattr.c).
  */
 #ifndef ZF_STORAGE_FS_NS_H
 #define ZF_STORAGE_FS_NS_H
