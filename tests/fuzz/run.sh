@@ -76,7 +76,7 @@ libs="$(pkg-config --libs $pkgs) -lpthread"
 # ---- build ----
 
 # compile one source into obj/ unless it is newer than every input
-newest_h=$(find "$src/common" "$src/storage" "$src/net" "$src/devdir" "$src/tests/fuzz" \
+newest_h=$(find "$src/common" "$src/storage" "$src/tier" "$src/net" "$src/devdir" "$src/tests/fuzz" \
 	-name '*.h' -printf '%T@\n' | sort -n | tail -n 1)
 compile() { # source object
 	local s=$1 o=$2
