@@ -95,7 +95,7 @@
 #define ZF_SEG_SUFFIX ".zseg"
 #define ZF_SEG_NAME_LEN 21u		/* without the terminating NUL */
 
-/* a super-chunk header decoded by storage/segstore.c (host byte order) */
+/* a super-chunk header decoded by storage/segstore_codec.c (host byte order) */
 struct zf_sc_hdr {
 	uint16_t version;
 	uint16_t flags;

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_sc.c - one super-chunk image (zf_sc_load_once through
- * zf_segstore_verify_remote and zf_segstore_read; storage/segstore.c):
+ * zf_segstore_verify_remote and zf_segstore_read; storage/segstore_read.c):
  * header, chunk table and its checksum, payload checksum, zstd frame
  * checks and decompression, chunk lengths and ids
  *

@@ -1,7 +1,7 @@
 /*
  * tests/fuzz/fuzz_sc_pack.c - super-chunks built by the packer, then
  * damaged (zf_sc_packer_build, and the reader's checks and zstd
- * decompression behind valid checksums; storage/segstore.c)
+ * decompression behind valid checksums; storage/segstore_pack.c, segstore_read.c)
  *
  * A raw super-chunk rarely gets past two XXH3 checksums and a keyed hash
  * per chunk. Here the input chooses the chunks and a zstd level; the

@@ -1,7 +1,7 @@
 /*
  * tests/fuzz/fuzz_segment.c - segment files (header check, the super-chunk
  * chain walk of zf_segstore_resume, local super-chunk reads;
- * storage/segstore.c)
+ * storage/segstore_file.c, segstore_append.c, segstore_read.c)
  *
  * The input is a segment file, written per input as <id>.zseg where id is
  * its header's segment id (1 if that is 0), into a directory a segment

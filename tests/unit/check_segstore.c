@@ -1,5 +1,5 @@
 /*
- * tests/unit/check_segstore.c - unit tests for storage/segstore.c
+ * tests/unit/check_segstore.c - unit tests for the segment store (storage/segstore*.c)
  *
  * Every test works in its own mkdtemp scratch directory (<scratch>/seg holds
  * the segments, as under a dev-dir) that the test removes at its end. The
