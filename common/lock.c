@@ -10,7 +10,6 @@
 
 #include "common/lock.h"
 #include "common/log.h"
-#include "common/util.h"
 
 /* deeper than any path in zerofs takes; more is itself a bug */
 #define ZF_LOCK_DEPTH 16
@@ -125,14 +124,10 @@ void zf_mutex_lock(struct zf_mutex *mu)
 	pthread_mutex_lock(&mu->m);
 	if (zf_lock_checking())
 		held_push(mu);
-	if (mu->rank == ZF_RANK_FS)
-		zf_nonet_locks++;
 }
 
 void zf_mutex_unlock(struct zf_mutex *mu)
 {
-	if (mu->rank == ZF_RANK_FS)
-		zf_nonet_locks--;
 	if (zf_lock_checking())
 		held_drop(mu);
 	pthread_mutex_unlock(&mu->m);

@@ -14,9 +14,8 @@
  * a lock it does not hold, aborts with both locks' names. Unchecked, the
  * calls are pthread's plus one branch.
  *
- * Locks whose rank is marked "no network" (the core's fs->lock) also count
- * in zf_nonet_locks (common/util.h), checked or not: storage code that
- * could wait for the bucket refuses to while the thread holds one.
+ * Which locks forbid waiting for the network is a separate matter: see
+ * zf_nonet_locks (common/util.h) and fs_lock() (storage/fs_internal.h).
  */
 #ifndef ZF_COMMON_LOCK_H
 #define ZF_COMMON_LOCK_H
@@ -30,7 +29,7 @@ enum zf_lock_rank {
 	ZF_RANK_CONTROL,		/* daemon/control.c ctl->lock */
 	ZF_RANK_EVICT,			/* tier: rm->evict_lock, one eviction at a time */
 	ZF_RANK_GC,			/* storage: fs->gc_lock, one gc at a time */
-	ZF_RANK_FS,			/* storage: fs->lock, the core (no network) */
+	ZF_RANK_FS,			/* storage: fs->lock, the core */
 	ZF_RANK_MARK,			/* storage: fs->mark_lock, the durable mark */
 	ZF_RANK_REMOTE,			/* tier: rm->lock, the tier's state */
 	ZF_RANK_PIPE,			/* storage: pipe->lock, compression workers */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/lock.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -28,7 +29,7 @@ struct zf_control {
 	struct zf_remote *rm;
 	int fd;
 	pthread_t thread;
-	pthread_mutex_t lock;
+	struct zf_mutex lock;		/* rank ZF_RANK_CONTROL: clients */
 	pthread_cond_t idle;		/* clients dropped to 0 */
 	unsigned int clients;		/* being served; protected by lock */
 };
@@ -212,10 +213,10 @@ static void *client_main(void *arg)
 	serve(ctl, cl->fd);
 	close(cl->fd);
 	free(cl);
-	pthread_mutex_lock(&ctl->lock);
+	zf_mutex_lock(&ctl->lock);
 	if (--ctl->clients == 0)
 		pthread_cond_broadcast(&ctl->idle);
-	pthread_mutex_unlock(&ctl->lock);
+	zf_mutex_unlock(&ctl->lock);
 	return NULL;
 }
 
@@ -242,9 +243,9 @@ static void *control_main(void *arg)
 
 			client->ctl = ctl;
 			client->fd = c;
-			pthread_mutex_lock(&ctl->lock);
+			zf_mutex_lock(&ctl->lock);
 			ctl->clients++;
-			pthread_mutex_unlock(&ctl->lock);
+			zf_mutex_unlock(&ctl->lock);
 			pthread_attr_init(&attr);
 			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 			r = pthread_create(&t, &attr, client_main, client);
@@ -272,7 +273,7 @@ int zf_control_start(struct zf_fs *fs, struct zf_remote *rm, const char *dev_dir
 	ctl = zf_calloc(1, sizeof(*ctl));
 	ctl->fs = fs;
 	ctl->rm = rm;
-	pthread_mutex_init(&ctl->lock, NULL);
+	zf_mutex_init(&ctl->lock, ZF_RANK_CONTROL, "ctl->lock");
 	pthread_cond_init(&ctl->idle, NULL);
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&sa, len) < 0 ||
@@ -289,7 +290,7 @@ fail:
 	if (ctl->fd >= 0)
 		close(ctl->fd);
 	pthread_cond_destroy(&ctl->idle);
-	pthread_mutex_destroy(&ctl->lock);
+	zf_mutex_destroy(&ctl->lock);
 	free(ctl);
 	return r;
 }
@@ -300,13 +301,13 @@ void zf_control_stop(struct zf_control *ctl)
 		return;
 	shutdown(ctl->fd, SHUT_RDWR); /* wakes accept() */
 	pthread_join(ctl->thread, NULL);
-	pthread_mutex_lock(&ctl->lock);
+	zf_mutex_lock(&ctl->lock);
 	while (ctl->clients)
-		pthread_cond_wait(&ctl->idle, &ctl->lock);
-	pthread_mutex_unlock(&ctl->lock);
+		zf_cond_wait(&ctl->idle, &ctl->lock);
+	zf_mutex_unlock(&ctl->lock);
 	close(ctl->fd);
 	pthread_cond_destroy(&ctl->idle);
-	pthread_mutex_destroy(&ctl->lock);
+	zf_mutex_destroy(&ctl->lock);
 	free(ctl);
 }
 

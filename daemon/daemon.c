@@ -38,6 +38,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/control.h"
@@ -50,7 +51,7 @@ struct zf_daemon {
 	double timeout;
 	unsigned int commit_secs;
 	pthread_t committer;
-	pthread_mutex_t stop_lock;
+	struct zf_mutex stop_lock;	/* rank ZF_RANK_DAEMON_STOP: stopping */
 	pthread_cond_t stop_cond;
 	int stopping;		/* protected by stop_lock */
 	char *dev_dir;
@@ -727,14 +728,14 @@ static void *committer_main(void *arg)
 	struct timespec ts;
 	int r;
 
-	pthread_mutex_lock(&d->stop_lock);
+	zf_mutex_lock(&d->stop_lock);
 	while (!d->stopping) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += d->commit_secs;
-		pthread_cond_timedwait(&d->stop_cond, &d->stop_lock, &ts);
+		zf_cond_timedwait(&d->stop_cond, &d->stop_lock, &ts);
 		if (d->stopping)
 			break;
-		pthread_mutex_unlock(&d->stop_lock);
+		zf_mutex_unlock(&d->stop_lock);
 		r = zf_fs_commit_periodic(d->fs);
 		if (r < 0)
 			zf_err("periodic commit failed: %s (will retry)", strerror(-r));
@@ -742,9 +743,9 @@ static void *committer_main(void *arg)
 		 * (glibc keeps them in its arenas otherwise) */
 		else if (zf_fs_buffered_bytes(d->fs) == 0)
 			malloc_trim(0);
-		pthread_mutex_lock(&d->stop_lock);
+		zf_mutex_lock(&d->stop_lock);
 	}
-	pthread_mutex_unlock(&d->stop_lock);
+	zf_mutex_unlock(&d->stop_lock);
 	return NULL;
 }
 
@@ -772,7 +773,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	amnt = realpath(mnt, NULL);
 	if (!amnt)
 		amnt = zf_strdup(mnt);
-	pthread_mutex_init(&d.stop_lock, NULL);
+	zf_mutex_init(&d.stop_lock, ZF_RANK_DAEMON_STOP, "d->stop_lock");
 	pthread_cond_init(&d.stop_cond, NULL);
 	/* libfuse splits -o at commas: escape them (and backslashes) in the path */
 	for (p = d.dev_dir; *p && n < sizeof(fsname) - 3; p++) {
@@ -835,10 +836,10 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 out_unmount:
 	zf_control_stop(ctl);
 	if (committer) {
-		pthread_mutex_lock(&d.stop_lock);
+		zf_mutex_lock(&d.stop_lock);
 		d.stopping = 1;
 		pthread_cond_signal(&d.stop_cond);
-		pthread_mutex_unlock(&d.stop_lock);
+		zf_mutex_unlock(&d.stop_lock);
 		pthread_join(d.committer, NULL);
 	}
 	if (mounted)
@@ -859,6 +860,6 @@ out:
 	free(d.dev_dir);
 	free(amnt);
 	pthread_cond_destroy(&d.stop_cond);
-	pthread_mutex_destroy(&d.stop_lock);
+	zf_mutex_destroy(&d.stop_lock);
 	return r ? r : closed;
 }

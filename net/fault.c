@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "net/objstore_internal.h"
@@ -35,7 +36,7 @@
 struct fault_store {
 	struct zf_objstore base;
 	struct zf_objstore *inner;
-	pthread_mutex_t lock;
+	struct zf_mutex lock;		/* rank ZF_RANK_FAULT: the fields below */
 	struct zf_objstore_fault_params p;	/* protected by lock; its strings owned */
 	uint64_t nth_count;	/* matching calls since p was set; protected by lock */
 	uint64_t rng;		/* splitmix64 state; protected by lock */
@@ -115,20 +116,20 @@ static void fault_stall(struct fault_store *fs, const char *key)
 	uint64_t start, end, now;
 	unsigned int ms;
 
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	ms = fs->p.stall_ms;
 	if (ms) {
 		want = zf_strdup(fs->p.stall_key ? fs->p.stall_key : "");
 		if (fs->p.stall_file)
 			file = zf_strdup(fs->p.stall_file);
 	}
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	if (!ms || (file && stall_file_key(file, &want) < 0) || !strstr(key, want))
 		goto out;
 
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	fs->stats.stalled++;
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	zf_warn("fault: get '%s' of '%s' stalls for %u ms%s%s%s", key, fs->base.url, ms,
 		file ? " or until '" : "", file ? file : "", file ? "' is removed" : "");
 	start = zf_mono_ns();
@@ -160,12 +161,12 @@ static int fault_enter(struct fault_store *fs, unsigned int op, const char *what
 	char *file = NULL;
 	int outage, r = 0;
 
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	latency = fs->p.latency_ms;
 	outage = fs->p.outage;
 	if (fs->p.outage_file)
 		file = zf_strdup(fs->p.outage_file);
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 
 	if (latency)
 		fault_sleep_ms(latency);
@@ -177,7 +178,7 @@ static int fault_enter(struct fault_store *fs, unsigned int op, const char *what
 		free(file);
 	}
 
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	fs->stats.calls++;
 	if (outage) {
 		r = -ECONNREFUSED;
@@ -192,7 +193,7 @@ static int fault_enter(struct fault_store *fs, unsigned int op, const char *what
 	}
 	if (r)
 		fs->stats.injected++;
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	if (r)
 		zf_dbg("fault: %s '%s' of '%s' fails with %s", what, key ? key : "",
 		       fs->base.url, zf_objstore_errname(r));
@@ -219,13 +220,13 @@ static int fault_get(struct zf_objstore *st, const char *key, uint64_t off, size
 	r = fs->inner->ops->get(fs->inner, key, off, len, got);
 	if (r < 0 || got->len == 0)
 		return r;
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	if (fs->p.truncate_rate > 0 && (!fs->p.ops || (fs->p.ops & ZF_OBJSTORE_OP_GET)) &&
 	    fault_unit(fs) < fs->p.truncate_rate) {
 		cut = 1;
 		fs->stats.truncated++;
 	}
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	if (cut) {
 		/* as if the connection closed half-way: the size stays what it was */
 		zf_dbg("fault: get '%s' of '%s' truncated to %zu of %zu bytes", key, st->url,
@@ -265,9 +266,9 @@ static int fault_list(struct zf_objstore *st, const char *prefix, zf_objstore_li
 
 	if (r)
 		return r;
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	dup = fs->p.list_dup;
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	if (dup)
 		return fs->inner->ops->list(fs->inner, prefix, fault_list_twice, &fl);
 	return fs->inner->ops->list(fs->inner, prefix, fn, ctx);
@@ -318,7 +319,7 @@ static void fault_close(struct zf_objstore *st)
 
 	zf_objstore_close(fs->inner);
 	fault_params_free(&fs->p);
-	pthread_mutex_destroy(&fs->lock);
+	zf_mutex_destroy(&fs->lock);
 	free(fs->base.url);
 	free(fs);
 }
@@ -375,7 +376,7 @@ int zf_objstore_fault_wrap(struct zf_objstore *inner, const struct zf_objstore_f
 	fs->base.url = zf_malloc(n);
 	snprintf(fs->base.url, n, "fault:%s", inner->url);
 	fs->inner = inner;
-	pthread_mutex_init(&fs->lock, NULL);
+	zf_mutex_init(&fs->lock, ZF_RANK_FAULT, "fault->lock");
 	fault_apply(fs, p);
 	*ret_store = &fs->base;
 	return 0;
@@ -387,9 +388,9 @@ int zf_objstore_fault_set(struct zf_objstore *st, const struct zf_objstore_fault
 
 	if (!fs || !p || fault_check(p) < 0)
 		return -EINVAL;
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	fault_apply(fs, p);
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	return 0;
 }
 
@@ -399,9 +400,9 @@ int zf_objstore_fault_set_outage(struct zf_objstore *st, int on)
 
 	if (!fs)
 		return -EINVAL;
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	fs->p.outage = !!on;
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	return 0;
 }
 
@@ -411,9 +412,9 @@ int zf_objstore_fault_stats(struct zf_objstore *st, struct zf_objstore_fault_sta
 
 	if (!fs || !ret)
 		return -EINVAL;
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	*ret = fs->stats;
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	return 0;
 }
 

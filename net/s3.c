@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -77,7 +78,7 @@ struct s3_store {
 	char *ca_file;
 	unsigned int connect_ms, stall_ms, timeout_ms, attempts, base_ms, max_ms, page;
 	size_t threshold, part;
-	pthread_mutex_t pool_lock;
+	struct zf_mutex pool_lock;	/* rank ZF_RANK_S3_POOL: pool, npool */
 	CURL *pool[S3_POOL_MAX];	/* protected by pool_lock */
 	int npool;		/* protected by pool_lock */
 	int no_multi_delete;	/* set once the server lacked DeleteObjects; atomic */
@@ -434,21 +435,21 @@ static CURL *s3_handle_get(struct s3_store *st)
 {
 	CURL *h = NULL;
 
-	pthread_mutex_lock(&st->pool_lock);
+	zf_mutex_lock(&st->pool_lock);
 	if (st->npool)
 		h = st->pool[--st->npool];
-	pthread_mutex_unlock(&st->pool_lock);
+	zf_mutex_unlock(&st->pool_lock);
 	return h ? h : curl_easy_init();
 }
 
 static void s3_handle_put(struct s3_store *st, CURL *h)
 {
-	pthread_mutex_lock(&st->pool_lock);
+	zf_mutex_lock(&st->pool_lock);
 	if (st->npool < S3_POOL_MAX) {
 		st->pool[st->npool++] = h;
 		h = NULL;
 	}
-	pthread_mutex_unlock(&st->pool_lock);
+	zf_mutex_unlock(&st->pool_lock);
 	if (h)
 		curl_easy_cleanup(h);
 }
@@ -1170,7 +1171,7 @@ static void s3_close(struct zf_objstore *st_)
 
 	for (i = 0; i < st->npool; i++)
 		curl_easy_cleanup(st->pool[i]);
-	pthread_mutex_destroy(&st->pool_lock);
+	zf_mutex_destroy(&st->pool_lock);
 	free(st->bucket);
 	free(st->prefix);
 	free(st->base_url);
@@ -1391,7 +1392,7 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 		return -EINVAL;
 	}
 	st = zf_calloc(1, sizeof(*st));
-	pthread_mutex_init(&st->pool_lock, NULL);
+	zf_mutex_init(&st->pool_lock, ZF_RANK_S3_POOL, "s3 pool_lock");
 	st->base.ops = &s3_ops;
 	copy = zf_strdup(url + 5);
 	q = strchr(copy, '?');

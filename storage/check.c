@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/check.h"
@@ -948,7 +949,7 @@ int zf_fs_check(struct zf_fs *fs, struct zf_check_report *rep)
 	 * verifies bucket copies under it, which is fine because it runs on a
 	 * dev-dir nothing else uses (fsck refuses a mounted one).
 	 */
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	root = fs_inode(fs, ZF_ROOT_INO);
 	if (!root || !S_ISDIR(root->mode)) {
 		ck_problem(&ck, "the root directory is missing");
@@ -975,7 +976,7 @@ int zf_fs_check(struct zf_fs *fs, struct zf_check_report *rep)
 	if (rep->repair && !fs->readonly)
 		r = fs_repair(&ck);
 out:
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	ck_free(&ck);
 	if (r < 0)
 		return r;

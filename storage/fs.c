@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/lock.h"
 #include "common/endian.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -217,9 +218,9 @@ static void fs_free(struct zf_fs *fs)
 		close(fs->lockfd);
 	if (fs->dirfd >= 0)
 		close(fs->dirfd);
-	pthread_mutex_destroy(&fs->lock);
-	pthread_mutex_destroy(&fs->gc_lock);
-	pthread_mutex_destroy(&fs->mark_lock);
+	zf_mutex_destroy(&fs->lock);
+	zf_mutex_destroy(&fs->gc_lock);
+	zf_mutex_destroy(&fs->mark_lock);
 	free(fs->dev_dir);
 	free(fs);
 }
@@ -313,9 +314,9 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	 */
 	mallopt(M_ARENA_MAX, 1);
 	fs = zf_calloc(1, sizeof(*fs));
-	pthread_mutex_init(&fs->lock, NULL);
-	pthread_mutex_init(&fs->gc_lock, NULL);
-	pthread_mutex_init(&fs->mark_lock, NULL);
+	zf_mutex_init(&fs->lock, ZF_RANK_FS, "fs->lock");
+	zf_mutex_init(&fs->gc_lock, ZF_RANK_GC, "fs->gc_lock");
+	zf_mutex_init(&fs->mark_lock, ZF_RANK_MARK, "fs->mark_lock");
 	fs->dev_dir = zf_strdup(dev_dir);
 	fs->metafd = fs->segfd = fs->lockfd = -1;
 	fs->readonly = o.readonly;

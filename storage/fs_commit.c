@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/endian.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -248,7 +249,7 @@ int fs_mark_synced(struct zf_fs *fs, int exact)
 
 	if (fs->readonly)
 		return 0;
-	pthread_mutex_lock(&fs->mark_lock);
+	zf_mutex_lock(&fs->mark_lock);
 	if (exact ? seq != fs->synced_seq : seq > fs->synced_seq) {
 		r = zf_synced_write(fs->metafd, fs->fsid, seq, fs->synced_gen + 1);
 		if (r == 0) {
@@ -259,7 +260,7 @@ int fs_mark_synced(struct zf_fs *fs, int exact)
 			       strerror(-r));
 		}
 	}
-	pthread_mutex_unlock(&fs->mark_lock);
+	zf_mutex_unlock(&fs->mark_lock);
 	return r;
 }
 

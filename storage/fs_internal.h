@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "common/lock.h"
 #include "common/buf.h"
 #include "common/htab.h"
 #include "storage/chunker.h"
@@ -155,7 +156,9 @@ struct zf_salvage_note {
 };
 
 struct zf_fs {
-	pthread_mutex_t lock;
+	/* rank ZF_RANK_FS: the table, dirty buffers, filling pack, log writer
+	 * (lock order: common/lock.h, docs/ARCHITECTURE.md "Lock order") */
+	struct zf_mutex lock;
 	char *dev_dir;
 	int dirfd, metafd, segfd, lockfd;
 	int readonly, replaying;
@@ -178,7 +181,7 @@ struct zf_fs {
 	 */
 	uint64_t durable_seq;
 	uint64_t synced_seq, synced_gen;
-	pthread_mutex_t mark_lock;
+	struct zf_mutex mark_lock;	/* rank ZF_RANK_MARK: the synced_* fields */
 	uint8_t fsid[16];
 	uint8_t secret[ZF_SECRET_LEN];
 	int zstd_level;
@@ -229,7 +232,7 @@ struct zf_fs {
 	 * counts segment files removed, so a read planned before a removal
 	 * and failing on the missing file plans again (chunks moved).
 	 */
-	pthread_mutex_t gc_lock;
+	struct zf_mutex gc_lock;	/* rank ZF_RANK_GC: one gc at a time */
 	uint64_t seg_gen;
 };
 
@@ -241,14 +244,14 @@ struct zf_fs {
  */
 static inline void fs_lock(struct zf_fs *fs)
 {
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	zf_nonet_locks++;
 }
 
 static inline void fs_unlock(struct zf_fs *fs)
 {
 	zf_nonet_locks--;
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 }
 
 /* ---- fs_apply.c: the table and its applier ---- */

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/fs_internal.h"
@@ -65,7 +66,7 @@ struct zf_ra {
 
 struct zf_pipe {
 	struct zf_fs *fs;
-	pthread_mutex_t lock;	/* a leaf; alone or under fs->lock (fs_pipe.h) */
+	struct zf_mutex lock;	/* rank ZF_RANK_PIPE, a leaf; alone or under fs->lock (fs_pipe.h) */
 	pthread_cond_t work;	/* a pack or read-ahead to do, or stop */
 	pthread_cond_t done;	/* a pack changed state, or was reaped */
 	pthread_t *threads;
@@ -101,11 +102,11 @@ static struct zf_sc_packer *packer_get(struct zf_pipe *p, int *ret_level)
 	struct zf_sc_packer *pk;
 	int backlog;
 
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	pk = p->nidle ? p->idle[--p->nidle] : NULL;
 	backlog = p->working > p->nthreads;
 	p->fast_packs += backlog && fs->zstd_level > ZF_PIPE_FAST_LEVEL;
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 	*ret_level = backlog && fs->zstd_level > ZF_PIPE_FAST_LEVEL ? ZF_PIPE_FAST_LEVEL
 								    : fs->zstd_level;
 	return pk ? pk : zf_sc_packer_new();
@@ -113,10 +114,10 @@ static struct zf_sc_packer *packer_get(struct zf_pipe *p, int *ret_level)
 
 static void packer_put(struct zf_pipe *p, struct zf_sc_packer *pk)
 {
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	p->idle = zf_realloc(p->idle, (p->nidle + 1) * sizeof(*p->idle));
 	p->idle[p->nidle++] = pk;
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 }
 
 /* build pack's super-chunk into pack->img (no lock); 0 or -errno */
@@ -139,10 +140,10 @@ static int pack_build(struct zf_pipe *p, struct zf_pack *pack)
 		packer_put(p, pk);
 	free(tab);
 	if (r == 0) {
-		pthread_mutex_lock(&p->lock);
+		zf_mutex_lock(&p->lock);
 		p->packs++;
 		p->raw_packs += pack->img.len > pack->img.raw_len;
-		pthread_mutex_unlock(&p->lock);
+		zf_mutex_unlock(&p->lock);
 	}
 	return r;
 }
@@ -152,21 +153,21 @@ static void pack_work(struct zf_pipe *p, struct zf_pack *pack)
 {
 	int r, err;
 
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	err = p->err;
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 	/* after a failure, this pack fails too (unbuilt): the retry is inline */
 	r = err ? err : pack_build(p, pack);
 
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	while (p->turn != pack->ticket)
-		pthread_cond_wait(&p->done, &p->lock);
+		zf_cond_wait(&p->done, &p->lock);
 	if (r == 0 && p->err)
 		r = p->err; /* an earlier pack failed: never append past it */
 	if (r == 0) {
-		pthread_mutex_unlock(&p->lock);
+		zf_mutex_unlock(&p->lock);
 		r = zf_segstore_append_image(p->fs->seg, &pack->img, &pack->loc, &pack->sealed);
-		pthread_mutex_lock(&p->lock);
+		zf_mutex_lock(&p->lock);
 	}
 	/* any failure is sticky, a build's too: a later pack appended (and
 	 * perhaps sealing a segment) before this one's retry would put
@@ -178,7 +179,7 @@ static void pack_work(struct zf_pipe *p, struct zf_pack *pack)
 	p->working--;
 	p->turn++;
 	pthread_cond_broadcast(&p->done);
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 }
 
 static void *worker(void *arg)
@@ -186,7 +187,7 @@ static void *worker(void *arg)
 	struct zf_pipe *p = arg;
 	struct zf_fs *fs = p->fs;
 
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	for (;;) {
 		if (p->todo) {
 			struct zf_pack *pack = p->todo;
@@ -195,9 +196,9 @@ static void *worker(void *arg)
 				p->todo = p->todo->next;
 			pack->state = ZF_PACK_BUSY;
 			p->busy++;
-			pthread_mutex_unlock(&p->lock);
+			zf_mutex_unlock(&p->lock);
 			pack_work(p, pack);
-			pthread_mutex_lock(&p->lock);
+			zf_mutex_lock(&p->lock);
 			p->busy--;
 		} else if (p->ra_n) {
 			struct zf_sc_loc loc = p->ra[p->ra_head].loc;
@@ -205,22 +206,22 @@ static void *worker(void *arg)
 			p->ra_head = (p->ra_head + 1) % ZF_PIPE_RA_MAX;
 			p->ra_n--;
 			p->busy++;
-			pthread_mutex_unlock(&p->lock);
+			zf_mutex_unlock(&p->lock);
 			/* errors are the reader's to meet and report */
 			if (zf_segstore_prefetch(fs->seg, &loc, ZF_PREFETCH_LOCAL) == 1) {
-				pthread_mutex_lock(&p->lock);
+				zf_mutex_lock(&p->lock);
 				p->readahead++;
-				pthread_mutex_unlock(&p->lock);
+				zf_mutex_unlock(&p->lock);
 			}
-			pthread_mutex_lock(&p->lock);
+			zf_mutex_lock(&p->lock);
 			p->busy--;
 		} else if (p->stop) {
 			break;
 		} else {
-			pthread_cond_wait(&p->work, &p->lock);
+			zf_cond_wait(&p->work, &p->lock);
 		}
 	}
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 	return NULL;
 }
 
@@ -248,7 +249,7 @@ static int fs_pipe_start(struct zf_fs *fs, unsigned int nthreads)
 		nthreads = n < 1 ? 1 : n > ZF_PIPE_MAX_THREADS ? ZF_PIPE_MAX_THREADS : (unsigned)n;
 	}
 	p = zf_calloc(1, sizeof(*p));
-	pthread_mutex_init(&p->lock, NULL);
+	zf_mutex_init(&p->lock, ZF_RANK_PIPE, "pipe->lock");
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
 	p->threads = zf_calloc(nthreads, sizeof(*p->threads));
@@ -288,11 +289,11 @@ static void pipe_free(struct zf_pipe *p)
 	struct zf_pack *pack, *next;
 	unsigned int i;
 
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	p->stop = 1;
 	p->ra_n = 0;
 	pthread_cond_broadcast(&p->work);
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 	for (i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
 	/* packs never reaped (a crash test abandons the fs): their chunks go
@@ -311,7 +312,7 @@ static void pipe_free(struct zf_pipe *p)
 	free(p->threads);
 	pthread_cond_destroy(&p->done);
 	pthread_cond_destroy(&p->work);
-	pthread_mutex_destroy(&p->lock);
+	zf_mutex_destroy(&p->lock);
 	free(p);
 }
 
@@ -328,12 +329,12 @@ struct zf_pack *fs_pack_cur(struct zf_fs *fs)
 	if (fs->pack)
 		return fs->pack;
 	if (p) {
-		pthread_mutex_lock(&p->lock);
+		zf_mutex_lock(&p->lock);
 		if ((pack = p->spare)) {
 			p->spare = pack->next;
 			p->nspare--;
 		}
-		pthread_mutex_unlock(&p->lock);
+		zf_mutex_unlock(&p->lock);
 	}
 	if (!pack) {
 		pack = zf_calloc(1, sizeof(*pack));
@@ -356,14 +357,14 @@ static void pack_put(struct zf_fs *fs, struct zf_pack *pack)
 	struct zf_pipe *p = fs->pipe;
 
 	if (p) {
-		pthread_mutex_lock(&p->lock);
+		zf_mutex_lock(&p->lock);
 		if (p->nspare < p->nthreads + 1) { /* the ones a burst keeps in use */
 			pack->next = p->spare;
 			p->spare = pack;
 			p->nspare++;
 			pack = NULL;
 		}
-		pthread_mutex_unlock(&p->lock);
+		zf_mutex_unlock(&p->lock);
 	}
 	if (pack)
 		fs_pack_free(pack);
@@ -425,7 +426,7 @@ int fs_pack_submit(struct zf_fs *fs)
 		return 0;
 	}
 	fs->pack = NULL;
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	pack->ticket = p->next_ticket++;
 	pack->state = ZF_PACK_QUEUED;
 	if (p->tail)
@@ -439,7 +440,7 @@ int fs_pack_submit(struct zf_fs *fs)
 	p->working++;
 	p->inflight_bytes += pack->raw.len;
 	pthread_cond_signal(&p->work);
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 	return 0;
 }
 
@@ -451,12 +452,12 @@ int fs_pipe_reap(struct zf_fs *fs, int all)
 
 	if (!p)
 		return 0;
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	while ((pack = p->head)) {
 		if (pack->state == ZF_PACK_QUEUED || pack->state == ZF_PACK_BUSY) {
 			if (!all)
 				break;
-			pthread_cond_wait(&p->done, &p->lock);
+			zf_cond_wait(&p->done, &p->lock);
 			continue;
 		}
 		if (pack->state == ZF_PACK_FAILED) {
@@ -465,10 +466,10 @@ int fs_pipe_reap(struct zf_fs *fs, int all)
 			/* later packs failed too (sticky): let them all settle,
 			 * then append them here, in order */
 			while (p->working)
-				pthread_cond_wait(&p->done, &p->lock);
-			pthread_mutex_unlock(&p->lock);
+				zf_cond_wait(&p->done, &p->lock);
+			zf_mutex_unlock(&p->lock);
 			r = pack_inline(fs, pack);
-			pthread_mutex_lock(&p->lock);
+			zf_mutex_lock(&p->lock);
 			if (r < 0)
 				break;
 			pack->state = ZF_PACK_DONE;
@@ -481,11 +482,11 @@ int fs_pipe_reap(struct zf_fs *fs, int all)
 		p->inflight--;
 		p->inflight_bytes -= pack->raw.len;
 		pthread_cond_broadcast(&p->done);
-		pthread_mutex_unlock(&p->lock);
+		zf_mutex_unlock(&p->lock);
 		pack_log(fs, pack);
-		pthread_mutex_lock(&p->lock);
+		zf_mutex_lock(&p->lock);
 	}
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 	return r;
 }
 
@@ -496,9 +497,9 @@ int fs_pipe_pending(struct zf_fs *fs)
 
 	if (!p)
 		return 0;
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	n = p->inflight != 0;
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 	return n;
 }
 
@@ -508,7 +509,7 @@ void fs_pipe_throttle(struct zf_fs *fs)
 
 	if (!p)
 		return;
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	/*
 	 * After a failed append (p->err) nothing drains until a commit
 	 * retries: writers go on (their flushes and fsyncs report the error)
@@ -519,17 +520,17 @@ void fs_pipe_throttle(struct zf_fs *fs)
 
 		if (p->inflight > p->working) {
 			/* appended packs wait for a holder of fs->lock: be it */
-			pthread_mutex_unlock(&p->lock);
+			zf_mutex_unlock(&p->lock);
 			fs_lock(fs);
 			fs_pipe_reap(fs, 0);
 			fs_unlock(fs);
-			pthread_mutex_lock(&p->lock);
+			zf_mutex_lock(&p->lock);
 			if (p->inflight < before)
 				continue;
 		}
-		pthread_cond_wait(&p->done, &p->lock);
+		zf_cond_wait(&p->done, &p->lock);
 	}
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 }
 
 void fs_pipe_readahead(struct zf_fs *fs, const struct zf_sc_loc *loc)
@@ -539,7 +540,7 @@ void fs_pipe_readahead(struct zf_fs *fs, const struct zf_sc_loc *loc)
 
 	if (!p || !zf_segstore_has(fs->seg, loc->seg))
 		return; /* evicted data is the object-storage tier's read-ahead */
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	for (i = 0; i < p->ra_n; i++) {
 		const struct zf_sc_loc *q = &p->ra[(p->ra_head + i) % ZF_PIPE_RA_MAX].loc;
 
@@ -554,7 +555,7 @@ void fs_pipe_readahead(struct zf_fs *fs, const struct zf_sc_loc *loc)
 	p->ra_n++;
 	pthread_cond_signal(&p->work);
 out_unlock:
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 }
 
 void fs_pipe_stats(struct zf_fs *fs, struct zf_pipe_stats *ret)
@@ -564,12 +565,12 @@ void fs_pipe_stats(struct zf_fs *fs, struct zf_pipe_stats *ret)
 	memset(ret, 0, sizeof(*ret));
 	if (!p)
 		return;
-	pthread_mutex_lock(&p->lock);
+	zf_mutex_lock(&p->lock);
 	ret->threads = p->nthreads;
 	ret->inflight_bytes = p->inflight_bytes;
 	ret->packs = p->packs;
 	ret->raw_packs = p->raw_packs;
 	ret->fast_packs = p->fast_packs;
 	ret->readahead = p->readahead;
-	pthread_mutex_unlock(&p->lock);
+	zf_mutex_unlock(&p->lock);
 }

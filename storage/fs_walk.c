@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lock.h"
 #include "common/endian.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -23,12 +24,12 @@
 
 void zf_fs_gc_lock(struct zf_fs *fs)
 {
-	pthread_mutex_lock(&fs->gc_lock);
+	zf_mutex_lock(&fs->gc_lock);
 }
 
 void zf_fs_gc_unlock(struct zf_fs *fs)
 {
-	pthread_mutex_unlock(&fs->gc_lock);
+	zf_mutex_unlock(&fs->gc_lock);
 }
 
 void zf_fs_walk_lock(struct zf_fs *fs)

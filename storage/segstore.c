@@ -20,6 +20,7 @@
 
 #include <zstd.h>
 
+#include "common/lock.h"
 #include "common/util.h"
 #include "storage/segstore_internal.h"
 
@@ -54,11 +55,11 @@ int zf_segstore_open(int dirfd, const uint8_t fsid[16], const struct zf_chunker 
 	st->cache_max = opts && opts->sc_cache_bytes ? opts->sc_cache_bytes : ZF_SEG_DEFAULT_SC_CACHE;
 	st->readonly = opts ? opts->readonly : 0;
 	st->wfd = -1;
-	pthread_mutex_init(&st->wlock, NULL);
-	pthread_mutex_init(&st->lock, NULL);
-	pthread_mutex_init(&st->cache_lock, NULL);
+	zf_mutex_init(&st->wlock, ZF_RANK_SEG_WRITE, "st->wlock");
+	zf_mutex_init(&st->lock, ZF_RANK_SEG, "st->lock");
+	zf_mutex_init(&st->cache_lock, ZF_RANK_SEG_CACHE, "st->cache_lock");
 	pthread_cond_init(&st->loaded, NULL);
-	pthread_mutex_init(&st->dlock, NULL);
+	zf_mutex_init(&st->dlock, ZF_RANK_SEG_DCTX, "st->dlock");
 	zf_link_init(&st->fds);
 	zf_link_init(&st->lru);
 
@@ -98,30 +99,30 @@ void zf_segstore_close(struct zf_segstore *st)
 	zf_sc_image_free(&st->wimg);
 	free(st->buckets);
 	close(st->dirfd);
-	pthread_mutex_destroy(&st->dlock);
+	zf_mutex_destroy(&st->dlock);
 	pthread_cond_destroy(&st->loaded);
-	pthread_mutex_destroy(&st->cache_lock);
-	pthread_mutex_destroy(&st->lock);
-	pthread_mutex_destroy(&st->wlock);
+	zf_mutex_destroy(&st->cache_lock);
+	zf_mutex_destroy(&st->lock);
+	zf_mutex_destroy(&st->wlock);
 	free(st);
 }
 
 void zf_segstore_stats(struct zf_segstore *st, struct zf_segstore_stats *ret)
 {
 	memset(ret, 0, sizeof(*ret));
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	ret->segments = st->nsegs;
 	ret->disk_bytes = st->disk_bytes;
 	ret->raw_bytes = st->raw_bytes;
 	ret->stored_bytes = st->stored_bytes;
-	pthread_mutex_unlock(&st->lock);
-	pthread_mutex_lock(&st->cache_lock);
+	zf_mutex_unlock(&st->lock);
+	zf_mutex_lock(&st->cache_lock);
 	ret->cache_hits = st->hits;
 	ret->cache_misses = st->misses;
 	ret->sc_cache_bytes = st->cache_used;
 	ret->sc_cache_max = st->cache_max;
 	ret->healed = __atomic_load_n(&st->healed, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&st->cache_lock);
+	zf_mutex_unlock(&st->cache_lock);
 }
 
 void zf_segstore_set_fetch(struct zf_segstore *st, zf_segstore_fetch_fn fn, void *ctx)

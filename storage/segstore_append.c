@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/endian.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -76,10 +77,10 @@ static int zf_seg_create(struct zf_segstore *st)
 	st->wdirty = true;
 	st->dir_dirty = true;
 	st->next_id = id + 1;
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	st->nsegs++;
 	st->disk_bytes += ZF_SEG_HDR_SIZE;
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 	return 0;
 }
 
@@ -93,10 +94,10 @@ static void zf_seg_uncreate(struct zf_segstore *st)
 		zf_warn("cannot remove empty segment '%s': %s", name, strerror(errno));
 	st->next_id = st->wseg;
 	zf_seg_writer_drop(st);
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	st->nsegs--;
 	st->disk_bytes -= ZF_SEG_HDR_SIZE;
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 }
 
 /* write the footer, fsync file (and directory if needed), close; wlock held */
@@ -130,9 +131,9 @@ static int zf_seg_seal_locked(struct zf_segstore *st, uint64_t *ret_sealed)
 	}
 	*ret_sealed = st->wseg;
 	zf_seg_writer_drop(st);
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	st->disk_bytes += ZF_SEG_FTR_SIZE;
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 	return 0;
 }
 
@@ -178,11 +179,11 @@ static int zf_seg_append_locked(struct zf_segstore *st, struct zf_sc_image *img,
 	st->wnsc++;
 	st->wraw += img->raw_len;
 	st->wdirty = true;
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	st->disk_bytes += img->len;
 	st->raw_bytes += img->raw_len;
 	st->stored_bytes += img->len;
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 
 	ret_loc->seg = st->wseg;
 	ret_loc->off = off;
@@ -208,9 +209,9 @@ int zf_segstore_append_image(struct zf_segstore *st, struct zf_sc_image *img,
 
 	if (!img || !img->p || !ret_loc || img->len < ZF_SC_HDR_SIZE + ZF_SC_ENT_SIZE)
 		return -EINVAL;
-	pthread_mutex_lock(&st->wlock);
+	zf_mutex_lock(&st->wlock);
 	r = zf_seg_append_locked(st, img, ret_loc, ret_sealed);
-	pthread_mutex_unlock(&st->wlock);
+	zf_mutex_unlock(&st->wlock);
 	return r;
 }
 
@@ -222,11 +223,11 @@ int zf_segstore_append(struct zf_segstore *st, const struct zf_sc_chunk *chunks,
 
 	if (!ret_loc)
 		return -EINVAL;
-	pthread_mutex_lock(&st->wlock);
+	zf_mutex_lock(&st->wlock);
 	r = zf_sc_packer_build(st->pk, st->level, chunks, n, raw, raw_len, &st->wimg);
 	if (r == 0)
 		r = zf_seg_append_locked(st, &st->wimg, ret_loc, ret_sealed);
-	pthread_mutex_unlock(&st->wlock);
+	zf_mutex_unlock(&st->wlock);
 	return r;
 }
 
@@ -235,14 +236,14 @@ int zf_segstore_seal(struct zf_segstore *st, uint64_t *ret_sealed)
 	uint64_t sealed = 0;
 	int r = 0;
 
-	pthread_mutex_lock(&st->wlock);
+	zf_mutex_lock(&st->wlock);
 	if (st->werr)
 		r = st->werr;
 	else if (st->wfd >= 0)
 		r = zf_seg_seal_locked(st, &sealed);
 	if (r == 0 && ret_sealed)
 		*ret_sealed = sealed;
-	pthread_mutex_unlock(&st->wlock);
+	zf_mutex_unlock(&st->wlock);
 	return r;
 }
 
@@ -251,7 +252,7 @@ int zf_segstore_sync(struct zf_segstore *st)
 	char name[32];
 	int r = 0;
 
-	pthread_mutex_lock(&st->wlock);
+	zf_mutex_lock(&st->wlock);
 	if (st->werr) {
 		r = st->werr;
 		goto out_unlock;
@@ -275,7 +276,7 @@ int zf_segstore_sync(struct zf_segstore *st)
 		st->dir_dirty = false;
 	}
 out_unlock:
-	pthread_mutex_unlock(&st->wlock);
+	zf_mutex_unlock(&st->wlock);
 	return r;
 }
 
@@ -353,7 +354,7 @@ int zf_segstore_resume(struct zf_segstore *st, uint64_t open_seg, uint64_t commi
 		return -EINVAL;
 	}
 
-	pthread_mutex_lock(&st->wlock);
+	zf_mutex_lock(&st->wlock);
 	/* the metadata log is the truth from here on: forget every cached view */
 	zf_seg_writer_drop(st);
 	st->werr = 0;
@@ -415,17 +416,17 @@ int zf_segstore_resume(struct zf_segstore *st, uint64_t open_seg, uint64_t commi
 		zf_seg_count(st, fd, name, committed_end);
 	}
 	st->next_id = keep + 1;
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	st->nsegs = nsegs;
 	st->disk_bytes = bytes;
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 	r = 0;
 	goto out_unlock;
 
 out_close:
 	close(fd);
 out_unlock:
-	pthread_mutex_unlock(&st->wlock);
+	zf_mutex_unlock(&st->wlock);
 	return r;
 }
 
@@ -434,7 +435,7 @@ int zf_segstore_resume_keep(struct zf_segstore *st, uint64_t *last_sealed)
 	uint64_t nsegs, bytes, max;
 	int r;
 
-	pthread_mutex_lock(&st->wlock);
+	zf_mutex_lock(&st->wlock);
 	zf_seg_writer_drop(st);
 	st->werr = 0;
 	zf_cache_flush(st);
@@ -444,12 +445,12 @@ int zf_segstore_resume_keep(struct zf_segstore *st, uint64_t *last_sealed)
 		if (max > *last_sealed)
 			*last_sealed = max;
 		st->next_id = *last_sealed + 1;
-		pthread_mutex_lock(&st->lock);
+		zf_mutex_lock(&st->lock);
 		st->nsegs = nsegs;
 		st->disk_bytes = bytes;
-		pthread_mutex_unlock(&st->lock);
+		zf_mutex_unlock(&st->lock);
 	}
-	pthread_mutex_unlock(&st->wlock);
+	zf_mutex_unlock(&st->wlock);
 	return r;
 }
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lock.h"
 #include "common/util.h"
 #include "storage/segstore_internal.h"
 
@@ -106,16 +107,16 @@ struct zf_scent *zf_cache_get(struct zf_segstore *st, uint64_t seg, uint64_t off
 {
 	struct zf_scent *e;
 
-	pthread_mutex_lock(&st->cache_lock);
+	zf_mutex_lock(&st->cache_lock);
 	/* (never while holding the core lock: that load may be a GET) */
 	while (!(e = zf_cache_find_locked(st, seg, off)) && !zf_nonet_locks &&
 	       zf_cache_loading_locked(st, seg, off))
-		pthread_cond_wait(&st->loaded, &st->cache_lock);
+		zf_cond_wait(&st->loaded, &st->cache_lock);
 	if (e)
 		st->hits++;
 	else
 		st->misses++;
-	pthread_mutex_unlock(&st->cache_lock);
+	zf_mutex_unlock(&st->cache_lock);
 	return e;
 }
 
@@ -133,7 +134,7 @@ static void zf_cache_insert(struct zf_segstore *st, struct zf_scent *e)
 
 	if (size > st->cache_max)
 		return;
-	pthread_mutex_lock(&st->cache_lock);
+	zf_mutex_lock(&st->cache_lock);
 	for (o = st->buckets[b]; o; o = o->hnext)
 		if (o->seg == e->seg && o->off == e->off)
 			goto out_unlock;
@@ -146,22 +147,22 @@ static void zf_cache_insert(struct zf_segstore *st, struct zf_scent *e)
 	e->refs++;
 	st->cache_used += size;
 out_unlock:
-	pthread_mutex_unlock(&st->cache_lock);
+	zf_mutex_unlock(&st->cache_lock);
 }
 
 void zf_cache_put(struct zf_segstore *st, struct zf_scent *e)
 {
-	pthread_mutex_lock(&st->cache_lock);
+	zf_mutex_lock(&st->cache_lock);
 	zf_scent_unref_locked(e);
-	pthread_mutex_unlock(&st->cache_lock);
+	zf_mutex_unlock(&st->cache_lock);
 }
 
 void zf_cache_flush(struct zf_segstore *st)
 {
-	pthread_mutex_lock(&st->cache_lock);
+	zf_mutex_lock(&st->cache_lock);
 	while (st->lru.next != &st->lru)
 		zf_cache_remove_locked(st, zf_container_of(st->lru.next, struct zf_scent, lru));
-	pthread_mutex_unlock(&st->cache_lock);
+	zf_mutex_unlock(&st->cache_lock);
 }
 
 void zf_segstore_cache_drop(struct zf_segstore *st)
@@ -183,9 +184,9 @@ static int zf_cache_load_as(struct zf_segstore *st, const struct zf_sc_loc *loc,
 	int r;
 
 	if (ahead) {
-		pthread_mutex_lock(&st->cache_lock);
+		zf_mutex_lock(&st->cache_lock);
 		e = zf_cache_find_locked(st, loc->seg, loc->off);
-		pthread_mutex_unlock(&st->cache_lock);
+		zf_mutex_unlock(&st->cache_lock);
 	} else {
 		e = zf_cache_get(st, loc->seg, loc->off);
 	}
@@ -224,11 +225,11 @@ int zf_segstore_cached(struct zf_segstore *st, const struct zf_sc_loc *loc)
 {
 	struct zf_scent *e;
 
-	pthread_mutex_lock(&st->cache_lock);
+	zf_mutex_lock(&st->cache_lock);
 	for (e = st->buckets[zf_cache_bucket(st, loc->seg, loc->off)]; e; e = e->hnext)
 		if (e->seg == loc->seg && e->off == loc->off)
 			break;
-	pthread_mutex_unlock(&st->cache_lock);
+	zf_mutex_unlock(&st->cache_lock);
 	return e != NULL;
 }
 
@@ -243,26 +244,26 @@ int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc, in
 		return -EINVAL;
 	if ((flags & ZF_PREFETCH_LOCAL) && zf_segfd_exists(st, loc->seg) == -ENOENT)
 		return 0; /* evicted: the object-storage tier reads ahead from the bucket */
-	pthread_mutex_lock(&st->cache_lock);
+	zf_mutex_lock(&st->cache_lock);
 	/* wait: for a load another thread has under way, not only to start one */
 	while (!(e = zf_cache_find_locked(st, loc->seg, loc->off)) && wait &&
 	       zf_cache_loading_locked(st, loc->seg, loc->off))
-		pthread_cond_wait(&st->loaded, &st->cache_lock);
+		zf_cond_wait(&st->loaded, &st->cache_lock);
 	if (e || zf_cache_loading_locked(st, loc->seg, loc->off)) {
 		if (e)
 			zf_scent_unref_locked(e);
-		pthread_mutex_unlock(&st->cache_lock);
+		zf_mutex_unlock(&st->cache_lock);
 		return 0;
 	}
 	for (slot = 0; slot < ZF_SEG_LOADING_MAX && st->loading[slot].seg; slot++)
 		;
 	if (slot == ZF_SEG_LOADING_MAX) { /* enough in progress already */
-		pthread_mutex_unlock(&st->cache_lock);
+		zf_mutex_unlock(&st->cache_lock);
 		return 0;
 	}
 	st->loading[slot].seg = loc->seg;
 	st->loading[slot].off = loc->off;
-	pthread_mutex_unlock(&st->cache_lock);
+	zf_mutex_unlock(&st->cache_lock);
 
 	/* a local-only read-ahead never waits for the bucket (the segment
 	 * may be evicted since it was checked): as if the core lock were held */
@@ -274,9 +275,9 @@ int zf_segstore_prefetch(struct zf_segstore *st, const struct zf_sc_loc *loc, in
 	if (r == 0)
 		zf_cache_put(st, e);
 
-	pthread_mutex_lock(&st->cache_lock);
+	zf_mutex_lock(&st->cache_lock);
 	st->loading[slot].seg = 0;
 	pthread_cond_broadcast(&st->loaded);
-	pthread_mutex_unlock(&st->cache_lock);
+	zf_mutex_unlock(&st->cache_lock);
 	return r < 0 ? r : 1;
 }

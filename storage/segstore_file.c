@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/segstore_internal.h"
@@ -43,9 +44,9 @@ static void zf_segfd_unref_locked(struct zf_segfd *f)
 
 void zf_segfd_put(struct zf_segstore *st, struct zf_segfd *f)
 {
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	zf_segfd_unref_locked(f);
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 }
 
 static void zf_segfd_uncache_locked(struct zf_segstore *st, struct zf_segfd *f)
@@ -58,10 +59,10 @@ static void zf_segfd_uncache_locked(struct zf_segstore *st, struct zf_segfd *f)
 
 void zf_segfd_flush(struct zf_segstore *st)
 {
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	while (st->fds.next != &st->fds)
 		zf_segfd_uncache_locked(st, zf_container_of(st->fds.next, struct zf_segfd, lru));
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 }
 
 static struct zf_segfd *zf_segfd_lookup_locked(struct zf_segstore *st, uint64_t seg)
@@ -119,9 +120,9 @@ int zf_segfd_get(struct zf_segstore *st, uint64_t seg, struct zf_segfd **ret_f,
 	ssize_t n;
 	int fd, r;
 
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	f = zf_segfd_lookup_locked(st, seg);
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 	if (f) {
 		*ret_f = f;
 		return 0;
@@ -151,11 +152,11 @@ int zf_segfd_get(struct zf_segstore *st, uint64_t seg, struct zf_segfd **ret_f,
 	f->fd = fd;
 	f->refs = 2; /* the cache's and the caller's */
 	f->cached = true;
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	old = zf_segfd_lookup_locked(st, seg);
 	if (old) {
 		/* another reader opened it meanwhile: use theirs */
-		pthread_mutex_unlock(&st->lock);
+		zf_mutex_unlock(&st->lock);
 		free(f);
 		close(fd);
 		*ret_f = old;
@@ -164,7 +165,7 @@ int zf_segfd_get(struct zf_segstore *st, uint64_t seg, struct zf_segfd **ret_f,
 	zf_link_add_head(&st->fds, &f->lru);
 	if (++st->nfds > ZF_SEG_FD_CACHE)
 		zf_segfd_uncache_locked(st, zf_container_of(st->fds.prev, struct zf_segfd, lru));
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 	*ret_f = f;
 	return 0;
 
@@ -306,19 +307,19 @@ int zf_segstore_evict(struct zf_segstore *st, uint64_t seg)
 
 	zf_segstore_name(seg, name, sizeof(name));
 
-	pthread_mutex_lock(&st->wlock);
+	zf_mutex_lock(&st->wlock);
 	if (st->wseg && seg >= st->wseg) { /* the open segment stays */
-		pthread_mutex_unlock(&st->wlock);
+		zf_mutex_unlock(&st->wlock);
 		return -EBUSY;
 	}
-	pthread_mutex_lock(&st->lock);
+	zf_mutex_lock(&st->lock);
 	f = zf_segfd_lookup_locked(st, seg);
 	if (f) {
 		f->refs--; /* the lookup's reference; the cache's goes next */
 		zf_segfd_uncache_locked(st, f);
 	}
-	pthread_mutex_unlock(&st->lock);
+	zf_mutex_unlock(&st->lock);
 	r = unlinkat(st->dirfd, name, 0) < 0 ? -errno : 0;
-	pthread_mutex_unlock(&st->wlock);
+	zf_mutex_unlock(&st->wlock);
 	return r;
 }

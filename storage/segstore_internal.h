@@ -72,6 +72,7 @@
 
 #include <zstd.h>
 
+#include "common/lock.h"
 #include "storage/seg_format.h"
 #include "storage/segstore.h"
 
@@ -150,8 +151,8 @@ struct zf_segstore {
 	int readonly;		/* opts->readonly: no healing */
 	uint64_t healed;	/* local super-chunks replaced by the bucket's copy (atomic) */
 
-	/* writer state; see "Locking" above */
-	pthread_mutex_t wlock;
+	/* writer state; see "Locking" above; rank ZF_RANK_SEG_WRITE */
+	struct zf_mutex wlock;
 	struct zf_sc_packer *pk; /* protected by wlock: append()'s compressor */
 	struct zf_sc_image wimg; /* protected by wlock: append()'s super-chunk */
 	int wfd;		/* protected by wlock: open segment, -1: none */
@@ -164,8 +165,8 @@ struct zf_segstore {
 	bool dir_dirty;		/* protected by wlock: created since dir fsync */
 	int werr;		/* protected by wlock: sticky error, 0 if none */
 
-	/* taken under wlock or alone; a leaf */
-	pthread_mutex_t lock;
+	/* taken under wlock or alone; a leaf; rank ZF_RANK_SEG */
+	struct zf_mutex lock;
 	struct zf_link fds;	/* protected by lock: struct zf_segfd LRU */
 	unsigned int nfds;	/* protected by lock */
 	uint64_t nsegs;		/* protected by lock: segment files present */
@@ -173,8 +174,8 @@ struct zf_segstore {
 	uint64_t raw_bytes;	/* protected by lock: appended since open */
 	uint64_t stored_bytes;	/* protected by lock: appended since open */
 
-	/* taken under wlock or alone; a leaf */
-	pthread_mutex_t cache_lock;
+	/* taken under wlock or alone; a leaf; rank ZF_RANK_SEG_CACHE */
+	struct zf_mutex cache_lock;
 	struct zf_scent **buckets; /* protected by cache_lock; set at open */
 	size_t nbuckets;	/* set at open */
 	struct zf_link lru;	/* protected by cache_lock */
@@ -186,8 +187,8 @@ struct zf_segstore {
 	} loading[ZF_SEG_LOADING_MAX];	/* protected by cache_lock: read-aheads at work */
 	pthread_cond_t loaded;	/* with cache_lock: a read-ahead finished */
 
-	/* a leaf */
-	pthread_mutex_t dlock;
+	/* a leaf; rank ZF_RANK_SEG_DCTX */
+	struct zf_mutex dlock;
 	ZSTD_DCtx *dpool[ZF_SEG_DCTX_POOL]; /* protected by dlock */
 	unsigned int ndpool;	/* protected by dlock */
 };

@@ -24,6 +24,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "common/lock.h"
 #include "common/endian.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -44,10 +45,10 @@ static ZSTD_DCtx *zf_dctx_get(struct zf_segstore *st)
 {
 	ZSTD_DCtx *d = NULL;
 
-	pthread_mutex_lock(&st->dlock);
+	zf_mutex_lock(&st->dlock);
 	if (st->ndpool > 0)
 		d = st->dpool[--st->ndpool];
-	pthread_mutex_unlock(&st->dlock);
+	zf_mutex_unlock(&st->dlock);
 	if (!d) {
 		d = ZSTD_createDCtx();
 		if (!d) {
@@ -60,12 +61,12 @@ static ZSTD_DCtx *zf_dctx_get(struct zf_segstore *st)
 
 static void zf_dctx_put(struct zf_segstore *st, ZSTD_DCtx *d)
 {
-	pthread_mutex_lock(&st->dlock);
+	zf_mutex_lock(&st->dlock);
 	if (st->ndpool < ZF_SEG_DCTX_POOL) {
 		st->dpool[st->ndpool++] = d;
 		d = NULL;
 	}
-	pthread_mutex_unlock(&st->dlock);
+	zf_mutex_unlock(&st->dlock);
 	ZSTD_freeDCtx(d);
 }
 

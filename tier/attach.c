@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lock.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -108,12 +109,12 @@ static int adopt_foreign(struct zf_remote *rm, const struct foreign *f)
 		if (r != 0)
 			return r < 0 && r != -ENOENT && r != -EBADMSG ? r : 0;
 	}
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	rm->up_seq = rm->claim_seq = f->last;
 	if (f->ckpt > rm->up_ckpt)
 		rm->up_ckpt = f->ckpt;
 	rm->up_seg = 0;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	zf_warn("upload.state of '%s' was behind the bucket, whose log is this dev-dir's (every "
 		"object beyond it identical): taken up to record %llu; segments are shipped "
 		"again", rm->dev_real, (unsigned long long)f->last);
@@ -230,16 +231,16 @@ int zf_tier_attach(struct zf_remote *rm)
 		return r;
 	r = zf_tier_lease_acquire(rm);
 	if (r == -EBUSY) {
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->fenced = 1;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 	}
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	f.seq = rm->up_seq;
 	f.claim = rm->claim_seq;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	if (put_sb)
 		r = zf_tier_put_file(rm, rm->devfd, "superblock", ZF_BKEY_SUPERBLOCK);
 	if (r == 0)
@@ -256,9 +257,9 @@ int zf_tier_attach(struct zf_remote *rm)
 		       "the bucket ('zerofs mkfs --restore') or give this one a new bucket",
 		       rm->url, (unsigned long long)f.last, (unsigned long long)f.seq);
 		zf_objstore_delete(rm->up, ZF_BKEY_LEASE);
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->fenced = 1;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		return -ESTALE;
 	}
 	rm->need_lease = 0;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
@@ -274,11 +275,11 @@ static int audit_meta(struct zf_remote *rm, struct zf_remote_audit *a, int *ret_
 	int r, put_head = 0;
 
 	memcpy(s.fsid, rm->fsid, 16);
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	up_seq = rm->up_seq;
 	up_ckpt = rm->up_ckpt;
 	claim = rm->claim_seq;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	s.expect = up_seq;
 	m.ckpt = local_ckpt(rm);
 	m.scheduled = !up_ckpt && m.ckpt && m.ckpt >= claim;
@@ -288,9 +289,9 @@ static int audit_meta(struct zf_remote *rm, struct zf_remote_audit *a, int *ret_
 		goto out;
 	}
 	if (m.damage && a->repair) {
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->up_ckpt = 0;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		*ret_fix = 1;
 		a->repaired++;
 		audit_say(a, 0, "repair: the next mount uploads the dev-dir's newest checkpoint, "
@@ -349,9 +350,9 @@ static int audit_segs(struct zf_remote *rm, struct zf_remote_audit *a, int *ret_
 	size_t i, rlen, llen;
 	int r = 0;
 
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	up_seg = rm->up_seg;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	for (i = 0; i < a->nsegs && a->segs[i] <= up_seg; i++) {
 		const char *fix = a->repair ? "" : " (--repair has it uploaded again)";
 		struct bucket_obj *o;
@@ -409,10 +410,10 @@ static int audit_segs(struct zf_remote *rm, struct zf_remote_audit *a, int *ret_
 			first_bad = a->segs[i];
 	}
 	if (r == 0 && a->repair && first_bad) {
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		if (rm->up_seg >= first_bad)
 			rm->up_seg = first_bad - 1;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		*ret_fix = 1;
 		a->repaired++;
 		audit_say(a, 0, "repair: segments from %016" PRIx64 " on go up again at the next mount",

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "tier/tier_internal.h"
@@ -42,10 +43,10 @@ int zf_tier_admit(void *ctx, size_t len)
 	int r = 0, stalled = 0, evicted = 0;
 
 	if (!rm->o.cache_bytes) {
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->unevictable += len; /* no budget, but stats show what is pending */
 		note_write_locked(rm);
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		return 0;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -55,7 +56,7 @@ int zf_tier_admit(void *ctx, size_t len)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	while (!rm->stopping && !rm->fenced) {
 		/*
 		 * The dev-dir must have room for len once everything pending
@@ -67,9 +68,9 @@ int zf_tier_admit(void *ctx, size_t len)
 			    rm->unevictable + rm->evictable + len <= rm->o.cache_bytes)
 				break;
 			evicted = 1;
-			pthread_mutex_unlock(&rm->lock);
+			zf_mutex_unlock(&rm->lock);
 			zf_tier_evict(rm);
-			pthread_mutex_lock(&rm->lock);
+			zf_mutex_lock(&rm->lock);
 			continue;
 		}
 		if (!stalled) {
@@ -78,7 +79,7 @@ int zf_tier_admit(void *ctx, size_t len)
 			rm->waiters++;
 		}
 		pthread_cond_broadcast(&rm->wake);
-		if (pthread_cond_timedwait(&rm->done, &rm->lock, &ts) == ETIMEDOUT) {
+		if (zf_cond_timedwait(&rm->done, &rm->lock, &ts) == ETIMEDOUT) {
 			zf_err("write waited %u ms for room in the dev-dir of '%s' (uploads to '%s' "
 			       "are behind)",
 			       rm->o.write_wait_ms, zf_fs_dev_dir(rm->fs), rm->url);
@@ -92,7 +93,7 @@ int zf_tier_admit(void *ctx, size_t len)
 	}
 	if (stalled)
 		rm->waiters--;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return r;
 }
 
@@ -163,12 +164,12 @@ void zf_tier_evict(struct zf_remote *rm)
 	uint64_t total, buffered, unevictable = 0, up_seg;
 	size_t n = 0, i;
 
-	pthread_mutex_lock(&rm->evict_lock);
+	zf_mutex_lock(&rm->evict_lock);
 	/* before the scan: bytes that move to a segment meanwhile count twice, not never */
 	buffered = zf_fs_buffered_bytes(rm->fs);
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	up_seg = rm->up_seg;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	total = scan_dir(rm->segfd, 1, up_seg, &v, &n, &unevictable);
 	total += scan_dir(rm->cachefd, 0, up_seg, &v, &n, &unevictable);
 	/* what the dev-dir holds once buffered data has landed must fit */
@@ -182,18 +183,18 @@ void zf_tier_evict(struct zf_remote *rm)
 				continue;
 			total -= v[i].size;
 			if (v[i].is_seg) {
-				pthread_mutex_lock(&rm->lock);
+				zf_mutex_lock(&rm->lock);
 				rm->evictions++;
-				pthread_mutex_unlock(&rm->lock);
+				zf_mutex_unlock(&rm->lock);
 			}
 		}
 	}
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	rm->local_bytes = total;
 	rm->unevictable = unevictable + buffered;
 	rm->evictable = total - unevictable;
-	pthread_mutex_unlock(&rm->lock);
-	pthread_mutex_unlock(&rm->evict_lock);
+	zf_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->evict_lock);
 	free(v);
 }
 

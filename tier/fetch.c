@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
@@ -80,7 +81,7 @@ static void read_ahead(struct zf_remote *rm, const struct zf_sc_loc *loc)
 	allow = (uint64_t)PREFETCH_SCS * loc->disk_len;
 	if (rm->o.cache_bytes && allow > rm->o.cache_bytes / 4)
 		allow = rm->o.cache_bytes / 4;
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	seq = (loc->seg == rm->seq_seg && loc->off == rm->seq_end) ||
 	      (loc->seg == rm->seq_seg + 1 && loc->off == ZF_SEG_HDR_SIZE);
 	rm->seq_seg = loc->seg;
@@ -95,7 +96,7 @@ static void read_ahead(struct zf_remote *rm, const struct zf_sc_loc *loc)
 			pthread_cond_signal(&rm->pf_wake);
 		}
 	}
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 }
 
 /*
@@ -113,17 +114,17 @@ static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from
 	int at_end = 0;
 
 	zf_bkey_seg(seg, key, sizeof(key));
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	size = rm->pf_size_seg == seg ? rm->pf_size : 0;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	if (!size) {
 		if (zf_objstore_head(rm->down, key, &st) < 0)
 			return to; /* the reader's own fetch reports it */
 		size = st.size;
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->pf_size_seg = seg;
 		rm->pf_size = size;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 	}
 	if (to > size)
 		to = size;
@@ -145,12 +146,12 @@ static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from
 		cache_name(&loc, name, sizeof(name));
 		if (faccessat(rm->cachefd, name, F_OK, 0) < 0) {
 			cache_put(rm, name, p, dlen);
-			pthread_mutex_lock(&rm->lock);
+			zf_mutex_lock(&rm->lock);
 			rm->prefetched += dlen;
 			rm->fetched += dlen;
 			rm->local_bytes += dlen;
 			rm->evictable += dlen;
-			pthread_mutex_unlock(&rm->lock);
+			zf_mutex_unlock(&rm->lock);
 		}
 		i += dlen;
 		pos += dlen;
@@ -164,27 +165,27 @@ void *zf_tier_prefetch_main(void *arg)
 {
 	struct zf_remote *rm = arg;
 
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	while (!rm->stopping) {
 		uint64_t seg, from, to, end;
 
 		if (!rm->pf_pending) {
-			pthread_cond_wait(&rm->pf_wake, &rm->lock);
+			zf_cond_wait(&rm->pf_wake, &rm->lock);
 			continue;
 		}
 		seg = rm->pf_seg;
 		from = rm->pf_from;
 		to = rm->pf_to;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		end = prefetch_range(rm, seg, from, to);
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->pf_done_seg = seg;
 		rm->pf_done_end = end;
 		rm->pf_pending = 0;
 		pthread_cond_broadcast(&rm->arrived); /* readers waiting for it */
 		pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */
 	}
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return NULL;
 }
 
@@ -225,9 +226,9 @@ again:
 
 			close(fd);
 			if (n == (ssize_t)loc->disk_len) {
-				pthread_mutex_lock(&rm->lock);
+				zf_mutex_lock(&rm->lock);
 				rm->fetch_hits++;
-				pthread_mutex_unlock(&rm->lock);
+				zf_mutex_unlock(&rm->lock);
 				read_ahead(rm, loc);
 				return 0;
 			}
@@ -250,20 +251,20 @@ again:
 	 * threads, which all miss on the same one. Later readers wait for the
 	 * first and take its copy from the cache.
 	 */
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	if (!refetch && prefetching_locked(rm, loc)) {
 		/* the prefetch thread is on its way with it: take its copy */
 		while (prefetching_locked(rm, loc) && zf_mono_ns() < deadline)
-			pthread_cond_wait(&rm->arrived, &rm->lock);
-		pthread_mutex_unlock(&rm->lock);
+			zf_cond_wait(&rm->arrived, &rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		if (zf_mono_ns() < deadline)
 			goto again;
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 	}
 	if (fetching_locked(rm, loc)) {
 		while (fetching_locked(rm, loc))
-			pthread_cond_wait(&rm->arrived, &rm->lock);
-		pthread_mutex_unlock(&rm->lock);
+			zf_cond_wait(&rm->arrived, &rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		refetch = 0; /* what arrived came straight from the store */
 		if (zf_mono_ns() < deadline)
 			goto again;
@@ -271,7 +272,7 @@ again:
 	}
 	me.next = rm->fetching;
 	rm->fetching = &me;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 
 	zf_segstore_name(loc->seg, seg, sizeof(seg));
 	zf_bkey_seg(loc->seg, key, sizeof(key));
@@ -312,14 +313,14 @@ again:
 	}
 	memcpy(buf, data, loc->disk_len);
 	free(data);
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	rm->fetch_misses++;
 	rm->fetched += loc->disk_len;
 	if (!rm->o.readonly) {
 		rm->local_bytes += loc->disk_len;
 		rm->evictable += loc->disk_len;
 	}
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	/*
 	 * Keep it locally; no fsync: it is verified whenever it is used. Not
 	 * for fsck (read-only): nothing would evict it, and a check of the
@@ -331,12 +332,12 @@ again:
 	}
 	pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */
 out:
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	for (pp = &rm->fetching; *pp != &me; pp = &(*pp)->next)
 		;
 	*pp = me.next;
 	pthread_cond_broadcast(&rm->arrived);
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return r;
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/endian.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -86,9 +87,9 @@ static int bucket_refs(struct zf_remote *rm, uint64_t **ret_ids, size_t *ret_n)
 	int r;
 
 	memcpy(s.fsid, rm->fsid, 16);
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	s.expect = rm->up_seq;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	r = zf_mscan_run(&s);
 	if (r == 0 && !b.first[0] && s.head_state <= 0 && (s.nckpts || s.npieces))
 		snprintf(b.first, sizeof(b.first), "bucket object 'head' %s", s.head_state < 0 ?
@@ -158,10 +159,10 @@ int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_
 	if (rm->o.readonly)
 		return -EROFS;
 	/* only segments the bucket holds may leave the dev-dir */
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	lo.keep = 1;
 	lo.keep_above = rm->up_seg;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	r = zf_fs_gc(rm->fs, &lo, rep);
 	if (r == 0)
 		r = zf_fs_seg_refs(rm->fs, &ids, &s.nids, &s.max, &seq);
@@ -177,9 +178,9 @@ int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_
 		r = zf_fs_checkpoint(rm->fs);
 		if (r == 0)
 			r = zf_remote_sync(rm);
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		up_seq = rm->up_seq;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		if (r == 0 && up_seq < seq)
 			r = -EAGAIN;
 		if (r < 0) {

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
@@ -136,9 +137,9 @@ int zf_tier_lease_acquire(struct zf_remote *rm)
 		return -EBUSY;
 	}
 	rm->lease_renew_ns = zf_mono_ns() + (uint64_t)rm->o.lease_ttl_s * 1000000000ull / 3;
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	rm->released[0] = 0; /* the next zf_tier_state_save drops the record */
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return 0;
 }
 
@@ -152,9 +153,9 @@ int zf_tier_lease_check(struct zf_remote *rm)
 	if (r == 0 && strcmp(l.id, rm->lease_id) != 0) {
 		zf_err("the lease of '%s' now belongs to %s: uploads stop here, local data stays",
 		       rm->url, l.who);
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->fenced = 1;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		return -EPERM;
 	}
 	if (r < 0 && r != -ENOENT && r != -EBADMSG)

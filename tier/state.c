@@ -29,6 +29,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "common/lock.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
 #include "tier/tier_internal.h"
@@ -38,14 +39,14 @@ int zf_tier_state_save(struct zf_remote *rm)
 	char buf[200];
 	int n;
 
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	if (rm->claim_seq < rm->up_seq)
 		rm->claim_seq = rm->up_seq;
 	n = snprintf(buf, sizeof(buf),
 		     "seq %" PRIu64 "\nseg %" PRIu64 "\nckpt %" PRIu64 "\nclaim %" PRIu64 "\n%s%s%s",
 		     rm->up_seq, rm->up_seg, rm->up_ckpt, rm->claim_seq,
 		     rm->released[0] ? "released " : "", rm->released, rm->released[0] ? "\n" : "");
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return zf_publish_file(rm->devfd, "upload.state", buf, n);
 }
 
@@ -162,20 +163,20 @@ int zf_tier_head_update(struct zf_remote *rm)
 	struct zf_tier_head h;
 	int r, same;
 
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	h.seq = rm->up_seq;
 	h.ckpt = rm->up_ckpt;
 	same = h.seq == rm->head_seq && h.ckpt == rm->head_ckpt;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	if (same || (!h.seq && !h.ckpt))
 		return 0;
 	memcpy(h.fsid, rm->fsid, 16);
 	r = zf_objstore_put(rm->up, ZF_BKEY_HEAD, buf, zf_tier_head_format(&h, buf));
 	if (r == 0) {
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->head_seq = h.seq;
 		rm->head_ckpt = h.ckpt;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 	}
 	return r;
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
@@ -39,24 +40,24 @@
  */
 void zf_tier_note_unreachable(struct zf_remote *rm, const char *what, const char *key, int err)
 {
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	if (!rm->unreachable) {
 		rm->unreachable = err;
 		snprintf(rm->unreachable_why, sizeof(rm->unreachable_why), "%s%s%s%s: %s", what,
 			 key ? " '" : "", key ? key : "", key ? "'" : "", strerror(-err));
 	}
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 }
 
 int zf_remote_unreachable(struct zf_remote *rm, char *why, size_t len)
 {
 	int r;
 
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	r = rm->unreachable;
 	if (r && why)
 		snprintf(why, len, "%s", rm->unreachable_why);
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return r;
 }
 
@@ -68,7 +69,7 @@ static void *uploader_main(void *arg)
 	uint64_t last_err_log = 0, progress = 0;
 	int backoff = 0, first = 1;
 
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	while (!rm->stopping) {
 		struct timespec ts;
 		uint64_t want, age;
@@ -87,12 +88,12 @@ static void *uploader_main(void *arg)
 		 */
 		if (backoff) {
 			while (!rm->stopping &&
-			       pthread_cond_timedwait(&rm->wake, &rm->lock, &ts) != ETIMEDOUT)
+			       zf_cond_timedwait(&rm->wake, &rm->lock, &ts) != ETIMEDOUT)
 				;
 		} else if (!first && rm->sync_want <= rm->sync_done &&
 			   !(rm->o.cache_bytes && rm->unevictable > rm->o.cache_bytes / 2 &&
 			     rm->progress_ns != progress)) {
-			pthread_cond_timedwait(&rm->wake, &rm->lock, &ts);
+			zf_cond_timedwait(&rm->wake, &rm->lock, &ts);
 		}
 		first = 0;
 		progress = rm->progress_ns;
@@ -103,10 +104,10 @@ static void *uploader_main(void *arg)
 		/* seal for a sync, for old data, or to make room under the budget */
 		seal = want > rm->sync_done || age >= (uint64_t)rm->o.max_delay_s * 1000000000ull ||
 		       (rm->o.cache_bytes && rm->unevictable > rm->o.cache_bytes / 2);
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		r = rm->fenced ? -EPERM : zf_tier_upload_round(rm, seal);
 		zf_tier_evict(rm);
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		if (r == 0) {
 			backoff = 0;
 			rm->sync_err = 0;
@@ -127,7 +128,7 @@ static void *uploader_main(void *arg)
 		}
 		pthread_cond_broadcast(&rm->done);
 	}
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return NULL;
 }
 
@@ -177,8 +178,8 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 		rm->o.write_wait_ms = DEFAULT_WRITE_WAIT_MS;
 	if (!rm->o.lease_ttl_s)
 		rm->o.lease_ttl_s = DEFAULT_LEASE_S;
-	pthread_mutex_init(&rm->evict_lock, NULL);
-	pthread_mutex_init(&rm->lock, NULL);
+	zf_mutex_init(&rm->evict_lock, ZF_RANK_EVICT, "rm->evict_lock");
+	zf_mutex_init(&rm->lock, ZF_RANK_REMOTE, "rm->lock");
 	pthread_cond_init(&rm->wake, NULL);
 	pthread_cond_init(&rm->done, NULL);
 	pthread_cond_init(&rm->arrived, NULL);
@@ -288,9 +289,9 @@ int zf_remote_start(struct zf_remote *rm)
 	rm->started = 1;
 	/* read-ahead is an optimisation: without its thread reads still work */
 	if (pthread_create(&rm->pf_thread, NULL, zf_tier_prefetch_main, rm) == 0) {
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->pf_started = 1;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 	}
 	return 0;
 }
@@ -342,13 +343,13 @@ int zf_remote_sync_why(struct zf_remote *rm, char *why, size_t len)
 				 strerror(-r));
 		return r;
 	}
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	if (pt.committed > rm->sync_want)
 		rm->sync_want = pt.committed;
 	pthread_cond_broadcast(&rm->wake);
 	start = zf_mono_ns();
 	while (rm->sync_done < pt.committed && !rm->stopping && !rm->fenced) {
-		pthread_cond_wait(&rm->done, &rm->lock);
+		zf_cond_wait(&rm->done, &rm->lock);
 		/*
 		 * Failed rounds are retried: give up when the store refuses us,
 		 * or has taken no object for write_wait (it is down, not flaky).
@@ -365,7 +366,7 @@ int zf_remote_sync_why(struct zf_remote *rm, char *why, size_t len)
 		r = -EPERM;
 	if (r < 0 && why)
 		sync_why_locked(rm, r, why, len);
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return r;
 }
 
@@ -374,7 +375,7 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 	double el;
 
 	memset(ret, 0, sizeof(*ret));
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	el = (zf_mono_ns() - rm->t0_ns) / 1e9;
 	ret->pending_bytes = rm->unevictable;
 	ret->oldest_pending_s = rm->pending_since_ns ? (zf_mono_ns() - rm->pending_since_ns) / 1e9 : 0;
@@ -391,7 +392,7 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 	ret->stalls = rm->stalls;
 	ret->uploaded_seq = rm->up_seq;
 	ret->fenced = rm->fenced;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 }
 
 int zf_remote_close(struct zf_remote *rm)
@@ -400,12 +401,12 @@ int zf_remote_close(struct zf_remote *rm)
 
 	if (!rm)
 		return 0;
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	rm->stopping = 1;
 	pthread_cond_broadcast(&rm->wake);
 	pthread_cond_broadcast(&rm->done);
 	pthread_cond_broadcast(&rm->pf_wake);
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	if (rm->started)
 		pthread_join(rm->thread, NULL);
 	if (rm->pf_started)
@@ -428,9 +429,9 @@ int zf_remote_close(struct zf_remote *rm)
 			 * bucket until it expires. Say here that it was released,
 			 * so the next mount takes it without calling this a crash.
 			 */
-			pthread_mutex_lock(&rm->lock);
+			zf_mutex_lock(&rm->lock);
 			snprintf(rm->released, sizeof(rm->released), "%s", rm->lease_id);
-			pthread_mutex_unlock(&rm->lock);
+			zf_mutex_unlock(&rm->lock);
 			if (zf_tier_state_save(rm) < 0)
 				zf_warn("cannot record in '%s/upload.state' that the lease of '%s' was "
 					"released", rm->dev_real, rm->url);
@@ -446,8 +447,8 @@ int zf_remote_close(struct zf_remote *rm)
 	pthread_cond_destroy(&rm->done);
 	pthread_cond_destroy(&rm->arrived);
 	pthread_cond_destroy(&rm->pf_wake);
-	pthread_mutex_destroy(&rm->lock);
-	pthread_mutex_destroy(&rm->evict_lock);
+	zf_mutex_destroy(&rm->lock);
+	zf_mutex_destroy(&rm->evict_lock);
 	for (size_t i = 0; i < rm->nobjs; i++)
 		free(rm->objs[i].key);
 	free(rm->objs);

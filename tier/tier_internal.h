@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/lock.h"
 #include "tier/remote.h"
 
 struct zf_sc_loc;
@@ -43,10 +44,11 @@ struct zf_remote {
 	pthread_t thread;		/* the uploader (tier/tier.c) */
 	int started;
 
-	/* one eviction at a time; order: evict_lock -> fs->lock -> lock (top of this file) */
-	pthread_mutex_t evict_lock;
-	/* guards the fields below marked so; a leaf (see the top of this file) */
-	pthread_mutex_t lock;
+	/* one eviction at a time; rank ZF_RANK_EVICT; order: evict_lock -> fs->lock -> lock
+	 * (common/lock.h, docs/ARCHITECTURE.md "Lock order") */
+	struct zf_mutex evict_lock;
+	/* guards the fields below marked so; rank ZF_RANK_REMOTE, a leaf */
+	struct zf_mutex lock;
 	pthread_cond_t wake;		/* the uploader has work */
 	pthread_cond_t done;		/* a round finished */
 	pthread_cond_t arrived;		/* a fetch finished (or failed) */

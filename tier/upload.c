@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lock.h"
 #include "common/buf.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
@@ -28,11 +29,11 @@
  */
 static int round_fail(struct zf_remote *rm, int r, int local, const char *what, const char *key)
 {
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	rm->fail_local = local;
 	snprintf(rm->fail_what, sizeof(rm->fail_what), "%s%s%s%s", what, key ? " '" : "",
 		 key ? key : "", key ? "'" : "");
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return r;
 }
 
@@ -48,9 +49,9 @@ int zf_tier_put_file(struct zf_remote *rm, int dirfd, const char *name, const ch
 	r = zf_objstore_put(rm->up, key, buf, len);
 	free(buf);
 	if (r == 0) {
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->uploaded += len;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 	}
 	return r < 0 ? round_fail(rm, r, 0, "PUT", key) : 0;
 }
@@ -99,13 +100,13 @@ int zf_tier_transient(int r)
 /* the bucket may hold log records up to seq from us: on disk before they go up */
 static int claim(struct zf_remote *rm, uint64_t seq)
 {
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	if (seq <= rm->claim_seq) {
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		return 0;
 	}
 	rm->claim_seq = seq;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	return zf_tier_state_save(rm);
 }
 
@@ -118,10 +119,10 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 	int r, flush;
 
 	/* stalled writers wait for buffered data too: it must reach a segment */
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	flush = rm->waiters > 0;
 	rm->fresh_since_ns = 0; /* writes from now on are not in this round */
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	r = flush ? zf_fs_sync(rm->fs) : 0;
 	if (r == 0)
 		r = zf_fs_upload_point(rm->fs, seal, &pt);
@@ -130,18 +131,18 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 	/* written, not committed: not in this round either */
 	buffered_since = zf_fs_buffered_since(rm->fs);
 	/* the recovery point ages from now, even if the store is down */
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	if (pt.committed > rm->up_seq && !rm->pending_since_ns)
 		rm->pending_since_ns = zf_mono_ns();
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	r = rm->need_lease ? zf_tier_attach(rm) : zf_tier_lease_check(rm);
 	if (r < 0)
 		return round_fail(rm, r, 0, rm->need_lease ? "attaching" : "renewing the lease", NULL);
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	up_seq = rm->up_seq;
 	up_seg = rm->up_seg;
 	up_ckpt = rm->up_ckpt;
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 	/* 1. sealed segments, in order */
 	for (seg = up_seg + 1; seg <= pt.last_sealed; seg++) {
 		zf_segstore_name(seg, name, sizeof(name));
@@ -151,11 +152,11 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 			r = 0; /* evicted earlier: the bucket has it */
 		if (r < 0)
 			goto out;
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->up_seg = seg;
 		rm->progress_ns = zf_mono_ns();
 		rm->sync_err = 0;
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 		/* a crash now must not redo this segment: segments are the bulk */
 		r = zf_tier_state_save(rm);
 		if (r < 0) {
@@ -164,9 +165,9 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 		}
 		/* room for stalled writers now, not after the whole round */
 		zf_tier_evict(rm);
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		pthread_cond_broadcast(&rm->done);
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 	}
 	/* 2. a newer checkpoint (all its segments are sealed and up by now) */
 	if (pt.ckpt_seq > up_ckpt && pt.ckpt_seq <= pt.seq) {
@@ -181,12 +182,12 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 		if (r == -ENOENT)
 			r = 0; /* replaced by a newer one meanwhile: next round */
 		else if (r == 0) {
-			pthread_mutex_lock(&rm->lock);
+			zf_mutex_lock(&rm->lock);
 			rm->up_ckpt = pt.ckpt_seq;
 			if (rm->up_seq < pt.ckpt_seq)
 				rm->up_seq = pt.ckpt_seq;
 			up_seq = rm->up_seq;
-			pthread_mutex_unlock(&rm->lock);
+			zf_mutex_unlock(&rm->lock);
 			prune_meta(rm, pt.ckpt_seq);
 		}
 		if (r < 0)
@@ -214,11 +215,11 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 			round_fail(rm, r, 0, "PUT", key);
 			goto out;
 		}
-		pthread_mutex_lock(&rm->lock);
+		zf_mutex_lock(&rm->lock);
 		rm->uploaded += img.len;
 		rm->up_seq = pt.seq;
 		rm->progress_ns = zf_mono_ns();
-		pthread_mutex_unlock(&rm->lock);
+		zf_mutex_unlock(&rm->lock);
 	}
 	/* 4. the head, once what it counts is in the bucket */
 	r = zf_tier_head_update(rm);
@@ -229,7 +230,7 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 	r = zf_tier_state_save(rm);
 	if (r < 0)
 		round_fail(rm, r, 1, "writing", "upload.state");
-	pthread_mutex_lock(&rm->lock);
+	zf_mutex_lock(&rm->lock);
 	/*
 	 * Caught up: what is pending now was written after the upload point,
 	 * or was still buffered (not committed) then: the oldest of those.
@@ -241,7 +242,7 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 					       : rm->fresh_since_ns;
 	else if (!rm->pending_since_ns)
 		rm->pending_since_ns = zf_mono_ns();
-	pthread_mutex_unlock(&rm->lock);
+	zf_mutex_unlock(&rm->lock);
 out:
 	zf_buf_free(&img);
 	return r;

@@ -1,8 +1,7 @@
 /*
  * tests/unit/check_lock.c - unit tests for common/lock.c: the lock order is
- * enforced (taking, releasing, waiting out of order abort), the order
- * itself allows what it lists, and fs->lock's rank counts as a lock the
- * network may not be waited for under.
+ * enforced (taking, releasing, waiting out of order abort) and the order
+ * itself allows what it lists, per thread.
  *
  * Every case runs in its own process (Check's fork mode): the abort cases
  * must die of SIGABRT, and checking is switched on first in each.
@@ -16,7 +15,6 @@
 #include <time.h>
 
 #include "common/lock.h"
-#include "common/util.h"
 
 static struct zf_mutex fs_lock, rm_lock, seg_lock, pool_lock;
 
@@ -101,19 +99,6 @@ START_TEST(wait_in_order)
 }
 END_TEST
 
-START_TEST(nonet)
-{
-	ck_assert_uint_eq(zf_nonet_locks, 0);
-	zf_mutex_lock(&fs_lock);
-	ck_assert_uint_eq(zf_nonet_locks, 1);
-	zf_mutex_lock(&rm_lock);
-	ck_assert_uint_eq(zf_nonet_locks, 1);	/* only the core's lock counts */
-	zf_mutex_unlock(&rm_lock);
-	zf_mutex_unlock(&fs_lock);
-	ck_assert_uint_eq(zf_nonet_locks, 0);
-}
-END_TEST
-
 static void *other_thread(void *arg)
 {
 	(void)arg;
@@ -142,7 +127,6 @@ static Suite *lock_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, in_order);
 	tcase_add_test(tc, wait_in_order);
-	tcase_add_test(tc, nonet);
 	tcase_add_test(tc, per_thread);
 	tcase_add_test_raise_signal(tc, out_of_order, SIGABRT);
 	tcase_add_test_raise_signal(tc, twice, SIGABRT);
