@@ -80,8 +80,8 @@ void zf_stats_print(FILE *out, const struct zf_fs_stats *s)
 	fprintf(out, "memory:            %llu MiB budget: buffers %llu of %llu MiB, pipeline %llu MiB, "
 		"cache %llu of %llu MiB\n", (unsigned long long)(s->mem_budget >> 20),
 		(unsigned long long)(s->dirty_bytes >> 20), (unsigned long long)(s->dirty_limit >> 20),
-		(unsigned long long)(s->pipe_bytes >> 20), (unsigned long long)(s->cache_bytes >> 20),
-		(unsigned long long)(s->cache_max >> 20));
+		(unsigned long long)(s->pipe_bytes >> 20), (unsigned long long)(s->sc_cache_bytes >> 20),
+		(unsigned long long)(s->sc_cache_max >> 20));
 	fprintf(out, "pipeline:          %llu super-chunks built (%llu at the fast level, %llu "
 		"stored raw), %llu decompressed ahead\n", (unsigned long long)s->packs,
 		(unsigned long long)s->fast_packs, (unsigned long long)s->raw_packs,
@@ -110,8 +110,8 @@ void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s)
 			? (double)s->fetch_hits / (s->fetch_hits + s->fetch_misses)
 			: 1.0);
 	fprintf(out, "dev-dir data:      %llu of %llu bytes budget%s\n",
-		(unsigned long long)s->local_bytes, (unsigned long long)s->cache_bytes,
-		s->cache_bytes ? "" : " (unlimited)");
+		(unsigned long long)s->local_bytes, (unsigned long long)s->local_budget,
+		s->local_budget ? "" : " (unlimited)");
 	fprintf(out, "evictions:         %llu segments\n", (unsigned long long)s->evictions);
 	fprintf(out, "write stalls:      %llu (backpressure)\n", (unsigned long long)s->stalls);
 	fprintf(out, "uploaded up to:    log record %llu%s\n", (unsigned long long)s->uploaded_seq,

@@ -109,7 +109,7 @@ static int opt_one(const char *tok, struct zf_mount_opts *o, char *why, size_t l
 		o->dd.url = o->url;
 		r = 0;
 	} else if (!strncmp(tok, "cache_size=", 11)) {
-		r = zf_parse_size(tok + 11, &o->dd.remote.cache_bytes);
+		r = zf_parse_size(tok + 11, &o->dd.remote.local_budget);
 		if (r < 0)
 			snprintf(why, len, "invalid '%s' (like 64M or 2G)", tok);
 	} else if (!strncmp(tok, "fetch_timeout=", 14)) {

@@ -21,7 +21,7 @@
 #define ZF_FUSE_OPTS_MAX 4096
 
 struct zf_mount_opts {
-	/* remote= (dd.url, pointing at url), cache_size= (dd.remote.cache_bytes),
+	/* remote= (dd.url, pointing at url), cache_size= (dd.remote.local_budget),
 	 * fetch_timeout=, write_wait=, max_delay= (dd.remote), ckpt=, mem=
 	 * (dd.open) */
 	struct zf_devdir_opts dd;

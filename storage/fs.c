@@ -361,7 +361,7 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	}
 	so.zstd_level = fs->zstd_level;
 	so.seg_limit = fs->seg_limit;
-	so.sc_cache_bytes = o.cache_bytes ? o.cache_bytes : fs->mem_budget / 2;
+	so.sc_cache_bytes = o.sc_cache_bytes ? o.sc_cache_bytes : fs->mem_budget / 2;
 	so.readonly = fs->readonly || fs->salvage; /* fsck heals through --repair only */
 	r = zf_segstore_open(fs->segfd, fs->fsid, fs->chunker, &so, &fs->seg);
 	if (r < 0)

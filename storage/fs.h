@@ -52,7 +52,7 @@ struct zf_open_opts {
 	 * their share. zerofs stats shows the parts.
 	 */
 	uint64_t mem_bytes;
-	uint64_t cache_bytes;	/* decompressed super-chunk cache (0 = mem / 2) */
+	uint64_t sc_cache_bytes; /* decompressed super-chunk cache (0 = mem / 2) */
 	uint64_t dirty_bytes;	/* buffered write data before flushing (0 = mem / 8) */
 	uint64_t ckpt_bytes;	/* log bytes that trigger a checkpoint (0 = 64 MiB) */
 	int zstd_level;		/* 0 = the level given at mkfs */
@@ -81,7 +81,7 @@ struct zf_fs_stats {
 	uint64_t mem_budget;
 	uint64_t dirty_limit;	/* its share for write buffers */
 	uint64_t pipe_bytes;	/* packs being filled, compressed or appended */
-	uint64_t cache_bytes, cache_max; /* decompressed super-chunks; their share */
+	uint64_t sc_cache_bytes, sc_cache_max; /* decompressed super-chunks; their bound */
 	uint64_t fast_packs, raw_packs, packs; /* super-chunks built by the pipeline */
 	uint64_t readahead;	/* super-chunks decompressed ahead of readers */
 	uint64_t healed;	/* damaged local super-chunks replaced by the bucket's copy */

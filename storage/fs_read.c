@@ -197,7 +197,7 @@ static size_t plan_readahead(struct zf_file *f, uint64_t off, size_t len,
  * them again before the lock is retaken; the operation then reads them
  * under the lock, which is correct, only not concurrent.
  */
-#define ZF_WARM_MAX 16	/* super-chunks warmed per try: 64 MiB, the default cache */
+#define ZF_WARM_MAX 16	/* super-chunks warmed per try (each up to 4 MiB raw) */
 
 /* super-chunks of the extents meeting [a, b) that are not cached (fs->lock) */
 static size_t warm_range(struct zf_fs *fs, const struct zf_file *f, uint64_t a, uint64_t b,

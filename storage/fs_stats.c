@@ -61,8 +61,8 @@ void zf_fs_stats(struct zf_fs *fs, struct zf_fs_stats *ret)
 	ret->segments = ss.segments;
 	ret->cache_hits = ss.cache_hits;
 	ret->cache_misses = ss.cache_misses;
-	ret->cache_bytes = ss.sc_cache_bytes;
-	ret->cache_max = ss.sc_cache_max;
+	ret->sc_cache_bytes = ss.sc_cache_bytes;
+	ret->sc_cache_max = ss.sc_cache_max;
 	ret->healed = ss.healed;
 	{
 		struct zf_pipe_stats ps;

@@ -1,7 +1,7 @@
 /*
  * tier/evict.c - the dev-dir's budget: backpressure on writers and eviction
  *
- * With a budget (cache_bytes), a write is admitted once the dev-dir has room
+ * With a budget (local_budget), a write is admitted once the dev-dir has room
  * for it after everything pending has landed: data the bucket holds leaves
  * at once (evicted, least recently used first), data it does not hold yet
  * is waited for (the uploader is woken). Eviction also keeps the stats'
@@ -42,7 +42,7 @@ int zf_tier_admit(void *ctx, size_t len)
 	struct timespec ts;
 	int r = 0, stalled = 0, evicted = 0;
 
-	if (!rm->o.cache_bytes) {
+	if (!rm->o.local_budget) {
 		zf_mutex_lock(&rm->lock);
 		rm->unevictable += len; /* no budget, but stats show what is pending */
 		note_write_locked(rm);
@@ -63,9 +63,9 @@ int zf_tier_admit(void *ctx, size_t len)
 		 * has landed: data the bucket holds leaves at once, in this
 		 * thread; data it does not hold yet is waited for.
 		 */
-		if (!(rm->unevictable && rm->unevictable + len > rm->o.cache_bytes)) {
+		if (!(rm->unevictable && rm->unevictable + len > rm->o.local_budget)) {
 			if (evicted || !rm->evictable ||
-			    rm->unevictable + rm->evictable + len <= rm->o.cache_bytes)
+			    rm->unevictable + rm->evictable + len <= rm->o.local_budget)
 				break;
 			evicted = 1;
 			zf_mutex_unlock(&rm->lock);
@@ -173,9 +173,9 @@ void zf_tier_evict(struct zf_remote *rm)
 	total = scan_dir(rm->segfd, 1, up_seg, &v, &n, &unevictable);
 	total += scan_dir(rm->cachefd, 0, up_seg, &v, &n, &unevictable);
 	/* what the dev-dir holds once buffered data has landed must fit */
-	if (rm->o.cache_bytes && total + buffered > rm->o.cache_bytes && n) {
+	if (rm->o.local_budget && total + buffered > rm->o.local_budget && n) {
 		qsort(v, n, sizeof(*v), cmp_victim);
-		for (i = 0; i < n && total + buffered > rm->o.cache_bytes; i++) {
+		for (i = 0; i < n && total + buffered > rm->o.local_budget; i++) {
 			int r = v[i].is_seg ? zf_fs_evict_segment(rm->fs, v[i].id)
 					    : (unlinkat(rm->cachefd, v[i].name, 0) < 0 ? -errno : 0);
 

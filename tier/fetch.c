@@ -79,8 +79,8 @@ static void read_ahead(struct zf_remote *rm, const struct zf_sc_loc *loc)
 	int seq;
 
 	allow = (uint64_t)PREFETCH_SCS * loc->disk_len;
-	if (rm->o.cache_bytes && allow > rm->o.cache_bytes / 4)
-		allow = rm->o.cache_bytes / 4;
+	if (rm->o.local_budget && allow > rm->o.local_budget / 4)
+		allow = rm->o.local_budget / 4;
 	zf_mutex_lock(&rm->lock);
 	seq = (loc->seg == rm->seq_seg && loc->off == rm->seq_end) ||
 	      (loc->seg == rm->seq_seg + 1 && loc->off == ZF_SEG_HDR_SIZE);

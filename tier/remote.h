@@ -40,7 +40,7 @@
 struct zf_remote_opts {
 	const char *url;		/* file:///dir or s3://bucket/prefix */
 	struct zf_objstore_opts store;	/* endpoint, credentials, retries */
-	uint64_t cache_bytes;		/* dev-dir budget for segments (0: no limit) */
+	uint64_t local_budget;		/* dev-dir budget for data, cache_size= (0: no limit) */
 	unsigned int interval_ms;	/* upload round period (0: 1000) */
 	unsigned int max_delay_s;	/* seal a segment to ship data this old (0: 10) */
 	unsigned int fetch_timeout_ms;	/* a read of evicted data gives up (0: 30000) */
@@ -56,7 +56,7 @@ struct zf_remote_stats {
 	double upload_rate, fetch_rate; /* bytes/s since start */
 	uint64_t fetch_hits, fetch_misses; /* local fetch cache */
 	uint64_t prefetched_bytes;	/* fetched ahead of sequential readers */
-	uint64_t local_bytes, cache_bytes; /* dev-dir usage and its budget */
+	uint64_t local_bytes, local_budget; /* dev-dir data and its budget */
 	uint64_t evictions, stalls;	/* segments evicted, writes that had to wait */
 	uint64_t uploaded_seq;		/* last log record in the bucket */
 	int fenced;			/* another writer took the lease */

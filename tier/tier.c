@@ -91,7 +91,7 @@ static void *uploader_main(void *arg)
 			       zf_cond_timedwait(&rm->wake, &rm->lock, &ts) != ETIMEDOUT)
 				;
 		} else if (!first && rm->sync_want <= rm->sync_done &&
-			   !(rm->o.cache_bytes && rm->unevictable > rm->o.cache_bytes / 2 &&
+			   !(rm->o.local_budget && rm->unevictable > rm->o.local_budget / 2 &&
 			     rm->progress_ns != progress)) {
 			zf_cond_timedwait(&rm->wake, &rm->lock, &ts);
 		}
@@ -103,7 +103,7 @@ static void *uploader_main(void *arg)
 		age = rm->pending_since_ns ? zf_mono_ns() - rm->pending_since_ns : 0;
 		/* seal for a sync, for old data, or to make room under the budget */
 		seal = want > rm->sync_done || age >= (uint64_t)rm->o.max_delay_s * 1000000000ull ||
-		       (rm->o.cache_bytes && rm->unevictable > rm->o.cache_bytes / 2);
+		       (rm->o.local_budget && rm->unevictable > rm->o.local_budget / 2);
 		zf_mutex_unlock(&rm->lock);
 		r = rm->fenced ? -EPERM : zf_tier_upload_round(rm, seal);
 		zf_tier_evict(rm);
@@ -387,7 +387,7 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 	ret->prefetched_bytes = rm->prefetched;
 	ret->fetch_misses = rm->fetch_misses;
 	ret->local_bytes = rm->local_bytes;
-	ret->cache_bytes = rm->o.cache_bytes;
+	ret->local_budget = rm->o.local_budget;
 	ret->evictions = rm->evictions;
 	ret->stalls = rm->stalls;
 	ret->uploaded_seq = rm->up_seq;

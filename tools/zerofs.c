@@ -484,7 +484,7 @@ static int cmd_mount(int argc, char **argv)
 			}
 			break;
 		case 'C':
-			if (zf_parse_size(optarg, &mo.dd.remote.cache_bytes) < 0) {
+			if (zf_parse_size(optarg, &mo.dd.remote.local_budget) < 0) {
 				fprintf(stderr, "zerofs mount: invalid cache size '%s'\n", optarg);
 				return 2;
 			}

@@ -59,7 +59,7 @@ START_TEST(mount_opts_parse)
 					     "timeout=0,ckpt=2,mem=32M,allow_other,defaults,x-y",
 					     &o, why, sizeof(why)), 0);
 	ck_assert_str_eq(o.dd.url, "file:///b");
-	ck_assert_uint_eq(o.dd.remote.cache_bytes, 64ull << 20);
+	ck_assert_uint_eq(o.dd.remote.local_budget, 64ull << 20);
 	ck_assert_uint_eq(o.commit_secs, 7);
 	ck_assert(o.timeout > 0 && o.timeout < 0.01);
 	ck_assert_uint_eq(o.dd.open.ckpt_bytes, 2ull << 20);

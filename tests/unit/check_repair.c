@@ -304,12 +304,12 @@ START_TEST(repair_rebuilds_refcounts_links_and_lost_found)
 	zf_put64(zf_buf_grow(&b, 8), ZF_ROOT_INO);
 	zf_put16(zf_buf_grow(&b, 2), 1);
 	zf_buf_add(&b, "c", 1);
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	fs_do(fs, ZF_REC_DIRENT_DEL, &b);
 	fs_txn_end(fs);
 	zf_htab_foreach(&fs->chunks, e)((struct zf_chunk *)e->val)->refs += 2;
 	fs_inode(fs, a)->nlink = 3;
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	zf_buf_free(&b);
 
 	ck_assert_int_eq(t_check(fs, 0, &l, &rep), -EUCLEAN);
@@ -319,9 +319,9 @@ START_TEST(repair_rebuilds_refcounts_links_and_lost_found)
 	ck_assert_int_eq(zf_fs_close(fs), 0);
 	/* the wrong counts were in memory only; make them durable for the test */
 	ck_assert_int_eq(zf_fs_open(dir, &rws, &fs), 0);
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	zf_htab_foreach(&fs->chunks, e)((struct zf_chunk *)e->val)->refs += 2;
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	ck_assert_int_eq(t_check(fs, 1, &l, &rep), -EUCLEAN);
 	snprintf(name, sizeof(name), "now /lost+found/#%llu", (unsigned long long)c);
 	ck_assert(t_said(&l, name, NULL));
@@ -360,7 +360,7 @@ START_TEST(chunk_bad_reads_eio_and_a_fresh_copy_heals)
 	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
 	a = t_file(fs, "a", 1);
 	a2 = t_file(fs, "a2", 1); /* shares every chunk of a */
-	pthread_mutex_lock(&fs->lock);
+	zf_mutex_lock(&fs->lock);
 	{
 		struct zf_extent *x = &fs_inode(fs, a)->u.file->ext[0];
 
@@ -369,7 +369,7 @@ START_TEST(chunk_bad_reads_eio_and_a_fresh_copy_heals)
 	}
 	fs_do(fs, ZF_REC_CHUNK_BAD, &b);
 	fs_txn_end(fs);
-	pthread_mutex_unlock(&fs->lock);
+	zf_mutex_unlock(&fs->lock);
 	ck_assert_int_eq(zf_fs_sync(fs), 0);
 	ck_assert(!t_intact(fs, a, 1) && !t_intact(fs, a2, 1));
 	ck_assert_int_eq(t_check(fs, 0, &l, &rep), 0); /* known damage is a note */

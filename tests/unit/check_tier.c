@@ -248,7 +248,7 @@ static struct zf_fs *fs_reopen(const char *dev)
 static struct zf_remote *rm_attach(struct zf_fs *fs, const char *dev, const char *url,
 				   uint64_t budget)
 {
-	struct zf_remote_opts o = { .url = url, .interval_ms = 20, .cache_bytes = budget,
+	struct zf_remote_opts o = { .url = url, .interval_ms = 20, .local_budget = budget,
 				    .fetch_timeout_ms = 3000 };
 	struct zf_remote *rm = NULL;
 
