@@ -36,6 +36,18 @@ struct zf_inode *fs_inode(struct zf_fs *fs, uint64_t ino)
 	return zf_htab_find(&fs->inodes, zf_mix64(ino), NULL, NULL);
 }
 
+int fs_file_inode(struct zf_fs *fs, uint64_t ino, struct zf_inode **ret)
+{
+	struct zf_inode *in = fs_inode(fs, ino);
+
+	if (!in)
+		return -ENOENT;
+	if (!S_ISREG(in->mode))
+		return S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
+	*ret = in;
+	return 0;
+}
+
 static int chunk_eq(const void *val, const void *key)
 {
 	return memcmp(((const struct zf_chunk *)val)->id.b, key, ZF_CHUNK_ID_LEN) == 0;

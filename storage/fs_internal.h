@@ -256,6 +256,8 @@ static inline void fs_unlock(struct zf_fs *fs)
 
 /* ---- fs_apply.c: the table and its applier ---- */
 struct zf_inode *fs_inode(struct zf_fs *fs, uint64_t ino);
+/* a regular file's inode into *ret; -ENOENT, or -EISDIR / -EINVAL (not a file) */
+int fs_file_inode(struct zf_fs *fs, uint64_t ino, struct zf_inode **ret);
 struct zf_chunk *fs_chunk_find(struct zf_fs *fs, const struct zf_chunk_id *id);
 struct zf_dirent *dir_find(struct zf_dir *d, const char *name, size_t len);
 /* first slot whose cookie is >= cookie */

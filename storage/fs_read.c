@@ -354,15 +354,9 @@ again:
 		lock_warm(fs, want_read, &span);
 	}
 	gen = fs->seg_gen;
-	in = fs_inode(fs, ino);
-	if (!in) {
-		r = -ENOENT;
+	r = fs_file_inode(fs, ino, &in);
+	if (r < 0)
 		goto out;
-	}
-	if (!S_ISREG(in->mode)) {
-		r = S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
-		goto out;
-	}
 	f = in->u.file;
 	size = fs_isize(in);
 	if (off >= size) {

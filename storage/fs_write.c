@@ -354,15 +354,9 @@ ssize_t zf_fs_write(struct zf_fs *fs, uint64_t ino, const void *buf, size_t len,
 	}
 	fs_lock(fs);
 	fs_pipe_reap(fs, 0);
-	in = fs_inode(fs, ino);
-	if (!in) {
-		r = -ENOENT;
+	r = fs_file_inode(fs, ino, &in);
+	if (r < 0)
 		goto out;
-	}
-	if (!S_ISREG(in->mode)) {
-		r = S_ISDIR(in->mode) ? -EISDIR : -EINVAL;
-		goto out;
-	}
 	if (len == 0) {
 		r = 0;
 		goto out;
