@@ -1,10 +1,10 @@
 /*
- * net/s3_parse.h - the parsers of S3 answers in net/s3.c (net/ and tests only):
- * HTTP headers and body of each answer, and the XML in it
+ * net/s3_parse.h - the parsers of S3 answers in net/s3_parse.c (net/ and
+ * tests only): HTTP headers and body of each answer, and the XML in it
  *
  * Declared here, not static, so that tests/fuzz can drive them with hostile
- * bytes; nothing outside net/s3.c and tests/fuzz includes this header.
- * Every parser reads [p, end) of an answer that net/s3.c has NUL-terminated
+ * bytes; nothing outside net/s3*.c and tests/fuzz includes this header.
+ * Every parser reads [p, end) of an answer that net/s3_http.c has NUL-terminated
  * at end (zf_s3_buf_cstr); the value of an element may still hold NUL bytes.
  * Pure functions of their arguments, no locking.
  */
@@ -18,7 +18,7 @@
 #include "net/objstore.h"
 #include "net/s3_sign.h"
 
-/* one request to the server and what came back (net/s3.c) */
+/* one request to the server and what came back (net/s3.c, net/s3_http.c) */
 struct s3_req {
 	/* what to send */
 	const char *method;
@@ -65,6 +65,9 @@ void s3_reset_reply(struct s3_req *r);
  */
 size_t s3_header_cb(char *p, size_t size, size_t n, void *arg);
 size_t s3_write_cb(char *p, size_t size, size_t n, void *arg);
+
+/* %XX-decode s in place ('+' stays '+': S3 keys use %20 for spaces) */
+void url_decode(char *s);
 
 /* decode the five XML entities and numeric references of s[0..n) into a
  * new NUL-terminated string (malloc'd, never NULL); s[n] must be readable

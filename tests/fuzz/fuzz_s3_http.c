@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_s3_http.c - an S3 server's HTTP answer as libcurl hands
- * it to net/s3.c (s3_header_cb: status lines, Content-Length, ETag,
+ * it to net/s3_parse.c (s3_header_cb: status lines, Content-Length, ETag,
  * Content-Range; the window of a ranged GET, s3_data_window; s3_write_cb
  * keeping the bytes asked for)
  *

@@ -1,11 +1,11 @@
 /*
- * tests/fuzz/fuzz_s3_xml.c - S3's XML answers (net/s3.c through
+ * tests/fuzz/fuzz_s3_xml.c - S3's XML answers (net/s3_parse.c through
  * net/s3_parse.h): a ListObjectsV2 page (s3_parse_list: xml_find, xml_get,
  * xml_unescape, the %-decoding of keys), an error body (s3_parse_error),
  * and the <Error> entries of a DeleteObjects answer as s3_delete_batch
  * walks them
  *
- * The input is the body of an answer. net/s3.c NUL-terminates every answer
+ * The input is the body of an answer. net/s3_http.c NUL-terminates every answer
  * before it parses it (zf_s3_buf_cstr), and so does this target, into a
  * buffer of exactly size + 1 bytes. The store's prefix and the listed
  * prefix come from the first line when it starts with '#': "#store/ pre".
