@@ -96,7 +96,25 @@ int zf_tier_transient(int r)
 	       r == -EAGAIN;
 }
 
-/* take the lease, make sure the bucket holds this filesystem's superblock */
+/*
+ * Write upload.state, the head first if it is behind: upload.state never
+ * counts more than the bucket's head says, or a crash between the two
+ * leaves a stale head (fsck's problem). A checkpoint raises up_seq with no
+ * log piece and no head of its own, so the next save must bring the head
+ * along. The failure is the round's (round_fail).
+ */
+static int state_save(struct zf_remote *rm)
+{
+	int r = zf_tier_head_update(rm);
+
+	if (r < 0)
+		return round_fail(rm, r, 0, "PUT", ZF_BKEY_HEAD);
+	r = zf_tier_state_save(rm);
+	if (r < 0)
+		return round_fail(rm, r, 1, "writing", "upload.state");
+	return 0;
+}
+
 /* the bucket may hold log records up to seq from us: on disk before they go up */
 static int claim(struct zf_remote *rm, uint64_t seq)
 {
@@ -107,7 +125,7 @@ static int claim(struct zf_remote *rm, uint64_t seq)
 	}
 	rm->claim_seq = seq;
 	zf_mutex_unlock(&rm->lock);
-	return zf_tier_state_save(rm);
+	return state_save(rm);
 }
 
 int zf_tier_upload_round(struct zf_remote *rm, int seal)
@@ -158,11 +176,9 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 		rm->sync_err = 0;
 		zf_mutex_unlock(&rm->lock);
 		/* a crash now must not redo this segment: segments are the bulk */
-		r = zf_tier_state_save(rm);
-		if (r < 0) {
-			round_fail(rm, r, 1, "writing", "upload.state");
+		r = state_save(rm);
+		if (r < 0)
 			goto out;
-		}
 		/* room for stalled writers now, not after the whole round */
 		zf_tier_evict(rm);
 		zf_mutex_lock(&rm->lock);
@@ -172,10 +188,8 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 	/* 2. a newer checkpoint (all its segments are sealed and up by now) */
 	if (pt.ckpt_seq > up_ckpt && pt.ckpt_seq <= pt.seq) {
 		r = claim(rm, pt.ckpt_seq);
-		if (r < 0) {
-			round_fail(rm, r, 1, "writing", "upload.state");
+		if (r < 0)
 			goto out;
-		}
 		zf_ckpt_name(pt.ckpt_seq, name, sizeof(name));
 		zf_bkey_ckpt(pt.ckpt_seq, key, sizeof(key));
 		r = zf_tier_put_file(rm, rm->metafd, name, key);
@@ -206,10 +220,8 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 		}
 		zf_bkey_log(up_seq + 1, pt.seq, key, sizeof(key));
 		r = claim(rm, pt.seq);
-		if (r < 0) {
-			round_fail(rm, r, 1, "writing", "upload.state");
+		if (r < 0)
 			goto out;
-		}
 		r = zf_objstore_put(rm->up, key, img.p, img.len);
 		if (r < 0) {
 			round_fail(rm, r, 0, "PUT", key);
