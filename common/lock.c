@@ -115,14 +115,16 @@ void zf_mutex_destroy(struct zf_mutex *mu)
 
 void zf_mutex_lock(struct zf_mutex *mu)
 {
-	if (zf_lock_checking()) {
+	int check = zf_lock_checking();
+
+	if (check) {
 		const struct zf_mutex *b = blocker(mu);
 
 		if (b)
 			lock_bug("taking", mu, b);
 	}
 	pthread_mutex_lock(&mu->m);
-	if (zf_lock_checking())
+	if (check)
 		held_push(mu);
 }
 
