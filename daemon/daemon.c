@@ -4,8 +4,9 @@
  *
  * Lookup counts: every reply that hands the kernel an inode reference
  * (lookup, create, mknod, mkdir, symlink, link, and each readdirplus entry
- * other than "." and "..") takes one core lookup reference first (lookup:
- * zf_fs_lookup_ref, in the same step as the lookup; the others: zf_fs_ref);
+ * other than "." and "..") takes one core lookup reference in the same
+ * core call that finds or makes the node (zf_fs_lookup_ref, zf_fs_create_ref,
+ * zf_fs_symlink_ref, zf_fs_link_ref; readdirplus: zf_fs_ref);
  * forget/forget_multi drop them (zf_fs_forget). If a reply fails (the
  * request was interrupted) the reference is dropped again. The core keeps an
  * unlinked inode while the kernel holds a reference, so a file unlinked
@@ -95,17 +96,6 @@ static void reply_entry_ref(fuse_req_t req, const struct zf_attr *a)
 	to_stat(a, &e.attr);
 	if (fuse_reply_entry(req, &e) != 0)
 		zf_fs_forget(d->fs, a->ino, 1); /* the kernel never got it */
-}
-
-/* reply with an entry for a node just made, taking its lookup reference */
-static void reply_entry(fuse_req_t req, const struct zf_attr *a)
-{
-	int r = zf_fs_ref(dm(req)->fs, a->ino);
-
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		reply_entry_ref(req, a);
 }
 
 static void zf_ll_init(void *userdata, struct fuse_conn_info *conn)
@@ -244,49 +234,49 @@ static void zf_ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct zf_attr a;
 	int r = S_ISDIR(mode) ? -EINVAL
-			      : zf_fs_create(dm(req)->fs, parent, name, mode, rdev, c->umask, c->uid,
-					     c->gid, &a);
+			      : zf_fs_create_ref(dm(req)->fs, parent, name, mode, rdev, c->umask,
+						 c->uid, c->gid, &a);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_entry(req, &a);
+		reply_entry_ref(req, &a);
 }
 
 static void zf_ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct zf_attr a;
-	int r = zf_fs_create(dm(req)->fs, parent, name, S_IFDIR | (mode & 07777), 0, c->umask,
-			     c->uid, c->gid, &a);
+	int r = zf_fs_create_ref(dm(req)->fs, parent, name, S_IFDIR | (mode & 07777), 0,
+				 c->umask, c->uid, c->gid, &a);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_entry(req, &a);
+		reply_entry_ref(req, &a);
 }
 
 static void zf_ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct zf_attr a;
-	int r = zf_fs_symlink(dm(req)->fs, parent, name, link, c->uid, c->gid, &a);
+	int r = zf_fs_symlink_ref(dm(req)->fs, parent, name, link, c->uid, c->gid, &a);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_entry(req, &a);
+		reply_entry_ref(req, &a);
 }
 
 static void zf_ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct zf_attr a;
-	int r = zf_fs_link(dm(req)->fs, ino, newparent, newname, &a);
+	int r = zf_fs_link_ref(dm(req)->fs, ino, newparent, newname, &a);
 
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_entry(req, &a);
+		reply_entry_ref(req, &a);
 }
 
 static void zf_ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -366,10 +356,8 @@ static void zf_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	struct zf_attr a;
 	int r;
 
-	r = zf_fs_create(d->fs, parent, name, (mode & 07777) | S_IFREG, 0, c->umask, c->uid, c->gid,
-			 &a);
-	if (r == 0)
-		r = zf_fs_ref(d->fs, a.ino);
+	r = zf_fs_create_ref(d->fs, parent, name, (mode & 07777) | S_IFREG, 0, c->umask, c->uid,
+			     c->gid, &a);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

@@ -241,10 +241,11 @@ int zf_fs_lookup_ref(struct zf_fs *fs, uint64_t parent, const char *name,
 	return r;
 }
 
-/* create a node of any type under parent (fs->lock held) */
+/* create a node of any type under parent, with one lookup reference if ref
+ * (fs->lock held) */
 static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
 		       uint64_t rdev, const char *target, uint32_t umask_bits, uint32_t uid,
-		       uint32_t gid, struct zf_attr *ret_attr)
+		       uint32_t gid, int ref, struct zf_attr *ret_attr)
 {
 	struct timespec now = zf_now();
 	struct zf_inode tmpl = { 0 }, *dir, *in;
@@ -309,14 +310,16 @@ static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint
 	touch_dir(dir, now);
 	fs_log_inode(fs, dir);
 	fs_txn_end(fs);
+	if (ref)
+		in->lookups = 1; /* new: nothing else can hold one */
 	if (ret_attr)
 		fill_attr(in, ret_attr);
 	return 0;
 }
 
-int zf_fs_create(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
-		 uint64_t rdev, uint32_t umask_bits, uint32_t uid, uint32_t gid,
-		 struct zf_attr *ret_attr)
+static int create_any(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		      uint64_t rdev, uint32_t umask_bits, uint32_t uid, uint32_t gid, int ref,
+		      struct zf_attr *ret_attr)
 {
 	int r;
 
@@ -339,9 +342,23 @@ int zf_fs_create(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t m
 	}
 	fs_lock(fs);
 	r = create_node(fs, parent, name, mode & (S_IFMT | 07777), rdev, NULL, umask_bits, uid,
-			gid, ret_attr);
+			gid, ref, ret_attr);
 	fs_unlock(fs);
 	return r;
+}
+
+int zf_fs_create(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		 uint64_t rdev, uint32_t umask_bits, uint32_t uid, uint32_t gid,
+		 struct zf_attr *ret_attr)
+{
+	return create_any(fs, parent, name, mode, rdev, umask_bits, uid, gid, 0, ret_attr);
+}
+
+int zf_fs_create_ref(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		     uint64_t rdev, uint32_t umask_bits, uint32_t uid, uint32_t gid,
+		     struct zf_attr *ret_attr)
+{
+	return create_any(fs, parent, name, mode, rdev, umask_bits, uid, gid, 1, ret_attr);
 }
 
 int zf_fs_mknod(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
@@ -358,8 +375,8 @@ int zf_fs_mkdir(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mo
 	return zf_fs_create(fs, parent, name, S_IFDIR | (mode & 07777), 0, 0, uid, gid, ret_attr);
 }
 
-int zf_fs_symlink(struct zf_fs *fs, uint64_t parent, const char *name, const char *target,
-		  uint32_t uid, uint32_t gid, struct zf_attr *ret_attr)
+static int symlink_any(struct zf_fs *fs, uint64_t parent, const char *name, const char *target,
+		       uint32_t uid, uint32_t gid, int ref, struct zf_attr *ret_attr)
 {
 	int r;
 
@@ -368,13 +385,25 @@ int zf_fs_symlink(struct zf_fs *fs, uint64_t parent, const char *name, const cha
 	if (strlen(target) > SYMLINK_MAX)
 		return -ENAMETOOLONG;
 	fs_lock(fs);
-	r = create_node(fs, parent, name, S_IFLNK | 0777, 0, target, 0, uid, gid, ret_attr);
+	r = create_node(fs, parent, name, S_IFLNK | 0777, 0, target, 0, uid, gid, ref, ret_attr);
 	fs_unlock(fs);
 	return r;
 }
 
-int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name,
-	       struct zf_attr *ret_attr)
+int zf_fs_symlink(struct zf_fs *fs, uint64_t parent, const char *name, const char *target,
+		  uint32_t uid, uint32_t gid, struct zf_attr *ret_attr)
+{
+	return symlink_any(fs, parent, name, target, uid, gid, 0, ret_attr);
+}
+
+int zf_fs_symlink_ref(struct zf_fs *fs, uint64_t parent, const char *name, const char *target,
+		      uint32_t uid, uint32_t gid, struct zf_attr *ret_attr)
+{
+	return symlink_any(fs, parent, name, target, uid, gid, 1, ret_attr);
+}
+
+static int link_any(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name, int ref,
+		    struct zf_attr *ret_attr)
 {
 	struct timespec now = zf_now();
 	struct zf_inode *dir, *in;
@@ -401,6 +430,10 @@ int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name
 		r = -EMLINK;
 		goto out;
 	}
+	if (ref && in->lookups == UINT32_MAX) {
+		r = -EMFILE;
+		goto out;
+	}
 	if (dir_find(dir->u.dir, name, strlen(name)) || !strcmp(name, ".") || !strcmp(name, "..")) {
 		r = -EEXIST;
 		goto out;
@@ -415,11 +448,25 @@ int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name
 	touch_dir(dir, now);
 	fs_log_inode(fs, dir);
 	fs_txn_end(fs);
+	if (ref)
+		in->lookups++;
 	if (ret_attr)
 		fill_attr(in, ret_attr);
 out:
 	fs_unlock(fs);
 	return r;
+}
+
+int zf_fs_link(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name,
+	       struct zf_attr *ret_attr)
+{
+	return link_any(fs, ino, parent, name, 0, ret_attr);
+}
+
+int zf_fs_link_ref(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name,
+		   struct zf_attr *ret_attr)
+{
+	return link_any(fs, ino, parent, name, 1, ret_attr);
 }
 
 static int remove_entry(struct zf_fs *fs, uint64_t parent, const char *name, int want_dir)

@@ -91,9 +91,19 @@ int zf_fs_readdir(struct zf_fs *fs, uint64_t ino, uint64_t off, zf_readdir_fn fn
 /* zf_fs_lookup and one reference on what it found, in one step */
 int zf_fs_lookup_ref(struct zf_fs *fs, uint64_t parent, const char *name,
 		     struct zf_attr *ret_attr);
-/* one reference on ino (a node just created, a readdirplus entry);
+/* one reference on ino (a readdirplus entry);
  * -ENOENT if it is gone, -EMFILE if its count is at its limit */
 int zf_fs_ref(struct zf_fs *fs, uint64_t ino);
+/* zf_fs_create, zf_fs_symlink and zf_fs_link that also take one reference
+ * on the node, in the same step: an unlink racing with the reply cannot
+ * reclaim it in between */
+int zf_fs_create_ref(struct zf_fs *fs, uint64_t parent, const char *name, uint32_t mode,
+		     uint64_t rdev, uint32_t umask_bits, uint32_t uid, uint32_t gid,
+		     struct zf_attr *ret_attr);
+int zf_fs_symlink_ref(struct zf_fs *fs, uint64_t parent, const char *name, const char *target,
+		      uint32_t uid, uint32_t gid, struct zf_attr *ret_attr);
+int zf_fs_link_ref(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char *name,
+		   struct zf_attr *ret_attr);
 /* drop n references; an unlinked inode left without any is reclaimed.
  * Dropping more than were taken is a bug: fatal in a debug build
  * (ZF_DEBUG), logged once and clamped to zero otherwise. */

@@ -892,7 +892,7 @@ START_TEST(flipped_segment_byte_detected)
 }
 END_TEST
 
-START_TEST(unlinked_open_file_lives_until_unpinned)
+START_TEST(unlinked_open_file_lives_until_forgotten)
 {
 	char *dir = t_tmpdir(), buf[16];
 	struct zf_fs *fs = t_newfs(dir, NULL, NULL);
@@ -922,6 +922,38 @@ START_TEST(unlinked_open_file_lives_until_unpinned)
 	ck_assert_int_eq(zf_fs_getattr(fs, g, (struct zf_attr *)buf), -ENOENT);
 	zf_fs_stats(fs, &st);
 	ck_assert_uint_eq(st.inodes, 1);
+	t_check_clean(fs);
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	t_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* a node made with its reference survives an unlink before the reply */
+START_TEST(made_with_reference_survives_unlink)
+{
+	char *dir = t_tmpdir();
+	struct zf_fs *fs = t_newfs(dir, NULL, NULL);
+	struct zf_attr a, b, l;
+
+	ck_assert_int_eq(zf_fs_create_ref(fs, ZF_ROOT_INO, "f", S_IFREG | 0644, 0, 022, 0, 0, &a),
+			 0);
+	ck_assert_int_eq(zf_fs_symlink_ref(fs, ZF_ROOT_INO, "s", "f", 0, 0, &b), 0);
+	ck_assert_int_eq(zf_fs_link_ref(fs, a.ino, ZF_ROOT_INO, "g", &l), 0);
+	ck_assert_uint_eq(l.nlink, 2);
+	ck_assert_int_eq(zf_fs_unlink(fs, ZF_ROOT_INO, "f"), 0);
+	ck_assert_int_eq(zf_fs_unlink(fs, ZF_ROOT_INO, "g"), 0);
+	ck_assert_int_eq(zf_fs_unlink(fs, ZF_ROOT_INO, "s"), 0);
+	/* the kernel still holds them: alive, unlinked */
+	ck_assert_int_eq(zf_fs_getattr(fs, a.ino, &l), 0);
+	ck_assert_uint_eq(l.nlink, 0);
+	ck_assert_int_eq(zf_fs_getattr(fs, b.ino, &l), 0);
+	zf_fs_forget(fs, a.ino, 1);
+	ck_assert_int_eq(zf_fs_getattr(fs, a.ino, &l), 0); /* the link's reference */
+	zf_fs_forget(fs, a.ino, 1);
+	zf_fs_forget(fs, b.ino, 1);
+	ck_assert_int_eq(zf_fs_getattr(fs, a.ino, &l), -ENOENT);
+	ck_assert_int_eq(zf_fs_getattr(fs, b.ino, &l), -ENOENT);
 	t_check_clean(fs);
 	ck_assert_int_eq(zf_fs_close(fs), 0);
 	t_rmrf(dir);
@@ -1114,7 +1146,8 @@ static Suite *fs_suite(void)
 	tcase_add_test(tc, insert_at_front_shares_chunks);
 	tcase_add_test(tc, compression_comparable_to_zstd);
 	tcase_add_test(tc, flipped_segment_byte_detected);
-	tcase_add_test(tc, unlinked_open_file_lives_until_unpinned);
+	tcase_add_test(tc, unlinked_open_file_lives_until_forgotten);
+	tcase_add_test(tc, made_with_reference_survives_unlink);
 	tcase_add_test(tc, mkfs_and_open_errors);
 	tcase_add_test(tc, log_created_whole_or_not_at_all);
 	tcase_add_test(tc, out_of_order_writes_chunk_as_sequential);
