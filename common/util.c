@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,4 +208,19 @@ int zf_cmp_u64(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+void zf_run_workers(unsigned int n, void *(*fn)(void *), void *arg)
+{
+	pthread_t *t = zf_calloc(n ? n : 1, sizeof(*t));
+	unsigned int k, started = 0;
+
+	for (k = 0; k < n; k++)
+		if (pthread_create(&t[started], NULL, fn, arg) == 0)
+			started++;
+	if (!started)
+		fn(arg);
+	for (k = 0; k < started; k++)
+		pthread_join(t[k], NULL);
+	free(t);
 }

@@ -24,6 +24,10 @@ ssize_t zf_pread_full(int fd, void *buf, size_t len, off_t off);
 /* qsort/bsearch comparison of uint64_t values */
 int zf_cmp_u64(const void *a, const void *b);
 
+/* run fn(arg) on n threads at once and wait for them all (on the calling
+ * thread alone when none can be started): a pool of workers sharing arg */
+void zf_run_workers(unsigned int n, void *(*fn)(void *), void *arg);
+
 /* fsync a directory (publishes renames and creations inside it) */
 int zf_fsync_dir(int dirfd);
 

@@ -112,6 +112,8 @@ void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s)
 	fprintf(out, "dev-dir data:      %llu of %llu bytes budget%s\n",
 		(unsigned long long)s->local_bytes, (unsigned long long)s->local_budget,
 		s->local_budget ? "" : " (unlimited)");
+	fprintf(out, "pinned data:       %llu bytes (kept in the dev-dir)\n",
+		(unsigned long long)s->pinned_bytes);
 	fprintf(out, "evictions:         %llu segments\n", (unsigned long long)s->evictions);
 	fprintf(out, "write stalls:      %llu (backpressure)\n", (unsigned long long)s->stalls);
 	fprintf(out, "uploaded up to:    log record %llu%s\n", (unsigned long long)s->uploaded_seq,

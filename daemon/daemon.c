@@ -44,11 +44,13 @@
 #include "common/util.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
+#include "daemon/wset.h"
 
 #define MAX_RW (1u << 20)
 
 struct zf_daemon {
 	struct zf_fs *fs;
+	struct zf_remote *rm;	/* the bucket, or NULL */
 	double timeout;
 	unsigned int commit_secs;
 	pthread_t committer;
@@ -576,7 +578,18 @@ static void zf_ll_statfs(fuse_req_t req, fuse_ino_t ino)
 static void zf_ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			   size_t size, int flags)
 {
-	fuse_reply_err(req, -zf_fs_setxattr(dm(req)->fs, ino, name, value, size, flags));
+	struct zf_daemon *d = dm(req);
+
+	if (zf_wset_name(name)) {
+		int r = zf_wset_set(d->fs, d->rm, ino, name);
+
+		fuse_reply_err(req, -r);
+		/* evicted: the kernel's cached pages go too (after the reply:
+		 * the kernel holds the inode's lock until then) */
+		if (r == 0 && zf_wset_evicts(name))
+			fuse_lowlevel_notify_inval_inode(d->se, ino, 0, 0);
+	} else
+		fuse_reply_err(req, -zf_fs_setxattr(d->fs, ino, name, value, size, flags));
 }
 
 /* the reply of getxattr/listxattr: a size query (size 0), the bytes, or an error */
@@ -592,9 +605,13 @@ static void reply_xattr(fuse_req_t req, ssize_t n, const char *buf, size_t size)
 
 static void zf_ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	struct zf_daemon *d = dm(req);
 	char *buf = size ? zf_malloc(size) : NULL;
 
-	reply_xattr(req, zf_fs_getxattr(dm(req)->fs, ino, name, buf, size), buf, size);
+	if (zf_wset_name(name))
+		reply_xattr(req, zf_wset_get(d->fs, d->rm, ino, name, buf, size), buf, size);
+	else
+		reply_xattr(req, zf_fs_getxattr(d->fs, ino, name, buf, size), buf, size);
 	free(buf);
 }
 
@@ -608,7 +625,12 @@ static void zf_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void zf_ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, -zf_fs_removexattr(dm(req)->fs, ino, name));
+	struct zf_daemon *d = dm(req);
+
+	if (zf_wset_name(name))
+		fuse_reply_err(req, -zf_wset_remove(d->fs, d->rm, ino, name));
+	else
+		fuse_reply_err(req, -zf_fs_removexattr(d->fs, ino, name));
 }
 
 static void zf_ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
@@ -750,6 +772,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	size_t n = 0;
 
 	d.fs = fs;
+	d.rm = o->remote;
 	d.timeout = o->timeout > 0 ? o->timeout : 1.0;
 	d.commit_secs = o->commit_secs ? o->commit_secs : 5;
 	/* absolute: statfs and the fsname (which umount reads) outlive our cwd */

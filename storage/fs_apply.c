@@ -90,7 +90,7 @@ void rec_inode(struct zf_buf *b, const struct zf_inode *in)
 	zf_put32(p + 32, in->gid);
 	zf_put32(p + 36, in->nlink);
 	zf_put32(p + 40, in->gen);
-	zf_put32(p + 44, 0);
+	zf_put32(p + 44, in->flags);
 	zf_put64(p + 48, in->atime);
 	zf_put32(p + 56, in->atime_ns);
 	zf_put64(p + 60, in->mtime);
@@ -188,6 +188,7 @@ static void inode_free(struct zf_fs *fs, struct zf_inode *in)
 {
 	uint32_t i;
 
+	fs->npinned -= !!(in->flags & ZF_INODE_PINNED);
 	if (S_ISREG(in->mode)) {
 		fs_file_drop_dirty(fs, in, 0);
 		file_free(in->u.file);
@@ -219,7 +220,7 @@ static int apply_inode(struct zf_fs *fs, const uint8_t *p, uint32_t len,
 	mode = zf_get32(p + 24);
 	ll = zf_get32(p + 84);
 	if (ll != len - ZF_REC_INODE_FIXED || (ll && !S_ISLNK(mode)) || ino == 0 ||
-	    zf_get64(p + 16) > UINT32_MAX)
+	    zf_get64(p + 16) > UINT32_MAX || (zf_get32(p + 44) & ~ZF_INODE_FLAGS_KNOWN))
 		return bad(err, "malformed inode record", ino);
 	in = fs_inode(fs, ino);
 	if (in && (in->mode & S_IFMT) != (mode & S_IFMT))
@@ -250,6 +251,9 @@ static int apply_inode(struct zf_fs *fs, const uint8_t *p, uint32_t len,
 	in->gid = zf_get32(p + 32);
 	in->nlink = zf_get32(p + 36);
 	in->gen = zf_get32(p + 40);
+	fs->npinned -= !!(in->flags & ZF_INODE_PINNED);
+	in->flags = zf_get32(p + 44);
+	fs->npinned += !!(in->flags & ZF_INODE_PINNED);
 	in->atime = (int64_t)zf_get64(p + 48);
 	in->atime_ns = zf_get32(p + 56);
 	in->mtime = (int64_t)zf_get64(p + 60);

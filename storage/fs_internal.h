@@ -128,6 +128,7 @@ struct zf_inode {
 	uint32_t atime_ns, mtime_ns, ctime_ns;
 	uint32_t rdev;		/* Linux dev_t encoding fits 32 bits */
 	uint32_t mode, uid, gid, nlink, gen;
+	uint32_t flags;		/* ZF_INODE_* (meta_format.h), durable */
 	uint32_t nxattr;
 	uint32_t lookups;	/* the kernel's lookup references (not durable) */
 	struct zf_xattr *xattr;
@@ -226,6 +227,7 @@ struct zf_fs {
 	zf_fs_admit_fn admit;	/* backpressure hook, called before a write */
 	void *admit_ctx;
 	uint64_t nfiles, ndirs;
+	uint64_t npinned;	/* inodes with ZF_INODE_PINNED */
 	uint64_t commits, fsyncs;
 	/*
 	 * gc: one run at a time (gc_lock, taken before fs->lock); seg_gen

@@ -285,6 +285,8 @@ static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint
 	tmpl.rdev = rdev;
 	tmpl.gen = 1;
 	tmpl.nlink = S_ISDIR(mode) ? 2 : 1;
+	if ((dir->flags & ZF_INODE_PINNED) && (S_ISREG(mode) || S_ISDIR(mode)))
+		tmpl.flags |= ZF_INODE_PINNED; /* a pinned directory's files stay local */
 	if (dir->mode & S_ISGID) { /* BSD group semantics in setgid directories */
 		tmpl.gid = dir->gid;
 		if (S_ISDIR(mode))

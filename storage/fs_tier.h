@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/segstore.h"
+
 struct zf_fs;
 
 /*
@@ -37,7 +39,6 @@ int zf_fs_segments_used(struct zf_fs *fs, uint64_t **ret_ids, size_t *ret_n);
  * zf_segstore_fetch_fn: segstore.h), installed once before concurrent
  * reads (NULL removes it); whether a segment's file is local; eviction.
  */
-struct zf_sc_loc;
 void zf_fs_set_fetch(struct zf_fs *fs,
 		     int (*fn)(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch),
 		     void *ctx);
@@ -82,5 +83,35 @@ uint64_t zf_fs_buffered_bytes(struct zf_fs *fs);
 
 /* zf_mono_ns() when the oldest buffered write was made (0: none buffered) */
 uint64_t zf_fs_buffered_since(struct zf_fs *fs);
+
+/*
+ * ---- the working set (storage/fs_wset.c; the tier's tier/wset.c) ----
+ * A pinned regular file's data is kept in the dev-dir; a pinned directory
+ * makes the files and directories made in it pinned. Durable (logged).
+ */
+/* set (on) or clear the flag: -ENOENT, -EINVAL (neither a file nor a
+ * directory), -EROFS */
+int zf_fs_set_pinned(struct zf_fs *fs, uint64_t ino, int on);
+/* 1 pinned, 0 not, -ENOENT */
+int zf_fs_pinned(struct zf_fs *fs, uint64_t ino);
+
+/* where some of a regular file's bytes are */
+struct zf_file_piece {
+	uint64_t bytes;		/* the file's bytes there */
+	int located;		/* in the super-chunk loc; else buffered or packing: local,
+				 * not in the bucket yet */
+	struct zf_sc_loc loc;
+};
+/*
+ * A regular file's bytes by place, in file order (neighbours in the same
+ * place merged; holes and bytes lost to damage left out): *ret malloc'd,
+ * *ret_n pieces. -ENOENT, -EISDIR, -EINVAL (not a regular file).
+ */
+int zf_fs_file_pieces(struct zf_fs *fs, uint64_t ino, struct zf_file_piece **ret,
+		      size_t *ret_n);
+/* the distinct super-chunks holding pinned files' data, sorted by (seg, off) */
+int zf_fs_pinned_scs(struct zf_fs *fs, struct zf_sc_loc **ret, size_t *ret_n);
+/* sort locations by (seg, off) and drop repeats; returns how many are left */
+size_t zf_fs_sort_locs(struct zf_sc_loc *v, size_t n);
 
 #endif

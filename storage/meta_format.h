@@ -71,7 +71,7 @@
 enum zf_rec_type {
 	/* an inode's full attributes (insert or replace):
 	 *  0 ino le64, 8 size le64, 16 rdev le64, 24 mode le32, 28 uid le32,
-	 * 32 gid le32, 36 nlink le32, 40 gen le32, 44 flags le32 (0),
+	 * 32 gid le32, 36 nlink le32, 40 gen le32, 44 flags le32 (ZF_INODE_*),
 	 * 48 atime sec le64, 56 atime nsec le32, 60 mtime sec le64,
 	 * 68 mtime nsec le32, 72 ctime sec le64, 80 ctime nsec le32,
 	 * 84 symlink target length le32, 88 target bytes */
@@ -120,6 +120,10 @@ enum zf_rec_type {
 };
 
 #define ZF_REC_INODE_FIXED 88u
+/* INODE flags: bit 0 pinned (a regular file's data kept in the dev-dir; a
+ * directory's new entries are made pinned); other bits must be 0 */
+#define ZF_INODE_PINNED (1u << 0)
+#define ZF_INODE_FLAGS_KNOWN ZF_INODE_PINNED
 #define ZF_REC_EXT_SIZE 32u
 #define ZF_REC_SC_ENT_SIZE 28u
 

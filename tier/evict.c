@@ -5,7 +5,8 @@
  * for it after everything pending has landed: data the bucket holds leaves
  * at once (evicted, least recently used first), data it does not hold yet
  * is waited for (the uploader is woken). Eviction also keeps the stats'
- * byte counts.
+ * byte counts. Pinned data (tier/wset.c) stays: its fetched copies are no
+ * victims, and a segment holding some leaves after copying it to cache/.
  */
 #include "config.h"
 
@@ -23,6 +24,8 @@
 #include "common/lock.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "storage/fs_tier.h"
+#include "storage/segstore.h"
 #include "tier/tier_internal.h"
 
 /* a write is admitted now: the recovery point ages from its oldest byte */
@@ -63,9 +66,11 @@ int zf_tier_admit(void *ctx, size_t len)
 		 * has landed: data the bucket holds leaves at once, in this
 		 * thread; data it does not hold yet is waited for.
 		 */
-		if (!(rm->unevictable && rm->unevictable + len > rm->o.local_budget)) {
+		uint64_t held = rm->unevictable + rm->pinned_local;
+
+		if (!(rm->unevictable && held + len > rm->o.local_budget)) {
 			if (evicted || !rm->evictable ||
-			    rm->unevictable + rm->evictable + len <= rm->o.local_budget)
+			    held + rm->evictable + len <= rm->o.local_budget)
 				break;
 			evicted = 1;
 			zf_mutex_unlock(&rm->lock);
@@ -114,9 +119,16 @@ static int cmp_victim(const void *a, const void *b)
 	return x->when < y->when ? -1 : x->when > y->when;
 }
 
+/* the pinned super-chunks, sorted */
+struct pins {
+	struct zf_sc_loc *v;
+	size_t n;
+};
+
 /* list a directory's files into v; returns their total size */
-static uint64_t scan_dir(int dirfd, int is_seg, uint64_t up_seg, struct victim **v, size_t *n,
-			 uint64_t *ret_unevictable)
+static uint64_t scan_dir(int dirfd, int is_seg, uint64_t up_seg, const struct pins *pins,
+			 struct victim **v, size_t *n, uint64_t *ret_unevictable,
+			 uint64_t *ret_pinned)
 {
 	uint64_t total = 0;
 	struct dirent *e;
@@ -133,6 +145,7 @@ static uint64_t scan_dir(int dirfd, int is_seg, uint64_t up_seg, struct victim *
 	rewinddir(d);
 	while ((e = readdir(d))) {
 		unsigned long long id = 0;
+		struct zf_sc_loc loc = { 0 };
 		struct stat st;
 
 		if (e->d_name[0] == '.' || fstatat(dirfd, e->d_name, &st, 0) < 0)
@@ -140,6 +153,11 @@ static uint64_t scan_dir(int dirfd, int is_seg, uint64_t up_seg, struct victim *
 		total += st.st_size;
 		if (is_seg && (sscanf(e->d_name, "%16llx.zseg", &id) != 1 || id > up_seg)) {
 			*ret_unevictable += st.st_size; /* open, or not in the bucket yet */
+			continue;
+		}
+		if (!is_seg && zf_tier_cache_parse(e->d_name, &loc.seg, &loc.off) &&
+		    zf_tier_loc_in(pins->v, pins->n, &loc)) {
+			*ret_pinned += st.st_size;
 			continue;
 		}
 		*v = zf_realloc(*v, (*n + 1) * sizeof(**v));
@@ -157,31 +175,100 @@ static uint64_t scan_dir(int dirfd, int is_seg, uint64_t up_seg, struct victim *
 	return total;
 }
 
+/* keep a copy of a pinned super-chunk of a segment about to leave; 0 or -errno */
+static int keep_pinned(struct zf_remote *rm, int fd, const struct zf_sc_loc *loc)
+{
+	char name[64], tmp[72];
+	void *buf;
+	int out, r = 0;
+
+	zf_tier_cache_name(loc->seg, loc->off, name, sizeof(name));
+	if (faccessat(rm->cachefd, name, F_OK, 0) == 0)
+		return 0;
+	buf = zf_malloc(loc->disk_len);
+	if (zf_pread_full(fd, buf, loc->disk_len, loc->off) != (ssize_t)loc->disk_len) {
+		free(buf);
+		return -EIO;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	out = openat(rm->cachefd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		r = -errno;
+	else if (zf_write_full(out, buf, loc->disk_len) < 0 ||
+		 renameat(rm->cachefd, tmp, rm->cachefd, name) < 0)
+		r = -errno;
+	if (out >= 0)
+		close(out);
+	if (r < 0)
+		unlinkat(rm->cachefd, tmp, 0);
+	free(buf);
+	return r;
+}
+
+int zf_tier_evict_seg(struct zf_remote *rm, uint64_t seg, const struct zf_sc_loc *pins,
+		      size_t npins, uint64_t *ret_freed)
+{
+	struct zf_sc_loc first = { .seg = seg };
+	uint64_t kept = 0;
+	char name[32];
+	struct stat st;
+	size_t i;
+	int fd, r = 0;
+
+	*ret_freed = 0;
+	zf_segstore_name(seg, name, sizeof(name));
+	fd = openat(rm->segfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	for (i = zf_tier_loc_lower(pins, npins, &first); r == 0 && i < npins && pins[i].seg == seg;
+	     i++) {
+		r = keep_pinned(rm, fd, &pins[i]);
+		kept += pins[i].disk_len;
+	}
+	close(fd);
+	if (r == 0)
+		r = zf_fs_evict_segment(rm->fs, seg);
+	if (r < 0)
+		return r;
+	*ret_freed = (uint64_t)st.st_size > kept ? (uint64_t)st.st_size - kept : 0;
+	return 0;
+}
+
 /* keep the dev-dir's segments and fetched data within the budget, LRU first */
 void zf_tier_evict(struct zf_remote *rm)
 {
 	struct victim *v = NULL;
-	uint64_t total, buffered, unevictable = 0, up_seg;
+	uint64_t total, buffered, unevictable = 0, up_seg, pinned, pinned_local = 0;
+	struct pins pins;
 	size_t n = 0, i;
 
+	zf_fs_pinned_scs(rm->fs, &pins.v, &pins.n);
+	pinned = 0;
+	for (i = 0; i < pins.n; i++)
+		pinned += pins.v[i].disk_len;
 	zf_mutex_lock(&rm->evict_lock);
 	/* before the scan: bytes that move to a segment meanwhile count twice, not never */
 	buffered = zf_fs_buffered_bytes(rm->fs);
 	zf_mutex_lock(&rm->lock);
 	up_seg = rm->up_seg;
 	zf_mutex_unlock(&rm->lock);
-	total = scan_dir(rm->segfd, 1, up_seg, &v, &n, &unevictable);
-	total += scan_dir(rm->cachefd, 0, up_seg, &v, &n, &unevictable);
+	total = scan_dir(rm->segfd, 1, up_seg, &pins, &v, &n, &unevictable, &pinned_local);
+	total += scan_dir(rm->cachefd, 0, up_seg, &pins, &v, &n, &unevictable, &pinned_local);
 	/* what the dev-dir holds once buffered data has landed must fit */
 	if (rm->o.local_budget && total + buffered > rm->o.local_budget && n) {
 		qsort(v, n, sizeof(*v), cmp_victim);
 		for (i = 0; i < n && total + buffered > rm->o.local_budget; i++) {
-			int r = v[i].is_seg ? zf_fs_evict_segment(rm->fs, v[i].id)
-					    : (unlinkat(rm->cachefd, v[i].name, 0) < 0 ? -errno : 0);
+			uint64_t freed = v[i].size;
+			int r = v[i].is_seg
+					? zf_tier_evict_seg(rm, v[i].id, pins.v, pins.n, &freed)
+					: (unlinkat(rm->cachefd, v[i].name, 0) < 0 ? -errno : 0);
 
 			if (r < 0)
 				continue;
-			total -= v[i].size;
+			total -= freed;
+			pinned_local += v[i].size - freed; /* pinned copies kept */
 			if (v[i].is_seg) {
 				zf_mutex_lock(&rm->lock);
 				rm->evictions++;
@@ -192,9 +279,12 @@ void zf_tier_evict(struct zf_remote *rm)
 	zf_mutex_lock(&rm->lock);
 	rm->local_bytes = total;
 	rm->unevictable = unevictable + buffered;
-	rm->evictable = total - unevictable;
+	rm->evictable = total - unevictable - pinned_local;
+	rm->pinned_bytes = pinned;
+	rm->pinned_local = pinned_local;
 	zf_mutex_unlock(&rm->lock);
 	zf_mutex_unlock(&rm->evict_lock);
+	free(pins.v);
 	free(v);
 }
 

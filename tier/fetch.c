@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/lock.h"
@@ -34,7 +35,7 @@ void zf_tier_cache_name(uint64_t seg, uint64_t off, char *buf, size_t len)
 	snprintf(buf, len, "%016" PRIx64 "-%016" PRIx64 ".sc", seg, off);
 }
 
-int zf_tier_cache_parse(const char *name, uint64_t *ret_seg)
+int zf_tier_cache_parse(const char *name, uint64_t *ret_seg, uint64_t *ret_off)
 {
 	unsigned long long seg, off;
 
@@ -42,6 +43,8 @@ int zf_tier_cache_parse(const char *name, uint64_t *ret_seg)
 	if (sscanf(name, "%16llx-%16llx.sc", &seg, &off) != 2)
 		return 0;
 	*ret_seg = seg;
+	if (ret_off)
+		*ret_off = off;
 	return 1;
 }
 
@@ -169,8 +172,22 @@ void *zf_tier_prefetch_main(void *arg)
 	while (!rm->stopping) {
 		uint64_t seg, from, to, end;
 
+		if (!rm->pf_pending && rm->pins_cold && zf_mono_ns() >= rm->pins_retry_ns) {
+			/* pinned data that is not local: fetch it (tier/wset.c) */
+			zf_mutex_unlock(&rm->lock);
+			zf_tier_warm_pins(rm);
+			zf_mutex_lock(&rm->lock);
+			continue;
+		}
 		if (!rm->pf_pending) {
-			zf_cond_wait(&rm->pf_wake, &rm->lock);
+			if (rm->pins_cold) {
+				struct timespec ts;
+
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec++; /* the retry time comes */
+				zf_cond_timedwait(&rm->pf_wake, &rm->lock, &ts);
+			} else
+				zf_cond_wait(&rm->pf_wake, &rm->lock);
 			continue;
 		}
 		seg = rm->pf_seg;

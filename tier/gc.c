@@ -142,7 +142,7 @@ static void sweep_cache(struct zf_remote *rm, const struct sweep *s)
 	while ((e = readdir(d))) {
 		uint64_t id;
 
-		if (zf_tier_cache_parse(e->d_name, &id) && garbage_seg(s, id))
+		if (zf_tier_cache_parse(e->d_name, &id, NULL) && garbage_seg(s, id))
 			unlinkat(rm->cachefd, e->d_name, 0);
 	}
 	closedir(d);

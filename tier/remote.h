@@ -58,6 +58,7 @@ struct zf_remote_stats {
 	uint64_t prefetched_bytes;	/* fetched ahead of sequential readers */
 	uint64_t local_bytes, local_budget; /* dev-dir data and its budget */
 	uint64_t evictions, stalls;	/* segments evicted, writes that had to wait */
+	uint64_t pinned_bytes;		/* dev-dir bytes pinned data takes */
 	uint64_t uploaded_seq;		/* last log record in the bucket */
 	int fenced;			/* another writer took the lease */
 };
@@ -85,6 +86,34 @@ int zf_remote_sync(struct zf_remote *rm);
  */
 int zf_remote_sync_why(struct zf_remote *rm, char *why, size_t len);
 void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret);
+/*
+ * ---- the working set (tier/wset.c) ----
+ * Pin: keep a regular file's data in the dev-dir (fetched now; if the
+ * bucket fails, later), or for a directory, pin what is made in it.
+ * -ENOSPC with why when pinned data would exceed its share of the budget.
+ * Unpin (on 0) clears the flag; the data becomes evictable.
+ */
+int zf_remote_pin(struct zf_remote *rm, uint64_t ino, int on, char *why, size_t wlen);
+/* fetch what of a regular file is not local (several GETs at once); a
+ * directory: nothing. *ret_fetched: bytes fetched. 0 or -errno. */
+int zf_remote_warmup(struct zf_remote *rm, uint64_t ino, uint64_t *ret_fetched);
+/*
+ * Drop the dev-dir's copies of a regular file's data the bucket holds:
+ * fetched super-chunks, and the segments holding its data (other files'
+ * data in them goes too; pinned data stays). -EBUSY if the file is pinned.
+ * *ret_freed: bytes the dev-dir freed.
+ */
+int zf_remote_evict_file(struct zf_remote *rm, uint64_t ino, uint64_t *ret_freed);
+
+struct zf_file_status {
+	uint64_t local;		/* file bytes in the dev-dir */
+	uint64_t bucket;	/* file bytes only in the bucket */
+	uint64_t pending;	/* local bytes not in the bucket yet */
+	int pinned;
+};
+/* what of a file is where (a directory: only pinned) */
+int zf_remote_file_status(struct zf_remote *rm, uint64_t ino, struct zf_file_status *st);
+
 /* final upload (bounded by the store's timeouts), stop, release the lease */
 int zf_remote_close(struct zf_remote *rm);
 

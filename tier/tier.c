@@ -292,6 +292,7 @@ int zf_remote_start(struct zf_remote *rm)
 		zf_mutex_lock(&rm->lock);
 		rm->pf_started = 1;
 		zf_mutex_unlock(&rm->lock);
+		zf_tier_want_pins(rm); /* after a restore or an eviction elsewhere */
 	}
 	return 0;
 }
@@ -390,6 +391,7 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 	ret->local_budget = rm->o.local_budget;
 	ret->evictions = rm->evictions;
 	ret->stalls = rm->stalls;
+	ret->pinned_bytes = rm->pinned_bytes;
 	ret->uploaded_seq = rm->up_seq;
 	ret->fenced = rm->fenced;
 	zf_mutex_unlock(&rm->lock);

@@ -92,6 +92,10 @@ struct zf_remote {
 	uint64_t pf_done_seg, pf_done_end; /* fetched ahead up to here */
 	uint64_t pf_size_seg, pf_size;	/* size of the segment object pf_size_seg */
 	uint64_t prefetched;		/* bytes fetched ahead */
+	int pins_cold;			/* pinned data may be missing: warm it (tier/wset.c) */
+	uint64_t pins_retry_ns;		/* not before (0: at once) */
+	uint64_t pinned_bytes;		/* pinned data, measured by the last eviction pass */
+	uint64_t pinned_local;		/* of it, in cache/ (no victim): counts in the budget */
 	int fenced;			/* under lock */
 	uint8_t fsid[16];		/* this filesystem's, from the dev-dir's superblock */
 	uint64_t head_seq, head_ckpt;	/* the head this process put last (UINT64_MAX: none);
@@ -154,15 +158,32 @@ int zf_tier_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch
 void *zf_tier_prefetch_main(void *arg);
 /* the fetch cache's file name of the super-chunk at seg, off: buf >= 40 bytes */
 void zf_tier_cache_name(uint64_t seg, uint64_t off, char *buf, size_t len);
-/* is name a fetch cache file? 1 and *ret_seg, or 0 */
-int zf_tier_cache_parse(const char *name, uint64_t *ret_seg);
+/* is name a fetch cache file? 1 and *ret_seg, *ret_off (may be NULL), or 0 */
+int zf_tier_cache_parse(const char *name, uint64_t *ret_seg, uint64_t *ret_off);
 
 /* ---- tier/evict.c ---- */
 
 /* the core's admit hook (zf_fs_admit_fn; ctx: rm): backpressure on writers */
 int zf_tier_admit(void *ctx, size_t len);
-/* keep the dev-dir's segments and fetched data within the budget, LRU first */
+/* keep the dev-dir's segments and fetched data within the budget, LRU first;
+ * pinned data stays */
 void zf_tier_evict(struct zf_remote *rm);
+/*
+ * Evict sealed segment seg, which the bucket holds (rm->evict_lock held):
+ * its super-chunks listed in pins (sorted: pinned data) are copied into
+ * cache/ first. *ret_freed: the bytes the dev-dir lost net. 0 or -errno.
+ */
+int zf_tier_evict_seg(struct zf_remote *rm, uint64_t seg, const struct zf_sc_loc *pins,
+		      size_t npins, uint64_t *ret_freed);
+
+/* ---- tier/wset.c: pin, warm up, evict a file, status ---- */
+/* in v[0..n) (sorted by seg, off): the first at or after loc; is loc there? */
+size_t zf_tier_loc_lower(const struct zf_sc_loc *v, size_t n, const struct zf_sc_loc *loc);
+int zf_tier_loc_in(const struct zf_sc_loc *v, size_t n, const struct zf_sc_loc *loc);
+/* fetch every pinned super-chunk not local (the prefetch thread) */
+void zf_tier_warm_pins(struct zf_remote *rm);
+/* ask the prefetch thread to do that */
+void zf_tier_want_pins(struct zf_remote *rm);
 
 /* ---- tier/upload.c ---- */
 

@@ -29,6 +29,7 @@
 #include "devdir/mountinfo.h"
 #include "storage/fs.h"
 #include "tier/remote.h"
+#include "tools/wset.h"
 
 #define FSCK_CLEAN 0
 #define FSCK_CORRECTED 1
@@ -64,6 +65,13 @@ static void usage(FILE *out)
 		"                                               segments until at most PCT %% (5) of\n"
 		"                                               the live bytes are dead\n"
 		"  lease-break <URL>                            free a bucket whose writer is gone\n"
+		"  pin <path>...                                keep files local, for offline work\n"
+		"                                               (directories: recursively, and what\n"
+		"                                               is made in them); unpin undoes it\n"
+		"  warmup <path>...                             fetch files now (directories too)\n"
+		"  evict <path>...                              drop local copies the bucket holds\n"
+		"  status [-b] <path>...                        bytes local, only in the bucket,\n"
+		"                                               pending upload; pinned\n"
 		"\n"
 		"mount options (-o, comma-separated): remote=URL, cache_size=SIZE (dev-dir\n"
 		"  budget, e.g. 64M; also --cache-size), fetch_timeout=SECONDS (30),\n"
@@ -784,6 +792,14 @@ int main(int argc, char **argv)
 		return cmd_lease_break(argc - 1, argv + 1);
 	if (!strcmp(cmd, "umount") || !strcmp(cmd, "unmount"))
 		return cmd_umount(argc - 1, argv + 1);
+	if (!strcmp(cmd, "pin") || !strcmp(cmd, "unpin"))
+		return zf_cmd_pin(argc - 1, argv + 1, !strcmp(cmd, "pin"));
+	if (!strcmp(cmd, "warmup"))
+		return zf_cmd_warmup(argc - 1, argv + 1);
+	if (!strcmp(cmd, "evict"))
+		return zf_cmd_evict(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status"))
+		return zf_cmd_status(argc - 1, argv + 1);
 	fprintf(stderr, "zerofs: unknown command '%s' (try 'zerofs --help')\n", cmd);
 	return 2;
 }

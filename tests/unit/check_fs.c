@@ -961,6 +961,74 @@ START_TEST(made_with_reference_survives_unlink)
 }
 END_TEST
 
+/* pins: durable through the log and a checkpoint, inherited, on files and
+ * directories only; a file's pieces say where its bytes are */
+START_TEST(pins_are_durable_and_inherited)
+{
+	char *dir = t_tmpdir(), data[100000];
+	struct zf_fs *fs = t_newfs(dir, NULL, NULL);
+	struct zf_file_piece *p;
+	struct zf_sc_loc *locs;
+	struct zf_attr d, s;
+	uint64_t f, g, total = 0;
+	size_t n, i;
+	int round;
+
+	ck_assert_int_eq(zf_fs_mkdir(fs, ZF_ROOT_INO, "d", 0755, 0, 0, &d), 0);
+	f = t_create(fs, ZF_ROOT_INO, "f");
+	ck_assert_int_eq(zf_fs_symlink(fs, ZF_ROOT_INO, "s", "f", 0, 0, &s), 0);
+	ck_assert_int_eq(zf_fs_set_pinned(fs, s.ino, 1), -EINVAL);
+	ck_assert_int_eq(zf_fs_set_pinned(fs, 999, 1), -ENOENT);
+	ck_assert_int_eq(zf_fs_set_pinned(fs, d.ino, 1), 0);
+	ck_assert_int_eq(zf_fs_set_pinned(fs, f, 1), 0);
+	g = t_create(fs, d.ino, "g"); /* made in a pinned directory */
+	ck_assert_int_eq(zf_fs_pinned(fs, g), 1);
+	ck_assert_int_eq(zf_fs_pinned(fs, ZF_ROOT_INO), 0);
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 7 + i / 1000);
+	ck_assert_int_eq(zf_fs_write(fs, f, data, sizeof(data), 0), sizeof(data));
+	/* buffered: one unlocated piece */
+	ck_assert_int_eq(zf_fs_file_pieces(fs, f, &p, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(p[0].located, 0);
+	ck_assert_uint_eq(p[0].bytes, sizeof(data));
+	free(p);
+	ck_assert_int_eq(zf_fs_file_pieces(fs, d.ino, &p, &n), -EISDIR);
+	ck_assert_int_eq(zf_fs_sync(fs), 0);
+	for (round = 0; round < 2; round++) {
+		/* round 0: replayed from the log; round 1: from a checkpoint */
+		zf_fs_abandon(fs);
+		ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+		ck_assert_int_eq(zf_fs_pinned(fs, d.ino), 1);
+		ck_assert_int_eq(zf_fs_pinned(fs, f), 1);
+		ck_assert_int_eq(zf_fs_pinned(fs, g), 1);
+		ck_assert_int_eq(zf_fs_file_pieces(fs, f, &p, &n), 0);
+		for (i = 0, total = 0; i < n; i++) {
+			ck_assert_int_eq(p[i].located, 1);
+			total += p[i].bytes;
+		}
+		ck_assert_uint_eq(total, sizeof(data));
+		free(p);
+		ck_assert_int_eq(zf_fs_pinned_scs(fs, &locs, &n), 0);
+		ck_assert_uint_ge(n, 1);
+		free(locs);
+		ck_assert_int_eq(zf_fs_checkpoint(fs), 0);
+	}
+	ck_assert_int_eq(zf_fs_set_pinned(fs, f, 0), 0);
+	ck_assert_int_eq(zf_fs_pinned_scs(fs, &locs, &n), 0);
+	ck_assert_uint_eq(n, 0); /* g is empty, d holds no data */
+	free(locs);
+	ck_assert_int_eq(zf_fs_unlink(fs, d.ino, "g"), 0);
+	t_check_clean(fs);
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+	ck_assert_int_eq(zf_fs_pinned(fs, f), 0);
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	t_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* a crash while a new log file is created leaves only a .tmp: open ignores it */
 START_TEST(log_created_whole_or_not_at_all)
 {
@@ -1148,6 +1216,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(tc, flipped_segment_byte_detected);
 	tcase_add_test(tc, unlinked_open_file_lives_until_forgotten);
 	tcase_add_test(tc, made_with_reference_survives_unlink);
+	tcase_add_test(tc, pins_are_durable_and_inherited);
 	tcase_add_test(tc, mkfs_and_open_errors);
 	tcase_add_test(tc, log_created_whole_or_not_at_all);
 	tcase_add_test(tc, out_of_order_writes_chunk_as_sequential);
