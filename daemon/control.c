@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -96,7 +97,21 @@ void zf_stats_print(FILE *out, const struct zf_fs_stats *s)
 
 void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s)
 {
-	fprintf(out, "pending upload:    %llu bytes\n", (unsigned long long)s->pending_bytes);
+	fprintf(out, "pending upload:    %llu bytes (%llu segments, %llu log records)\n",
+		(unsigned long long)s->pending_bytes, (unsigned long long)s->pending_segs,
+		(unsigned long long)s->pending_records);
+	if (s->offline_since) {
+		time_t t = (time_t)s->offline_since;
+		char when[32] = "?";
+		struct tm tm;
+
+		if (localtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		fprintf(out, "bucket:            offline since %s: %s (local data is served, "
+			"uploads wait)\n", when, s->offline_why);
+	} else {
+		fprintf(out, "bucket:            online\n");
+	}
 	fprintf(out, "recovery point:    %.1f s (age of the oldest byte not in the bucket)\n",
 		s->oldest_pending_s);
 	fprintf(out, "uploaded:          %llu bytes (%.1f MB/s)\n",
@@ -163,9 +178,43 @@ static int serve_gc(struct zf_control *ctl, const char *args, FILE *out)
 	return r;
 }
 
+/* a "progress" line of a sync to its client; non-zero when the client is gone */
+static int sync_progress(void *ctx, const struct zf_remote_stats *s)
+{
+	char line[160];
+	int n;
+
+	n = snprintf(line, sizeof(line), "progress %llu %llu %llu %llu %lld\n",
+		     (unsigned long long)s->pending_bytes, (unsigned long long)s->pending_segs,
+		     (unsigned long long)s->pending_records, (unsigned long long)s->uploaded_bytes,
+		     (long long)s->offline_since);
+	return zf_write_full(*(int *)ctx, line, n) < 0;
+}
+
+/*
+ * "sync": everything written into the bucket, giving up as the mount's
+ * write_wait says. "sync <timeout ms>": giving up after that long without
+ * progress (0: write_wait), with a progress line a second (zf_control.h).
+ */
+static int serve_sync(struct zf_control *ctl, const char *args, int c, char *why, size_t len)
+{
+	struct zf_remote_sync_opts o = { 0 };
+	int fd = c;
+
+	if (!ctl->rm)
+		return zf_fs_sync(ctl->fs);
+	if (*args) {
+		if (sscanf(args, " %u", &o.timeout_ms) != 1)
+			return -EINVAL;
+		o.progress = sync_progress;
+		o.ctx = &fd;
+	}
+	return zf_remote_sync_wait(ctl->rm, &o, why, len);
+}
+
 static void serve(struct zf_control *ctl, int c)
 {
-	char cmd[64], why[512] = "", *reply = NULL;
+	char cmd[64], why[1024] = "", *reply = NULL;
 	size_t rlen = 0;
 	ssize_t n;
 	FILE *out;
@@ -190,8 +239,8 @@ static void serve(struct zf_control *ctl, int c)
 			zf_remote_stats(ctl->rm, &rs);
 			zf_remote_stats_print(out, &rs);
 		}
-	} else if (!strcmp(cmd, "sync")) {
-		r = ctl->rm ? zf_remote_sync_why(ctl->rm, why, sizeof(why)) : zf_fs_sync(ctl->fs);
+	} else if (!strcmp(cmd, "sync") || !strncmp(cmd, "sync ", 5)) {
+		r = serve_sync(ctl, cmd + 4, c, why, sizeof(why));
 	} else if (!strncmp(cmd, "gc ", 3)) {
 		r = serve_gc(ctl, cmd + 3, out);
 	} else {
@@ -315,8 +364,16 @@ void zf_control_stop(struct zf_control *ctl)
 
 int zf_control_call(const char *dev_dir, const char *cmd, FILE *out)
 {
+	return zf_control_call_progress(dev_dir, cmd, NULL, NULL, out);
+}
+
+int zf_control_call_progress(const char *dev_dir, const char *cmd,
+			     void (*progress)(void *ctx, const char *line), void *ctx, FILE *out)
+{
+	struct zf_buf all = { 0 };
 	struct sockaddr_un sa;
-	char buf[4096];
+	char buf[4096], *last;
+	size_t done = 0;
 	socklen_t len;
 	ssize_t n;
 	int fd, r;
@@ -335,26 +392,38 @@ int zf_control_call(const char *dev_dir, const char *cmd, FILE *out)
 	r = zf_write_full(fd, buf, strlen(buf));
 	if (r < 0)
 		goto out;
-	{
-		struct zf_buf all = { 0 };
-		char *last;
+	/* progress lines as they come (and out of the answer); the rest kept */
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		char *nl;
 
-		while ((n = read(fd, buf, sizeof(buf))) > 0)
-			zf_buf_add(&all, buf, n);
-		zf_buf_add(&all, "", 1);
-		/* the last line is the status: print the answer without it */
-		last = (char *)all.p + all.len - 1;
-		if (last > (char *)all.p && last[-1] == '\n')
-			*--last = 0;
-		last = strrchr((char *)all.p, '\n');
-		last = last ? last + 1 : (char *)all.p;
-		fwrite(all.p, 1, last - (char *)all.p, out);
-		if (!strncmp(last, "error ", 6))
-			fprintf(out, "%s\n", last + 6);
-		r = strcmp(last, "ok") == 0 ? 0 : -EIO;
-		zf_buf_free(&all);
+		zf_buf_add(&all, buf, n);
+		while ((nl = memchr((char *)all.p + done, '\n', all.len - done))) {
+			size_t end = nl - (char *)all.p;
+
+			if (!strncmp((char *)all.p + done, "progress ", 9)) {
+				*nl = 0;
+				if (progress)
+					progress(ctx, (char *)all.p + done + 9);
+				memmove((char *)all.p + done, nl + 1, all.len - end - 1);
+				all.len -= end + 1 - done;
+			} else {
+				done = end + 1;
+			}
+		}
 	}
+	zf_buf_add(&all, "", 1);
+	/* the last line is the status: print the answer without it */
+	last = (char *)all.p + all.len - 1;
+	if (last > (char *)all.p && last[-1] == '\n')
+		*--last = 0;
+	last = strrchr((char *)all.p, '\n');
+	last = last ? last + 1 : (char *)all.p;
+	fwrite(all.p, 1, last - (char *)all.p, out);
+	if (!strncmp(last, "error ", 6))
+		fprintf(out, "%s\n", last + 6);
+	r = strcmp(last, "ok") == 0 ? 0 : -EIO;
 out:
+	zf_buf_free(&all);
 	close(fd);
 	return r;
 }

@@ -6,9 +6,13 @@
  * (no path-length limit, nothing left behind after a crash). Only root and
  * the daemon's own uid may talk to it (SO_PEERCRED).
  *
- * Protocol: the client sends one line ("stats", "sync", "gc <dry-run 0|1>
- * <max waste>"); the server answers
- * with text lines and closes; the last line is "ok" or "error <message>".
+ * Protocol: the client sends one line ("stats", "sync", "sync <timeout ms>",
+ * "gc <dry-run 0|1> <max waste>"); the server answers with text lines and
+ * closes; the last line is "ok" or "error <message>". "sync <timeout ms>"
+ * gives up after that long without progress (0: the mount's write_wait) and
+ * sends, about once a second while it waits, a line "progress <pending
+ * bytes> <pending segments> <pending log records> <uploaded bytes> <offline
+ * since, epoch seconds, 0: online>".
  */
 #ifndef ZF_DAEMON_CONTROL_H
 #define ZF_DAEMON_CONTROL_H
@@ -32,6 +36,9 @@ void zf_control_stop(struct zf_control *ctl);
  * answered an error (printed to out), or -errno.
  */
 int zf_control_call(const char *dev_dir, const char *cmd, FILE *out);
+/* zf_control_call, passing each "progress" line (without the word) to progress */
+int zf_control_call_progress(const char *dev_dir, const char *cmd,
+			     void (*progress)(void *ctx, const char *line), void *ctx, FILE *out);
 
 /* print the statistics block shared by 'zerofs stats' on a dev-dir or a mount */
 void zf_stats_print(FILE *out, const struct zf_fs_stats *s);

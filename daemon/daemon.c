@@ -766,7 +766,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	struct fuse_session *se = NULL;
 	struct zf_control *ctl = NULL;
 	struct zf_daemon d = { 0 };
-	int r = 0, mounted = 0, committer = 0, closed;
+	int r = 0, mounted = 0, committer = 0, closed, pending;
 	char opts[4 * 4096], fsname[2 * 4096], *amnt;
 	const char *p;
 	size_t n = 0;
@@ -845,6 +845,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	r = r < 0 ? -EIO : 0;
 	fuse_loop_cfg_destroy(cfg);
 out_unmount:
+	zf_remote_stopping(o->remote); /* a sync that waits must not hold up the stop */
 	zf_control_stop(ctl);
 	if (committer) {
 		zf_mutex_lock(&d.stop_lock);
@@ -861,16 +862,18 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
-	/* everything buffered is flushed, shipped and checkpointed before we go */
-	zf_remote_close(o->remote);
+	/* everything buffered is flushed, shipped (unless the bucket is away:
+	 * then it stays for the next mount, said) and checkpointed before we go */
+	pending = zf_remote_close(o->remote) < 0;
 	closed = zf_fs_close(fs);
 	if (closed < 0)
 		zf_err("cannot flush '%s' at unmount: %s", d.dev_dir, strerror(-closed));
 	else if (mounted)
-		zf_info("unmounted '%s' cleanly", d.dev_dir);
+		zf_info("unmounted '%s' cleanly%s", d.dev_dir,
+			pending ? ", uploads left pending for the next mount" : "");
 	free(d.dev_dir);
 	free(amnt);
 	pthread_cond_destroy(&d.stop_cond);
 	zf_mutex_destroy(&d.stop_lock);
-	return r ? r : closed;
+	return r ? r : closed ? closed : pending ? ZF_DAEMON_PENDING : 0;
 }

@@ -25,9 +25,13 @@ struct zf_daemon_opts {
  * this returns) at mnt and serve requests until unmounted or signalled
  * (SIGINT, SIGTERM, SIGHUP, or fusermount3 -u). In the background mode the
  * calling process exits once the mount is live, so a shell sees the mount
- * when the command returns. Returns 0 after a clean unmount, or -errno
- * (logged) when the mount could not be made.
+ * when the command returns. Returns 0 after a clean unmount, -errno
+ * (logged) when the mount could not be made, or ZF_DAEMON_PENDING after a
+ * clean unmount or stop that left uploads pending: the bucket did not take
+ * everything (logged with what; it stays in the dev-dir, and the next
+ * mount uploads it). A stop does not wait for an unreachable bucket.
  */
+#define ZF_DAEMON_PENDING 1
 int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts *o);
 
 #endif

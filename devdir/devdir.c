@@ -158,10 +158,8 @@ int zf_devdir_open(const char *path, enum zf_devdir_mode mode, const struct zf_d
 		set_err(err, ZF_DEVDIR_AT_CORE);
 		goto out_free;
 	}
-	if (mode == ZF_DEVDIR_STATS)
-		goto out;
 	zf_devdir_url(path, o->url, dd->url, sizeof(dd->url));
-	if (!zf_remote_conf_is_bucket(dd->url))
+	if (mode == ZF_DEVDIR_STATS || !zf_remote_conf_is_bucket(dd->url))
 		goto out;
 	r = attach_bucket(dd, mode, o);
 	if (r < 0) {
@@ -212,6 +210,13 @@ void zf_devdir_hand_over(struct zf_devdir *dd, struct zf_fs **ret_fs, struct zf_
 	*ret_fs = dd->fs;
 	*ret_rm = dd->rm;
 	devdir_free(dd);
+}
+
+int zf_devdir_pending(struct zf_devdir *dd, struct zf_remote_pending *ret)
+{
+	if (!zf_remote_conf_is_bucket(dd->url))
+		return -ENOENT;
+	return zf_remote_pending_read(dd->fs, dd->path, ret);
 }
 
 int zf_devdir_gc(struct zf_devdir *dd, const struct zf_gc_opts *o, struct zf_gc_report *rep)

@@ -40,7 +40,7 @@ enum zf_devdir_mode {
 	/* tolerant (salvage) load, read-only unless opts->repair; the bucket
 	 * attached read-only, its absence a state, not a failure (below) */
 	ZF_DEVDIR_FSCK,
-	/* read-only; no bucket */
+	/* read-only; no bucket attached (dd->url names it: zf_devdir_pending) */
 	ZF_DEVDIR_STATS,
 };
 
@@ -145,6 +145,14 @@ void zf_devdir_abandon(struct zf_devdir *dd);
  * bucket first) and free dd. *ret_rm may be NULL (no bucket).
  */
 void zf_devdir_hand_over(struct zf_devdir *dd, struct zf_fs **ret_fs, struct zf_remote **ret_rm);
+
+/*
+ * What dd's bucket lacks of it (the tier's zf_remote_pending_read: from
+ * upload.state, seg/ and the log; the bucket is not asked, so this works
+ * in every mode, ZF_DEVDIR_STATS too, and while it is unreachable).
+ * 0 and *ret, -ENOENT when dd has no bucket, or -errno.
+ */
+int zf_devdir_pending(struct zf_devdir *dd, struct zf_remote_pending *ret);
 
 /*
  * gc of an open dev-dir: with its bucket (storage's zf_remote_gc: also

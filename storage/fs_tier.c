@@ -73,6 +73,11 @@ uint64_t zf_fs_buffered_bytes(struct zf_fs *fs)
 	return n;
 }
 
+uint64_t zf_fs_committed_seq(struct zf_fs *fs)
+{
+	return __atomic_load_n(&fs->durable_seq, __ATOMIC_RELAXED);
+}
+
 int zf_fs_upload_point(struct zf_fs *fs, int seal, struct zf_upload_point *ret)
 {
 	uint64_t sealed = 0;

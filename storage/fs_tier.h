@@ -114,4 +114,11 @@ int zf_fs_pinned_scs(struct zf_fs *fs, struct zf_sc_loc **ret, size_t *ret_n);
 /* sort locations by (seg, off) and drop repeats; returns how many are left */
 size_t zf_fs_sort_locs(struct zf_sc_loc *v, size_t n);
 
+/*
+ * The last log record a commit made durable (of a read-only fs: the last
+ * one its load replayed). No lock taken: a snapshot, for stats of what the
+ * bucket lacks.
+ */
+uint64_t zf_fs_committed_seq(struct zf_fs *fs);
+
 #endif

@@ -232,7 +232,7 @@ int zf_tier_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch
 	struct fetching me = { loc->seg, loc->off, NULL }, **pp;
 	void *data = NULL;
 	size_t len = 0;
-	int fd, r, truncated = 0;
+	int fd, r, truncated = 0, offline, away;
 
 	cache_name(loc, name, sizeof(name));
 again:
@@ -293,6 +293,14 @@ again:
 
 	zf_segstore_name(loc->seg, seg, sizeof(seg));
 	zf_bkey_seg(loc->seg, key, sizeof(key));
+	/*
+	 * Away for a fetch_timeout already: one try (with the store's own
+	 * retries), not one more fetch_timeout per read while it is away.
+	 */
+	zf_mutex_lock(&rm->lock);
+	offline = rm->offline_since != 0;
+	away = offline && time(NULL) - rm->offline_since >= (int64_t)rm->o.fetch_timeout_ms / 1000;
+	zf_mutex_unlock(&rm->lock);
 	for (;;) {
 		struct zf_objstore_stat st;
 		int h;
@@ -313,21 +321,30 @@ again:
 			truncated = 1;
 			break;
 		}
-		if (rm->o.readonly)
+		if (rm->o.readonly || away)
 			break; /* fsck: the store retried; an outage is reported, not waited out */
 		usleep(200000); /* the store is down: try until the deadline */
 	}
 	if (r < 0 && r != -ENOENT && !truncated) {
 		zf_tier_note_unreachable(rm, "GET", key, r);
+		if (zf_tier_transient(r) && !rm->o.readonly) {
+			char what[ZF_BKEY_MAX + 8];
+
+			snprintf(what, sizeof(what), "GET '%s'", key);
+			zf_tier_offline(rm, r, what);
+		}
 		if (rm->o.readonly && r == -EIO)
 			r = -EREMOTEIO; /* fsck: not an answer, nothing is marked damaged */
 	}
 	if (r < 0) {
-		zf_err("cannot fetch segment '%s' at offset %" PRIu64 " from '%s': %s", seg, loc->off,
-		       rm->url, strerror(-r));
+		zf_err("cannot fetch segment '%s' at offset %" PRIu64 " from '%s': %s%s", seg,
+		       loc->off, rm->url, strerror(-r),
+		       offline ? " (the bucket is offline: local data reads, this does not)" : "");
 		goto out; /* -ENOENT: not in the bucket; -EIO: truncated there (fsck); else the
 			   * store's error */
 	}
+	if (offline)
+		zf_tier_online(rm);
 	memcpy(buf, data, loc->disk_len);
 	free(data);
 	zf_mutex_lock(&rm->lock);

@@ -25,7 +25,8 @@
  *
  * The tier lives in tier/, one concept per file: tier.c (lifecycle and the
  * uploader thread), state.c (upload.state, head), lease.c, attach.c,
- * upload.c, fetch.c, evict.c, gc.c, audit.c, restore.c, and the object
+ * upload.c, fetch.c, evict.c, gc.c, audit.c, restore.c, pending.c (what the
+ * bucket lacks), and the object
  * verifiers and chain scanner they share (verify.c, scan.c).
  */
 #ifndef ZF_TIER_REMOTE_H
@@ -50,7 +51,9 @@ struct zf_remote_opts {
 };
 
 struct zf_remote_stats {
-	uint64_t pending_bytes;		/* local segment + log bytes not in the bucket */
+	uint64_t pending_bytes;		/* local segment + buffered bytes not in the bucket */
+	uint64_t pending_segs;		/* segment files not in the bucket (the open one too) */
+	uint64_t pending_records;	/* committed log records past the bucket's head */
 	double oldest_pending_s;	/* age of the oldest of them: the recovery point */
 	uint64_t uploaded_bytes, fetched_bytes;
 	double upload_rate, fetch_rate; /* bytes/s since start */
@@ -61,6 +64,16 @@ struct zf_remote_stats {
 	uint64_t pinned_bytes;		/* dev-dir bytes pinned data takes */
 	uint64_t uploaded_seq;		/* last log record in the bucket */
 	int fenced;			/* another writer took the lease */
+	/* the bucket has not answered since then (wall clock; 0: it answers), and why */
+	int64_t offline_since;
+	char offline_why[240];
+};
+
+/* what the bucket lacks of a dev-dir */
+struct zf_remote_pending {
+	uint64_t bytes;		/* segment bytes (and, mounted, buffered writes) */
+	uint64_t segs;		/* segment files past upload.state's segment mark */
+	uint64_t records;	/* committed log records past its log mark (the bucket's head) */
 };
 
 struct zf_remote;
@@ -78,6 +91,33 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 int zf_remote_start(struct zf_remote *rm);
 /* return once everything committed before the call is in the bucket */
 int zf_remote_sync(struct zf_remote *rm);
+
+struct zf_remote_sync_opts {
+	/* give up once the bucket has taken no object for this long (0: write_wait) */
+	unsigned int timeout_ms;
+	/*
+	 * Called about once a second while waiting, with no lock held; a
+	 * non-zero return ends the wait (-ECANCELED: the caller went away).
+	 */
+	int (*progress)(void *ctx, const struct zf_remote_stats *s);
+	void *ctx;
+};
+
+/* what a failed sync's why says last: "<reason>; not in the bucket: <pending>" */
+#define ZF_REMOTE_LACKS "; not in the bucket: "
+
+/*
+ * zf_remote_sync with a time limit and progress (o NULL: the defaults).
+ * Returns 0 once everything committed before the call is in the bucket;
+ * else the error, with the reason, then ZF_REMOTE_LACKS and what the bucket
+ * lacks (zf_remote_pending_say) in why (len bytes; may be NULL): the
+ * store's errno when it refused or stopped
+ * answering (see zf_remote_sync_why), -ETIMEDOUT when it took nothing for
+ * the timeout without failing, -ECANCELED when the daemon is stopping
+ * (zf_remote_stopping) or progress asked so, -EPERM when fenced.
+ */
+int zf_remote_sync_wait(struct zf_remote *rm, const struct zf_remote_sync_opts *o, char *why,
+			size_t len);
 /*
  * zf_remote_sync that says why it failed, one line into why: the store's
  * own reason ("bucket 'URL' full (No space left on device) (PUT 'seg/..')",
@@ -114,8 +154,30 @@ struct zf_file_status {
 /* what of a file is where (a directory: only pinned) */
 int zf_remote_file_status(struct zf_remote *rm, uint64_t ino, struct zf_file_status *st);
 
-/* final upload (bounded by the store's timeouts), stop, release the lease */
+/*
+ * The daemon is stopping: syncs that wait return now (-ECANCELED); the
+ * uploader goes on until zf_remote_close. Call before waiting for the
+ * callers of zf_remote_sync_wait (the control socket's clients).
+ */
+void zf_remote_stopping(struct zf_remote *rm);
+/*
+ * Stop the uploader and release the lease; before that a final upload of
+ * everything written, unless the bucket is known unreachable (then nothing
+ * waits for it: the close is prompt). 0 when the bucket holds everything
+ * written; else -errno (the final upload's, or the outage's), logged with
+ * what stays in the dev-dir for the next mount to upload.
+ */
 int zf_remote_close(struct zf_remote *rm);
+
+/*
+ * What the bucket lacks of the dev-dir dev_dir that fs (opened read-only
+ * or not, but not attached to a bucket) serves, from the dev-dir alone:
+ * upload.state's marks against seg/ and the log. No bucket, no lease: this
+ * works while the bucket is unreachable. 0 and *ret, or -errno.
+ */
+int zf_remote_pending_read(struct zf_fs *fs, const char *dev_dir, struct zf_remote_pending *ret);
+/* "<N> bytes in <S> segments and <R> log records" into buf (len bytes) */
+void zf_remote_pending_say(const struct zf_remote_pending *p, char *buf, size_t len);
 
 /*
  * zf_fs_gc() with the bucket: segments not in the bucket yet stay; then,

@@ -61,6 +61,36 @@ int zf_remote_unreachable(struct zf_remote *rm, char *why, size_t len)
 	return r;
 }
 
+void zf_tier_offline(struct zf_remote *rm, int err, const char *what)
+{
+	int first;
+
+	zf_mutex_lock(&rm->lock);
+	first = !rm->offline_since;
+	if (first) {
+		rm->offline_since = time(NULL);
+		snprintf(rm->offline_why, sizeof(rm->offline_why), "%s%s%s%s", strerror(-err),
+			 what && *what ? " (" : "", what ? what : "", what && *what ? ")" : "");
+	}
+	zf_mutex_unlock(&rm->lock);
+	if (first)
+		zf_warn("the bucket '%s' is unreachable (%s): offline; local data is served, "
+			"uploads wait for it", rm->url, strerror(-err));
+}
+
+void zf_tier_online(struct zf_remote *rm)
+{
+	int64_t since;
+
+	zf_mutex_lock(&rm->lock);
+	since = rm->offline_since;
+	rm->offline_since = 0;
+	zf_mutex_unlock(&rm->lock);
+	if (since)
+		zf_info("the bucket '%s' answers again after %lld s offline", rm->url,
+			(long long)(time(NULL) - since));
+}
+
 /* ------------------------------------------------------------ the thread */
 
 static void *uploader_main(void *arg)
@@ -108,6 +138,18 @@ static void *uploader_main(void *arg)
 		r = rm->fenced ? -EPERM : zf_tier_upload_round(rm, seal);
 		zf_tier_evict(rm);
 		zf_mutex_lock(&rm->lock);
+		if (r == 0 || (zf_tier_transient(r) && !rm->fail_local)) {
+			char what[sizeof(rm->fail_what)];
+
+			/* outside rm->lock: the offline mark takes it, and logs */
+			snprintf(what, sizeof(what), "%s", rm->fail_what);
+			zf_mutex_unlock(&rm->lock);
+			if (r == 0)
+				zf_tier_online(rm); /* a round always asks the bucket for the lease */
+			else
+				zf_tier_offline(rm, r, what);
+			zf_mutex_lock(&rm->lock);
+		}
 		if (r == 0) {
 			backoff = 0;
 			rm->sync_err = 0;
@@ -254,6 +296,8 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 			"once it answers",
 			rm->url, strerror(-r));
 		rm->need_lease = 1;
+		rm->offline_since = time(NULL);
+		snprintf(rm->offline_why, sizeof(rm->offline_why), "%s (attaching)", strerror(-r));
 		r = 0;
 	}
 	if (r < 0) {
@@ -326,15 +370,66 @@ static void sync_why_locked(struct zf_remote *rm, int r, char *why, size_t len)
 
 int zf_remote_sync(struct zf_remote *rm)
 {
-	return zf_remote_sync_why(rm, NULL, 0);
+	return zf_remote_sync_wait(rm, NULL, NULL, 0);
 }
 
 int zf_remote_sync_why(struct zf_remote *rm, char *why, size_t len)
 {
+	return zf_remote_sync_wait(rm, NULL, why, len);
+}
+
+/* *ts = CLOCK_REALTIME now + ns, for zf_cond_timedwait */
+static void deadline_in(struct timespec *ts, uint64_t ns)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ns += ts->tv_nsec;
+	ts->tv_sec += ns / 1000000000ull;
+	ts->tv_nsec = ns % 1000000000ull;
+}
+
+/* how long a sync has waited for the bucket to take something (rm->lock held) */
+static uint64_t sync_stalled_ns(struct zf_remote *rm, uint64_t start)
+{
+	return zf_mono_ns() - (rm->progress_ns > start ? rm->progress_ns : start);
+}
+
+/* why a sync stopped waiting, and what the bucket lacks (rm->lock not held) */
+static void sync_gave_up(struct zf_remote *rm, int r, unsigned int waited_s,
+			 unsigned int timeout_s, char *why, size_t len)
+{
+	struct zf_remote_pending p;
+	char lacks[160];
+	size_t n;
+
+	zf_mutex_lock(&rm->lock);
+	if (r == -ECANCELED)
+		snprintf(why, len, "the filesystem is being unmounted");
+	else if (r == -ETIMEDOUT && !rm->sync_err)
+		snprintf(why, len, "bucket '%s' has taken nothing for %u s", rm->url, timeout_s);
+	else
+		sync_why_locked(rm, r, why, len);
+	zf_mutex_unlock(&rm->lock);
+	zf_tier_pending(rm, &p);
+	zf_remote_pending_say(&p, lacks, sizeof(lacks));
+	n = strlen(why);
+	if (r == -ETIMEDOUT || zf_tier_transient(r))
+		snprintf(why + n, len - n, " (gave up after %u s)" ZF_REMOTE_LACKS "%s", waited_s,
+			 lacks);
+	else
+		snprintf(why + n, len - n, ZF_REMOTE_LACKS "%s", lacks);
+}
+
+int zf_remote_sync_wait(struct zf_remote *rm, const struct zf_remote_sync_opts *o, char *why,
+			size_t len)
+{
+	static const struct zf_remote_sync_opts defaults;
+	uint64_t start, timeout_ns, tick_ns;
 	struct zf_upload_point pt;
-	uint64_t start;
 	int r;
 
+	if (!o)
+		o = &defaults;
+	timeout_ns = (uint64_t)(o->timeout_ms ? o->timeout_ms : rm->o.write_wait_ms) * 1000000ull;
 	r = zf_fs_sync(rm->fs);
 	if (r == 0)
 		r = zf_fs_upload_point(rm->fs, 0, &pt);
@@ -348,37 +443,76 @@ int zf_remote_sync_why(struct zf_remote *rm, char *why, size_t len)
 	if (pt.committed > rm->sync_want)
 		rm->sync_want = pt.committed;
 	pthread_cond_broadcast(&rm->wake);
-	start = zf_mono_ns();
-	while (rm->sync_done < pt.committed && !rm->stopping && !rm->fenced) {
-		zf_cond_wait(&rm->done, &rm->lock);
-		/*
-		 * Failed rounds are retried: give up when the store refuses us,
-		 * or has taken no object for write_wait (it is down, not flaky).
-		 */
-		if (rm->sync_err && rm->sync_done < pt.committed &&
-		    (!zf_tier_transient(rm->sync_err) ||
-		     zf_mono_ns() - (rm->progress_ns > start ? rm->progress_ns : start) >=
-			     (uint64_t)rm->o.write_wait_ms * 1000000ull)) {
+	start = tick_ns = zf_mono_ns();
+	while (rm->sync_done < pt.committed) {
+		uint64_t stalled = sync_stalled_ns(rm, start);
+		struct timespec ts;
+
+		if (rm->fenced) {
+			r = -EPERM;
+			break;
+		}
+		if (rm->stopping || rm->syncs_cancelled) {
+			r = -ECANCELED;
+			break;
+		}
+		/* a refusal is final; an outage or a stall is waited out for the timeout */
+		if (rm->sync_err && !zf_tier_transient(rm->sync_err)) {
 			r = rm->sync_err;
 			break;
 		}
+		if (stalled >= timeout_ns) {
+			r = rm->sync_err ? rm->sync_err : -ETIMEDOUT;
+			break;
+		}
+		/* a round, a second for the progress report, or the timeout: what comes first */
+		deadline_in(&ts, timeout_ns - stalled < 1000000000ull ? timeout_ns - stalled
+								       : 1000000000ull);
+		zf_cond_timedwait(&rm->done, &rm->lock, &ts);
+		if (o->progress && zf_mono_ns() - tick_ns >= 1000000000ull) {
+			struct zf_remote_stats s;
+
+			tick_ns = zf_mono_ns();
+			zf_mutex_unlock(&rm->lock);
+			zf_remote_stats(rm, &s);
+			r = o->progress(o->ctx, &s) ? -ECANCELED : 0;
+			zf_mutex_lock(&rm->lock);
+			if (r < 0)
+				break;
+		}
 	}
-	if (rm->fenced)
-		r = -EPERM;
-	if (r < 0 && why)
-		sync_why_locked(rm, r, why, len);
 	zf_mutex_unlock(&rm->lock);
+	if (r < 0 && why)
+		sync_gave_up(rm, r, (unsigned int)((zf_mono_ns() - start) / 1000000000ull),
+			     (unsigned int)(timeout_ns / 1000000000ull), why, len);
 	return r;
+}
+
+void zf_remote_stopping(struct zf_remote *rm)
+{
+	if (!rm)
+		return;
+	zf_mutex_lock(&rm->lock);
+	rm->syncs_cancelled = 1;
+	pthread_cond_broadcast(&rm->done);
+	zf_mutex_unlock(&rm->lock);
 }
 
 void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 {
+	struct zf_remote_pending p;
 	double el;
 
 	memset(ret, 0, sizeof(*ret));
+	zf_tier_pending(rm, &p);
 	zf_mutex_lock(&rm->lock);
 	el = (zf_mono_ns() - rm->t0_ns) / 1e9;
+	/* the budget's count (measured each round, writes added as admitted) */
 	ret->pending_bytes = rm->unevictable;
+	ret->pending_segs = p.segs;
+	ret->pending_records = p.records;
+	ret->offline_since = rm->offline_since;
+	snprintf(ret->offline_why, sizeof(ret->offline_why), "%s", rm->offline_why);
 	ret->oldest_pending_s = rm->pending_since_ns ? (zf_mono_ns() - rm->pending_since_ns) / 1e9 : 0;
 	ret->uploaded_bytes = rm->uploaded;
 	ret->fetched_bytes = rm->fetched;
@@ -397,9 +531,44 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 	zf_mutex_unlock(&rm->lock);
 }
 
+/*
+ * At close, the uploader gone: everything written so far goes up now,
+ * unless the bucket is known unreachable -- a round would wait out the
+ * store's retries for nothing, and a stopping daemon must stop promptly.
+ * What stays behind is said, and stays in the dev-dir for the next mount.
+ */
+static int final_upload(struct zf_remote *rm, int offline)
+{
+	struct zf_remote_pending p;
+	char lacks[160], since[32] = "";
+	int r;
+
+	r = zf_fs_sync(rm->fs);
+	if (r == 0 && offline)
+		r = zf_tier_transient(rm->sync_err) ? rm->sync_err : -ECONNREFUSED;
+	else if (r == 0)
+		r = zf_tier_upload_round(rm, 1);
+	if (r == 0)
+		return 0;
+	zf_tier_pending(rm, &p);
+	zf_remote_pending_say(&p, lacks, sizeof(lacks));
+	if (offline) {
+		struct tm tm;
+		time_t t = (time_t)rm->offline_since;
+
+		if (localtime_r(&t, &tm))
+			strftime(since, sizeof(since), " since %H:%M:%S", &tm);
+	}
+	zf_err("uploads left pending: %s are not in the bucket '%s' (%s%s: %s); they stay in "
+	       "the dev-dir '%s' and the next mount uploads them", lacks, rm->url,
+	       offline ? "unreachable" : "the final upload failed", since,
+	       offline ? rm->offline_why : strerror(-r), rm->dev_real);
+	return r;
+}
+
 int zf_remote_close(struct zf_remote *rm)
 {
-	int r = 0;
+	int r = 0, offline;
 
 	if (!rm)
 		return 0;
@@ -413,19 +582,14 @@ int zf_remote_close(struct zf_remote *rm)
 		pthread_join(rm->thread, NULL);
 	if (rm->pf_started)
 		pthread_join(rm->pf_thread, NULL);
-	if (rm->started && !rm->fenced && !rm->o.readonly) {
-		/* the thread is gone: everything written so far goes up now */
-		r = zf_fs_sync(rm->fs);
-		if (r == 0)
-			r = zf_tier_upload_round(rm, 1);
-		if (r < 0)
-			zf_err("final upload to '%s' failed: %s (the next mount resumes it)", rm->url,
-			       strerror(-r));
-	}
+	offline = rm->offline_since != 0; /* no thread is left to change it */
+	if (rm->started && !rm->fenced && !rm->o.readonly)
+		r = final_upload(rm, offline);
 	zf_fs_set_fetch(rm->fs, NULL, NULL);
 	if (!rm->o.readonly) {
 		zf_fs_set_admit(rm->fs, NULL, NULL);
-		if (!rm->fenced && !rm->need_lease && zf_objstore_delete(rm->up, ZF_BKEY_LEASE) < 0) {
+		if (!rm->fenced && !rm->need_lease &&
+		    (offline || zf_objstore_delete(rm->up, ZF_BKEY_LEASE) < 0)) {
 			/*
 			 * A clean close during an outage: the lease stays in the
 			 * bucket until it expires. Say here that it was released,

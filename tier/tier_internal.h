@@ -58,6 +58,7 @@ struct zf_remote {
 		struct fetching *next;
 	} *fetching;			/* super-chunks on their way: one GET each */
 	int stopping;
+	int syncs_cancelled;		/* zf_remote_stopping: syncs stop waiting */
 	uint64_t up_seq, up_seg, up_ckpt; /* upload.state: what the bucket holds */
 	uint64_t claim_seq;		/* records this dev-dir may have put (>= up_seq) */
 	uint64_t sync_want, sync_done;	/* committed seqs asked for / reached */
@@ -66,6 +67,9 @@ struct zf_remote {
 	int fail_local;
 	char fail_what[200];
 	time_t fail_since;
+	/* the bucket stopped answering then (wall clock; 0: it answers), and why; under lock */
+	int64_t offline_since;
+	char offline_why[240];
 	char released[33];		/* our lease, released by a clean close that could not
 					 * delete it (upload.state "released"): no crash */
 	uint64_t pending_since_ns;	/* 0: nothing pending */
@@ -214,7 +218,19 @@ int zf_tier_sb_classify(struct zf_remote *rm, char *why, size_t wlen);
  */
 int zf_tier_attach(struct zf_remote *rm);
 
+/* ---- tier/pending.c ---- */
+
+/* what the bucket lacks of this mount (rm->lock not held: it asks the core) */
+void zf_tier_pending(struct zf_remote *rm, struct zf_remote_pending *ret);
+
 /* ---- tier/tier.c ---- */
+
+/*
+ * The bucket failed to answer (err, transient) doing what: offline from
+ * now, unless it already is (logged once). zf_tier_online: it answered.
+ */
+void zf_tier_offline(struct zf_remote *rm, int err, const char *what);
+void zf_tier_online(struct zf_remote *rm);
 
 /* note a request the bucket did not answer (zf_remote_unreachable); the first one is kept */
 void zf_tier_note_unreachable(struct zf_remote *rm, const char *what, const char *key, int err);

@@ -6,6 +6,7 @@
  *
  * Exit codes: 0 success, 1 usage error / operation failed, 2 bad arguments;
  * mkfs --restore --allow-loss: 3 restored, but less than the bucket held;
+ * umount, mount -f: 3 unmounted, but uploads pending (tools/sync.h);
  * fsck follows e2fsck: 0 clean, 1 corrected, 4 errors left, 8 operational
  * (the dev-dir or the bucket could not be checked).
  */
@@ -18,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -30,6 +30,7 @@
 #include "storage/fs.h"
 #include "tier/remote.h"
 #include "tools/wset.h"
+#include "tools/sync.h"
 
 #define FSCK_CLEAN 0
 #define FSCK_CORRECTED 1
@@ -55,10 +56,21 @@ static void usage(FILE *out)
 		"                                               check the store (and its bucket);\n"
 		"                                               exit 0 clean, 1 repaired, 4 errors\n"
 		"                                               left, 8 cannot check\n"
-		"  mount [-f] [-d] [-o opts] <dev-dir> <mnt>    serve the filesystem at mnt\n"
-		"  umount <mnt>                                 unmount, wait until flushed\n"
-		"  stats <mnt|dev-dir>                          space, dedup and compression\n"
-		"  sync <mnt>                                   return once all written is in the bucket\n"
+		"  mount [-f] [-d] [-o opts] <dev-dir> <mnt>    serve the filesystem at mnt; -f: exit\n"
+		"                                               3 when it stops with uploads pending\n"
+		"  umount [--timeout SECONDS] <mnt>             upload what is pending (progress on a\n"
+		"                                               terminal), unmount, wait until flushed;\n"
+		"                                               exit 3 when the bucket still lacks data\n"
+		"                                               (it stays in the dev-dir and the next\n"
+		"                                               mount uploads it)\n"
+		"  stats <mnt|dev-dir>                          space, dedup and compression; what is\n"
+		"                                               pending upload (a dev-dir: read from\n"
+		"                                               it, without the bucket); offline since\n"
+		"  sync [--timeout SECONDS] <mnt>               return once all written is in the\n"
+		"                                               bucket (progress on a terminal); give\n"
+		"                                               up, exit 1 and say what is pending once\n"
+		"                                               the bucket took nothing for SECONDS\n"
+		"                                               (default: the mount's write_wait)\n"
 		"  gc [--dry-run] [--max-waste PCT] <dev-dir|mnt>\n"
 		"                                               reclaim the space of deleted data,\n"
 		"                                               locally and in the bucket; rewrite\n"
@@ -543,45 +555,7 @@ static int cmd_mount(int argc, char **argv)
 	}
 	zf_devdir_hand_over(dd, &fs, &o.remote);
 	r = zf_daemon_run(fs, argv[optind + 1], &o);
-	return r < 0 ? 1 : 0;
-}
-
-static int cmd_umount(int argc, char **argv)
-{
-	char dev[4096];
-	int r, status;
-	pid_t pid;
-
-	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "zerofs umount: expected one mountpoint\n");
-		return 2;
-	}
-	if (zf_devdir_of_mount(argv[1], dev, sizeof(dev)) < 0) {
-		fprintf(stderr, "zerofs umount: '%s' is not a zerofs mount\n", argv[1]);
-		return 1;
-	}
-	pid = fork();
-	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", argv[1], (char *)NULL);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "zerofs umount: cannot unmount '%s'\n", argv[1]);
-		return 1;
-	}
-	/* the daemon holds the dev-dir lock until everything is flushed */
-	r = zf_devdir_wait_released(dev, 60 * 1000);
-	if (r < 0 && r != -ETIMEDOUT) {
-		fprintf(stderr, "zerofs umount: unmounted, but cannot wait for '%s/" ZF_DEVDIR_LOCK
-			"': %s\n", dev, strerror(-r));
-		return 1;
-	}
-	if (r < 0) {
-		fprintf(stderr, "zerofs umount: '%s' still busy after 60 s\n", dev);
-		return 1;
-	}
-	return 0;
+	return r < 0 ? 1 : r == ZF_DAEMON_PENDING ? ZF_EXIT_PENDING : 0;
 }
 
 /* gc on an unmounted dev-dir: open it and its bucket as a mount would */
@@ -683,6 +657,20 @@ static int cmd_lease_break(int argc, char **argv)
 	return 0;
 }
 
+/* what the bucket lacks of an unmounted dev-dir (nothing without a bucket) */
+static void stats_pending(struct zf_devdir *dd)
+{
+	struct zf_remote_pending p;
+
+	if (zf_devdir_pending(dd, &p) < 0)
+		return;
+	printf("pending upload:    %llu bytes (%llu segments, %llu log records)%s\n",
+	       (unsigned long long)p.bytes, (unsigned long long)p.segs,
+	       (unsigned long long)p.records,
+	       p.bytes || p.segs || p.records ? ": not in the bucket yet, the next mount "
+						 "uploads them" : "");
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	struct zf_fs_stats s;
@@ -701,8 +689,9 @@ static int cmd_stats(int argc, char **argv)
 		zf_log_set_level(ZF_LOG_WARN);
 		if (r == 0) {
 			zf_fs_stats(dd->fs, &s);
-			zf_devdir_close(dd);
 			zf_stats_print(stdout, &s);
+			stats_pending(dd);
+			zf_devdir_close(dd);
 			return 0;
 		}
 		if (r != -EBUSY) {
@@ -718,36 +707,6 @@ static int cmd_stats(int argc, char **argv)
 		return 1;
 	}
 	return 0;
-}
-
-static int cmd_sync(int argc, char **argv)
-{
-	char dev[4096], *text = NULL;
-	size_t len = 0;
-	FILE *answer;
-	int r, mounted;
-
-	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "zerofs sync: expected a mountpoint\n");
-		return 2;
-	}
-	mounted = zf_devdir_resolve(argv[1], dev, sizeof(dev));
-	if (!mounted) {
-		fprintf(stderr, "zerofs sync: '%s' is not a zerofs mount\n", argv[1]);
-		return 1;
-	}
-	/* the answer: nothing, or on failure the daemon's one-line reason */
-	answer = open_memstream(&text, &len);
-	r = answer ? zf_control_call(dev, "sync", answer) : -ENOMEM;
-	if (answer)
-		fclose(answer);
-	if (text && len && text[len - 1] == '\n')
-		text[len - 1] = 0;
-	if (r < 0)
-		fprintf(stderr, "zerofs sync: '%s' could not be made durable: %s\n", argv[1],
-			r == -ENOTCONN ? "no daemon answers" : text && *text ? text : strerror(-r));
-	free(text);
-	return r < 0;
 }
 
 int main(int argc, char **argv)
@@ -785,13 +744,13 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "mount"))
 		return cmd_mount(argc - 1, argv + 1);
 	if (!strcmp(cmd, "sync"))
-		return cmd_sync(argc - 1, argv + 1);
+		return zf_cmd_sync(argc - 1, argv + 1);
 	if (!strcmp(cmd, "gc"))
 		return cmd_gc(argc - 1, argv + 1);
 	if (!strcmp(cmd, "lease-break"))
 		return cmd_lease_break(argc - 1, argv + 1);
 	if (!strcmp(cmd, "umount") || !strcmp(cmd, "unmount"))
-		return cmd_umount(argc - 1, argv + 1);
+		return zf_cmd_umount(argc - 1, argv + 1);
 	if (!strcmp(cmd, "pin") || !strcmp(cmd, "unpin"))
 		return zf_cmd_pin(argc - 1, argv + 1, !strcmp(cmd, "pin"));
 	if (!strcmp(cmd, "warmup"))
