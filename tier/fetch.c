@@ -6,7 +6,9 @@
  * super-chunk, kept in <dev-dir>/cache/<seg>-<off>.sc (unsynced: it is
  * verified on every use and re-fetched when it does not verify). One GET per
  * super-chunk at a time; a reader that walks through a segment gets the next
- * super-chunks fetched ahead by the prefetch thread.
+ * super-chunks fetched ahead by the prefetch thread. While the bucket does
+ * not answer, a fetch retries until fetch_timeout; once it has been offline
+ * that long (tier.c), a fetch tries once: EIO at once, not a timeout per read.
  */
 #include "config.h"
 

@@ -6,7 +6,9 @@
  * or while the dev-dir's budget is tight, and backs off after failures.
  * Eviction after each round (tier/evict.c). zf_remote_open attaches
  * (tier/attach.c) and installs the fetch and admit hooks; close runs a final
- * round and releases the lease.
+ * round (not while the bucket is offline: a stop must not wait for it) and
+ * releases the lease. Offline: from a request the bucket did not answer
+ * (a round, a fetch) until one it answers; stats say since when.
  */
 #include "config.h"
 
@@ -403,7 +405,9 @@ static void sync_gave_up(struct zf_remote *rm, int r, unsigned int waited_s,
 
 	zf_mutex_lock(&rm->lock);
 	if (r == -ECANCELED)
-		snprintf(why, len, "the filesystem is being unmounted");
+		snprintf(why, len, "%s", rm->stopping || rm->syncs_cancelled
+						 ? "the filesystem is being unmounted"
+						 : "the caller stopped waiting");
 	else if (r == -ETIMEDOUT && !rm->sync_err)
 		snprintf(why, len, "bucket '%s' has taken nothing for %u s", rm->url, timeout_s);
 	else

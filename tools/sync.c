@@ -174,8 +174,7 @@ int zf_cmd_sync(int argc, char **argv)
 			argv[i]);
 	else if (r < 0)
 		fprintf(stderr, "zerofs sync: '%s' could not be made durable: %s; it stays in the "
-			"dev-dir and goes up once the bucket answers (or the next mount resumes "
-			"it)\n", argv[i], why);
+			"dev-dir: the uploader retries, and the next mount resumes it\n", argv[i], why);
 	return r < 0;
 }
 

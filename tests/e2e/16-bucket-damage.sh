@@ -255,7 +255,8 @@ test_expect_success 'zerofs sync names a full bucket (No space left on device)' 
 	zf_mount "$T/devfull" "$T/mntfull" && head -c 6M /dev/urandom >"$T/mntfull/big" &&
 	! $ZEROFS sync "$T/mntfull" 2>"$T/err" && cat "$T/err" &&
 	grep -q "could not be made durable: bucket .* full (No space left on device)" "$T/err" &&
-	zf_umount "$T/mntfull"
+	expect_code 3 $ZEROFS umount "$T/mntfull" 2>"$T/err" && cat "$T/err" &&
+	grep -q "is unmounted, but .* are not in the bucket (bucket .* full" "$T/err"
 '
 test_expect_success 'no sanitizer reports' '
 	no_san_reports
