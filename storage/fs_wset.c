@@ -130,6 +130,8 @@ size_t zf_fs_sort_locs(struct zf_sc_loc *v, size_t n)
 {
 	size_t i, k = 0;
 
+	if (!n)
+		return 0;
 	qsort(v, n, sizeof(*v), cmp_loc);
 	for (i = 0; i < n; i++)
 		if (!k || cmp_loc(&v[k - 1], &v[i]))

@@ -229,7 +229,8 @@ int zf_remote_pin(struct zf_remote *rm, uint64_t ino, int on, char *why, size_t 
 	if (rm->o.local_budget && nmine) {
 		zf_fs_pinned_scs(rm->fs, &pins, &npins);
 		all = zf_malloc((npins + nmine) * sizeof(*all));
-		memcpy(all, pins, npins * sizeof(*all));
+		if (npins)
+			memcpy(all, pins, npins * sizeof(*all));
 		memcpy(all + npins, mine, nmine * sizeof(*all));
 		n = zf_fs_sort_locs(all, npins + nmine);
 		need = disk_bytes(all, n);
