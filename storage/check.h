@@ -1,7 +1,8 @@
 /*
  * storage/check.h - the consistency checker and its repair, behind
  * `zerofs fsck`: what is checked, how problems are reported, what a repair
- * may change. Implemented in storage/check.c and storage/repair.c.
+ * may change. Implemented in storage/check.c, storage/check_chunks.c and
+ * storage/repair.c.
  */
 #ifndef ZF_STORAGE_CHECK_H
 #define ZF_STORAGE_CHECK_H

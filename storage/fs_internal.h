@@ -2,9 +2,10 @@
  * storage/fs_internal.h - in-memory state of the storage core, shared by
  * its files: fs.c (lifetime), fs_apply.c (the table and its applier),
  * fs_replay.c (load at open), fs_commit.c (commit, checkpoints),
- * fs_stats.c, fs_tier.c (the tier's hooks), fs_walk.c (gc's view), fs_ns.c
- * (namespace), fs_xattr.c, the data path (fs_write.c, fs_read.c,
- * fs_chunk.c, fs_range.c, fs_pipe.c) and check.c. Not a public interface.
+ * fs_stats.c, fs_tier.c (the tier's hooks), fs_walk.c (gc's view),
+ * fs_inspect.c (fsck's view), fs_testing.c (unit tests' hooks), fs_ns.c
+ * (namespace), fs_xattr.c and the data path (fs_write.c, fs_read.c,
+ * fs_chunk.c, fs_range.c, fs_pipe.c). Not a public interface.
  *
  * Every durable mutation goes through fs_do(): the record is added to the
  * log's open transaction and then applied by fs_apply(), the same function
@@ -27,6 +28,7 @@
 #include "common/htab.h"
 #include "storage/chunker.h"
 #include "storage/fs.h"
+#include "storage/fs_inspect.h"
 #include "storage/fs_pipe.h"
 #include "storage/fs_walk.h"
 #include "storage/mlog.h"
@@ -137,23 +139,6 @@ struct zf_inode {
 		struct zf_dir *dir;	/* S_ISDIR */
 		char *link;		/* S_ISLNK */
 	} u;
-};
-
-/*
- * What a tolerant (salvage) open skipped: bytes of a log or checkpoint that
- * hold no valid frame, or a verified record that no longer applies. Fields
- * taken from a damaged frame are unverified.
- */
-struct zf_salvage_note {
-	char file[32];		/* "log.<seq>" or "ckpt.<seq>" */
-	uint64_t off, len;	/* the skipped bytes in that file */
-	uint64_t seq;		/* the record's seq (in a checkpoint: its number) */
-	int type;		/* record type; -1 unknown */
-	int verified;		/* the frame verified, but did not apply */
-	uint64_t ino;		/* first payload field (entries: the directory); 0 unknown */
-	uint64_t start, end;	/* EXTENTS: the range it maps */
-	char name[ZF_NAME_LEN + 1]; /* DIRENT_*: the entry's name */
-	char why[96];
 };
 
 struct zf_fs {
@@ -307,6 +292,10 @@ static inline uint64_t zf_get64_id(const struct zf_chunk_id *id)
 	       (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
 	       (uint64_t)p[7] << 56;
 }
+
+/* ---- fs_walk.c ---- */
+/* chunk c as a walk shows it */
+void fs_walk_chunk_of(const struct zf_chunk *c, struct zf_walk_chunk *w);
 
 /* ---- fs_replay.c: loading the metadata at open ---- */
 /* the files in meta/ */

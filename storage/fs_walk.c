@@ -61,7 +61,7 @@ void zf_fs_walk_scs(struct zf_fs *fs, void (*fn)(void *ctx, const struct zf_sc_l
 		fn(ctx, &fs->scs[i]->loc);
 }
 
-static void walk_chunk_of(const struct zf_chunk *c, struct zf_walk_chunk *w)
+void fs_walk_chunk_of(const struct zf_chunk *c, struct zf_walk_chunk *w)
 {
 	memset(w, 0, sizeof(*w));
 	w->id = c->id;
@@ -83,7 +83,7 @@ int zf_fs_walk_chunks(struct zf_fs *fs, int (*fn)(void *ctx, const struct zf_wal
 
 	zf_htab_foreach(&fs->chunks, e)
 	{
-		walk_chunk_of(e->val, &w);
+		fs_walk_chunk_of(e->val, &w);
 		r = fn(ctx, &w);
 		if (r)
 			return r;

@@ -1,9 +1,10 @@
 /*
- * storage/fs_walk.h - what the storage core's maintenance passes (gc.c, and
- * in time check.c and repair.c) may see and do in the core, without the
- * core's structures: walk the chunk index and the super-chunks, move
- * chunks to a new super-chunk, drop dead index entries, remove segment
- * files, commit.
+ * storage/fs_walk.h - what the storage core's gc (gc.c) may see and do in
+ * the core, without the core's structures: walk the chunk index and the
+ * super-chunks, move chunks to a new super-chunk, drop dead index entries,
+ * remove segment files, commit. fsck's check and repair see the core
+ * through storage/fs_inspect.h, which builds on the chunk walk and the
+ * segment list here.
  *
  * Locking: zf_fs_walk_lock() takes fs->lock (after fs->gc_lock, which
  * zf_fs_gc_lock() takes: one gc run at a time). Every call below but the

@@ -18,7 +18,8 @@
  *      mapped to new lost chunks, marked damaged: EIO, never stale bytes;
  *   5. a checkpoint of the repaired table; the log files it covers (with
  *      their damage) are removed, so the next mount opens cleanly.
- * Every record goes through fs_do(), like a live operation.
+ * The changes are the core's (storage/fs_inspect.h, zf_fs_fix_*): every
+ * record goes through fs_do(), like a live operation.
  *
  * Locking: called by zf_fs_check() with fs->lock held.
  */
@@ -32,57 +33,27 @@
 #include <xxhash.h>
 
 #include "common/endian.h"
-#include "common/log.h"
 #include "common/util.h"
 #include "storage/check.h"
 #include "storage/check_internal.h"
-#include "storage/meta_format.h"
 
 #define LOST_PIECE (1u << 30)	/* a lost range is mapped in pieces of 1 GiB (le32 lengths) */
-#define BAD_PER_RECORD 65536u	/* ids per CHUNK_BAD record (1 MiB) */
 #define LF_NAME "lost+found"
+
+/* the extents the check counted for chunk c */
+static uint32_t extents_of(void *ctx, const struct zf_chunk *c)
+{
+	struct ck *ck = ctx;
+	uint64_t *cnt = zf_htab_find(&ck->counts, (uintptr_t)c, NULL, NULL);
+
+	return cnt ? (uint32_t)cnt[1] : 0;
+}
 
 /* 1. reference counts and the index, from the files */
 static void rebuild_refs(struct ck *ck)
 {
-	struct zf_fs *fs = ck->fs;
-	struct zf_hent *e;
-	uint64_t fixed = 0;
+	uint64_t fixed = zf_fs_fix_refs(ck->fs, extents_of, ck);
 
-	zf_htab_foreach(&fs->chunks, e)
-	{
-		struct zf_chunk *c = e->val;
-		uint64_t *cnt = zf_htab_find(&ck->counts, (uintptr_t)c, NULL, NULL);
-		uint32_t want = cnt ? (uint32_t)cnt[1] : 0;
-
-		if (c->refs != want) {
-			c->refs = want;
-			fixed++;
-		}
-	}
-	zf_htab_foreach(&fs->inodes, e)
-	{
-		struct zf_inode *in = e->val;
-		uint64_t mapped = 0;
-		uint32_t i;
-
-		if (!S_ISREG(in->mode))
-			continue;
-		for (i = 0; i < in->u.file->n; i++) {
-			struct zf_extent *x = &in->u.file->ext[i];
-
-			mapped += x->len;
-			if (fs_chunk_find(fs, &x->c->id) != x->c) {
-				zf_htab_insert(&fs->chunks, zf_get64_id(&x->c->id), x->c);
-				fixed++;
-			}
-		}
-		if (in->u.file->mapped != mapped) {
-			in->u.file->mapped = mapped;
-			fixed++;
-		}
-	}
-	fs->ckpt_ref_errors = 0;
 	if (fixed) {
 		ck->rep->repaired += fixed;
 		ck_note(ck, "repair: rebuilt %llu chunk reference counts and index entries",
@@ -90,163 +61,159 @@ static void rebuild_refs(struct ck *ck)
 	}
 }
 
-static void do_rec(struct zf_fs *fs, uint8_t type, struct zf_buf *b)
-{
-	fs_do(fs, type, b);
-	fs_txn_end(fs);
-	b->len = 0;
-}
-
-static void do_dirent(struct zf_fs *fs, uint64_t parent, uint64_t ino, const char *name,
-		      struct zf_buf *b)
-{
-	size_t nl = strlen(name);
-	uint8_t *p = zf_buf_grow(b, 18 + nl);
-
-	zf_put64(p, parent);
-	zf_put64(p + 8, ino);
-	zf_put16(p + 16, nl);
-	memcpy(p + 18, name, nl);
-	do_rec(fs, ZF_REC_DIRENT_ADD, b);
-}
-
 /* /lost+found, created when missing; 0 when a non-directory holds the name */
-static uint64_t lost_found(struct ck *ck, struct zf_buf *b)
+static uint64_t lost_found(struct ck *ck)
 {
-	struct zf_fs *fs = ck->fs;
-	struct zf_inode *root = fs_inode(fs, ZF_ROOT_INO), lf = { 0 };
-	struct zf_dirent *de = dir_find(root->u.dir, LF_NAME, strlen(LF_NAME));
-	struct timespec now = zf_now();
+	struct zf_inspect_inode in;
+	uint64_t ino;
 
-	if (de) {
-		struct zf_inode *in = fs_inode(fs, de->ino);
+	if (zf_fs_inspect_lookup(ck->fs, ZF_ROOT_INO, LF_NAME, &ino) == 0)
+		return zf_fs_inspect_inode(ck->fs, ino, &in) == 0 && S_ISDIR(in.mode) ? ino : 0;
+	return zf_fs_fix_mkdir(ck->fs, ZF_ROOT_INO, LF_NAME, 0700, &ino) == 0 ? ino : 0;
+}
 
-		return in && S_ISDIR(in->mode) ? in->ino : 0;
-	}
-	lf.ino = fs->next_ino;
-	lf.mode = S_IFDIR | 0700;
-	lf.nlink = 2;
-	lf.gen = 1;
-	lf.atime = lf.mtime = lf.ctime = now.tv_sec;
-	lf.atime_ns = lf.mtime_ns = lf.ctime_ns = now.tv_nsec;
-	rec_inode(b, &lf);
-	do_rec(fs, ZF_REC_INODE, b);
-	do_dirent(fs, ZF_ROOT_INO, lf.ino, LF_NAME, b);
-	return lf.ino;
+static int linked(struct ck *ck, uint64_t ino)
+{
+	struct ck_ref *r = zf_htab_find(&ck->refs, zf_mix64(ino), NULL, NULL);
+
+	return r && r->links;
+}
+
+/* the tops of unreachable subtrees */
+struct tops {
+	struct ck *ck;
+	struct zf_htab named;	/* inodes an unreachable directory names (a set) */
+	uint64_t *v;
+	size_t n;
+};
+
+/* entries of unreachable directories name inodes that are not tops */
+static int name_children(void *ctx, const struct zf_inspect_inode *in)
+{
+	struct tops *t = ctx;
+	struct zf_inspect_dirent de;
+	uint32_t pos = 0;
+
+	if (!S_ISDIR(in->mode) || in->ino == ZF_ROOT_INO || linked(t->ck, in->ino))
+		return 0;
+	while (zf_fs_inspect_dirent(t->ck->fs, in->ino, &pos, &de) == 0)
+		zf_htab_insert(&t->named, zf_mix64(de.ino), t);
+	return 0;
+}
+
+static int find_top(void *ctx, const struct zf_inspect_inode *in)
+{
+	struct tops *t = ctx;
+
+	if (in->ino == ZF_ROOT_INO || linked(t->ck, in->ino) ||
+	    zf_htab_find(&t->named, zf_mix64(in->ino), NULL, NULL))
+		return 0;
+	t->v = zf_realloc(t->v, (t->n + 1) * sizeof(*t->v));
+	t->v[t->n++] = in->ino;
+	return 0;
 }
 
 /* 2a. inodes no reachable entry names: the tops of unreachable subtrees move */
-static void move_unreachable(struct ck *ck, struct zf_buf *b)
+static void move_unreachable(struct ck *ck)
 {
-	struct zf_fs *fs = ck->fs;
-	struct zf_htab named = { 0 };
-	uint64_t *tops = NULL, lf = 0;
-	size_t ntops = 0, i;
-	struct zf_hent *e;
+	struct tops t = { .ck = ck };
+	uint64_t lf = 0;
+	size_t i;
 
-	/* entries of unreachable directories name inodes that are not tops */
-	zf_htab_foreach(&fs->inodes, e)
-	{
-		struct zf_inode *in = e->val;
-		struct ck_ref *r = zf_htab_find(&ck->refs, zf_mix64(in->ino), NULL, NULL);
-		uint32_t k;
-
-		if (!S_ISDIR(in->mode) || in->ino == ZF_ROOT_INO || (r && r->links))
-			continue;
-		for (k = 0; k < in->u.dir->nslot; k++)
-			if (in->u.dir->slot[k])
-				zf_htab_insert(&named, zf_mix64(in->u.dir->slot[k]->ino), in);
-	}
-	zf_htab_foreach(&fs->inodes, e)
-	{
-		struct zf_inode *in = e->val;
-		struct ck_ref *r = zf_htab_find(&ck->refs, zf_mix64(in->ino), NULL, NULL);
-
-		if (in->ino == ZF_ROOT_INO || (r && r->links) ||
-		    zf_htab_find(&named, zf_mix64(in->ino), NULL, NULL))
-			continue;
-		tops = zf_realloc(tops, (ntops + 1) * sizeof(*tops));
-		tops[ntops++] = in->ino;
-	}
-	zf_htab_free(&named);
-	if (ntops)
-		lf = lost_found(ck, b);
-	if (ntops && !lf)
+	zf_fs_inspect_inodes(ck->fs, name_children, &t);
+	zf_fs_inspect_inodes(ck->fs, find_top, &t);
+	zf_htab_free(&t.named);
+	if (t.n)
+		lf = lost_found(ck);
+	if (t.n && !lf)
 		ck_problem(ck, "cannot repair: '/%s' is not a directory; %zu unreachable inodes "
-			   "stay where they are", LF_NAME, ntops);
-	for (i = 0; i < ntops && lf; i++) {
-		struct zf_dir *d = fs_inode(fs, lf)->u.dir;
+			   "stay where they are", LF_NAME, t.n);
+	for (i = 0; i < t.n && lf; i++) {
 		char name[48];
 		int n = 0;
 
-		snprintf(name, sizeof(name), "#%llu", (unsigned long long)tops[i]);
-		while (dir_find(d, name, strlen(name)))
-			snprintf(name, sizeof(name), "#%llu.%d", (unsigned long long)tops[i], ++n);
-		do_dirent(fs, lf, tops[i], name, b);
+		snprintf(name, sizeof(name), "#%llu", (unsigned long long)t.v[i]);
+		while (zf_fs_fix_link(ck->fs, lf, t.v[i], name) == -EEXIST)
+			snprintf(name, sizeof(name), "#%llu.%d", (unsigned long long)t.v[i], ++n);
 		ck->rep->repaired++;
 		ck_note(ck, "repair: inode %llu was not reachable: now /%s/%s",
-			(unsigned long long)tops[i], LF_NAME, name);
+			(unsigned long long)t.v[i], LF_NAME, name);
 	}
-	free(tops);
+	free(t.v);
+}
+
+/* link counts as the entries have them, and the counts to change */
+struct links {
+	struct ck *ck;
+	struct zf_htab cnt;	/* ino -> uint32_t[2]: entries naming it, subdirectories */
+	struct nlink_fix {
+		uint64_t ino;
+		uint32_t from, to;
+	} *fix;
+	size_t nfix;
+};
+
+static uint32_t *links_of(struct links *l, uint64_t ino)
+{
+	uint32_t *c = zf_htab_find(&l->cnt, zf_mix64(ino), NULL, NULL);
+
+	if (!c) {
+		c = zf_calloc(2, sizeof(*c));
+		zf_htab_insert(&l->cnt, zf_mix64(ino), c);
+	}
+	return c;
+}
+
+static int count_entries(void *ctx, const struct zf_inspect_inode *in)
+{
+	struct links *l = ctx;
+	struct zf_inspect_dirent de;
+	uint32_t pos = 0;
+
+	if (!S_ISDIR(in->mode))
+		return 0;
+	while (zf_fs_inspect_dirent(l->ck->fs, in->ino, &pos, &de) == 0) {
+		links_of(l, de.ino)[0]++;
+		if (de.dtype == S_IFDIR >> 12)
+			links_of(l, in->ino)[1]++;
+	}
+	return 0;
+}
+
+static int find_wrong_count(void *ctx, const struct zf_inspect_inode *in)
+{
+	struct links *l = ctx;
+	uint32_t *c = zf_htab_find(&l->cnt, zf_mix64(in->ino), NULL, NULL);
+	uint32_t links = c ? c[0] : 0, want;
+
+	if (!links && in->ino != ZF_ROOT_INO)
+		return 0; /* still unreachable (a cycle): reported already */
+	want = S_ISDIR(in->mode) ? 2 + (c ? c[1] : 0) : links;
+	if (in->nlink == want)
+		return 0;
+	l->fix = zf_realloc(l->fix, (l->nfix + 1) * sizeof(*l->fix));
+	l->fix[l->nfix++] = (struct nlink_fix){ in->ino, in->nlink, want };
+	return 0;
 }
 
 /* 2b. link counts = entries naming the inode (directories: 2 + subdirectories) */
-static void fix_links(struct ck *ck, struct zf_buf *b)
+static void fix_links(struct ck *ck)
 {
-	struct zf_fs *fs = ck->fs;
-	struct zf_htab cnt = { 0 };
+	struct links l = { .ck = ck };
 	struct zf_hent *e;
+	size_t i;
 
-	zf_htab_foreach(&fs->inodes, e)
-	{
-		struct zf_inode *in = e->val;
-		uint32_t k;
-
-		if (!S_ISDIR(in->mode))
-			continue;
-		for (k = 0; k < in->u.dir->nslot; k++) {
-			struct zf_dirent *de = in->u.dir->slot[k];
-			uint32_t *c, *pc;
-
-			if (!de)
-				continue;
-			c = zf_htab_find(&cnt, zf_mix64(de->ino), NULL, NULL);
-			if (!c) {
-				c = zf_calloc(2, sizeof(*c));
-				zf_htab_insert(&cnt, zf_mix64(de->ino), c);
-			}
-			c[0]++;
-			if (de->dtype != S_IFDIR >> 12)
-				continue;
-			pc = zf_htab_find(&cnt, zf_mix64(in->ino), NULL, NULL);
-			if (!pc) {
-				pc = zf_calloc(2, sizeof(*pc));
-				zf_htab_insert(&cnt, zf_mix64(in->ino), pc);
-			}
-			pc[1]++;
-		}
-	}
-	zf_htab_foreach(&fs->inodes, e)
-	{
-		struct zf_inode *in = e->val, tmp;
-		uint32_t *c = zf_htab_find(&cnt, zf_mix64(in->ino), NULL, NULL);
-		uint32_t links = c ? c[0] : 0, want;
-
-		if (!links && in->ino != ZF_ROOT_INO)
-			continue; /* still unreachable (a cycle): reported already */
-		want = S_ISDIR(in->mode) ? 2 + (c ? c[1] : 0) : links;
-		if (in->nlink == want)
-			continue;
-		tmp = *in;
-		tmp.nlink = want;
-		rec_inode(b, &tmp);
-		do_rec(fs, ZF_REC_INODE, b);
+	zf_fs_inspect_inodes(ck->fs, count_entries, &l);
+	zf_fs_inspect_inodes(ck->fs, find_wrong_count, &l);
+	for (i = 0; i < l.nfix; i++) {
+		zf_fs_fix_nlink(ck->fs, l.fix[i].ino, l.fix[i].to);
 		ck->rep->repaired++;
-		ck_note(ck, "repair: inode %llu: link count %u -> %u", (unsigned long long)in->ino,
-			in->nlink, want);
+		ck_note(ck, "repair: inode %llu: link count %u -> %u",
+			(unsigned long long)l.fix[i].ino, l.fix[i].from, l.fix[i].to);
 	}
-	zf_htab_foreach(&cnt, e) free(e->val);
-	zf_htab_free(&cnt);
+	free(l.fix);
+	zf_htab_foreach(&l.cnt, e) free(e->val);
+	zf_htab_free(&l.cnt);
 }
 
 static int has(const uint64_t *v, size_t n, uint64_t x)
@@ -254,23 +221,9 @@ static int has(const uint64_t *v, size_t n, uint64_t x)
 	return n && bsearch(&x, v, n, sizeof(*v), zf_cmp_u64) != NULL;
 }
 
-/* CHUNK_BAD records for ids[0..n) */
-static void mark_bad(struct zf_fs *fs, const struct zf_chunk_id *ids, size_t n, struct zf_buf *b)
-{
-	size_t i, k;
-
-	for (i = 0; i < n; i += k) {
-		k = n - i < BAD_PER_RECORD ? n - i : BAD_PER_RECORD;
-		zf_put32(zf_buf_grow(b, 4), k);
-		memcpy(zf_buf_grow(b, k * ZF_CHUNK_ID_LEN), ids + i, k * ZF_CHUNK_ID_LEN);
-		do_rec(fs, ZF_REC_CHUNK_BAD, b);
-	}
-}
-
 /* 3. damaged chunks: drop damaged local copies the bucket can replace, mark the rest */
-static void mark_damage(struct ck *ck, struct zf_buf *b)
+static void mark_damage(struct ck *ck)
 {
-	struct zf_fs *fs = ck->fs;
 	uint64_t *hard = NULL, *soft = NULL;
 	size_t nhard = 0, nsoft = 0, nids = 0, i;
 	struct zf_chunk_id *ids = NULL;
@@ -281,14 +234,14 @@ static void mark_damage(struct ck *ck, struct zf_buf *b)
 	{
 		struct ck_dmg *d = e->val;
 
-		if (d->known || !d->c->sc)
+		if (d->known || !d->c.located)
 			continue;
 		if (d->local_only) {
 			soft = zf_realloc(soft, (nsoft + 1) * sizeof(*soft));
-			soft[nsoft++] = d->c->sc->loc.seg;
+			soft[nsoft++] = d->c.loc.seg;
 		} else {
 			hard = zf_realloc(hard, (nhard + 1) * sizeof(*hard));
-			hard[nhard++] = d->c->sc->loc.seg;
+			hard[nhard++] = d->c.loc.seg;
 		}
 	}
 	if (nhard)
@@ -302,7 +255,7 @@ static void mark_damage(struct ck *ck, struct zf_buf *b)
 		if ((i && soft[i] == soft[i - 1]) || has(hard, nhard, soft[i]))
 			continue;
 		zf_segstore_name(soft[i], seg, sizeof(seg));
-		r = soft[i] == fs->open_seg ? -EBUSY : zf_segstore_evict(fs->seg, soft[i]);
+		r = soft[i] == ck->st.w.open_seg ? -EBUSY : zf_segstore_evict(ck->st.w.seg, soft[i]);
 		if (r < 0) {
 			ck_note(ck, "repair: cannot drop the damaged local copy seg/%s: %s", seg,
 				strerror(-r));
@@ -318,14 +271,14 @@ static void mark_damage(struct ck *ck, struct zf_buf *b)
 	{
 		struct ck_dmg *d = e->val;
 
-		if (d->known || (d->local_only && d->c->sc &&
-				 has(ck->drop_segs, ck->ndrop, d->c->sc->loc.seg)))
+		if (d->known || (d->local_only && d->c.located &&
+				 has(ck->drop_segs, ck->ndrop, d->c.loc.seg)))
 			continue;
 		ids = zf_realloc(ids, (nids + 1) * sizeof(*ids));
-		ids[nids++] = d->c->id;
+		ids[nids++] = d->c.id;
 	}
 	if (nids) {
-		mark_bad(fs, ids, nids, b);
+		zf_fs_fix_mark_bad(ck->fs, ids, nids);
 		ck->rep->repaired += nids;
 		ck_note(ck, "repair: marked %zu damaged chunks: reads of the ranges named above "
 			"return EIO", nids);
@@ -349,58 +302,43 @@ static void lost_id(uint64_t ino, uint64_t off, struct zf_chunk_id *ret)
 }
 
 /* 4. ranges whose mapping was lost: lost chunks, marked damaged */
-static void mark_ranges(struct ck *ck, struct zf_buf *b)
+static void mark_ranges(struct ck *ck)
 {
-	struct zf_fs *fs = ck->fs;
 	size_t i;
 
 	for (i = 0; i < ck->nranges; i++) {
 		const struct ck_range *r = &ck->ranges[i];
 		uint64_t n = (r->end - r->start + LOST_PIECE - 1) / LOST_PIECE, k;
 		struct zf_chunk_id *ids = zf_malloc(n * sizeof(*ids));
-		struct zf_extent *ext = zf_malloc(n * sizeof(*ext));
 
 		for (k = 0; k < n; k++)
 			lost_id(r->ino, r->start + k * LOST_PIECE, &ids[k]);
-		mark_bad(fs, ids, n, b);
-		for (k = 0; k < n; k++) {
-			uint64_t off = r->start + k * LOST_PIECE;
-
-			ext[k].off = off;
-			ext[k].len = r->end - off < LOST_PIECE ? r->end - off : LOST_PIECE;
-			ext[k].coff = 0;
-			ext[k].c = fs_chunk_find(fs, &ids[k]);
-		}
-		rec_extents(b, r->ino, r->start, r->end, ext, n);
-		do_rec(fs, ZF_REC_EXTENTS, b);
+		zf_fs_fix_mark_bad(ck->fs, ids, n);
+		zf_fs_fix_map(ck->fs, r->ino, r->start, r->end, ids, n, LOST_PIECE);
 		ck->rep->repaired++;
 		ck_note(ck, "repair: inode %llu bytes %llu-%llu (mapping lost) marked damaged: reads "
 			"return EIO", (unsigned long long)r->ino, (unsigned long long)r->start,
 			(unsigned long long)r->end - 1);
 		free(ids);
-		free(ext);
 	}
 }
 
 int fs_repair(struct ck *ck)
 {
-	struct zf_fs *fs = ck->fs;
-	struct zf_buf b = { 0 };
 	int r;
 
 	/* nothing wrong in the table: a repair changes nothing (the log,
 	 * which the bucket's pieces are compared with, stays as it is) */
-	if (!ck->rep->errors && !fs->nsalv && !fs->torn_bytes)
+	if (!ck->rep->errors && !ck->st.nnotes && !ck->st.torn_bytes)
 		return 0;
 	rebuild_refs(ck);
-	move_unreachable(ck, &b);
-	fix_links(ck, &b);
-	mark_damage(ck, &b);
-	mark_ranges(ck, &b);
+	move_unreachable(ck);
+	fix_links(ck);
+	mark_damage(ck);
+	mark_ranges(ck);
 	/* the records salvage skipped are gone for good with the old logs */
-	ck->rep->repaired += fs->nsalv;
-	zf_buf_free(&b);
-	r = fs_checkpoint_locked(fs);
+	ck->rep->repaired += ck->st.nnotes;
+	r = zf_fs_fix_checkpoint(ck->fs);
 	if (r < 0)
 		ck_problem(ck, "cannot write the repaired checkpoint: %s", strerror(-r));
 	else

@@ -16,7 +16,9 @@
 
 #include "common/endian.h"
 #include "common/log.h"
-#include "storage/fs_internal.h"
+#include "storage/check.h"
+#include "storage/fs.h"
+#include "storage/fs_testing.h"
 #include "storage/meta_format.h"
 #include "storage/mlog.h"
 #include "zf_test.h"
@@ -292,7 +294,6 @@ START_TEST(repair_rebuilds_refcounts_links_and_lost_found)
 	struct lines l;
 	char *dir = t_tmpdir(), name[32];
 	struct zf_buf b = { 0 };
-	struct zf_hent *e;
 	uint64_t a, c, lf;
 	struct zf_fs *fs;
 
@@ -304,12 +305,9 @@ START_TEST(repair_rebuilds_refcounts_links_and_lost_found)
 	zf_put64(zf_buf_grow(&b, 8), ZF_ROOT_INO);
 	zf_put16(zf_buf_grow(&b, 2), 1);
 	zf_buf_add(&b, "c", 1);
-	zf_mutex_lock(&fs->lock);
-	fs_do(fs, ZF_REC_DIRENT_DEL, &b);
-	fs_txn_end(fs);
-	zf_htab_foreach(&fs->chunks, e)((struct zf_chunk *)e->val)->refs += 2;
-	fs_inode(fs, a)->nlink = 3;
-	zf_mutex_unlock(&fs->lock);
+	zf_fs_test_log(fs, ZF_REC_DIRENT_DEL, b.p, b.len);
+	zf_fs_test_add_refs(fs, 2);
+	ck_assert_int_eq(zf_fs_test_set_nlink(fs, a, 3), 0);
 	zf_buf_free(&b);
 
 	ck_assert_int_eq(t_check(fs, 0, &l, &rep), -EUCLEAN);
@@ -319,9 +317,7 @@ START_TEST(repair_rebuilds_refcounts_links_and_lost_found)
 	ck_assert_int_eq(zf_fs_close(fs), 0);
 	/* the wrong counts were in memory only; make them durable for the test */
 	ck_assert_int_eq(zf_fs_open(dir, &rws, &fs), 0);
-	zf_mutex_lock(&fs->lock);
-	zf_htab_foreach(&fs->chunks, e)((struct zf_chunk *)e->val)->refs += 2;
-	zf_mutex_unlock(&fs->lock);
+	zf_fs_test_add_refs(fs, 2);
 	ck_assert_int_eq(t_check(fs, 1, &l, &rep), -EUCLEAN);
 	snprintf(name, sizeof(name), "now /lost+found/#%llu", (unsigned long long)c);
 	ck_assert(t_said(&l, name, NULL));
@@ -351,6 +347,7 @@ START_TEST(chunk_bad_reads_eio_and_a_fresh_copy_heals)
 	struct zf_open_opts keep_log = { .ckpt_bytes = 1ull << 40 };
 	struct zf_check_report rep;
 	struct zf_buf b = { 0 };
+	struct zf_chunk_id id;
 	struct lines l;
 	char *dir = t_tmpdir();
 	uint64_t a, a2, d;
@@ -360,16 +357,10 @@ START_TEST(chunk_bad_reads_eio_and_a_fresh_copy_heals)
 	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
 	a = t_file(fs, "a", 1);
 	a2 = t_file(fs, "a2", 1); /* shares every chunk of a */
-	zf_mutex_lock(&fs->lock);
-	{
-		struct zf_extent *x = &fs_inode(fs, a)->u.file->ext[0];
-
-		zf_put32(zf_buf_grow(&b, 4), 1);
-		zf_buf_add(&b, x->c->id.b, ZF_CHUNK_ID_LEN);
-	}
-	fs_do(fs, ZF_REC_CHUNK_BAD, &b);
-	fs_txn_end(fs);
-	zf_mutex_unlock(&fs->lock);
+	ck_assert_int_eq(zf_fs_test_extent_chunk(fs, a, 0, &id), 0);
+	zf_put32(zf_buf_grow(&b, 4), 1);
+	zf_buf_add(&b, id.b, ZF_CHUNK_ID_LEN);
+	zf_fs_test_log(fs, ZF_REC_CHUNK_BAD, b.p, b.len);
 	ck_assert_int_eq(zf_fs_sync(fs), 0);
 	ck_assert(!t_intact(fs, a, 1) && !t_intact(fs, a2, 1));
 	ck_assert_int_eq(t_check(fs, 0, &l, &rep), 0); /* known damage is a note */
