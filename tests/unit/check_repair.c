@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "storage/check.h"
 #include "storage/fs.h"
+#include "storage/fs_inspect.h"
 #include "storage/fs_testing.h"
 #include "storage/meta_format.h"
 #include "storage/mlog.h"
@@ -384,6 +385,91 @@ START_TEST(chunk_bad_reads_eio_and_a_fresh_copy_heals)
 }
 END_TEST
 
+/* what fsck sees of the core (fs_inspect.h) */
+struct t_seen {
+	uint64_t bytes, n;
+};
+
+static int t_extent(void *ctx, const struct zf_inspect_extent *x)
+{
+	struct t_seen *s = ctx;
+
+	ck_assert_ptr_nonnull(x->chunk);
+	ck_assert_uint_le((uint64_t)x->coff + x->len, x->chunk_len);
+	s->bytes += x->len;
+	s->n++;
+	return 0;
+}
+
+static int t_chunk(void *ctx, const struct zf_inspect_chunk *c)
+{
+	struct t_seen *s = ctx;
+
+	ck_assert(c->w.readable && !c->bad && !c->lost);
+	ck_assert(c->w.located || c->in_pack);
+	ck_assert_uint_ge(c->w.refs, 1);
+	s->n++;
+	return 0;
+}
+
+/* entries by cursor, extents and chunks as written; a fix is logged and replayed */
+START_TEST(inspect_shows_the_table_and_fixes_are_logged)
+{
+	struct zf_check_report rep;
+	struct zf_inspect_inode in;
+	struct zf_inspect_dirent de;
+	struct t_seen ext = { 0 }, chunks = { 0 };
+	struct zf_attr at;
+	struct lines l;
+	char *dir = t_tmpdir();
+	uint64_t a, ino;
+	uint32_t pos = 0;
+	struct zf_fs *fs;
+	int names = 0;
+
+	ck_assert_int_eq(zf_fs_mkfs(dir, &small_mkfs), 0);
+	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+	a = t_file(fs, "a", 1);
+	t_file(fs, "b", 2);
+	zf_fs_inspect_lock(fs);
+	while (zf_fs_inspect_dirent(fs, ZF_ROOT_INO, &pos, &de) == 0) {
+		ck_assert(de.by_name && de.dtype == S_IFREG >> 12);
+		names++;
+	}
+	ck_assert_int_eq(names, 2);
+	pos = 0;
+	ck_assert_int_eq(zf_fs_inspect_dirent(fs, a, &pos, &de), -ENOENT); /* not a directory */
+	ck_assert_int_eq(zf_fs_inspect_lookup(fs, ZF_ROOT_INO, "a", &ino), 0);
+	ck_assert_uint_eq(ino, a);
+	ck_assert_int_eq(zf_fs_inspect_inode(fs, a, &in), 0);
+	ck_assert_uint_eq(in.size, FILE_BYTES);
+	ck_assert_uint_eq(in.mapped, FILE_BYTES);
+	ck_assert_int_eq(zf_fs_inspect_extents(fs, a, t_extent, &ext), 0);
+	ck_assert_uint_eq(ext.bytes, FILE_BYTES);
+	ck_assert_uint_eq(ext.n, in.nextents);
+	ck_assert_int_eq(zf_fs_inspect_chunks(fs, t_chunk, &chunks), 0);
+	ck_assert_uint_ge(chunks.n, ext.n);
+	/* a second name for a, and its link count to match */
+	ck_assert_int_eq(zf_fs_fix_link(fs, ZF_ROOT_INO, a, "a"), -EEXIST);
+	ck_assert_int_eq(zf_fs_fix_link(fs, a, a, "x"), -ENOTDIR);
+	ck_assert_int_eq(zf_fs_fix_link(fs, ZF_ROOT_INO, a, "a2"), 0);
+	ck_assert_int_eq(zf_fs_fix_nlink(fs, a, 2), 0);
+	zf_fs_inspect_unlock(fs);
+	ck_assert_int_eq(zf_fs_sync(fs), 0);
+	zf_fs_abandon(fs); /* a crash after the commit: the records replay */
+
+	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+	ck_assert_int_eq(zf_fs_lookup(fs, ZF_ROOT_INO, "a2", &at), 0);
+	ck_assert_uint_eq(at.ino, a);
+	ck_assert_uint_eq(at.nlink, 2);
+	ck_assert_int_eq(t_check(fs, 0, &l, &rep), 0);
+	ck_assert(t_intact(fs, a, 1));
+	zf_fs_close(fs);
+	t_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 static Suite *repair_suite(void)
 {
 	Suite *s = suite_create("repair");
@@ -394,6 +480,7 @@ static Suite *repair_suite(void)
 	tcase_add_test(tc, salvage_skips_a_damaged_log_record);
 	tcase_add_test(tc, repair_rebuilds_refcounts_links_and_lost_found);
 	tcase_add_test(tc, chunk_bad_reads_eio_and_a_fresh_copy_heals);
+	tcase_add_test(tc, inspect_shows_the_table_and_fixes_are_logged);
 	suite_add_tcase(s, tc);
 	return s;
 }
