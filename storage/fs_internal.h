@@ -2,10 +2,10 @@
  * storage/fs_internal.h - in-memory state of the storage core, shared by
  * its files: fs.c (lifetime), fs_apply.c (the table and its applier),
  * fs_replay.c (load at open), fs_commit.c (commit, checkpoints),
- * fs_stats.c, fs_tier.c (the tier's hooks), fs_walk.c (gc's view),
- * fs_inspect.c (fsck's view), fs_testing.c (unit tests' hooks), fs_ns.c
- * (namespace), fs_xattr.c and the data path (fs_write.c, fs_read.c,
- * fs_chunk.c, fs_range.c, fs_pipe.c). Not a public interface.
+ * fs_stats.c, fs_tier.c (the tier's hooks), fs_wset.c (pins), fs_walk.c
+ * (gc's view), fs_inspect.c (fsck's view), fs_testing.c (unit tests'
+ * hooks), fs_ns.c (namespace), fs_xattr.c and the data path (fs_write.c,
+ * fs_read.c, fs_chunk.c, fs_range.c, fs_pipe.c). Not a public interface.
  *
  * Every durable mutation goes through fs_do(): the record is added to the
  * log's open transaction and then applied by fs_apply(), the same function
