@@ -30,7 +30,10 @@
 #include "storage/segstore.h"
 #include "tier/tier_internal.h"
 
-#define PREFETCH_SCS 4		/* super-chunks fetched ahead of a sequential reader */
+#define PREFETCH_SCS 4		/* the first read-ahead window, in super-chunks */
+#define PF_WINDOW_MAX (32u << 20) /* the window doubles up to this (and budget / 4) */
+#define PF_PIECE (4u << 20)	/* bytes per ranged GET of the read-ahead */
+#define PF_GETS 4		/* read-ahead GETs in flight */
 
 void zf_tier_cache_name(uint64_t seg, uint64_t off, char *buf, size_t len)
 {
@@ -75,41 +78,122 @@ static void cache_put(struct zf_remote *rm, const char *name, const void *buf, s
 /*
  * A reader got the super-chunk at loc. When it follows the previous one (in
  * the segment, or the first of the next segment), ask the prefetch thread
- * for the next PREFETCH_SCS super-chunks' worth, at most a quarter of the
- * dev-dir budget.
+ * to keep a window ahead of it fetched: PREFETCH_SCS super-chunks' worth at
+ * first, doubling with every ask of a reader that stays sequential, up to
+ * PF_WINDOW_MAX and a quarter of the dev-dir budget. An ask goes out as
+ * soon as what is fetched ahead is less than the window, so the next GETs
+ * are in flight while the reader still reads cached ones.
  */
 static void read_ahead(struct zf_remote *rm, const struct zf_sc_loc *loc)
 {
-	uint64_t end = loc->off + loc->disk_len, allow, from;
+	uint64_t end = loc->off + loc->disk_len, cap = PF_WINDOW_MAX, from;
 	int seq;
 
-	allow = (uint64_t)PREFETCH_SCS * loc->disk_len;
-	if (rm->o.local_budget && allow > rm->o.local_budget / 4)
-		allow = rm->o.local_budget / 4;
+	if (rm->o.local_budget && cap > rm->o.local_budget / 4)
+		cap = rm->o.local_budget / 4;
 	zf_mutex_lock(&rm->lock);
 	seq = (loc->seg == rm->seq_seg && loc->off == rm->seq_end) ||
 	      (loc->seg == rm->seq_seg + 1 && loc->off == ZF_SEG_HDR_SIZE);
 	rm->seq_seg = loc->seg;
 	rm->seq_end = end;
-	if (seq && rm->pf_started && !rm->pf_pending) {
+	if (!seq || rm->pf_window < (uint64_t)PREFETCH_SCS * loc->disk_len)
+		rm->pf_window = (uint64_t)PREFETCH_SCS * loc->disk_len;
+	if (rm->pf_window > cap)
+		rm->pf_window = cap;
+	/* done past this segment's end already: nothing to ask until the reader is there */
+	if (seq && rm->pf_started && !rm->pf_pending && rm->pf_done_seg != loc->seg + 1) {
 		from = rm->pf_done_seg == loc->seg && rm->pf_done_end > end ? rm->pf_done_end : end;
-		if (from + loc->disk_len <= end + allow) {
+		if (from + loc->disk_len <= end + rm->pf_window) {
 			rm->pf_seg = loc->seg;
 			rm->pf_from = from;
-			rm->pf_to = end + allow;
+			rm->pf_to = end + rm->pf_window;
 			rm->pf_pending = 1;
 			pthread_cond_signal(&rm->pf_wake);
+			if (rm->pf_window < cap)
+				rm->pf_window *= 2;
 		}
 	}
 	zf_mutex_unlock(&rm->lock);
 }
 
+/* one ranged GET of the read-ahead, into its place in the window's buffer */
+struct pf_piece {
+	uint64_t off;		/* in the object */
+	size_t len, got;
+	int r;
+};
+
+struct pf_job {
+	struct zf_remote *rm;
+	const char *key;
+	uint64_t from;		/* the window's first byte */
+	uint8_t *buf;
+	struct pf_piece *p;
+	size_t n, next;		/* next: atomic */
+};
+
+static void *pf_worker(void *arg)
+{
+	struct pf_job *j = arg;
+	size_t i;
+
+	while ((i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n) {
+		struct pf_piece *p = &j->p[i];
+		void *data = NULL;
+
+		p->r = zf_objstore_get(j->rm->down, j->key, p->off, p->len, &data, &p->got);
+		if (p->r == 0) {
+			if (p->got > p->len)
+				p->got = p->len;
+			memcpy(j->buf + (p->off - j->from), data, p->got);
+		}
+		free(data);
+	}
+	return NULL;
+}
+
 /*
- * Fetch [from, to) of segment seg (cut at the object's end) with one ranged
- * GET and keep every whole super-chunk in it in cache/. Returns the end of
- * the last one kept (from if none; to when the segment has no more).
+ * Bytes [from, to) of object key, fetched PF_PIECE at a time with up to
+ * PF_GETS GETs in flight: a malloc'd buffer and, in *ret_len, how many of
+ * its first bytes arrived (the pieces in order up to the first that failed
+ * or came short). NULL when none did.
  */
-static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from, uint64_t to)
+static uint8_t *pf_get(struct zf_remote *rm, const char *key, uint64_t from, uint64_t to,
+		       size_t *ret_len)
+{
+	struct pf_job j = { .rm = rm, .key = key, .from = from };
+	size_t i, len = 0;
+
+	j.n = (to - from + PF_PIECE - 1) / PF_PIECE;
+	j.p = zf_calloc(j.n, sizeof(*j.p));
+	j.buf = zf_malloc(to - from);
+	for (i = 0; i < j.n; i++) {
+		j.p[i].off = from + (uint64_t)i * PF_PIECE;
+		j.p[i].len = to - j.p[i].off < PF_PIECE ? to - j.p[i].off : PF_PIECE;
+	}
+	zf_run_workers(j.n < PF_GETS ? (unsigned int)j.n : PF_GETS, pf_worker, &j);
+	for (i = 0; i < j.n && j.p[i].r == 0; i++) {
+		len += j.p[i].got;
+		if (j.p[i].got < j.p[i].len)
+			break;
+	}
+	free(j.p);
+	if (!len) {
+		free(j.buf);
+		return NULL;
+	}
+	*ret_len = len;
+	return j.buf;
+}
+
+/*
+ * Fetch [from, to) of segment seg (cut at the object's end; several GETs
+ * at once) and keep every whole super-chunk in it in cache/. Returns the
+ * end of the last one kept (from if none; to when the segment has no more,
+ * *ret_ended then set).
+ */
+static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from, uint64_t to,
+			       int *ret_ended)
 {
 	struct zf_objstore_stat st;
 	char key[ZF_BKEY_MAX], name[64];
@@ -118,6 +202,7 @@ static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from
 	size_t len = 0, i = 0;
 	int at_end = 0;
 
+	*ret_ended = 0;
 	zf_bkey_seg(seg, key, sizeof(key));
 	zf_mutex_lock(&rm->lock);
 	size = rm->pf_size_seg == seg ? rm->pf_size : 0;
@@ -131,11 +216,14 @@ static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from
 		rm->pf_size = size;
 		zf_mutex_unlock(&rm->lock);
 	}
-	if (to > size)
+	if (to >= size) {
 		to = size;
+		*ret_ended = 1;
+	}
 	if (from + ZF_SC_HDR_SIZE >= to)
 		return to; /* the segment's end (its footer) */
-	if (zf_objstore_get(rm->down, key, from, to - from, &data, &len) < 0)
+	data = pf_get(rm, key, from, to, &len);
+	if (!data)
 		return to;
 	while (len - i >= ZF_SC_HDR_SIZE) {
 		const uint8_t *p = (const uint8_t *)data + i;
@@ -144,6 +232,7 @@ static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from
 
 		if (!dlen) {
 			at_end = 1; /* the footer: nothing more to fetch here */
+			*ret_ended = 1;
 			break;
 		}
 		if (dlen > len - i)
@@ -173,6 +262,7 @@ void *zf_tier_prefetch_main(void *arg)
 	zf_mutex_lock(&rm->lock);
 	while (!rm->stopping) {
 		uint64_t seg, from, to, end;
+		int ended;
 
 		if (!rm->pf_pending && rm->pins_cold && zf_mono_ns() >= rm->pins_retry_ns) {
 			/* pinned data that is not local: fetch it (tier/wset.c) */
@@ -196,10 +286,25 @@ void *zf_tier_prefetch_main(void *arg)
 		from = rm->pf_from;
 		to = rm->pf_to;
 		zf_mutex_unlock(&rm->lock);
-		end = prefetch_range(rm, seg, from, to);
+		end = prefetch_range(rm, seg, from, to, &ended);
 		zf_mutex_lock(&rm->lock);
 		rm->pf_done_seg = seg;
 		rm->pf_done_end = end;
+		if (ended && to > end + ZF_SC_HDR_SIZE && !rm->stopping) {
+			/* the rest of the window: a file written in one go goes on in the next one */
+			rm->pf_seg = seg + 1;
+			rm->pf_from = ZF_SEG_HDR_SIZE;
+			rm->pf_to = ZF_SEG_HDR_SIZE + (to - end);
+			pthread_cond_broadcast(&rm->arrived);
+			zf_mutex_unlock(&rm->lock);
+			end = prefetch_range(rm, seg + 1, ZF_SEG_HDR_SIZE,
+					     ZF_SEG_HDR_SIZE + (to - end), &ended);
+			zf_mutex_lock(&rm->lock);
+			if (end > ZF_SEG_HDR_SIZE) {
+				rm->pf_done_seg = seg + 1;
+				rm->pf_done_end = end;
+			}
+		}
 		rm->pf_pending = 0;
 		pthread_cond_broadcast(&rm->arrived); /* readers waiting for it */
 		pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */

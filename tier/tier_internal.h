@@ -95,6 +95,7 @@ struct zf_remote {
 	uint64_t pf_seg, pf_from, pf_to; /* asked: bytes [from, to) of segment seg */
 	uint64_t pf_done_seg, pf_done_end; /* fetched ahead up to here */
 	uint64_t pf_size_seg, pf_size;	/* size of the segment object pf_size_seg */
+	uint64_t pf_window;		/* how far ahead of a sequential reader (grows) */
 	uint64_t prefetched;		/* bytes fetched ahead */
 	int pins_cold;			/* pinned data may be missing: warm it (tier/wset.c) */
 	uint64_t pins_retry_ns;		/* not before (0: at once) */
