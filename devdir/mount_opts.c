@@ -134,6 +134,10 @@ static int opt_one(const char *tok, struct zf_mount_opts *o, char *why, size_t l
 		r = opt_secs(tok, 1, 86400, "seconds", &v, why, len);
 		if (r == 0)
 			o->dd.remote.max_delay_s = v;
+	} else if (!strncmp(tok, "merge_after=", 12)) {
+		r = opt_secs(tok, 2, 100000, "small segments", &v, why, len);
+		if (r == 0)
+			o->dd.remote.merge_after = v;
 	} else {
 		r = opt_fuse(tok, o);
 	}

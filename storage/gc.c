@@ -5,9 +5,11 @@
  * live while such a chunk has references. zf_fs_gc():
  *  1. measures every segment: its stored bytes, and the stored bytes of its
  *     live chunks (a chunk's share of its super-chunk's disk length);
- *  2. chooses victims among the sealed segments it may remove: every one
- *     without live bytes, then the least live ones until the dead bytes left
- *     in the others are at most max_waste of all live bytes;
+ *  2. chooses victims among the sealed segments it may remove: with
+ *     small_bytes, every small one (when there are two or more: they are
+ *     merged); every one without live bytes, then the least live ones until
+ *     the dead bytes left in the others are at most max_waste of all live
+ *     bytes;
  *  3. copies the live chunks of the victims into new super-chunks, reading
  *     them without fs->lock, and logs each as ZF_REC_SC_MOVE; each batch is
  *     committed as writes are (data fdatasync'd, then the record);
@@ -135,7 +137,19 @@ static int cmp_live_ratio(const void *a, const void *b)
 	return l < r ? -1 : l > r;
 }
 
-/* 2. victims: the least live sealed segments until the waste left is small */
+static void mark_victim(struct gc *g, struct segacct *s, uint64_t *dead)
+{
+	s->victim = 1;
+	g->rep->victims++;
+	g->rep->moved_bytes += s->live;
+	*dead -= s->size > s->live ? s->size - s->live : 0;
+	g->rep->reclaim_bytes += s->size - (s->live < s->size ? s->live : s->size);
+}
+
+/*
+ * 2. victims: with small_bytes, the small sealed segments (two or more);
+ * then the least live sealed segments until the waste left is small
+ */
 static void choose(struct gc *g)
 {
 	struct segacct **cand = zf_malloc((g->nsegs ? g->nsegs : 1) * sizeof(*cand));
@@ -152,16 +166,23 @@ static void choose(struct gc *g)
 		dead += s->size > s->live ? s->size - s->live : 0;
 	}
 	qsort(cand, n, sizeof(*cand), cmp_live_ratio);
+	if (g->o->small_bytes) {
+		size_t small = 0;
+
+		for (i = 0; i < n; i++)
+			small += cand[i]->size < g->o->small_bytes;
+		for (i = 0; i < n && small >= 2; i++)
+			if (cand[i]->size < g->o->small_bytes)
+				mark_victim(g, cand[i], &dead); /* merged into one bigger one */
+	}
 	for (i = 0; i < n; i++) {
 		struct segacct *s = cand[i];
 
+		if (s->victim)
+			continue;
 		if (s->live && dead <= waste * (double)g->rep->live_bytes)
 			break;
-		s->victim = 1;
-		g->rep->victims++;
-		g->rep->moved_bytes += s->live;
-		dead -= s->size > s->live ? s->size - s->live : 0;
-		g->rep->reclaim_bytes += s->size - (s->live < s->size ? s->live : s->size);
+		mark_victim(g, s, &dead);
 	}
 	free(cand);
 }

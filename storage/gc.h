@@ -20,6 +20,9 @@ struct zf_gc_opts {
 	/* with keep: segments above keep_above stay (not in the bucket yet) */
 	int keep;
 	uint64_t keep_above;
+	/* also merge sealed segments smaller than this (when there are two or
+	 * more), however live: the small ones uploads sealed by time (0: no) */
+	uint64_t small_bytes;
 };
 
 struct zf_gc_report {

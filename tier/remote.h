@@ -43,7 +43,8 @@ struct zf_remote_opts {
 	struct zf_objstore_opts store;	/* endpoint, credentials, retries */
 	uint64_t local_budget;		/* dev-dir budget for data, cache_size= (0: no limit) */
 	unsigned int interval_ms;	/* upload round period (0: 1000) */
-	unsigned int max_delay_s;	/* seal a segment to ship data this old (0: 10) */
+	unsigned int max_delay_s;	/* seal a segment to ship data this old (0: 1) */
+	unsigned int merge_after;	/* merge small segments once this many went up (0: 64) */
 	unsigned int fetch_timeout_ms;	/* a read of evicted data gives up (0: 30000) */
 	unsigned int write_wait_ms;	/* a writer waits for room this long (0: 120000) */
 	unsigned int lease_ttl_s;	/* lease lifetime; renewed at a third (0: 60) */

@@ -30,7 +30,8 @@
 
 /* zf_remote_opts defaults (remote.h) */
 #define DEFAULT_INTERVAL_MS 1000
-#define DEFAULT_MAX_DELAY_S 10
+#define DEFAULT_MAX_DELAY_S 1	/* the recovery point: seconds, not tens (tier/compact.c
+				 * merges the small segments this leaves) */
 #define DEFAULT_FETCH_MS 30000
 #define DEFAULT_WRITE_WAIT_MS 120000
 #define DEFAULT_LEASE_S 60
@@ -216,6 +217,7 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 		rm->o.interval_ms = DEFAULT_INTERVAL_MS;
 	if (!rm->o.max_delay_s)
 		rm->o.max_delay_s = DEFAULT_MAX_DELAY_S;
+	zf_tier_compact_defaults(&rm->o);
 	if (!rm->o.fetch_timeout_ms)
 		rm->o.fetch_timeout_ms = DEFAULT_FETCH_MS;
 	if (!rm->o.write_wait_ms)
@@ -228,6 +230,7 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 	pthread_cond_init(&rm->done, NULL);
 	pthread_cond_init(&rm->arrived, NULL);
 	pthread_cond_init(&rm->pf_wake, NULL);
+	pthread_cond_init(&rm->compact_wake, NULL);
 	rm->devfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rm->devfd >= 0) {
 		mkdirat(rm->devfd, "cache", 0700);
@@ -340,6 +343,9 @@ int zf_remote_start(struct zf_remote *rm)
 		zf_mutex_unlock(&rm->lock);
 		zf_tier_want_pins(rm); /* after a restore or an eviction elsewhere */
 	}
+	/* merging small segments is housekeeping: without its thread they stay */
+	if (pthread_create(&rm->compact_thread, NULL, zf_tier_compact_main, rm) == 0)
+		rm->compact_started = 1;
 	return 0;
 }
 
@@ -581,7 +587,10 @@ int zf_remote_close(struct zf_remote *rm)
 	pthread_cond_broadcast(&rm->wake);
 	pthread_cond_broadcast(&rm->done);
 	pthread_cond_broadcast(&rm->pf_wake);
+	pthread_cond_broadcast(&rm->compact_wake);
 	zf_mutex_unlock(&rm->lock);
+	if (rm->compact_started) /* first: a merge waits for the uploader */
+		pthread_join(rm->compact_thread, NULL);
 	if (rm->started)
 		pthread_join(rm->thread, NULL);
 	if (rm->pf_started)
@@ -617,6 +626,7 @@ int zf_remote_close(struct zf_remote *rm)
 	pthread_cond_destroy(&rm->done);
 	pthread_cond_destroy(&rm->arrived);
 	pthread_cond_destroy(&rm->pf_wake);
+	pthread_cond_destroy(&rm->compact_wake);
 	zf_mutex_destroy(&rm->lock);
 	zf_mutex_destroy(&rm->evict_lock);
 	for (size_t i = 0; i < rm->nobjs; i++)

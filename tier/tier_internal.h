@@ -101,6 +101,12 @@ struct zf_remote {
 	uint64_t pins_retry_ns;		/* not before (0: at once) */
 	uint64_t pinned_bytes;		/* pinned data, measured by the last eviction pass */
 	uint64_t pinned_local;		/* of it, in cache/ (no victim): counts in the budget */
+	/* merging small segments (tier/compact.c) */
+	pthread_t compact_thread;
+	int compact_started;
+	pthread_cond_t compact_wake;	/* enough small segments went up */
+	unsigned int small_segs;	/* small segments uploaded, not merged yet; under lock */
+	uint64_t compactions;		/* under lock */
 	int fenced;			/* under lock */
 	uint8_t fsid[16];		/* this filesystem's, from the dev-dir's superblock */
 	uint64_t head_seq, head_ckpt;	/* the head this process put last (UINT64_MAX: none);
@@ -180,6 +186,14 @@ void zf_tier_evict(struct zf_remote *rm);
  */
 int zf_tier_evict_seg(struct zf_remote *rm, uint64_t seg, const struct zf_sc_loc *pins,
 		      size_t npins, uint64_t *ret_freed);
+
+/* ---- tier/compact.c: merging the small segments time-sealing leaves ---- */
+/* fill in merge_after's default */
+void zf_tier_compact_defaults(struct zf_remote_opts *o);
+/* a sealed segment of size bytes went up */
+void zf_tier_note_segment(struct zf_remote *rm, uint64_t size);
+/* the compaction thread (arg: rm); returns when rm->stopping */
+void *zf_tier_compact_main(void *arg);
 
 /* ---- tier/wset.c: pin, warm up, evict a file, status ---- */
 /* in v[0..n) (sorted by seg, off): the first at or after loc; is loc there? */

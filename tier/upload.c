@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/lock.h"
 #include "common/buf.h"
@@ -163,6 +164,8 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 	zf_mutex_unlock(&rm->lock);
 	/* 1. sealed segments, in order */
 	for (seg = up_seg + 1; seg <= pt.last_sealed; seg++) {
+		struct stat st;
+
 		zf_segstore_name(seg, name, sizeof(name));
 		zf_bkey_seg(seg, key, sizeof(key));
 		r = zf_tier_put_file(rm, rm->segfd, name, key);
@@ -170,6 +173,8 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 			r = 0; /* evicted earlier: the bucket has it */
 		if (r < 0)
 			goto out;
+		if (fstatat(rm->segfd, name, &st, 0) == 0)
+			zf_tier_note_segment(rm, st.st_size);
 		zf_mutex_lock(&rm->lock);
 		rm->up_seg = seg;
 		rm->progress_ns = zf_mono_ns();

@@ -21,6 +21,9 @@ kill_daemons_at_exit
 # the first number of the status line of PATH (-b: bytes): COL 1 local, 2 bucket, 3 pending
 st_col() { "$ZEROFS" status -b "$1" | awk -v c="$2" 'NR == 2 { print $c }'; }
 st_pin() { "$ZEROFS" status -b "$1" | awk 'NR == 2 { print $4 }'; }
+# on a failure: where the bytes of the tree at MNT are
+show() { "$ZEROFS" status -b "$1" "$1/keep" "$1/keep/text" "$1/keep/sub/rand" "$1/other" \
+	"$1/other/big" "$1/other/small"; cat "$T/evict.out" "$T/warm.out" 2>/dev/null; }
 # wait (bounded) until every byte of PATH is local
 wait_local() {
 	local i
@@ -67,7 +70,7 @@ test_expect_success 'evict everything: unpinned data leaves the dev-dir, pinned 
 	test "$(st_col "$M/keep" 2)" = 0 && test "$(st_col "$M/keep" 1)" = 5000006 &&
 	$ZEROFS evict "$M/keep/text" | grep -q "1 pinned file kept" &&
 	test "$(st_col "$M/keep/text" 1)" = 2000000 &&
-	test "$(zf_stat "$M" "pinned data")" -gt 3000000
+	test "$(zf_stat "$M" "pinned data")" -gt 3000000 || { show "$M"; exit 1; }
 '
 test_expect_success 'outage: pinned files read and written; an evicted file fails with EIO once, named' '
 	touch "$T/outage" &&
@@ -90,7 +93,7 @@ test_expect_success 'warmup then outage: the warmed files read fine' '
 	$ZEROFS warmup "$M/other" >"$T/warm.out" 2>&1 && grep -q "fetched" "$T/warm.out" &&
 	test "$(st_col "$M/other" 2)" = 0 &&
 	touch "$T/outage" && cmp "$T/ref/other/big" "$M/other/big" &&
-	cmp "$T/ref/other/small" "$M/other/small" && rm "$T/outage"
+	cmp "$T/ref/other/small" "$M/other/small" && rm "$T/outage" || { rm -f "$T/outage"; show "$M"; exit 1; }
 '
 test_expect_success 'unpin: the data may leave again; pinned again, it is fetched back' '
 	$ZEROFS unpin "$M/keep/sub" && test "$(st_pin "$M/keep/sub/rand")" = no &&
@@ -120,7 +123,8 @@ test_expect_success 'pins survive a restore: the restored mount fetches pinned d
 	cmp "$T/ref/keep/text" "$T/mnt2/keep/text" &&
 	cmp "$T/ref/keep/sub/rand" "$T/mnt2/keep/sub/rand" &&
 	cmp "$T/ref/other/small" "$T/mnt2/other/small" && rm "$T/outage2" &&
-	zf_umount "$T/mnt2" && zf_wait_gone "$(cat "$T/fg.pid")" && zf_fsck_clean "$T/dev2"
+	zf_umount "$T/mnt2" && zf_wait_gone "$(cat "$T/fg.pid")" && zf_fsck_clean "$T/dev2" ||
+		{ rm -f "$T/outage2"; show "$T/mnt2"; exit 1; }
 '
 test_expect_success 'without a bucket: pin sets the flag, status shows all local, evict says why not' '
 	$ZEROFS mkfs --remote none "$T/dev3" >/dev/null && zf_mount "$T/dev3" "$T/mnt3" &&

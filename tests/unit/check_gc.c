@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "storage/fs_tier.h"
 #include "zf_test.h"
 
 #define KIB 1024u
@@ -267,6 +268,53 @@ START_TEST(gc_killed_leaves_garbage_next_run_removes)
 }
 END_TEST
 
+/* small_bytes: small sealed segments, however live, are merged into one */
+START_TEST(gc_merges_small_segments)
+{
+	char *dir = t_tmpdir(), name[32], buf[4000];
+	struct zf_gc_opts o = { .small_bytes = 1u << 20 };
+	struct zf_upload_point pt;
+	struct zf_gc_report rep;
+	unsigned int nseg, after;
+	struct zf_attr a;
+	struct zf_fs *fs;
+	uint64_t ino[8];
+	int i;
+
+	ck_assert_int_eq(zf_fs_mkfs(dir, &gc_mkfs), 0);
+	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+	for (i = 0; i < 8; i++) { /* a small file, then its segment sealed */
+		snprintf(name, sizeof(name), "s%d", i);
+		memset(buf, 'a' + i, sizeof(buf));
+		ck_assert_int_eq(zf_fs_create(fs, ZF_ROOT_INO, name, S_IFREG | 0644, 0, 0, 0, 0, &a),
+				 0);
+		ino[i] = a.ino;
+		ck_assert_int_eq(zf_fs_write(fs, ino[i], buf, sizeof(buf), 0), sizeof(buf));
+		ck_assert_int_eq(zf_fs_sync(fs), 0);
+		ck_assert_int_eq(zf_fs_upload_point(fs, 1, &pt), 0);
+	}
+	seg_bytes(dir, &nseg);
+	ck_assert_uint_ge(nseg, 8);
+	ck_assert_int_eq(zf_fs_gc(fs, &o, &rep), 0);
+	ck_assert_uint_ge(rep.victims, 8);
+	seg_bytes(dir, &after);
+	ck_assert_msg(after <= 2, "%u segments left of %u", after, nseg);
+	for (i = 0; i < 8; i++) {
+		char got[4000];
+
+		memset(buf, 'a' + i, sizeof(buf));
+		ck_assert_int_eq(zf_fs_read(fs, ino[i], got, sizeof(got), 0), sizeof(got));
+		ck_assert_mem_eq(got, buf, sizeof(buf));
+	}
+	/* one small segment alone is left as it is */
+	ck_assert_int_eq(zf_fs_upload_point(fs, 1, &pt), 0);
+	ck_assert_int_eq(zf_fs_gc(fs, &o, &rep), 0);
+	ck_assert_uint_le(rep.victims, 1);
+	check_clean(fs);
+	finish(fs, dir);
+}
+END_TEST
+
 /* keep_above: segments not yet in the bucket are neither rewritten nor removed */
 START_TEST(gc_keeps_segments_above_the_limit)
 {
@@ -394,6 +442,7 @@ int main(void)
 	tcase_add_test(tc, gc_then_same_data_again);
 	tcase_add_test(tc, gc_killed_leaves_garbage_next_run_removes);
 	tcase_add_test(tc, gc_keeps_segments_above_the_limit);
+	tcase_add_test(tc, gc_merges_small_segments);
 	tcase_add_test(tc, gc_races_readers);
 	tcase_add_test(tc, gc_refused_read_only);
 	suite_add_tcase(s, tc);
