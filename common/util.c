@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -223,4 +224,18 @@ void zf_run_workers(unsigned int n, void *(*fn)(void *), void *arg)
 	for (k = 0; k < started; k++)
 		pthread_join(t[k], NULL);
 	free(t);
+}
+
+void zf_time_human(uint64_t when, char *buf, size_t len)
+{
+	time_t t = (time_t)when, now = time(NULL);
+	char at[32] = "?";
+	struct tm tm;
+
+	if (localtime_r(&t, &tm))
+		strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S %Z", &tm);
+	if (t >= now)
+		snprintf(buf, len, "%s (in %lld s)", at, (long long)(t - now));
+	else
+		snprintf(buf, len, "%s (%lld s ago)", at, (long long)(now - t));
 }

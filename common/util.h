@@ -49,6 +49,12 @@ struct timespec zf_now(void);
 /* monotonic clock in nanoseconds */
 uint64_t zf_mono_ns(void);
 
+/*
+ * when, a unix time, as local time and its distance from now, for people:
+ * "2026-12-07 18:40:12 UTC (in 45 s)" or "... (3 s ago)"; into buf (len bytes)
+ */
+void zf_time_human(uint64_t when, char *buf, size_t len);
+
 /* malloc that never returns NULL for len>0 (aborts on OOM, like glib) */
 void *zf_malloc(size_t len);
 void *zf_calloc(size_t n, size_t len);

@@ -362,20 +362,11 @@ void zf_control_stop(struct zf_control *ctl)
 	free(ctl);
 }
 
-int zf_control_call(const char *dev_dir, const char *cmd, FILE *out)
+/* a client's connection to the daemon serving dev_dir: 0 and *ret_fd, -ENOTCONN, -errno */
+static int control_connect(const char *dev_dir, int *ret_fd)
 {
-	return zf_control_call_progress(dev_dir, cmd, NULL, NULL, out);
-}
-
-int zf_control_call_progress(const char *dev_dir, const char *cmd,
-			     void (*progress)(void *ctx, const char *line), void *ctx, FILE *out)
-{
-	struct zf_buf all = { 0 };
 	struct sockaddr_un sa;
-	char buf[4096], *last;
-	size_t done = 0;
 	socklen_t len;
-	ssize_t n;
 	int fd, r;
 
 	r = control_addr(dev_dir, &sa, &len);
@@ -386,8 +377,48 @@ int zf_control_call_progress(const char *dev_dir, const char *cmd,
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, len) < 0) {
 		r = errno == ECONNREFUSED || errno == ENOENT ? -ENOTCONN : -errno;
-		goto out;
+		close(fd);
+		return r;
 	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int zf_control_daemon_pid(const char *dev_dir, pid_t *ret_pid)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	int fd, r;
+
+	/* no command: the daemon reads end-of-file and closes */
+	r = control_connect(dev_dir, &fd);
+	if (r < 0)
+		return r;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+		r = -errno;
+	else
+		*ret_pid = cred.pid;
+	close(fd);
+	return r;
+}
+
+int zf_control_call(const char *dev_dir, const char *cmd, FILE *out)
+{
+	return zf_control_call_progress(dev_dir, cmd, NULL, NULL, out);
+}
+
+int zf_control_call_progress(const char *dev_dir, const char *cmd,
+			     void (*progress)(void *ctx, const char *line), void *ctx, FILE *out)
+{
+	struct zf_buf all = { 0 };
+	char buf[4096], *last;
+	size_t done = 0;
+	ssize_t n;
+	int fd, r;
+
+	r = control_connect(dev_dir, &fd);
+	if (r < 0)
+		return r;
 	snprintf(buf, sizeof(buf), "%s\n", cmd);
 	r = zf_write_full(fd, buf, strlen(buf));
 	if (r < 0)

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "storage/fs.h"
 #include "tier/remote.h"
@@ -39,6 +40,13 @@ int zf_control_call(const char *dev_dir, const char *cmd, FILE *out);
 /* zf_control_call, passing each "progress" line (without the word) to progress */
 int zf_control_call_progress(const char *dev_dir, const char *cmd,
 			     void (*progress)(void *ctx, const char *line), void *ctx, FILE *out);
+
+/*
+ * The pid of the daemon serving dev_dir (the socket's peer credentials;
+ * the daemon listens after it daemonized). 0 and *ret_pid, -ENOTCONN when
+ * no daemon serves dev_dir, or -errno.
+ */
+int zf_control_daemon_pid(const char *dev_dir, pid_t *ret_pid);
 
 /* print the statistics block shared by 'zerofs stats' on a dev-dir or a mount */
 void zf_stats_print(FILE *out, const struct zf_fs_stats *s);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -70,6 +71,19 @@ void zf_devdir_url(const char *path, const char *override, char *url, size_t len
 		snprintf(url, len, "%s", override);
 	else if (zf_remote_conf_read(path, url, len) < 0)
 		url[0] = 0;
+}
+
+int zf_devdir_identify(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (file_exists(path, "superblock") || file_exists(path, ZF_REMOTE_CONF))
+		return 0;
+	return -EMEDIUMTYPE;
 }
 
 int zf_devdir_wants_restore(const char *path, const char *url)
@@ -277,11 +291,13 @@ int zf_devdir_wait_released(const char *path, unsigned int timeout_ms)
 	fd = open(lockp, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	for (waited = 0; waited < timeout_ms; waited += WAIT_POLL_MS) {
+	for (waited = 0;; waited += WAIT_POLL_MS) {
 		if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
 			r = 0;
 			break;
 		}
+		if (waited >= timeout_ms)
+			break;
 		usleep(WAIT_POLL_MS * 1000);
 	}
 	close(fd);

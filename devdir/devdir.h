@@ -101,6 +101,14 @@ int zf_devdir_mkfs(const char *path, const struct zf_mkfs_opts *mo, const char *
 void zf_devdir_url(const char *path, const char *override, char *url, size_t len);
 
 /*
+ * Is path a dev-dir: a directory holding a superblock, or a remote.conf
+ * (from whose bucket fsck --repair brings a lost superblock back)? 0 yes;
+ * -ENOENT no such path, -ENOTDIR not a directory, -EMEDIUMTYPE a directory
+ * but no dev-dir, or the -errno of looking.
+ */
+int zf_devdir_identify(const char *path);
+
+/*
  * Does a mount of path rebuild it from its bucket first: url names a
  * bucket and path holds no superblock (empty or missing)?
  */
@@ -191,8 +199,8 @@ int zf_devdir_heal_meta(const char *path, int apply, struct zf_meta_heal *ret);
 
 /*
  * Wait until no process holds path's lock (a daemon flushing after an
- * unmount releases it last), polling for up to timeout_ms. 0, -ETIMEDOUT,
- * or -errno when the lock file cannot be opened.
+ * unmount releases it last), polling for up to timeout_ms (0: look once).
+ * 0, -ETIMEDOUT, or -errno when the lock file cannot be opened.
  */
 int zf_devdir_wait_released(const char *path, unsigned int timeout_ms);
 

@@ -104,6 +104,9 @@ static int opt_one(const char *tok, struct zf_mount_opts *o, char *why, size_t l
 		r = opt_secs(tok, 0, 3600, "0..3600 seconds", &v, why, len);
 		if (r == 0)
 			o->timeout = v ? v : 0.001; /* 0 would be the daemon's default */
+	} else if (!strcmp(tok, "nonempty")) {
+		o->nonempty = 1; /* ours: libfuse 3 has no such option */
+		r = 0;
 	} else if (!strncmp(tok, "remote=", 7)) {
 		snprintf(o->url, sizeof(o->url), "%s", tok + 7);
 		o->dd.url = o->url;

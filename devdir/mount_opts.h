@@ -28,6 +28,7 @@ struct zf_mount_opts {
 	char url[ZF_REMOTE_URL_MAX];
 	unsigned int commit_secs;	/* commit= (0: the daemon's default) */
 	double timeout;			/* timeout= (0: the daemon's default) */
+	int nonempty;			/* nonempty: mount over a directory that is not empty */
 	char fuse[ZF_FUSE_OPTS_MAX];	/* all the others but mount(8)'s own, for libfuse */
 };
 

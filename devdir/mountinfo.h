@@ -18,6 +18,13 @@
 int zf_devdir_of_mount(const char *mnt, char *dev, size_t len);
 
 /*
+ * The mountpoint where a zerofs daemon serves the dev-dir dev, into mnt
+ * (len bytes): 0, or -ENOENT when no zerofs mount in this namespace serves
+ * it (the daemon names its dev-dir by its real path).
+ */
+int zf_mount_of_devdir(const char *dev, char *mnt, size_t len);
+
+/*
  * The dev-dir named by arg: a zerofs mountpoint's source, or arg itself,
  * into dev (len bytes). Returns 1 when a daemon serves it (arg is its
  * mountpoint), else 0.

@@ -15,8 +15,6 @@
 #include "common/util.h"
 #include "devdir/remote_conf.h"
 
-#define REMOTE_CONF "remote.conf"
-
 int zf_remote_conf_read(const char *dev_dir, char *url, size_t len)
 {
 	char *text = NULL, *line, *next;
@@ -27,7 +25,7 @@ int zf_remote_conf_read(const char *dev_dir, char *url, size_t len)
 	dirfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return -errno;
-	r = zf_read_file(dirfd, REMOTE_CONF, (void **)&text, &n);
+	r = zf_read_file(dirfd, ZF_REMOTE_CONF, (void **)&text, &n);
 	close(dirfd);
 	if (r < 0)
 		return r;
@@ -57,7 +55,7 @@ int zf_remote_conf_write(const char *dev_dir, const char *url)
 	dirfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return -errno;
-	r = zf_publish_file(dirfd, REMOTE_CONF, text, n);
+	r = zf_publish_file(dirfd, ZF_REMOTE_CONF, text, n);
 	close(dirfd);
 	return r;
 }

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+/* the file's name inside a dev-dir */
+#define ZF_REMOTE_CONF "remote.conf"
 /* room for any URL this codec reads or writes, NUL included */
 #define ZF_REMOTE_URL_MAX 4200
 /* the url of a dev-dir without an object store */

@@ -546,7 +546,8 @@ int zf_objstore_fault_open(const char *url, const struct zf_objstore_opts *opts,
 		const char *semi = strchr(rest, ';');
 
 		if (!semi) {
-			zf_err("cannot open object store '%s': want fault:[params;]<url>", url);
+			zf_objstore_open_fail(opts, "cannot open object store '%s': want "
+					      "fault:[params;]<url>", url);
 			return -EINVAL;
 		}
 		params = strndup(rest, semi - rest);
@@ -555,7 +556,8 @@ int zf_objstore_fault_open(const char *url, const struct zf_objstore_opts *opts,
 		rest = semi + 1;
 		r = fault_parse(params, &p);
 		if (r < 0) {
-			zf_err("cannot open object store '%s': bad fault parameters", url);
+			zf_objstore_open_fail(opts, "cannot open object store '%s': bad fault "
+					      "parameters", url);
 			goto out_free;
 		}
 	}

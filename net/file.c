@@ -456,7 +456,8 @@ int zf_objstore_file_open(const char *url, const struct zf_objstore_opts *opts,
 	int r;
 
 	if (strncmp(path, "//", 2) || path[2] != '/') {
-		zf_err("cannot open object store '%s': want file:///absolute/path", url);
+		zf_objstore_open_fail(opts, "cannot open object store '%s': want "
+				      "file:///absolute/path", url);
 		return -EINVAL;
 	}
 	path += 2;
@@ -471,26 +472,29 @@ int zf_objstore_file_open(const char *url, const struct zf_objstore_opts *opts,
 	if (opts->create) {
 		r = mkdir_p(fs->root);
 		if (r < 0) {
-			zf_err("cannot create object store directory '%s': %s", fs->root,
-			       strerror(-r));
+			zf_objstore_open_fail(opts, "cannot create object store directory '%s': %s",
+					      fs->root, strerror(-r));
 			goto out_free;
 		}
 	}
 	fs->rootfd = open(fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fs->rootfd < 0) {
 		r = -errno;
-		zf_err("cannot open object store directory '%s': %s", fs->root, strerror(-r));
+		zf_objstore_open_fail(opts, "cannot open object store directory '%s': %s", fs->root,
+				      strerror(-r));
 		goto out_free;
 	}
 	if (mkdirat(fs->rootfd, FILE_TMP_DIR, 0700) < 0 && errno != EEXIST) {
 		r = -errno;
-		zf_err("cannot create '%s/%s': %s", fs->root, FILE_TMP_DIR, strerror(-r));
+		zf_objstore_open_fail(opts, "cannot create '%s/%s': %s", fs->root, FILE_TMP_DIR,
+				      strerror(-r));
 		goto out_free;
 	}
 	fs->tmpfd = openat(fs->rootfd, FILE_TMP_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fs->tmpfd < 0) {
 		r = -errno;
-		zf_err("cannot open '%s/%s': %s", fs->root, FILE_TMP_DIR, strerror(-r));
+		zf_objstore_open_fail(opts, "cannot open '%s/%s': %s", fs->root, FILE_TMP_DIR,
+				      strerror(-r));
 		goto out_free;
 	}
 	file_sweep_tmp(fs);

@@ -12,6 +12,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -27,6 +29,20 @@ const char *zf_objstore_errname(int err)
 	const char *n = strerrorname_np(err < 0 ? -err : err);
 
 	return n ? n : "E?";
+}
+
+void zf_objstore_open_fail(const struct zf_objstore_opts *o, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (o && o->why && o->why_len)
+		snprintf(o->why, o->why_len, "%s", msg);
+	else
+		zf_err("%s", msg);
 }
 
 int zf_objstore_open(const char *url, const struct zf_objstore_opts *opts,
@@ -47,7 +63,8 @@ int zf_objstore_open(const char *url, const struct zf_objstore_opts *opts,
 	else if (!strncmp(url, "fault:", 6))
 		r = zf_objstore_fault_open(url, opts, &st);
 	else {
-		zf_err("cannot open object store '%s': unknown scheme (file://, s3://, fault:)", url);
+		zf_objstore_open_fail(opts, "cannot open object store '%s': unknown scheme "
+				      "(file://, s3://, fault:)", url);
 		r = -EINVAL;
 	}
 	if (r < 0)

@@ -95,9 +95,18 @@ struct zf_objstore_opts {
 	unsigned int list_page_size;	/* max-keys per list request; 0: 1000 */
 	/* --- file --- */
 	int create;		/* 1: create the directory (mkdir -p) if missing */
+	/* --- every backend --- */
+	char *why;		/* NULL: a failed open logs its reason; else the reason
+				 * goes here instead (one line, why_len bytes), unlogged */
+	size_t why_len;
 };
 
-/* Open the store named by url. On success *ret_store is set. */
+/*
+ * Open the store named by url. On success *ret_store is set. A failed open
+ * says why once: logged, or into opts->why. -EINVAL: a bad URL (scheme,
+ * bucket, prefix, an unknown or bad parameter, endpoint); -EACCES: no
+ * usable credentials; the file backend's -errno of its directory.
+ */
 int zf_objstore_open(const char *url, const struct zf_objstore_opts *opts,
 		     struct zf_objstore **ret_store);
 

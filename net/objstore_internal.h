@@ -51,6 +51,13 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *opts,
 int zf_objstore_fault_open(const char *url, const struct zf_objstore_opts *opts,
 			   struct zf_objstore **ret_store);
 
+/*
+ * Say why an open fails: into o->why when the caller asked for it, else
+ * logged as an error. Backends' open paths use this instead of zf_err.
+ */
+void zf_objstore_open_fail(const struct zf_objstore_opts *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* an errno as its name ("EACCES"), for log lines */
 const char *zf_objstore_errname(int err);
 

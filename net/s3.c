@@ -435,7 +435,8 @@ static char *trim(char *s)
 }
 
 /* read [profile] of an AWS credentials file; refuse one others can read */
-static int s3_creds_file(struct s3_store *st, const char *path, const char *profile)
+static int s3_creds_file(struct s3_store *st, const struct zf_objstore_opts *o, const char *path,
+			 const char *profile)
 {
 	char line[1024], want[256];
 	int in = 0, found = 0, r;
@@ -446,11 +447,12 @@ static int s3_creds_file(struct s3_store *st, const char *path, const char *prof
 	if (!f) {
 		r = -errno;
 		if (r == -ENOENT)
-			zf_err("no credentials for 's3://%s': set AWS_ACCESS_KEY_ID and "
-			       "AWS_SECRET_ACCESS_KEY, or write them into '%s' (mode 0600)",
-			       st->bucket, path);
+			zf_objstore_open_fail(o, "no credentials for 's3://%s': set AWS_ACCESS_KEY_ID "
+					      "and AWS_SECRET_ACCESS_KEY, or write them into '%s' "
+					      "(mode 0600)", st->bucket, path);
 		else
-			zf_err("cannot read credentials file '%s': %s", path, strerror(-r));
+			zf_objstore_open_fail(o, "cannot read credentials file '%s': %s", path,
+					      strerror(-r));
 		return r == -ENOENT ? -EACCES : r;
 	}
 	if (fstat(fileno(f), &sb) < 0) {
@@ -458,9 +460,9 @@ static int s3_creds_file(struct s3_store *st, const char *path, const char *prof
 		goto out;
 	}
 	if (sb.st_mode & 077) {
-		zf_err("credentials file '%s' is open to group or others (mode %04o): "
-		       "refusing it; run 'chmod 600 %s'",
-		       path, (unsigned int)(sb.st_mode & 07777), path);
+		zf_objstore_open_fail(o, "credentials file '%s' is open to group or others (mode "
+				      "%04o): refusing it; run 'chmod 600 %s'", path,
+				      (unsigned int)(sb.st_mode & 07777), path);
 		r = -EACCES;
 		goto out;
 	}
@@ -493,9 +495,8 @@ static int s3_creds_file(struct s3_store *st, const char *path, const char *prof
 	}
 	explicit_bzero(line, sizeof(line));
 	if (!found || !st->access_key || !st->secret_key) {
-		zf_err("credentials file '%s' has no profile '%s' with aws_access_key_id and "
-		       "aws_secret_access_key",
-		       path, profile);
+		zf_objstore_open_fail(o, "credentials file '%s' has no profile '%s' with "
+				      "aws_access_key_id and aws_secret_access_key", path, profile);
 		r = -EACCES;
 		goto out;
 	}
@@ -538,7 +539,7 @@ static int s3_creds(struct s3_store *st, const struct zf_objstore_opts *o, const
 		snprintf(buf, sizeof(buf), "%s/.aws/credentials", home ? home : "");
 		path = buf;
 	}
-	return s3_creds_file(st, path, profile);
+	return s3_creds_file(st, o, path, profile);
 }
 
 static int valid_bucket(const char *b)
@@ -610,7 +611,8 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 		return -EIO;
 	}
 	if (strncmp(url, "s3://", 5)) {
-		zf_err("cannot open object store '%s': want s3://bucket[/prefix]", url);
+		zf_objstore_open_fail(o, "cannot open object store '%s': want s3://bucket[/prefix]",
+				      url);
 		return -EINVAL;
 	}
 	st = zf_calloc(1, sizeof(*st));
@@ -628,7 +630,8 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 		*slash++ = 0;
 	st->bucket = zf_strdup(path);
 	if (!valid_bucket(st->bucket)) {
-		zf_err("cannot open object store '%s': bad bucket name '%s'", url, st->bucket);
+		zf_objstore_open_fail(o, "cannot open object store '%s': bad bucket name '%s'", url,
+				      st->bucket);
 		goto out_free;
 	}
 	/* the prefix is a directory: "a/b" and "a/b/" are the same */
@@ -638,7 +641,8 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 	st->prefix = zf_malloc(n + 2);
 	snprintf(st->prefix, n + 2, "%s%s", n ? slash : "", n ? "/" : "");
 	if (n && zf_objstore_key_valid(slash) < 0) {
-		zf_err("cannot open object store '%s': bad prefix '%s'", url, slash);
+		zf_objstore_open_fail(o, "cannot open object store '%s': bad prefix '%s'", url,
+				      slash);
 		goto out_free;
 	}
 	/* URL parameters win over opts */
@@ -646,7 +650,8 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 		char *v = strchr(q, '=');
 
 		if (!v) {
-			zf_err("cannot open object store '%s': bad parameter '%s'", url, q);
+			zf_objstore_open_fail(o, "cannot open object store '%s': bad parameter '%s'",
+					      url, q);
 			goto out_free;
 		}
 		*v++ = 0;
@@ -665,8 +670,10 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 		} else if (!strcmp(q, "profile") && *v) {
 			url_profile = v;
 		} else {
-			zf_err("cannot open object store '%s': unknown parameter '%s=%s'", url, q,
-			       v);
+			zf_objstore_open_fail(o, "cannot open object store '%s': unknown parameter "
+					      "'%s=%s' (known: endpoint=URL, region=NAME, "
+					      "addressing=path|vhost, tls_verify=0|1, profile=NAME)",
+					      url, q, v);
 			goto out_free;
 		}
 	}
@@ -694,9 +701,8 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 		endpoint = ep_buf;
 	}
 	if (s3_endpoint(st, endpoint) < 0) {
-		zf_err("cannot open object store '%s': bad endpoint '%s' (want "
-		       "http[s]://host[:port])",
-		       url, endpoint);
+		zf_objstore_open_fail(o, "cannot open object store '%s': bad endpoint '%s' (want "
+				      "http[s]://host[:port])", url, endpoint);
 		goto out_free;
 	}
 	st->tls_no_verify = tls_no_verify;

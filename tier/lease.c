@@ -111,11 +111,13 @@ int zf_tier_lease_acquire(struct zf_remote *rm)
 			"during an outage: taking it", rm->url);
 	} else if (r == 0 && l.expires > (uint64_t)time(NULL)) {
 		if (!lease_holder_gone(rm, &l)) {
-			zf_err("bucket '%s' is in use by %s%s%s%s until %llu (unix time, %llu s from "
-			       "now); if that writer is gone for good, run 'zerofs lease-break %s'",
-			       rm->url, l.who, l.dev[0] ? " (dev-dir '" : "", l.dev,
-			       l.dev[0] ? "')" : "", (unsigned long long)l.expires,
-			       (unsigned long long)(l.expires - time(NULL)), rm->url);
+			char until[80];
+
+			zf_time_human(l.expires, until, sizeof(until));
+			zf_err("bucket '%s' is in use by %s%s%s%s until %s; if that writer is gone "
+			       "for good, run 'zerofs lease-break %s'", rm->url, l.who,
+			       l.dev[0] ? " (dev-dir '" : "", l.dev, l.dev[0] ? "')" : "", until,
+			       rm->url);
 			return -EBUSY;
 		}
 		zf_warn("taking over the lease of '%s' from %s: it served this dev-dir, which no "
@@ -169,6 +171,63 @@ int zf_tier_lease_check(struct zf_remote *rm)
 	return r;
 }
 
+
+/* is pid a live zerofs process on this host (not a zombie; its command name says so)? */
+static int pid_is_zerofs(int pid)
+{
+	char path[64], stat[256] = "", *open, *close;
+	FILE *f;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (!fgets(stat, sizeof(stat), f))
+		stat[0] = 0;
+	fclose(f);
+	/* "<pid> (<command name>) <state> ...": the name may hold ')' itself */
+	open = strchr(stat, '(');
+	close = strrchr(stat, ')');
+	if (!open || !close || close < open || close[1] != ' ' || close[2] == 'Z' ||
+	    close[2] == 'X')
+		return 0;
+	*close = 0;
+	open++;
+	/* run as zerofs, or by mount(8) as mount.zerofs or mount.fuse.zerofs
+	 * (a command name is cut at 15 characters) */
+	return !strcmp(open, "zerofs") || !strcmp(open, "mount.zerofs") ||
+	       !strcmp(open, "mount.fuse.zero");
+}
+
+int zf_remote_lease_read(const char *url, const struct zf_objstore_opts *so,
+			 struct zf_lease_info *ret)
+{
+	struct zf_objstore_opts o = so ? *so : (struct zf_objstore_opts){ 0 };
+	struct zf_lease_info info = { 0 };
+	char host[256] = "";
+	struct zf_objstore *os;
+	struct lease l;
+	int r;
+
+	r = zf_objstore_open(url, &o, &os);
+	if (r < 0)
+		return r;
+	r = lease_read(os, &l);
+	zf_objstore_close(os);
+	if (r < 0)
+		return r;
+	if (sscanf(l.who, "%255s pid %d", info.host, &info.pid) < 1)
+		return -EBADMSG;
+	snprintf(info.dev, sizeof(info.dev), "%s", l.dev);
+	info.expires = l.expires;
+	gethostname(host, sizeof(host) - 1);
+	info.here = !strcmp(host, info.host);
+	info.alive_here = info.here && pid_is_zerofs(info.pid);
+	*ret = info;
+	return 0;
+}
 
 int zf_remote_break_lease(const char *url, const struct zf_objstore_opts *so)
 {

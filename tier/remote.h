@@ -285,7 +285,29 @@ int zf_remote_audit(struct zf_remote *rm, struct zf_remote_audit *a);
  */
 int zf_remote_unreachable(struct zf_remote *rm, char *why, size_t len);
 
+/* who holds a bucket's lease, as zf_remote_lease_read finds it */
+struct zf_lease_info {
+	char host[256];		/* the holder's host name */
+	int pid;		/* its pid (the daemon's once its first round ran) */
+	char dev[4096];		/* its dev-dir ("": an older zerofs did not say) */
+	uint64_t expires;	/* unix time */
+	int here;		/* host is this host */
+	/* here, and pid is a live zerofs process: the holder is certainly
+	 * alive (a false 0 is possible: a daemon whose lease still names the
+	 * process that daemonized; its dev-dir's lock tells) */
+	int alive_here;
+};
+
+/*
+ * Read the lease of the bucket at url (so: store options, NULL for
+ * defaults). 0 and *ret; -ENOENT no lease; -EBADMSG a lease that does not
+ * parse; or the store's -errno (the open's reason logged).
+ */
+int zf_remote_lease_read(const char *url, const struct zf_objstore_opts *so,
+			 struct zf_lease_info *ret);
+
 /* delete the bucket's lease (a writer that is gone for good) */
 int zf_remote_break_lease(const char *url, const struct zf_objstore_opts *so);
+
 
 #endif

@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -22,11 +23,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "devdir/devdir.h"
 #include "devdir/mount_opts.h"
 #include "devdir/mountinfo.h"
+#include "devdir/remote_check.h"
 #include "storage/fs.h"
 #include "tier/remote.h"
 #include "tools/wset.h"
@@ -43,9 +46,10 @@ static void usage(FILE *out)
 		"usage: zerofs <command> [options] <args>\n"
 		"\n"
 		"commands:\n"
-		"  mkfs [--force] [--zstd-level N] [--remote URL|none] <dev-dir>\n"
+		"  mkfs [--force] [--zstd-level N] [--remote URL|none] [--no-check] <dev-dir>\n"
 		"                                               format a dev-dir; its bucket is\n"
-		"                                               URL (default file://<dev-dir>.bucket)\n"
+		"                                               URL (default file://<dev-dir>.bucket),\n"
+		"                                               checked first unless --no-check\n"
 		"  mkfs --restore URL [--allow-loss] [--verify-data] <dev-dir>\n"
 		"                                               rebuild a dev-dir from a bucket;\n"
 		"                                               every metadata object is verified\n"
@@ -76,7 +80,8 @@ static void usage(FILE *out)
 		"                                               locally and in the bucket; rewrite\n"
 		"                                               segments until at most PCT %% (5) of\n"
 		"                                               the live bytes are dead\n"
-		"  lease-break <URL>                            free a bucket whose writer is gone\n"
+		"  lease-break [--force] <URL>                  free a bucket whose writer is gone\n"
+		"                                               (--force: even if it lives here)\n"
 		"  pin <path>...                                keep files local, for offline work\n"
 		"                                               (directories: recursively, and what\n"
 		"                                               is made in them); unpin undoes it\n"
@@ -91,7 +96,8 @@ static void usage(FILE *out)
 		"  merge_after=N (small segments merged once N went up, 64),\n"
 		"  timeout=SECONDS (attribute cache, 1), ckpt=MIB (log written between\n"
 		"  checkpoints, 64), mem=SIZE (memory of the data path: write buffers,\n"
-		"  compression pipeline, decompressed cache; 256M), any FUSE option\n"
+		"  compression pipeline, decompressed cache; 256M),\n"
+		"  nonempty (mount over a directory that is not empty), any FUSE option\n"
 		"  (allow_other, ro, ...); as\n"
 		"  mount.zerofs the command also serves mount(8) and /etc/fstab:\n"
 		"  'zerofs#/dev-dir /mnt fuse.zerofs defaults 0 0' or 'mount -t fuse.zerofs'\n"
@@ -175,13 +181,14 @@ static int cmd_mkfs(int argc, char **argv)
 					      { "restore", required_argument, NULL, 'R' },
 					      { "allow-loss", no_argument, NULL, 'L' },
 					      { "verify-data", no_argument, NULL, 'd' },
+					      { "no-check", no_argument, NULL, 'N' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	struct zf_mkfs_opts mo = { 0 };
 	const char *remote = NULL, *restore = NULL;
-	int c, r, allow_loss = 0, verify = 0;
+	int c, r, allow_loss = 0, verify = 0, check = 1;
+	char url[ZF_REMOTE_URL_MAX], why[ZF_REMOTE_URL_MAX + 256];
 	struct zf_devdir_err err;
-	char url[ZF_REMOTE_URL_MAX];
 	long level;
 
 	while ((c = getopt_long(argc, argv, "fz:r:R:h", opts, NULL)) != -1) {
@@ -191,6 +198,9 @@ static int cmd_mkfs(int argc, char **argv)
 			break;
 		case 'd':
 			verify = 1;
+			break;
+		case 'N':
+			check = 0;
 			break;
 		case 'r':
 			remote = optarg;
@@ -225,6 +235,17 @@ static int cmd_mkfs(int argc, char **argv)
 	}
 	if (restore)
 		return restore_dev("mkfs", restore, argv[optind], allow_loss, verify);
+	if (remote && check) {
+		/* the reason is the one line: the store's own log lines would repeat it */
+		zf_log_set_level(ZF_LOG_NONE);
+		r = zf_devdir_check_remote(remote, why, sizeof(why));
+		zf_log_set_level(ZF_LOG_WARN);
+		if (r < 0) {
+			fprintf(stderr, "zerofs mkfs: %s; nothing formatted (--no-check skips this "
+				"check)\n", why);
+			return r == -EINVAL ? 2 : 1;
+		}
+	}
 	r = zf_devdir_mkfs(argv[optind], &mo, remote, url, sizeof(url), &err);
 	if (r < 0 && err.at == ZF_DEVDIR_AT_CORE) {
 		if (r != -EEXIST && r != -ENOTEMPTY) /* else the core said why */
@@ -239,6 +260,46 @@ static int cmd_mkfs(int argc, char **argv)
 	}
 	printf("formatted '%s' (object store: %s)\n", argv[optind], url);
 	return 0;
+}
+
+/*
+ * When a zerofs daemon in this namespace serves dev, say where, its pid and
+ * what to do instead of cmd ("fsck" or "gc"), and return 1; else 0.
+ */
+static int say_if_mounted(const char *cmd, const char *dev)
+{
+	char mnt[4096], pid[32] = "";
+	pid_t p;
+
+	if (zf_mount_of_devdir(dev, mnt, sizeof(mnt)) < 0)
+		return 0;
+	if (zf_control_daemon_pid(dev, &p) == 0)
+		snprintf(pid, sizeof(pid), ", daemon pid %d", (int)p);
+	if (!strcmp(cmd, "gc"))
+		fprintf(stderr, "zerofs gc: '%s' is mounted on '%s'%s: run 'zerofs gc %s' to "
+			"collect while it serves, or unmount it first ('zerofs umount %s')\n", dev,
+			mnt, pid, mnt, mnt);
+	else
+		fprintf(stderr, "zerofs %s: '%s' is mounted on '%s'%s: unmount it first "
+			"('zerofs umount %s')\n", cmd, dev, mnt, pid, mnt);
+	return 1;
+}
+
+/*
+ * Is arg not something cmd can open as a dev-dir? Then say why in one line
+ * (or_mnt: cmd also takes a mountpoint) and return 1.
+ */
+static int say_if_not_devdir(const char *cmd, const char *arg, int or_mnt)
+{
+	int r = zf_devdir_identify(arg);
+
+	if (r == -EMEDIUMTYPE)
+		fprintf(stderr, "zerofs %s: '%s' is %s zerofs dev-dir (no superblock; 'zerofs "
+			"mkfs' formats one)\n", cmd, arg,
+			or_mnt ? "neither a zerofs mountpoint nor a" : "not a");
+	else if (r < 0)
+		fprintf(stderr, "zerofs %s: cannot open '%s': %s\n", cmd, arg, strerror(-r));
+	return r < 0;
 }
 
 /* what fsck prints: problems and notes on stdout, the progress bar on a terminal */
@@ -425,6 +486,7 @@ static int cmd_fsck(int argc, char **argv)
 					      { NULL, 0, NULL, 0 } };
 	struct fsck_out out = { 0 };
 	uint64_t errors = 0, repaired = 0, healed_n = 0;
+	char dev[4096];
 	int c, verify = 0, repair = 0, unchecked = 0, healed;
 
 	while ((c = getopt_long(argc, argv, "drqh", opts, NULL)) != -1) {
@@ -449,6 +511,14 @@ static int cmd_fsck(int argc, char **argv)
 		fprintf(stderr, "zerofs fsck: expected one dev-dir\n");
 		return FSCK_OPERATIONAL;
 	}
+	if (zf_devdir_of_mount(argv[optind], dev, sizeof(dev)) == 0) {
+		fprintf(stderr, "zerofs fsck: '%s' is a zerofs mountpoint (of '%s'): unmount it "
+			"first ('zerofs umount %s'), then check the dev-dir\n", argv[optind], dev,
+			argv[optind]);
+		return FSCK_OPERATIONAL;
+	}
+	if (say_if_not_devdir("fsck", argv[optind], 0) || say_if_mounted("fsck", argv[optind]))
+		return FSCK_OPERATIONAL;
 	healed = fsck_heal_meta(argv[optind], repair, &out, &healed_n);
 	c = fsck_pass(argv[optind], verify, repair, &out, &errors, &repaired, &unchecked);
 	errors += healed;
@@ -470,6 +540,21 @@ static int cmd_fsck(int argc, char **argv)
 	    unchecked)
 		return FSCK_OPERATIONAL;
 	return errors ? FSCK_ERRORS : FSCK_CORRECTED;
+}
+
+/* does directory path hold nothing but "." and ".." (or cannot be read)? */
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return 1; /* the mount says why it cannot use it */
+	while (empty && (e = readdir(d)))
+		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+	closedir(d);
+	return empty;
 }
 
 static int cmd_mount(int argc, char **argv)
@@ -527,6 +612,11 @@ static int cmd_mount(int argc, char **argv)
 	if (stat(argv[optind + 1], &st) < 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "zerofs mount: mountpoint '%s' is not a directory\n",
 			argv[optind + 1]);
+		return 1;
+	}
+	if (!mo.nonempty && !dir_is_empty(argv[optind + 1])) {
+		fprintf(stderr, "zerofs mount: mountpoint '%s' is not empty: the mount would hide "
+			"its files (-o nonempty mounts over them anyway)\n", argv[optind + 1]);
 		return 1;
 	}
 	o.fuse_opts = mo.fuse;
@@ -633,6 +723,8 @@ static int cmd_gc(int argc, char **argv)
 		}
 		return 0;
 	}
+	if (say_if_not_devdir("gc", dev, 1) || say_if_mounted("gc", dev))
+		return 1;
 	r = gc_unmounted(dev, &o, &rep);
 	if (r < 0)
 		return 1;
@@ -640,21 +732,78 @@ static int cmd_gc(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Is the lease's holder alive on this host: its pid a live zerofs, or its
+ * dev-dir's lock held (the lease may still name the process that
+ * daemonized)? Where it is mounted into mnt ("" when not found).
+ */
+static int lease_holder_alive(const struct zf_lease_info *li, char *mnt, size_t len)
+{
+	mnt[0] = 0;
+	if (!li->here)
+		return 0;
+	if (li->dev[0] && zf_mount_of_devdir(li->dev, mnt, len) < 0)
+		mnt[0] = 0;
+	return li->alive_here || (li->dev[0] && zf_devdir_wait_released(li->dev, 0) == -ETIMEDOUT);
+}
+
 static int cmd_lease_break(int argc, char **argv)
 {
-	int r;
+	static const struct option opts[] = { { "force", no_argument, NULL, 'f' },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	char until[80], mnt[4096], holder[4600] = "";
+	struct zf_lease_info li;
+	int c, r, force = 0;
+	const char *url;
 
-	if (argc != 2 || argv[1][0] == '-') {
+	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			force = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
 		fprintf(stderr, "zerofs lease-break: expected the bucket's URL\n");
 		return 2;
 	}
-	r = zf_remote_break_lease(argv[1], NULL);
-	if (r < 0) {
-		fprintf(stderr, "zerofs lease-break: cannot delete the lease of '%s': %s\n", argv[1],
+	url = argv[optind];
+	r = zf_remote_lease_read(url, NULL, &li);
+	if (r == -ENOENT) {
+		printf("'%s' has no lease: nothing to break\n", url);
+		return 0;
+	}
+	if (r < 0 && r != -EBADMSG) { /* a lease that does not parse is broken all the same */
+		fprintf(stderr, "zerofs lease-break: cannot read the lease of '%s': %s\n", url,
 			strerror(-r));
 		return 1;
 	}
-	printf("lease of '%s' removed: the next mount takes it\n", argv[1]);
+	if (r == 0) {
+		zf_time_human(li.expires, until, sizeof(until));
+		snprintf(holder, sizeof(holder), " (held by %s pid %d%s%s%s until %s)", li.host,
+			 li.pid, li.dev[0] ? ", dev-dir '" : "", li.dev, li.dev[0] ? "'," : "",
+			 until);
+	}
+	if (r == 0 && lease_holder_alive(&li, mnt, sizeof(mnt)) && !force) {
+		fprintf(stderr, "zerofs lease-break: the lease of '%s'%s belongs to a live zerofs "
+			"on this host: %s%s%s; --force breaks it anyway\n", url, holder,
+			mnt[0] ? "unmount it ('zerofs umount " : "stop it", mnt,
+			mnt[0] ? "')" : "");
+		return 1;
+	}
+	r = zf_remote_break_lease(url, NULL);
+	if (r < 0) {
+		fprintf(stderr, "zerofs lease-break: cannot delete the lease of '%s': %s\n", url,
+			strerror(-r));
+		return 1;
+	}
+	printf("lease of '%s'%s removed: the next mount takes it\n", url, holder);
 	return 0;
 }
 
@@ -684,6 +833,8 @@ static int cmd_stats(int argc, char **argv)
 		return 2;
 	}
 	mounted = zf_devdir_resolve(argv[1], dev, sizeof(dev));
+	if (!mounted && say_if_not_devdir("stats", dev, 1))
+		return 1;
 	if (!mounted) {
 		zf_log_set_level(ZF_LOG_NONE); /* 'in use' is not an error here */
 		r = zf_devdir_open(dev, ZF_DEVDIR_STATS, NULL, &dd, NULL);
