@@ -13,10 +13,11 @@ cd "$(dirname "$0")"
 top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# Debian packages: build chain, libraries (-dev), test tools.
+# Debian packages: build chain, libraries (-dev), test tools (scdoc builds
+# the man page, man-db renders it in a test).
 pkgs=(build-essential autoconf automake libtool pkg-config
 	libfuse3-dev fuse3 libzstd-dev libxxhash-dev libcurl4-openssl-dev check
-	zstd rsync git tar python3 attr acl xxd procps psmisc
+	zstd rsync git tar python3 attr acl xxd procps psmisc scdoc man-db
 	libssl-dev awscli nodejs $(command -v npm >/dev/null 2>&1 || echo npm)
 	clang llvm libclang-rt-dev)
 # (npm only where no npm is on the PATH: NodeSource's nodejs bundles one and

@@ -7,7 +7,7 @@
  * Pure parsing: no file, no global state; the fuzz target
  * tests/fuzz/fuzz_mount_opts.c drives it. Messages go to the caller in
  * why, never to a stream. The option names are the command's interface:
- * tools/zerofs.c's usage() lists them.
+ * 'zerofs mount --help' (tools/zerofs.c) and man/zerofs.8.scd list them.
  */
 #ifndef ZF_DEVDIR_MOUNT_OPTS_H
 #define ZF_DEVDIR_MOUNT_OPTS_H

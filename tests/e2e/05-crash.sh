@@ -806,7 +806,7 @@ crash_round() {
 # storm; metadata storms checkpoint every MiB of log when the command can
 # be told so (else every 64 MiB, a few times per run)
 ckpt_opt=""
-if $ZEROFS --help | grep -q "ckpt="; then
+if $ZEROFS mount --help | grep -q "ckpt="; then
 	ckpt_opt="-o ckpt=1"
 else
 	echo "# note: 'zerofs mount' has no -o ckpt=MIB: checkpoints only every 64 MiB of log"

@@ -1,0 +1,128 @@
+/*
+ * tools/mount.c - zerofs mount (and mount.zerofs, as mount(8) runs it):
+ * parse -o, refuse a mountpoint that is not an empty directory (unless -o
+ * nonempty), restore an empty dev-dir from its bucket, open the dev-dir
+ * before daemonizing (so errors reach the terminal and the exit code),
+ * then hand it to the daemon.
+ *
+ * Exit codes: 0 unmounted cleanly, 1 failed, 2 bad arguments; -f: 3 when
+ * the daemon stopped with uploads pending (ZF_EXIT_PENDING).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon/daemon.h"
+#include "devdir/devdir.h"
+#include "devdir/mount_opts.h"
+#include "tools/commands.h"
+#include "tools/sync.h"
+
+/* does directory path hold nothing but "." and ".." (or cannot be read)? */
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return 1; /* the mount says why it cannot use it */
+	while (empty && (e = readdir(d)))
+		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
+int zf_cmd_mount(int argc, char **argv)
+{
+	static const struct option opts[] = { { "foreground", no_argument, NULL, 'f' },
+					      { "debug", no_argument, NULL, 'd' },
+					      { "cache-size", required_argument, NULL, 'C' },
+					      { "options", required_argument, NULL, 'o' },
+					      { NULL, 0, NULL, 0 } };
+	struct zf_mount_opts mo = { 0 };
+	struct zf_daemon_opts o = { 0 };
+	char url[ZF_REMOTE_URL_MAX], why[ZF_REMOTE_URL_MAX + 64];
+	struct zf_devdir_err err;
+	struct zf_devdir *dd;
+	struct zf_fs *fs;
+	struct stat st;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "fdo:sn", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o.foreground = 1;
+			break;
+		case 'd':
+			o.debug = 1;
+			break;
+		case 'o':
+			if (zf_mount_opts_parse(optarg, &mo, why, sizeof(why)) < 0) {
+				if (*why)
+					fprintf(stderr, "zerofs mount: %s\n", why);
+				return 2;
+			}
+			break;
+		case 'C':
+			if (zf_parse_size(optarg, &mo.dd.remote.local_budget) < 0) {
+				fprintf(stderr, "zerofs mount: invalid cache size '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 's': /* mount(8): sloppy */
+		case 'n': /* mount(8): no mtab */
+			break;
+		default:
+			return zf_tool_bad_option(argv);
+		}
+	}
+	if (optind != argc - 2) {
+		fprintf(stderr, "zerofs mount: expected <dev-dir> <mountpoint>\n");
+		return 2;
+	}
+	if (stat(argv[optind + 1], &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "zerofs mount: mountpoint '%s' is not a directory\n",
+			argv[optind + 1]);
+		return 1;
+	}
+	if (!mo.nonempty && !dir_is_empty(argv[optind + 1])) {
+		fprintf(stderr, "zerofs mount: mountpoint '%s' is not empty: the mount would hide "
+			"its files (-o nonempty mounts over them anyway)\n", argv[optind + 1]);
+		return 1;
+	}
+	o.fuse_opts = mo.fuse;
+	o.commit_secs = mo.commit_secs;
+	o.timeout = mo.timeout;
+	zf_devdir_url(argv[optind], mo.dd.url, url, sizeof(url));
+	mo.dd.url = url;
+	/* an empty dev-dir and a bucket: rebuild from the bucket first */
+	if (zf_devdir_wants_restore(argv[optind], url) &&
+	    zf_tool_restore("mount", url, argv[optind], 0, 0) != 0)
+		return 1;
+	/* open before daemonizing: errors reach the terminal and the exit code */
+	r = zf_devdir_open(argv[optind], ZF_DEVDIR_MOUNT, &mo.dd, &dd, &err);
+	if (r < 0 && err.at == ZF_DEVDIR_AT_CORE) {
+		if (r != -EBUSY) /* the core said who holds it */
+			fprintf(stderr, "zerofs mount: cannot open '%s': %s\n", argv[optind],
+				strerror(-r));
+		return 1;
+	}
+	if (r < 0) {
+		/* a refusal (lease, another filesystem, a fork) said why above */
+		int said = r == -EBUSY || r == -ESTALE || r == -EEXIST;
+
+		fprintf(stderr, "zerofs mount: cannot use the object store '%s'%s%s\n", url,
+			said ? "" : ": ", said ? "" : strerror(-r));
+		return 1;
+	}
+	zf_devdir_hand_over(dd, &fs, &o.remote);
+	r = zf_daemon_run(fs, argv[optind + 1], &o);
+	return r < 0 ? 1 : r == ZF_DAEMON_PENDING ? ZF_EXIT_PENDING : 0;
+}
+
