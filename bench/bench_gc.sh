@@ -63,7 +63,7 @@ read -r _ wall cpu rss < <(measure gc "$ZEROFS" gc dev)
 after=$(seg_bytes dev/seg)
 bafter=$(seg_bytes dev.bucket/seg)
 "$ZEROFS" mount dev mnt
-live=$("$ZEROFS" stats mnt | sed -n 's/^stored live bytes: *\([0-9]*\).*/\1/p')
+live=$("$ZEROFS" stats --bytes mnt | sed -n 's/^stored live bytes: *\([0-9]*\).*/\1/p')
 "$ZEROFS" umount mnt
 cat gc.out
 python3 - "$stored" "$bucket" "$after" "$bafter" "$live" "$dwall" "$dcpu" "$drss" "$wall" "$cpu" "$rss" <<'PY'

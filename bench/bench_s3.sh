@@ -279,7 +279,7 @@ PY
 h() { python3 "$W/h.py" "$@"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-zf_field() { "$ZEROFS" stats "$1" | sed -n "s/^$2: *\([0-9.][0-9.]*\).*/\1/p"; }
+zf_field() { "$ZEROFS" stats --bytes "$1" | sed -n "s/^$2: *\([0-9.][0-9.]*\).*/\1/p"; }
 
 # --- data ---
 BIG_MB=$((MB / 2))
@@ -359,7 +359,7 @@ for s in zerofs s3fs rclone; do
 	R[durable,$s]=$(since "$t0")
 	if [ $s = zerofs ]; then
 		kill $SAMPLER_PID; wait $SAMPLER_PID 2>/dev/null || true; SAMPLER_PID=
-		"$ZEROFS" stats "$m" >"$W/stats-write"
+		"$ZEROFS" stats --bytes "$m" >"$W/stats-write"
 		grep -E "^(stored bytes|compression ratio|pending upload|recovery point|uploaded):" "$W/stats-write" | sed 's/^/#   /'
 		[ "$(zf_field "$m" "pending upload")" = 0 ] ||
 			{ echo "zerofs: pending upload is not 0 after zerofs sync" >&2; exit 1; }
@@ -385,7 +385,7 @@ for s in zerofs s3fs rclone; do
 	find "$m/tree" -type f -print0 | xargs -0 cat >/dev/null
 	R[rtree,$s]=$(since "$t0")
 	if [ $s = zerofs ]; then
-		"$ZEROFS" stats "$m" >"$W/stats-read"
+		"$ZEROFS" stats --bytes "$m" >"$W/stats-read"
 		grep -E "^(fetched|fetch cache|dev-dir data):" "$W/stats-read" | sed 's/^/#   /'
 		R[fetched,zerofs]=$(zf_field "$m" fetched)
 	fi

@@ -239,3 +239,19 @@ void zf_time_human(uint64_t when, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%s (%lld s ago)", at, (long long)(now - t));
 }
+
+void zf_size_human(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double x = (double)bytes;
+	int u = 0;
+
+	while (x >= 1024 && u < 6) {
+		x /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%.1f %s", x, unit[u]);
+}

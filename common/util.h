@@ -55,6 +55,9 @@ uint64_t zf_mono_ns(void);
  */
 void zf_time_human(uint64_t when, char *buf, size_t len);
 
+/* bytes for people, binary units: "512 B", "1.5 KiB", "2.0 GiB"; into buf (len bytes) */
+void zf_size_human(uint64_t bytes, char *buf, size_t len);
+
 /* malloc that never returns NULL for len>0 (aborts on OOM, like glib) */
 void *zf_malloc(size_t len);
 void *zf_calloc(size_t n, size_t len);

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/control.h"
+#include "daemon/stats_print.h"
 
 struct zf_control {
 	struct zf_fs *fs;
@@ -55,84 +56,6 @@ static int control_addr(const char *dev_dir, struct sockaddr_un *sa, socklen_t *
 	free(real);
 	*ret_len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
 	return 0;
-}
-
-void zf_stats_print(FILE *out, const struct zf_fs_stats *s)
-{
-	fprintf(out, "inodes:            %llu (%llu files, %llu directories)\n",
-		(unsigned long long)s->inodes, (unsigned long long)s->files,
-		(unsigned long long)s->dirs);
-	fprintf(out, "logical bytes:     %llu\n", (unsigned long long)s->logical_bytes);
-	fprintf(out, "referenced bytes:  %llu\n", (unsigned long long)s->referenced_bytes);
-	fprintf(out, "unique bytes:      %llu\n", (unsigned long long)s->unique_bytes);
-	fprintf(out, "stored bytes:      %llu\n", (unsigned long long)s->stored_bytes);
-	fprintf(out, "stored live bytes: %llu (the rest is garbage for zerofs gc)\n",
-		(unsigned long long)s->stored_live_bytes);
-	fprintf(out, "dedup ratio:       %.2f\n",
-		s->unique_bytes ? (double)s->referenced_bytes / s->unique_bytes : 1.0);
-	fprintf(out, "compression ratio: %.2f\n",
-		s->stored_bytes ? (double)s->stored_raw_bytes / s->stored_bytes : 1.0);
-	fprintf(out, "chunks:            %llu (%llu referenced, %llu shared)\n",
-		(unsigned long long)s->chunks, (unsigned long long)s->chunks_live,
-		(unsigned long long)s->chunks_shared);
-	fprintf(out, "segments:          %llu\n", (unsigned long long)s->segments);
-	fprintf(out, "log bytes:         %llu\n", (unsigned long long)s->log_bytes);
-	fprintf(out, "buffered bytes:    %llu\n", (unsigned long long)s->dirty_bytes);
-	fprintf(out, "memory:            %llu MiB budget: buffers %llu of %llu MiB, pipeline %llu MiB, "
-		"cache %llu of %llu MiB\n", (unsigned long long)(s->mem_budget >> 20),
-		(unsigned long long)(s->dirty_bytes >> 20), (unsigned long long)(s->dirty_limit >> 20),
-		(unsigned long long)(s->pipe_bytes >> 20), (unsigned long long)(s->sc_cache_bytes >> 20),
-		(unsigned long long)(s->sc_cache_max >> 20));
-	fprintf(out, "pipeline:          %llu super-chunks built (%llu at the fast level, %llu "
-		"stored raw), %llu decompressed ahead\n", (unsigned long long)s->packs,
-		(unsigned long long)s->fast_packs, (unsigned long long)s->raw_packs,
-		(unsigned long long)s->readahead);
-	fprintf(out, "cache hits/misses: %llu/%llu\n", (unsigned long long)s->cache_hits,
-		(unsigned long long)s->cache_misses);
-	fprintf(out, "commits/fsyncs:    %llu/%llu\n", (unsigned long long)s->commits,
-		(unsigned long long)s->fsyncs);
-	fprintf(out, "healed:            %llu super-chunks (damaged local copies replaced by "
-		"the bucket's)\n", (unsigned long long)s->healed);
-}
-
-void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s)
-{
-	fprintf(out, "pending upload:    %llu bytes (%llu segments, %llu log records)\n",
-		(unsigned long long)s->pending_bytes, (unsigned long long)s->pending_segs,
-		(unsigned long long)s->pending_records);
-	if (s->offline_since) {
-		time_t t = (time_t)s->offline_since;
-		char when[32] = "?";
-		struct tm tm;
-
-		if (localtime_r(&t, &tm))
-			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-		fprintf(out, "bucket:            offline since %s: %s (local data is served, "
-			"uploads wait)\n", when, s->offline_why);
-	} else {
-		fprintf(out, "bucket:            online\n");
-	}
-	fprintf(out, "recovery point:    %.1f s (age of the oldest byte not in the bucket)\n",
-		s->oldest_pending_s);
-	fprintf(out, "uploaded:          %llu bytes (%.1f MB/s)\n",
-		(unsigned long long)s->uploaded_bytes, s->upload_rate / 1e6);
-	fprintf(out, "fetched:           %llu bytes (%.1f MB/s; %llu read ahead)\n",
-		(unsigned long long)s->fetched_bytes, s->fetch_rate / 1e6,
-		(unsigned long long)s->prefetched_bytes);
-	fprintf(out, "fetch cache:       %llu hits, %llu misses (hit ratio %.2f)\n",
-		(unsigned long long)s->fetch_hits, (unsigned long long)s->fetch_misses,
-		s->fetch_hits + s->fetch_misses
-			? (double)s->fetch_hits / (s->fetch_hits + s->fetch_misses)
-			: 1.0);
-	fprintf(out, "dev-dir data:      %llu of %llu bytes budget%s\n",
-		(unsigned long long)s->local_bytes, (unsigned long long)s->local_budget,
-		s->local_budget ? "" : " (unlimited)");
-	fprintf(out, "pinned data:       %llu bytes (kept in the dev-dir)\n",
-		(unsigned long long)s->pinned_bytes);
-	fprintf(out, "evictions:         %llu segments\n", (unsigned long long)s->evictions);
-	fprintf(out, "write stalls:      %llu (backpressure)\n", (unsigned long long)s->stalls);
-	fprintf(out, "uploaded up to:    log record %llu%s\n", (unsigned long long)s->uploaded_seq,
-		s->fenced ? " (FENCED: another writer holds the lease)" : "");
 }
 
 static double mib(uint64_t b)
@@ -176,6 +99,28 @@ static int serve_gc(struct zf_control *ctl, const char *args, FILE *out)
 	if (r == 0)
 		zf_gc_report_print(out, &rep, o.dry_run);
 	return r;
+}
+
+/* "stats [human|bytes|json]" */
+static int serve_stats(struct zf_control *ctl, const char *args, FILE *out)
+{
+	struct zf_stats_view v = { .mounted = 1 };
+	enum zf_stats_form form = ZF_STATS_HUMAN;
+	struct zf_remote_stats rs;
+	struct zf_fs_stats s;
+
+	while (*args == ' ')
+		args++;
+	if (*args && zf_stats_form_parse(args, &form) < 0)
+		return -EINVAL;
+	zf_fs_stats(ctl->fs, &s);
+	v.fs = &s;
+	if (ctl->rm) {
+		zf_remote_stats(ctl->rm, &rs);
+		v.rm = &rs;
+	}
+	zf_stats_print(out, &v, form);
+	return 0;
 }
 
 /* a "progress" line of a sync to its client; non-zero when the client is gone */
@@ -228,17 +173,8 @@ static void serve(struct zf_control *ctl, int c)
 	out = open_memstream(&reply, &rlen);
 	if (!out)
 		return;
-	if (!strcmp(cmd, "stats")) {
-		struct zf_fs_stats s;
-
-		zf_fs_stats(ctl->fs, &s);
-		zf_stats_print(out, &s);
-		if (ctl->rm) {
-			struct zf_remote_stats rs;
-
-			zf_remote_stats(ctl->rm, &rs);
-			zf_remote_stats_print(out, &rs);
-		}
+	if (!strcmp(cmd, "stats") || !strncmp(cmd, "stats ", 6)) {
+		r = serve_stats(ctl, cmd + 5, out);
 	} else if (!strcmp(cmd, "sync") || !strncmp(cmd, "sync ", 5)) {
 		r = serve_sync(ctl, cmd + 4, c, why, sizeof(why));
 	} else if (!strncmp(cmd, "gc ", 3)) {

@@ -6,7 +6,8 @@
  * (no path-length limit, nothing left behind after a crash). Only root and
  * the daemon's own uid may talk to it (SO_PEERCRED).
  *
- * Protocol: the client sends one line ("stats", "sync", "sync <timeout ms>",
+ * Protocol: the client sends one line ("stats [human|bytes|json]" (human
+ * by default; daemon/stats_print.h), "sync", "sync <timeout ms>",
  * "gc <dry-run 0|1> <max waste>"); the server answers with text lines and
  * closes; the last line is "ok" or "error <message>". "sync <timeout ms>"
  * gives up after that long without progress (0: the mount's write_wait) and
@@ -48,9 +49,6 @@ int zf_control_call_progress(const char *dev_dir, const char *cmd,
  */
 int zf_control_daemon_pid(const char *dev_dir, pid_t *ret_pid);
 
-/* print the statistics block shared by 'zerofs stats' on a dev-dir or a mount */
-void zf_stats_print(FILE *out, const struct zf_fs_stats *s);
-void zf_remote_stats_print(FILE *out, const struct zf_remote_stats *s);
 /* what 'zerofs gc' did (or, dry_run, would do) */
 void zf_gc_report_print(FILE *out, const struct zf_gc_report *r, int dry_run);
 

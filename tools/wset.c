@@ -113,22 +113,6 @@ static void free_entries(struct entry *v, size_t n)
 	free(v);
 }
 
-static void human(uint64_t b, char *buf, size_t len)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-	double x = (double)b;
-	int u = 0;
-
-	while (x >= 1024 && u < 5) {
-		x /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, len, "%" PRIu64 " B", b);
-	else
-		snprintf(buf, len, "%.1f %s", x, unit[u]);
-}
-
 static int usage_paths(const char *cmd, int argc)
 {
 	if (argc >= 2)
@@ -211,8 +195,8 @@ static void warm_progress(struct warm *w, int last)
 	for (i = 0; i < 30; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[30] = 0;
-	human(w->bytes_done, d, sizeof(d));
-	human(w->total, t, sizeof(t));
+	zf_size_human(w->bytes_done, d, sizeof(d));
+	zf_size_human(w->total, t, sizeof(t));
 	fprintf(stderr, "\rwarmup [%s] %s of %s, %zu/%zu files%s", bar, d, t, w->files_done, w->n,
 		last ? "\n" : "");
 }
@@ -271,7 +255,7 @@ int zf_cmd_warmup(int argc, char **argv)
 	}
 	zf_run_workers(WARMUP_THREADS, warm_main, &w);
 	warm_progress(&w, 1);
-	human(w.bytes_done, b, sizeof(b));
+	zf_size_human(w.bytes_done, b, sizeof(b));
 	if (w.failed)
 		fprintf(stderr, "zerofs warmup: %d of %zu files not fetched\n", w.failed, w.n);
 	else
@@ -318,8 +302,8 @@ int zf_cmd_evict(int argc, char **argv)
 			stayed += after.pending;
 		}
 	}
-	human(gone, a, sizeof(a));
-	human(stayed, b, sizeof(b));
+	zf_size_human(gone, a, sizeof(a));
+	zf_size_human(stayed, b, sizeof(b));
 	printf("evict: %s of file data now only in the bucket", a);
 	if (stayed)
 		printf("; %s not in the bucket yet stays (pending upload)", b);
@@ -370,9 +354,9 @@ int zf_cmd_status(int argc, char **argv)
 			snprintf(b, sizeof(b), "%" PRIu64, sum.bucket);
 			snprintf(p, sizeof(p), "%" PRIu64, sum.pending);
 		} else {
-			human(sum.local, l, sizeof(l));
-			human(sum.bucket, b, sizeof(b));
-			human(sum.pending, p, sizeof(p));
+			zf_size_human(sum.local, l, sizeof(l));
+			zf_size_human(sum.bucket, b, sizeof(b));
+			zf_size_human(sum.pending, p, sizeof(p));
 		}
 		/* a directory with files: are they all pinned, some, none */
 		if (files)

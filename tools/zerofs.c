@@ -139,11 +139,15 @@ static const struct command commands[] = {
 	  "\n"
 	  "Exit: 0 done, 1 gave up or failed, 2 bad arguments.\n",
 	  zf_cmd_sync },
-	{ "stats", "<mountpoint|dev-dir>",
+	{ "stats", "[--bytes|--json] <mountpoint|dev-dir>",
 	  "space, dedup, compression, memory, the bucket",
 	  "Space, dedup and compression, memory, what is pending upload and the bucket's\n"
 	  "state (\"offline since\"). Of a mount: asked of its daemon; of an unmounted\n"
-	  "dev-dir: read from it, without the bucket.\n"
+	  "dev-dir: read from it, without the bucket. Sizes in KiB, MiB, ...\n"
+	  "\n"
+	  "  -b, --bytes         sizes as plain byte counts (for scripts)\n"
+	  "  -j, --json          one JSON object: sizes in bytes (keys *_bytes), times in\n"
+	  "                      seconds, a ratio that cannot be told null\n"
 	  "\n"
 	  "Exit: 0 done, 1 failed, 2 bad arguments.\n",
 	  zf_cmd_stats },

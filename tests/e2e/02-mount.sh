@@ -26,9 +26,9 @@ test_expect_success 'large file written and read back' '
 '
 test_expect_success 'stats and sync through the control socket while mounted' '
 	cp "$M/big" "$M/big2" && $ZEROFS sync "$M" &&
-	$ZEROFS stats "$M" >"$T/st" && grep -q "^inodes: *9 " "$T/st" &&
+	$ZEROFS stats --bytes "$M" >"$T/st" && grep -q "^inodes: *9 " "$T/st" &&
 	grep -Eq "^chunks: .*, [1-9][0-9]* shared\)" "$T/st" &&
-	$ZEROFS stats "$D" | grep -q "^dedup ratio: *[2-9]" &&
+	$ZEROFS stats --bytes "$D" | grep -q "^dedup ratio: *[2-9]" &&
 	expect_code 1 $ZEROFS sync "$T" &&
 	$ZEROFS sync "$T" 2>&1 | grep -q "not a zerofs mount"
 '
@@ -46,8 +46,8 @@ stored_live() {
 # behind as garbage (issue 11: 4 % before the write path kept such tails).
 test_expect_success 'cp of a 256 MiB random file leaves < 0.5 % of its stored bytes unreferenced' '
 	head -c 268435456 /dev/urandom >"$T/r256" && $ZEROFS sync "$M" &&
-	$ZEROFS stats "$M" >"$T/s0" && cp "$T/r256" "$M/r256" && $ZEROFS sync "$M" &&
-	$ZEROFS stats "$M" >"$T/s1" && cmp "$T/r256" "$M/r256" &&
+	$ZEROFS stats --bytes "$M" >"$T/s0" && cp "$T/r256" "$M/r256" && $ZEROFS sync "$M" &&
+	$ZEROFS stats --bytes "$M" >"$T/s1" && cmp "$T/r256" "$M/r256" &&
 	set -- $(stored_live "$T/s0") $(stored_live "$T/s1") &&
 	added=$(($3 - $1)) && garbage=$((($3 - $4) - ($1 - $2))) &&
 	echo "stored $added bytes for the copy, $garbage of them unreferenced" &&

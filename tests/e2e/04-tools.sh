@@ -239,7 +239,7 @@ test_expect_success 'unmount and fsck' '
 	zf_umount "$M" && zf_fsck_clean "$D"
 '
 # stats: the dev-dir must be unmounted for zerofs stats
-stat_of() { $ZEROFS stats "$1" | sed -n "s/^$2: *\([0-9]*\).*/\1/p"; }
+stat_of() { $ZEROFS stats --bytes "$1" | sed -n "s/^$2: *\([0-9]*\).*/\1/p"; }
 test_expect_success 'a file copied twice in, then copied inside: chunks shared in zerofs stats' '
 	$ZEROFS mkfs "$T/dev2" && zf_mount "$T/dev2" "$T/mnt2" &&
 	head -c 10000000 /dev/urandom >"$T/rnd" &&

@@ -106,7 +106,7 @@ test_expect_success 'an outage mid-copy: local work goes on, the backlog grows, 
 		sleep 0.1
 	done
 	ls -l /proc/$c/fd | grep -q "socket:" &&
-	timeout 20 $ZEROFS stats "$M" | grep -q "^pending upload:" && test ! -e "$T/sync.rc" &&
+	timeout 20 $ZEROFS stats --bytes "$M" | grep -q "^pending upload:" && test ! -e "$T/sync.rc" &&
 	rm "$T/outage" && wait_drained "$M" 90 &&
 	for i in $(seq 1 300); do test -s "$T/sync.rc" && break; sleep 0.1; done &&
 	test "$(cat "$T/sync.rc")" = 0 &&
@@ -173,8 +173,8 @@ test_expect_success 'a sequential cold read is fetched ahead of the reader, byte
 	done; rm -f "$T"/dev5/cache/* &&
 	zf_mount "$T/dev5" "$T/mnt5" -o cache_size=64M &&
 	cmp "$T/ref/big" "$T/mnt5/big" &&
-	ahead=$("$ZEROFS" stats "$T/mnt5" | sed -n "s/^fetched: .*; \([0-9]*\) read ahead.*/\1/p") &&
-	hits=$("$ZEROFS" stats "$T/mnt5" | sed -n "s/^fetch cache: *\([0-9]*\) hits.*/\1/p") &&
+	ahead=$("$ZEROFS" stats --bytes "$T/mnt5" | sed -n "s/^fetched: .*; \([0-9]*\) read ahead.*/\1/p") &&
+	hits=$("$ZEROFS" stats --bytes "$T/mnt5" | sed -n "s/^fetch cache: *\([0-9]*\) hits.*/\1/p") &&
 	echo "read ahead $ahead bytes, $hits hits, $(fetch_misses "$T/mnt5") misses" &&
 	test "$ahead" -gt 0 && test "$hits" -gt 0 && cmp "$T/ref/dir/rand" "$T/mnt5/dir/rand" &&
 	zf_umount "$T/mnt5"

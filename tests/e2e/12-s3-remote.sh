@@ -146,7 +146,7 @@ test_expect_success "cache bound: ${huge_mb} MiB copied with cache_size=64M stay
 	sampler=$!
 	t0=$(date +%s.%N) && stream $huge_mb >"$M/huge" && $ZEROFS sync "$M" && t1=$(date +%s.%N) &&
 	touch "$T/stop" && wait $sampler &&
-	$ZEROFS stats "$M" >"$T/stats" && cat "$T/stats" &&
+	$ZEROFS stats --bytes "$M" >"$T/stats" && cat "$T/stats" &&
 	grep -E "^(uploaded|write stalls):" "$T/stats" | sed "s/^/# /" >&3 &&
 	max=$(sort -n "$T/samples" | tail -n 1 | cut -d" " -f1) &&
 	echo "# samples $(wc -l <"$T/samples"), max dev-dir $max bytes ($((max >> 20)) MiB), limit $limit;" \
@@ -157,7 +157,7 @@ test_expect_success "cache bound: ${huge_mb} MiB copied with cache_size=64M stay
 	test "$(zf_stat "$M" "pending upload")" = 0 &&
 	zf_umount "$M" && rm -f "$D"/cache/* && zf_mount "$D" "$M" -o cache_size=64M &&
 	t0=$(date +%s.%N) && stream $huge_mb | cmp - "$M/huge" && t1=$(date +%s.%N) &&
-	$ZEROFS stats "$M" | grep -E "^(fetched|fetch cache|dev-dir)" | sed "s/^/# /" >&3 &&
+	$ZEROFS stats --bytes "$M" | grep -E "^(fetched|fetch cache|dev-dir)" | sed "s/^/# /" >&3 &&
 	echo "# cold read of ${huge_mb} MiB in $(secs $t0 $t1) s" >&3 &&
 	test "$(dev_bytes "$D")" -le $limit && zf_umount "$M"
 '

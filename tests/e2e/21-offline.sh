@@ -65,7 +65,7 @@ test_expect_success 'setup: cold data only in the bucket, warm data in both; umo
 	echo "url fault:outage_file=$T/outage;$URL" >"$D/remote.conf" &&
 	mkdir -p "$T/ref/dir" && head -c 4M /dev/urandom >"$T/ref/cold" &&
 	zf_mount "$D" "$M" && cp "$T/ref/cold" "$M/cold" && $ZEROFS sync "$M" &&
-	$ZEROFS umount "$M" && $ZEROFS stats "$D" | grep -q "^pending upload: *0 bytes" &&
+	$ZEROFS umount "$M" && $ZEROFS stats --bytes "$D" | grep -q "^pending upload: *0 bytes" &&
 	rm -f "$D"/cache/* && zf_mount "$D" "$M" -o cache_size=1M &&
 	test "$(zf_stat "$M" "evictions")" -gt 0 && $ZEROFS umount "$M" &&
 	test "$(dev_bytes "$D")" -lt 4000000 &&
@@ -78,7 +78,7 @@ test_expect_success 'a mount without the bucket serves local data; stats say off
 	test "$(cat "$M/dir/warm")" = warm &&
 	head -c 3M /dev/urandom >"$T/ref/hot" && cp "$T/ref/hot" "$M/hot" && cmp "$T/ref/hot" "$M/hot" &&
 	mkdir "$M/new" "$T/ref/new" && echo new >"$M/new/f" && echo new >"$T/ref/new/f" &&
-	$ZEROFS stats "$M" >"$T/stats" && cat "$T/stats" &&
+	$ZEROFS stats --bytes "$M" >"$T/stats" && cat "$T/stats" &&
 	grep -q "^bucket: *offline since [0-9-]* [0-9:]*: Connection refused" "$T/stats"
 '
 test_expect_success 'a read of evicted data: EIO after fetch_timeout, the log names the inode' '
@@ -102,7 +102,7 @@ test_expect_success 'zerofs umount --timeout 2: unmounted, exit 3, what stays pe
 	grep -q "error: uploads left pending: [1-9][0-9]* bytes" "$T/off1.log"
 '
 test_expect_success 'zerofs stats of the unmounted dev-dir (no bucket): what is pending' '
-	$ZEROFS stats "$D" >"$T/stats" && cat "$T/stats" &&
+	$ZEROFS stats --bytes "$D" >"$T/stats" && cat "$T/stats" &&
 	test "$(zf_stat "$D" "pending upload")" -gt 3000000 &&
 	grep -q "^pending upload: .*([1-9][0-9]* segments, [1-9][0-9]* log records): not in the bucket yet" "$T/stats"
 '
@@ -123,12 +123,12 @@ test_expect_success 'SIGTERM while a sync waits for the bucket: the daemon stops
 '
 test_expect_success 'the bucket comes back during a mount: the backlog drains by itself, stats say online' '
 	mount_fg back && test "$(zf_stat "$M" "pending upload")" -gt 4000000 &&
-	grep -q "^bucket: *offline since" <($ZEROFS stats "$M") &&
+	grep -q "^bucket: *offline since" <($ZEROFS stats --bytes "$M") &&
 	rm "$T/outage" && wait_drained "$M" 60 &&
-	$ZEROFS stats "$M" | grep -q "^bucket: *online" &&
+	$ZEROFS stats --bytes "$M" | grep -q "^bucket: *online" &&
 	cmp "$T/ref/cold" "$M/cold" && diff -r "$T/ref" "$M" &&
 	$ZEROFS umount "$M" && test "$(daemon_rc back 30)" = 0 &&
-	$ZEROFS stats "$D" | grep -q "^pending upload: *0 bytes (0 segments, 0 log records)$"
+	$ZEROFS stats --bytes "$D" | grep -q "^pending upload: *0 bytes (0 segments, 0 log records)$"
 '
 test_expect_success 'a restore from the bucket alone holds the same tree' '
 	$ZEROFS mkfs --restore "$URL" "$T/dev2" >/dev/null && zf_mount "$T/dev2" "$T/mnt2" &&

@@ -80,7 +80,7 @@ no_san_reports() {
 }
 
 zf_stat() {
-	"$ZEROFS" stats "$1" | sed -n "s/^$2: *\([0-9][0-9]*\).*/\1/p" | grep . ||
+	"$ZEROFS" stats --bytes "$1" | sed -n "s/^$2: *\([0-9][0-9]*\).*/\1/p" | grep . ||
 		{ echo "no '$2' in the stats of '$1'"; return 1; }
 }
 
@@ -96,7 +96,7 @@ wait_drained() {
 		sleep 0.1
 	done
 	echo "still pending after $2 s:"
-	"$ZEROFS" stats "$1"
+	"$ZEROFS" stats --bytes "$1"
 	return 1
 }
 
@@ -180,7 +180,7 @@ damage_file() {
 }
 
 fetch_misses() {
-	"$ZEROFS" stats "$1" | sed -n 's/^fetch cache: .*, \([0-9]*\) misses.*/\1/p'
+	"$ZEROFS" stats --bytes "$1" | sed -n 's/^fetch cache: .*, \([0-9]*\) misses.*/\1/p'
 }
 
 cached_slices_match() {
@@ -255,7 +255,7 @@ outage_grows() {
 			sleep 0.1
 		done &&
 		p1=$(zf_stat "$mnt" "pending upload") && test "$p1" -ge 40000000 &&
-		"$ZEROFS" stats "$mnt" | awk '/^recovery point:/ { exit !($3 > 0) }' &&
+		"$ZEROFS" stats --bytes "$mnt" | awk '/^recovery point:/ { exit !($3 > 0) }' &&
 		cmp "$T/ref/out1" "$mnt/out1" && cmp "$T/ref/out2" "$mnt/out2" &&
 		cp -a "$T/ref/dir/rand" "$mnt/during/rand" &&
 		cp -a "$T/ref/dir/rand" "$T/ref/during/rand" &&
