@@ -44,13 +44,8 @@ static void restore_line(void *ctx, int kind, const char *msg)
 		fprintf(stderr, "zerofs %s: warning: %s\n", o->cmd, msg);
 }
 
-/*
- * Restore dev from url and point it at url. Returns the exit code: 0, 1
- * (refused or failed, the dev-dir as it was), 3 (allow_loss: restored with
- * less than the bucket held, each loss said).
- */
 int zf_tool_restore(const char *cmd, const char *url, const char *dev, int allow_loss,
-		       int verify)
+		    int verify)
 {
 	struct restore_out out = { .cmd = cmd, .url = url, .allow_loss = allow_loss };
 	struct zf_restore_opts ro = { .allow_loss = allow_loss, .verify_data = verify,

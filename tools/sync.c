@@ -37,6 +37,7 @@
 #include "devdir/devdir.h"
 #include "devdir/mount_opts.h"
 #include "devdir/mountinfo.h"
+#include "tools/commands.h"
 #include "tools/sync.h"
 
 /* a busy mountpoint (a process closing its last file) is retried this often, this long */
@@ -122,16 +123,15 @@ static int sync_daemon(const char *cmd, const char *dev, unsigned int timeout_s,
 	return r;
 }
 
-/* --timeout SECONDS (and --help) of sync and umount; the first operand's index or -1 */
+/* --timeout SECONDS of sync and umount (--help: tools/zerofs.c); the first operand's index or -1 */
 static int parse_timeout(const char *cmd, int argc, char **argv, unsigned int *ret)
 {
 	static const struct option opts[] = { { "timeout", required_argument, NULL, 't' },
-					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	long v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (zf_parse_int(optarg, 1, 86400 * 365, &v) < 0) {
@@ -141,10 +141,8 @@ static int parse_timeout(const char *cmd, int argc, char **argv, unsigned int *r
 			}
 			*ret = v;
 			break;
-		case 'h':
-			printf("usage: zerofs %s [--timeout SECONDS] <mnt>\n", cmd);
-			exit(0);
 		default:
+			zf_tool_bad_option(argv);
 			return -1;
 		}
 	}

@@ -51,6 +51,7 @@ test_expect_success 'a bad option: one line naming it and --help, exit 2 (fsck: 
 	test "$(wc -l <"$T/err")" = 1 &&
 	grep -q "^zerofs mkfs: unknown option or missing value: .--frobnicate. (see .zerofs mkfs --help.)" "$T/err" &&
 	expect_code 2 $ZEROFS gc --max-waste 2>"$T/err" && grep -q "see .zerofs gc --help." "$T/err" &&
+	expect_code 2 $ZEROFS sync --frobnicate "$T" 2>"$T/err" && grep -q "see .zerofs sync --help." "$T/err" &&
 	expect_code 8 $ZEROFS fsck --frobnicate "$T/x" 2>/dev/null
 '
 if [ -f "$man_page" ]; then
