@@ -3,7 +3,7 @@
 # make install puts it where bash-completion loads it on demand:
 # <datadir>/bash-completion/completions/zerofs. Without bash-completion,
 # source it from ~/.bashrc. Commands and options follow 'zerofs --help' and
-# each command's --help (tests/e2e/23-help.sh checks the command list).
+# each command's --help (tests/e2e/24-help.sh checks the command list).
 
 _zerofs_commands="mkfs mount umount sync stats fsck gc lease-break pin unpin warmup evict status version help"
 _zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty allow_other ro"

@@ -10,7 +10,7 @@
  * umount: 3; fsck follows e2fsck: 0, 1, 4, 8).
  *
  * man/zerofs.8.scd (the man page) says the same as this table at more
- * length; tests/e2e/23-help.sh checks that every command here is there.
+ * length; tests/e2e/24-help.sh checks that every command here is there.
  */
 #include "config.h"
 
