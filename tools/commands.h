@@ -33,8 +33,8 @@ int zf_tool_restore(const char *cmd, const char *url, const char *dev, int allow
 
 /*
  * When a zerofs daemon in this namespace serves the dev-dir dev, say where,
- * its pid and what to do instead of cmd ("fsck" or "gc"), and return 1;
- * else 0.
+ * its pid and what to do instead of cmd ("fsck", "gc", "mount"), and
+ * return 1; else 0.
  */
 int zf_tool_say_if_mounted(const char *cmd, const char *dev);
 

@@ -96,6 +96,8 @@ int zf_cmd_mount(int argc, char **argv)
 			"its files (-o nonempty mounts over them anyway)\n", argv[optind + 1]);
 		return 1;
 	}
+	if (zf_tool_say_if_mounted("mount", argv[optind]))
+		return 1; /* a second mount: where the first one is, not only 'in use' */
 	o.fuse_opts = mo.fuse;
 	o.commit_secs = mo.commit_secs;
 	o.timeout = mo.timeout;

@@ -11,7 +11,7 @@ test_expect_success 'mkfs and mount' '
 test_expect_success 'a second mount of the same dev-dir is refused' '
 	mkdir -p "$T/mnt2" &&
 	expect_code 1 $ZEROFS mount "$D" "$T/mnt2" &&
-	$ZEROFS mount "$D" "$T/mnt2" 2>&1 | grep -q "in use by another zerofs process"
+	$ZEROFS mount "$D" "$T/mnt2" 2>&1 | grep -q "is mounted on .$M., daemon pid [0-9]*: unmount it first"
 '
 test_expect_success 'files, directories, links and special files' '
 	echo hello >"$M/a" && mkdir -p "$M/d/e" && ln "$M/a" "$M/d/hard" &&

@@ -75,14 +75,17 @@ test_expect_success 'mount over a non-empty directory is refused; -o nonempty mo
 	zf_mount "$D" "$M" -o nonempty && test ! -e "$M/old" && zf_umount "$M" &&
 	test "$(cat "$M/old")" = hidden && rm "$M/old"
 '
-test_expect_success 'fsck and gc of a mounted dev-dir name the mountpoint, the pid, what to do' '
+test_expect_success 'fsck, gc and a second mount of a mounted dev-dir name the mountpoint, the pid, what to do' '
 	zf_mount "$D" "$M" && pid=$(zf_daemon_pid "$D" "$M") && test -n "$pid" &&
 	one_line 8 "$T/err" $ZEROFS fsck "$D" &&
 	grep -qF "is mounted on '\''$M'\'', daemon pid $pid: unmount it first ('\''zerofs umount $M'\'')" "$T/err" &&
 	one_line 8 "$T/err" $ZEROFS fsck "$M" && grep -q "is a zerofs mountpoint" "$T/err" &&
 	one_line 1 "$T/err" $ZEROFS gc "$D" &&
 	grep -qF "is mounted on '\''$M'\'', daemon pid $pid: run '\''zerofs gc $M'\''" "$T/err" &&
-	$ZEROFS gc "$M" | grep -q "segments:"
+	$ZEROFS gc "$M" | grep -q "segments:" &&
+	mkdir -p "$T/mnt2" && one_line 1 "$T/err" $ZEROFS mount "$D" "$T/mnt2" &&
+	grep -qF "zerofs mount: '\''$D'\'' is mounted on '\''$M'\'', daemon pid $pid" "$T/err" &&
+	! mountpoint -q "$T/mnt2"
 '
 test_expect_success 'lease-break refuses while the holder lives on this host; --force breaks it' '
 	pid=$(zf_daemon_pid "$D" "$M") &&
