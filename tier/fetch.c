@@ -331,9 +331,10 @@ static int fetching_locked(struct zf_remote *rm, const struct zf_sc_loc *loc)
 	return 0;
 }
 
-int zf_tier_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
+/* the fetch; ahead: a reader's, which may start the read-ahead */
+static int fetch_sc(struct zf_remote *rm, const struct zf_sc_loc *loc, void *buf, int refetch,
+		    int ahead)
 {
-	struct zf_remote *rm = ctx;
 	uint64_t deadline = zf_mono_ns() + (uint64_t)rm->o.fetch_timeout_ms * 1000000ull;
 	char name[64], key[ZF_BKEY_MAX], seg[32];
 	struct fetching me = { loc->seg, loc->off, NULL }, **pp;
@@ -353,7 +354,8 @@ again:
 				zf_mutex_lock(&rm->lock);
 				rm->fetch_hits++;
 				zf_mutex_unlock(&rm->lock);
-				read_ahead(rm, loc);
+				if (ahead)
+					read_ahead(rm, loc);
 				return 0;
 			}
 		}
@@ -469,7 +471,8 @@ again:
 	 */
 	if (!rm->o.readonly) {
 		cache_put(rm, name, buf, loc->disk_len);
-		read_ahead(rm, loc);
+		if (ahead)
+			read_ahead(rm, loc);
 	}
 	pthread_cond_broadcast(&rm->wake); /* the budget may need eviction */
 out:
@@ -480,5 +483,15 @@ out:
 	pthread_cond_broadcast(&rm->arrived);
 	zf_mutex_unlock(&rm->lock);
 	return r;
+}
+
+int zf_tier_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch)
+{
+	return fetch_sc(ctx, loc, buf, refetch, 1);
+}
+
+int zf_tier_fetch_only(struct zf_remote *rm, const struct zf_sc_loc *loc, void *buf)
+{
+	return fetch_sc(rm, loc, buf, 0, 0);
 }
 

@@ -165,6 +165,9 @@ int zf_tier_lease_check(struct zf_remote *rm);
 
 /* the segment store's fetch hook (zf_segstore_fetch_fn; ctx: rm) */
 int zf_tier_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch);
+/* zf_tier_fetch without the read-ahead it starts for readers (warm-ups:
+ * what follows a pinned super-chunk is not wanted) */
+int zf_tier_fetch_only(struct zf_remote *rm, const struct zf_sc_loc *loc, void *buf);
 /* the prefetch thread (arg: rm); returns when rm->stopping */
 void *zf_tier_prefetch_main(void *arg);
 /* the fetch cache's file name of the super-chunk at seg, off: buf >= 40 bytes */

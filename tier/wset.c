@@ -138,7 +138,7 @@ static void *warm_main(void *arg)
 			cap = loc->disk_len;
 			buf = zf_realloc(buf, cap);
 		}
-		r = zf_tier_fetch(w->rm, loc, buf, 0);
+		r = zf_tier_fetch_only(w->rm, loc, buf);
 		if (r < 0) {
 			int zero = 0;
 
