@@ -178,9 +178,9 @@ static uint64_t scan_dir(int dirfd, int is_seg, uint64_t up_seg, const struct pi
 /* keep a copy of a pinned super-chunk of a segment about to leave; 0 or -errno */
 static int keep_pinned(struct zf_remote *rm, int fd, const struct zf_sc_loc *loc)
 {
-	char name[64], tmp[72];
+	char name[64];
 	void *buf;
-	int out, r = 0;
+	int r;
 
 	zf_tier_cache_name(loc->seg, loc->off, name, sizeof(name));
 	if (faccessat(rm->cachefd, name, F_OK, 0) == 0)
@@ -190,17 +190,7 @@ static int keep_pinned(struct zf_remote *rm, int fd, const struct zf_sc_loc *loc
 		free(buf);
 		return -EIO;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-	out = openat(rm->cachefd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (out < 0)
-		r = -errno;
-	else if (zf_write_full(out, buf, loc->disk_len) < 0 ||
-		 renameat(rm->cachefd, tmp, rm->cachefd, name) < 0)
-		r = -errno;
-	if (out >= 0)
-		close(out);
-	if (r < 0)
-		unlinkat(rm->cachefd, tmp, 0);
+	r = zf_tier_cache_put(rm, name, buf, loc->disk_len);
 	free(buf);
 	return r;
 }

@@ -59,20 +59,22 @@ static void cache_name(const struct zf_sc_loc *loc, char *buf, size_t len)
 }
 
 /* keep a fetched super-chunk in cache/; no fsync: it is verified on every use */
-static void cache_put(struct zf_remote *rm, const char *name, const void *buf, size_t len)
+int zf_tier_cache_put(struct zf_remote *rm, const char *name, const void *buf, size_t len)
 {
 	char tmp[80];
-	int fd;
+	int fd, r = 0;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	fd = openat(rm->cachefd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return;
-	if (zf_write_full(fd, buf, len) == 0)
-		renameat(rm->cachefd, tmp, rm->cachefd, name);
-	else
+		return -errno;
+	r = zf_write_full(fd, buf, len);
+	if (r == 0 && renameat(rm->cachefd, tmp, rm->cachefd, name) < 0)
+		r = -errno;
+	if (r < 0)
 		unlinkat(rm->cachefd, tmp, 0);
 	close(fd);
+	return r;
 }
 
 /*
@@ -239,7 +241,7 @@ static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from
 			break; /* cut by the range: the next ask starts with it */
 		cache_name(&loc, name, sizeof(name));
 		if (faccessat(rm->cachefd, name, F_OK, 0) < 0) {
-			cache_put(rm, name, p, dlen);
+			zf_tier_cache_put(rm, name, p, dlen);
 			zf_mutex_lock(&rm->lock);
 			rm->prefetched += dlen;
 			rm->fetched += dlen;
@@ -470,7 +472,7 @@ again:
 	 * whole filesystem would copy the whole bucket into the dev-dir.
 	 */
 	if (!rm->o.readonly) {
-		cache_put(rm, name, buf, loc->disk_len);
+		zf_tier_cache_put(rm, name, buf, loc->disk_len);
 		if (ahead)
 			read_ahead(rm, loc);
 	}

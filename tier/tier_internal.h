@@ -170,6 +170,9 @@ int zf_tier_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch
 int zf_tier_fetch_only(struct zf_remote *rm, const struct zf_sc_loc *loc, void *buf);
 /* the prefetch thread (arg: rm); returns when rm->stopping */
 void *zf_tier_prefetch_main(void *arg);
+/* keep a super-chunk's bytes as cache/<name> (.tmp, rename; no fsync: a
+ * cache file is verified on every use); 0 or -errno */
+int zf_tier_cache_put(struct zf_remote *rm, const char *name, const void *buf, size_t len);
 /* the fetch cache's file name of the super-chunk at seg, off: buf >= 40 bytes */
 void zf_tier_cache_name(uint64_t seg, uint64_t off, char *buf, size_t len);
 /* is name a fetch cache file? 1 and *ret_seg, *ret_off (may be NULL), or 0 */
