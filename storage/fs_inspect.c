@@ -237,16 +237,8 @@ uint64_t zf_fs_fix_refs(struct zf_fs *fs, uint32_t (*count)(void *ctx, const str
 
 static void log_dirent(struct zf_fs *fs, uint64_t dir, uint64_t ino, const char *name)
 {
-	size_t nl = strlen(name);
-	struct zf_buf b = { 0 };
-	uint8_t *p = zf_buf_grow(&b, 18 + nl);
-
-	zf_put64(p, dir);
-	zf_put64(p + 8, ino);
-	zf_put16(p + 16, nl);
-	memcpy(p + 18, name, nl);
-	do_rec(fs, ZF_REC_DIRENT_ADD, &b);
-	zf_buf_free(&b);
+	fs_log_dirent(fs, ZF_REC_DIRENT_ADD, dir, name, ino);
+	fs_txn_end(fs);
 }
 
 /* 0 if entry name may be added to directory dir: -ENOTDIR or -EEXIST */

@@ -332,6 +332,9 @@ void fs_maybe_reclaim(struct zf_fs *fs, struct zf_inode *in);
 int fs_settle(struct zf_fs *fs, struct zf_inode *in);
 /* log in's inode record in the open transaction */
 void fs_log_inode(struct zf_fs *fs, struct zf_inode *in);
+/* log a DIRENT_ADD (ino) or DIRENT_DEL record of name in directory parent */
+void fs_log_dirent(struct zf_fs *fs, uint8_t type, uint64_t parent, const char *name,
+		   uint64_t ino);
 void fs_set_now(int64_t *sec, uint32_t *ns, struct timespec now);
 
 /* ---- fs_xattr.c ---- */

@@ -73,8 +73,8 @@ static void log_u64(struct zf_fs *fs, uint8_t type, uint64_t v)
 	zf_buf_free(&b);
 }
 
-static void log_dirent(struct zf_fs *fs, uint8_t type, uint64_t parent, const char *name,
-		       uint64_t ino)
+void fs_log_dirent(struct zf_fs *fs, uint8_t type, uint64_t parent, const char *name,
+		   uint64_t ino)
 {
 	struct zf_buf b = { 0 };
 	size_t nl = strlen(name);
@@ -306,7 +306,7 @@ static int create_node(struct zf_fs *fs, uint64_t parent, const char *name, uint
 	if (dacl && S_ISDIR(mode))
 		fs_log_xattr(fs, in->ino, ZF_ACL_DEFAULT, dacl->val, dacl->vlen, 0);
 	free(acl);
-	log_dirent(fs, ZF_REC_DIRENT_ADD, parent, name, in->ino);
+	fs_log_dirent(fs, ZF_REC_DIRENT_ADD, parent, name, in->ino);
 	if (S_ISDIR(mode))
 		dir->nlink++;
 	touch_dir(dir, now);
@@ -446,7 +446,7 @@ static int link_any(struct zf_fs *fs, uint64_t ino, uint64_t parent, const char 
 	in->nlink++;
 	fs_set_now(&in->ctime, &in->ctime_ns, now);
 	fs_log_inode(fs, in);
-	log_dirent(fs, ZF_REC_DIRENT_ADD, parent, name, ino);
+	fs_log_dirent(fs, ZF_REC_DIRENT_ADD, parent, name, ino);
 	touch_dir(dir, now);
 	fs_log_inode(fs, dir);
 	fs_txn_end(fs);
@@ -519,7 +519,7 @@ static int remove_entry(struct zf_fs *fs, uint64_t parent, const char *name, int
 		if (r)
 			goto out;
 	}
-	log_dirent(fs, ZF_REC_DIRENT_DEL, parent, name, 0);
+	fs_log_dirent(fs, ZF_REC_DIRENT_DEL, parent, name, 0);
 	if (want_dir)
 		dir->nlink--;
 	touch_dir(dir, now);
@@ -640,11 +640,11 @@ int zf_fs_rename(struct zf_fs *fs, uint64_t parent, const char *name, uint64_t n
 
 	/* one transaction: the old name, the new name and the replaced target */
 	if (dst)
-		log_dirent(fs, ZF_REC_DIRENT_DEL, newparent, newname, 0);
-	log_dirent(fs, ZF_REC_DIRENT_DEL, parent, name, 0);
-	log_dirent(fs, ZF_REC_DIRENT_ADD, newparent, newname, sino);
+		fs_log_dirent(fs, ZF_REC_DIRENT_DEL, newparent, newname, 0);
+	fs_log_dirent(fs, ZF_REC_DIRENT_DEL, parent, name, 0);
+	fs_log_dirent(fs, ZF_REC_DIRENT_ADD, newparent, newname, sino);
 	if (flags & RENAME_EXCHANGE)
-		log_dirent(fs, ZF_REC_DIRENT_ADD, parent, name, dino);
+		fs_log_dirent(fs, ZF_REC_DIRENT_ADD, parent, name, dino);
 	if (parent != newparent) {
 		if (S_ISDIR(src->mode)) {
 			sdir->nlink--;
