@@ -4,7 +4,7 @@
 #   ./setup.sh demo   install dependencies, build, mount a demo filesystem
 #   ./setup.sh test   install dependencies, build (plain and ASan+UBSan), run
 #                     every test suite; prints "N passed, N failed" last
-#   ./setup.sh deps   only install the Debian packages (needs root)
+#   ./setup.sh deps   only install the Debian packages of both (needs root)
 #   ./setup.sh build  only build (into ./build)
 #
 # Builds are out of tree: ./build (plain) and ./build-asan (sanitizers).
@@ -13,19 +13,23 @@ cd "$(dirname "$0")"
 top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# Debian packages: build chain, libraries (-dev), test tools (scdoc builds
-# the man page, man-db renders it in a test).
-pkgs=(build-essential autoconf automake libtool pkg-config
-	libfuse3-dev fuse3 libzstd-dev libxxhash-dev libcurl4-openssl-dev check
-	zstd rsync git tar python3 attr acl xxd procps psmisc scdoc man-db
-	libssl-dev awscli nodejs $(command -v npm >/dev/null 2>&1 || echo npm)
+# Debian packages. The demo needs the build chain and the libraries
+# configure.ac requires (their -dev packages) and fuse3 (fusermount3) to
+# mount; the tests need the rest: check (unit tests), scdoc (builds the man
+# pages) and man-db (renders them in a test), the S3 test server (nodejs,
+# npm) and client (awscli), clang/llvm (fuzz targets), and the tools the
+# end-to-end tests call.
+demo_pkgs=(build-essential autoconf automake pkg-config
+	libfuse3-dev fuse3 libzstd-dev libxxhash-dev libcurl4-openssl-dev libssl-dev)
+test_pkgs=(libtool check zstd rsync git tar python3 attr acl xxd procps psmisc
+	util-linux scdoc man-db awscli nodejs $(command -v npm >/dev/null 2>&1 || echo npm)
 	clang llvm libclang-rt-dev)
 # (npm only where no npm is on the PATH: NodeSource's nodejs bundles one and
 # conflicts with Debian's npm package)
 
-deps() {
+deps() { # packages...
 	local missing=() p
-	for p in "${pkgs[@]}"; do
+	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
@@ -120,9 +124,9 @@ demo() {
 }
 
 case "${1:-}" in
-deps) deps ;;
-build) deps && build ;;
-test) deps && run_tests ;;
-demo) deps && demo ;;
+deps) deps "${demo_pkgs[@]}" "${test_pkgs[@]}" ;;
+build) deps "${demo_pkgs[@]}" && build ;;
+test) deps "${demo_pkgs[@]}" "${test_pkgs[@]}" && run_tests ;;
+demo) deps "${demo_pkgs[@]}" && demo ;;
 *) echo "usage: $0 demo|test|deps|build" >&2; exit 2 ;;
 esac

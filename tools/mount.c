@@ -1,5 +1,6 @@
 /*
- * tools/mount.c - zerofs mount (and mount.zerofs, as mount(8) runs it):
+ * tools/mount.c - zerofs mount (and mount.fuse.zerofs or mount.zerofs, as
+ * mount(8) runs it, and "zerofs DEV MNT -o OPTS", as mount.fuse(8) does):
  * parse -o, refuse a mountpoint that is not an empty directory (unless -o
  * nonempty), restore an empty dev-dir from its bucket, open the dev-dir
  * before daemonizing (so errors reach the terminal and the exit code),
@@ -54,7 +55,7 @@ int zf_cmd_mount(int argc, char **argv)
 	struct stat st;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "fdo:sn", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fdo:snv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			o.foreground = 1;
@@ -77,6 +78,7 @@ int zf_cmd_mount(int argc, char **argv)
 			break;
 		case 's': /* mount(8): sloppy */
 		case 'n': /* mount(8): no mtab */
+		case 'v': /* mount(8): verbose */
 			break;
 		default:
 			return zf_tool_bad_option(argv);

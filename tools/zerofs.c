@@ -19,6 +19,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -111,8 +112,9 @@ static const struct command commands[] = {
 	  "     nonempty            mount over a directory that is not empty\n"
 	  "     allow_other, ro, ...  any FUSE option\n"
 	  "\n"
-	  "Installed as mount.zerofs, the command serves mount(8) and /etc/fstab:\n"
-	  "  /srv/zerofs-dev  /mnt/work  fuse.zerofs  defaults,allow_other  0 0\n"
+	  "make install puts mount.fuse.zerofs in /sbin, where mount(8) looks, for\n"
+	  "mount -t fuse.zerofs and /etc/fstab (_netdev: mount once the network is up):\n"
+	  "  /srv/zerofs-dev  /mnt/work  fuse.zerofs  _netdev,allow_other  0 0\n"
 	  "\n"
 	  "Exit: 0 (unmounted cleanly, -f), 1 failed, 2 bad arguments, 3 (-f) stopped\n"
 	  "with uploads pending.\n",
@@ -244,7 +246,7 @@ static void usage(FILE *out)
 		     "options: -h, --help       this text\n"
 		     "         -V, --version    print the version\n"
 		     "\n"
-		     "Installed as mount.zerofs, the command serves mount(8) and /etc/fstab\n"
+		     "Installed as /sbin/mount.fuse.zerofs, the command serves mount(8) and /etc/fstab\n"
 		     "('zerofs mount --help'). More: man 8 zerofs.\n");
 }
 
@@ -305,10 +307,28 @@ int zf_tool_say_if_not_devdir(const char *cmd, const char *arg, int or_mnt)
 }
 
 
+/* is path a directory (following symlinks)? */
+static int is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static const struct command *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(name, commands[i].name))
+			return &commands[i];
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
+	const struct command *c;
 	const char *cmd;
-	size_t i;
 
 	zf_log_init("zerofs", 0, ZF_LOG_WARN);
 	opterr = 0; /* zf_tool_bad_option says it, in one line */
@@ -336,16 +356,21 @@ int main(int argc, char **argv)
 		cmd = "version";
 	if (!strcmp(cmd, "unmount"))
 		cmd = "umount";
-	for (i = 0; i < NCOMMANDS; i++) {
-		if (strcmp(cmd, commands[i].name))
-			continue;
-		if (wants_help(argc - 1, argv + 1)) {
-			command_help(&commands[i]);
-			return 0;
-		}
-		argv[1] = (char *)commands[i].name;
-		return commands[i].run(argc - 1, argv + 1);
+	c = find_command(cmd);
+	if (!c && argc >= 3 && is_dir(argv[1]) && is_dir(argv[2])) {
+		/* mount.fuse(8) serves type fuse.zerofs (when mount.fuse.zerofs is
+		 * not where mount(8) looks) as "zerofs <dev-dir> <mnt> -o <opts>" */
+		argv[0] = "mount";
+		return zf_cmd_mount(argc, argv);
 	}
-	fprintf(stderr, "zerofs: unknown command '%s' (try 'zerofs --help')\n", cmd);
-	return 2;
+	if (!c) {
+		fprintf(stderr, "zerofs: unknown command '%s' (try 'zerofs --help')\n", cmd);
+		return 2;
+	}
+	if (wants_help(argc - 1, argv + 1)) {
+		command_help(c);
+		return 0;
+	}
+	argv[1] = (char *)c->name;
+	return c->run(argc - 1, argv + 1);
 }
