@@ -1,11 +1,16 @@
 /*
  * common/log.h - leveled logging for every layer
  *
- * Messages go to stderr (foreground, tools, tests) or syslog (daemonized),
- * chosen once by zf_log_init(). Messages are lower-case, no full stop, the
- * subject quoted: "cannot read segment '00000042': checksum mismatch".
+ * Messages go to one sink, chosen by zf_log_init() and then perhaps
+ * zf_log_to_file(): stderr (foreground, tools, tests), syslog (a
+ * daemonized mount, by default) or a file (-o log=FILE, or a daemonized
+ * mount's fallback when syslog is not reachable: see daemon/daemon.c).
+ * Messages are lower-case, no full stop, the subject quoted: "cannot read
+ * segment '00000042': checksum mismatch". A file gets a time stamp, the
+ * ident and the pid on each line (syslog adds its own).
  *
- * Thread-safe: one write(2)/syslog(3) per message.
+ * Thread-safe: one write(2)/syslog(3) per message. The sink is chosen
+ * before threads start and not changed while they log.
  */
 #ifndef ZF_COMMON_LOG_H
 #define ZF_COMMON_LOG_H
@@ -20,10 +25,29 @@ enum zf_log_level {
 	ZF_LOG_DEBUG = 3,
 };
 
-/* Select the sink (use_syslog) and the most verbose level printed. */
+/* Select the sink, stderr or syslog (use_syslog), and the most verbose level printed. */
 void zf_log_init(const char *ident, int use_syslog, enum zf_log_level max);
 void zf_log_set_level(enum zf_log_level max);
 enum zf_log_level zf_log_get_level(void);
+
+/*
+ * From now on, append to the file at path (created mode 0640 if missing)
+ * instead of stderr or syslog. 0, or -errno (the sink is then unchanged).
+ * The file stays open across fork() and daemonizing.
+ */
+int zf_log_to_file(const char *path);
+
+/*
+ * From now on, write to a duplicate of stderr: it stays the caller's stderr
+ * after daemonizing points fd 2 at /dev/null. 0 or -errno.
+ */
+int zf_log_keep_stderr(void);
+
+/* Would a message to syslog reach a daemon (is there a socket at /dev/log)? */
+int zf_log_syslog_reachable(void);
+
+/* "error", "warn" (or "warning"), "info", "debug": 0 and *ret, or -EINVAL */
+int zf_log_level_parse(const char *s, enum zf_log_level *ret);
 
 void zf_log(enum zf_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <malloc.h>
@@ -759,6 +760,34 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Where messages go from now on (see zf_daemon_opts.log), chosen before
+ * daemonizing so that a log file that cannot be opened, or syslog's
+ * absence, is said on the terminal. 0 or -errno (logged).
+ */
+static int log_sink(const struct zf_daemon_opts *o, const char *dev_dir)
+{
+	int bg = !o->foreground && !o->debug, r;
+	const char *log = o->log ? o->log : bg ? "syslog" : "stderr";
+	char path[PATH_MAX];
+
+	if (!strcmp(log, "stderr"))
+		return bg ? zf_log_keep_stderr() : 0; /* daemonizing closes fd 2 */
+	if (!strcmp(log, "syslog")) {
+		if (zf_log_syslog_reachable()) {
+			zf_log_init("zerofs", 1, zf_log_get_level());
+			return 0;
+		}
+		snprintf(path, sizeof(path), "%s/zerofs.log", dev_dir);
+		zf_warn("syslog is not reachable (no /dev/log): logging to '%s'", path);
+		log = path;
+	}
+	r = zf_log_to_file(log);
+	if (r < 0)
+		zf_err("cannot open the log file '%s': %s", log, strerror(-r));
+	return r;
+}
+
 int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -819,8 +848,10 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 		goto out_signals;
 	}
 	mounted = 1;
+	r = log_sink(o, d.dev_dir);
+	if (r < 0)
+		goto out_unmount;
 	if (!o->foreground && !o->debug) {
-		zf_log_init("zerofs", 1, zf_log_get_level());
 		if (fuse_daemonize(0) != 0) {
 			r = -EIO;
 			goto out_unmount;

@@ -10,10 +10,14 @@
 #include "tier/remote.h"
 
 struct zf_daemon_opts {
-	int foreground;		/* stay attached; log to stderr */
+	int foreground;		/* stay attached; log to stderr (unless log says) */
 	int debug;		/* libfuse debug output (implies foreground) */
 	unsigned int commit_secs; /* commit buffered data this often (0: 5) */
 	double timeout;		/* attribute/entry cache timeout in seconds */
+	/* where messages go once mounted: "syslog", "stderr" or a file; NULL:
+	 * stderr in the foreground, else syslog -- or, when syslog is not
+	 * reachable (no /dev/log), the file <dev-dir>/zerofs.log (said) */
+	const char *log;
 	const char *fuse_opts;	/* comma-separated -o options for libfuse, or NULL */
 	struct zf_remote *remote; /* opened by the caller (lease taken), or NULL;
 				   * ownership passes: started after daemonizing,

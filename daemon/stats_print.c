@@ -155,6 +155,16 @@ static void text_remote(struct text *t, const struct zf_remote_stats *s)
 	} else {
 		fprintf(out, "bucket:            online\n");
 	}
+	if (s->failing_since) {
+		time_t when = (time_t)s->failing_since;
+		char at[32] = "?";
+		struct tm tm;
+
+		if (localtime_r(&when, &tm))
+			strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S", &tm);
+		fprintf(out, "uploads:           failing since %s: %s (retrying; the data stays "
+			"in the dev-dir)\n", at, s->failing_why);
+	}
 	fprintf(out, "recovery point:    %.1f s (age of the oldest byte not in the bucket)\n",
 		s->oldest_pending_s);
 	fprintf(out, "uploaded:          %s (%.1f MB/s)\n", szu(t, s->uploaded_bytes),
@@ -264,6 +274,13 @@ static void json_remote(FILE *out, const struct zf_remote_stats *s)
 		json_str(out, s->offline_why);
 	} else {
 		fprintf(out, ",\n    \"offline_since\": null,\n    \"offline_reason\": null");
+	}
+	if (s->failing_since) {
+		fprintf(out, ",\n    \"upload_failing_since\": %" PRId64 ",\n    "
+			"\"upload_failure\": ", s->failing_since);
+		json_str(out, s->failing_why);
+	} else {
+		fprintf(out, ",\n    \"upload_failing_since\": null,\n    \"upload_failure\": null");
 	}
 	fprintf(out, ",\n    \"recovery_point_seconds\": %.3f", s->oldest_pending_s);
 	JB("uploaded_bytes", s->uploaded_bytes);

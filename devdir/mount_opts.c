@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "devdir/mount_opts.h"
 
@@ -107,6 +108,20 @@ static int opt_one(const char *tok, struct zf_mount_opts *o, char *why, size_t l
 	} else if (!strcmp(tok, "nonempty")) {
 		o->nonempty = 1; /* ours: libfuse 3 has no such option */
 		r = 0;
+	} else if (!strncmp(tok, "log=", 4)) {
+		r = tok[4] && strlen(tok + 4) < sizeof(o->log) ? 0 : -EINVAL;
+		if (r == 0)
+			snprintf(o->log, sizeof(o->log), "%s", tok + 4);
+		else
+			snprintf(why, len, "invalid '%s' (syslog, stderr or a file)", tok);
+	} else if (!strncmp(tok, "log_level=", 10)) {
+		enum zf_log_level l;
+
+		r = zf_log_level_parse(tok + 10, &l);
+		if (r == 0)
+			o->log_level = l;
+		else
+			snprintf(why, len, "invalid '%s' (error, warn, info or debug)", tok);
 	} else if (!strncmp(tok, "remote=", 7)) {
 		snprintf(o->url, sizeof(o->url), "%s", tok + 7);
 		o->dd.url = o->url;
@@ -145,6 +160,12 @@ static int opt_one(const char *tok, struct zf_mount_opts *o, char *why, size_t l
 		r = opt_fuse(tok, o);
 	}
 	return r;
+}
+
+void zf_mount_opts_init(struct zf_mount_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->log_level = ZF_MOUNT_LOG_LEVEL_UNSET;
 }
 
 int zf_mount_opts_parse(const char *arg, struct zf_mount_opts *o, char *why, size_t len)

@@ -17,6 +17,11 @@
 
 #include "devdir/devdir.h"
 
+/* room for a log= file name, NUL included */
+#define ZF_MOUNT_LOG_MAX 4096
+/* log_level not given */
+#define ZF_MOUNT_LOG_LEVEL_UNSET (-2)
+
 /* room for the options handed to libfuse, NUL included */
 #define ZF_FUSE_OPTS_MAX 4096
 
@@ -29,12 +34,17 @@ struct zf_mount_opts {
 	unsigned int commit_secs;	/* commit= (0: the daemon's default) */
 	double timeout;			/* timeout= (0: the daemon's default) */
 	int nonempty;			/* nonempty: mount over a directory that is not empty */
+	char log[ZF_MOUNT_LOG_MAX];	/* log=: "syslog", "stderr" or a file ("": the default) */
+	int log_level;			/* log_level=: an enum zf_log_level, -2: not given */
 	char fuse[ZF_FUSE_OPTS_MAX];	/* all the others but mount(8)'s own, for libfuse */
 };
 
+/* o before the first zf_mount_opts_parse: zeroed, log_level unset */
+void zf_mount_opts_init(struct zf_mount_opts *o);
+
 /*
- * Add one -o argument (comma-separated options) to o, which starts zeroed
- * and may take several. Returns 0; -EINVAL for a bad value, why (len
+ * Add one -o argument (comma-separated options) to o, which starts as
+ * zf_mount_opts_init made it and may take several. Returns 0; -EINVAL for a bad value, why (len
  * bytes) saying which ("invalid 'commit=0' (1..3600 seconds)"); -E2BIG
  * when the FUSE options do not fit (why empty). o may be half updated
  * after an error.

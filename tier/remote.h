@@ -68,6 +68,9 @@ struct zf_remote_stats {
 	/* the bucket has not answered since then (wall clock; 0: it answers), and why */
 	int64_t offline_since;
 	char offline_why[240];
+	/* uploads fail for another reason since then (0: they do not), and why */
+	int64_t failing_since;
+	char failing_why[400];
 };
 
 /* what the bucket lacks of a dev-dir */

@@ -523,6 +523,10 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 	ret->pending_records = p.records;
 	ret->offline_since = rm->offline_since;
 	snprintf(ret->offline_why, sizeof(ret->offline_why), "%s", rm->offline_why);
+	if (rm->sync_err && !rm->offline_since) { /* logged, and said here too: data is not safe */
+		ret->failing_since = rm->fail_since ? rm->fail_since : time(NULL);
+		sync_why_locked(rm, rm->sync_err, ret->failing_why, sizeof(ret->failing_why));
+	}
 	ret->oldest_pending_s = rm->pending_since_ns ? (zf_mono_ns() - rm->pending_since_ns) / 1e9 : 0;
 	ret->uploaded_bytes = rm->uploaded;
 	ret->fetched_bytes = rm->fetched;

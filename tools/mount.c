@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/log.h"
 #include "daemon/daemon.h"
 #include "devdir/devdir.h"
 #include "devdir/mount_opts.h"
@@ -46,7 +47,7 @@ int zf_cmd_mount(int argc, char **argv)
 					      { "cache-size", required_argument, NULL, 'C' },
 					      { "options", required_argument, NULL, 'o' },
 					      { NULL, 0, NULL, 0 } };
-	struct zf_mount_opts mo = { 0 };
+	struct zf_mount_opts mo;
 	struct zf_daemon_opts o = { 0 };
 	char url[ZF_REMOTE_URL_MAX], why[ZF_REMOTE_URL_MAX + 64];
 	struct zf_devdir_err err;
@@ -55,6 +56,7 @@ int zf_cmd_mount(int argc, char **argv)
 	struct stat st;
 	int c, r;
 
+	zf_mount_opts_init(&mo);
 	while ((c = getopt_long(argc, argv, "fdo:snv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -100,6 +102,9 @@ int zf_cmd_mount(int argc, char **argv)
 	}
 	if (zf_tool_say_if_mounted("mount", argv[optind]))
 		return 1; /* a second mount: where the first one is, not only 'in use' */
+	if (mo.log_level != ZF_MOUNT_LOG_LEVEL_UNSET)
+		zf_log_set_level(mo.log_level);
+	o.log = *mo.log ? mo.log : NULL;
 	o.fuse_opts = mo.fuse;
 	o.commit_secs = mo.commit_secs;
 	o.timeout = mo.timeout;

@@ -6,7 +6,7 @@
 # each command's --help (tests/e2e/24-help.sh checks the command list).
 
 _zerofs_commands="mkfs mount umount sync stats fsck gc lease-break pin unpin warmup evict status version help"
-_zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty allow_other ro"
+_zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty log= log_level= allow_other ro"
 
 _zerofs_mountpoints() {
 	awk '$3 == "fuse.zerofs" { print $2 }' /proc/self/mounts 2>/dev/null

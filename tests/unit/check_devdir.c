@@ -78,6 +78,29 @@ START_TEST(mount_opts_parse)
 }
 END_TEST
 
+START_TEST(mount_opts_log)
+{
+	static struct zf_mount_opts o;
+	char why[256];
+
+	zf_mount_opts_init(&o);
+	ck_assert_int_eq(o.log_level, ZF_MOUNT_LOG_LEVEL_UNSET);
+	ck_assert_str_eq(o.log, "");
+	ck_assert_int_eq(zf_mount_opts_parse("log=/var/log/zf.log,log_level=debug", &o, why,
+					     sizeof(why)), 0);
+	ck_assert_str_eq(o.log, "/var/log/zf.log");
+	ck_assert_int_eq(o.log_level, ZF_LOG_DEBUG);
+	ck_assert_int_eq(zf_mount_opts_parse("log=syslog,log_level=warn", &o, why, sizeof(why)), 0);
+	ck_assert_str_eq(o.log, "syslog");
+	ck_assert_int_eq(o.log_level, ZF_LOG_WARN);
+	ck_assert_str_eq(o.fuse, ""); /* neither goes to libfuse */
+	ck_assert_int_eq(zf_mount_opts_parse("log_level=loud", &o, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "invalid 'log_level=loud' (error, warn, info or debug)");
+	ck_assert_int_eq(zf_mount_opts_parse("log=", &o, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "invalid 'log=' (syslog, stderr or a file)");
+}
+END_TEST
+
 START_TEST(parse_numbers)
 {
 	uint64_t v;
@@ -207,6 +230,7 @@ int main(void)
 	tcase_set_timeout(tc, getenv("ZF_SANITIZED") ? 300 : 60);
 	tcase_add_test(tc, remote_conf_round_trip);
 	tcase_add_test(tc, mount_opts_parse);
+	tcase_add_test(tc, mount_opts_log);
 	tcase_add_test(tc, parse_numbers);
 	tcase_add_test(tc, devdir_mkfs_and_modes);
 	tcase_add_test(tc, devdir_restore_into_empty);
