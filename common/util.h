@@ -58,6 +58,10 @@ void zf_time_human(uint64_t when, char *buf, size_t len);
 /* bytes for people, binary units: "512 B", "1.5 KiB", "2.0 GiB"; into buf (len bytes) */
 void zf_size_human(uint64_t bytes, char *buf, size_t len);
 
+/* s without its leading and trailing white space: a pointer into s, whose
+ * end is cut in place */
+char *zf_trim(char *s);
+
 /* malloc that never returns NULL for len>0 (aborts on OOM, like glib) */
 void *zf_malloc(size_t len);
 void *zf_calloc(size_t n, size_t len);

@@ -1,7 +1,8 @@
 /*
  * tools/commands.h - the zerofs command's subcommands, a group a file:
  * mkfs (tools/mkfs.c), fsck (tools/fsck.c), mount (tools/mount.c), gc and
- * lease-break (tools/maint.c), stats (tools/stats.c); sync and umount
+ * lease-break (tools/maint.c), stats (tools/stats.c), config
+ * (tools/config.c); sync and umount
  * (tools/sync.h), the working set (tools/wset.h). tools/zerofs.c
  * dispatches to them and answers --help from one table.
  *
@@ -19,6 +20,7 @@ int zf_cmd_mount(int argc, char **argv);
 int zf_cmd_gc(int argc, char **argv);
 int zf_cmd_lease_break(int argc, char **argv);
 int zf_cmd_stats(int argc, char **argv);
+int zf_cmd_config(int argc, char **argv);
 
 /* ---- shared by the commands (tools/zerofs.c, tools/mkfs.c) ---- */
 
@@ -37,6 +39,13 @@ int zf_tool_restore(const char *cmd, const char *url, const char *dev, int allow
  * return 1; else 0.
  */
 int zf_tool_say_if_mounted(const char *cmd, const char *dev);
+
+struct zf_conf;
+/*
+ * Read zerofs.conf's layers into c (zf_conf_load). Returns 0, or 2 after
+ * saying why in one line, "zerofs <cmd>: FILE:LINE: ..." (c freed).
+ */
+int zf_tool_conf_load(const char *cmd, struct zf_conf *c);
 
 /*
  * Is arg not something cmd can open as a dev-dir? Then say why in one line

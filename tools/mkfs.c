@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "devdir/devdir.h"
 #include "devdir/mount_opts.h"
+#include "devdir/conffile.h"
 #include "devdir/remote_check.h"
 #include "tools/commands.h"
 
@@ -96,7 +97,7 @@ int zf_cmd_mkfs(int argc, char **argv)
 	struct zf_mkfs_opts mo = { 0 };
 	const char *remote = NULL, *restore = NULL;
 	int c, r, allow_loss = 0, verify = 0, check = 1;
-	char url[ZF_REMOTE_URL_MAX], why[ZF_REMOTE_URL_MAX + 256];
+	char url[ZF_REMOTE_URL_MAX], why[ZF_REMOTE_URL_MAX + 256], conf_url[ZF_REMOTE_URL_MAX];
 	struct zf_devdir_err err;
 	long level;
 
@@ -141,6 +142,20 @@ int zf_cmd_mkfs(int argc, char **argv)
 	}
 	if (restore)
 		return zf_tool_restore("mkfs", restore, argv[optind], allow_loss, verify);
+	if (!remote) { /* zerofs.conf's remote, if set */
+		struct zf_conf conf;
+
+		r = zf_tool_conf_load("mkfs", &conf);
+		if (r)
+			return r;
+		r = zf_conf_mkfs_remote(&conf, argv[optind], conf_url, sizeof(conf_url));
+		zf_conf_free(&conf);
+		if (r == -ENAMETOOLONG) {
+			fprintf(stderr, "zerofs mkfs: the remote of zerofs.conf is too long\n");
+			return 2;
+		}
+		remote = r == 0 ? conf_url : NULL;
+	}
 	if (remote && check) {
 		/* the reason is the one line: the store's own log lines would repeat it */
 		zf_log_set_level(ZF_LOG_NONE);

@@ -1,12 +1,13 @@
 /*
  * tools/mount.c - zerofs mount (and mount.fuse.zerofs or mount.zerofs, as
  * mount(8) runs it, and "zerofs DEV MNT -o OPTS", as mount.fuse(8) does):
- * parse -o, refuse a mountpoint that is not an empty directory (unless -o
- * nonempty), restore an empty dev-dir from its bucket, open the dev-dir
- * before daemonizing (so errors reach the terminal and the exit code),
- * then hand it to the daemon.
+ * zerofs.conf's settings, then -o over them; refuse a mountpoint that is
+ * not an empty directory (unless -o nonempty), restore an empty dev-dir
+ * from its bucket, open the dev-dir before daemonizing (so errors reach
+ * the terminal and the exit code), then hand it to the daemon.
  *
- * Exit codes: 0 unmounted cleanly, 1 failed, 2 bad arguments; -f: 3 when
+ * Exit codes: 0 unmounted cleanly, 1 failed, 2 bad arguments or a bad
+ * zerofs.conf setting; -f: 3 when
  * the daemon stopped with uploads pending (ZF_EXIT_PENDING).
  */
 #include "config.h"
@@ -20,6 +21,7 @@
 
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "devdir/conffile.h"
 #include "devdir/devdir.h"
 #include "devdir/mount_opts.h"
 #include "tools/commands.h"
@@ -48,6 +50,7 @@ int zf_cmd_mount(int argc, char **argv)
 					      { "options", required_argument, NULL, 'o' },
 					      { NULL, 0, NULL, 0 } };
 	struct zf_mount_opts mo;
+	struct zf_conf conf;
 	struct zf_daemon_opts o = { 0 };
 	char url[ZF_REMOTE_URL_MAX], why[ZF_REMOTE_URL_MAX + 64];
 	struct zf_devdir_err err;
@@ -57,6 +60,16 @@ int zf_cmd_mount(int argc, char **argv)
 	int c, r;
 
 	zf_mount_opts_init(&mo);
+	/* zerofs.conf's settings first: the command line's override them */
+	r = zf_tool_conf_load("mount", &conf);
+	if (r)
+		return r;
+	r = zf_conf_apply_mount(&conf, &mo, why, sizeof(why));
+	zf_conf_free(&conf);
+	if (r < 0) {
+		fprintf(stderr, "zerofs mount: %s\n", why);
+		return 2;
+	}
 	while ((c = getopt_long(argc, argv, "fdo:snv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':

@@ -5,7 +5,7 @@
 # source it from ~/.bashrc. Commands and options follow 'zerofs --help' and
 # each command's --help (tests/e2e/24-help.sh checks the command list).
 
-_zerofs_commands="mkfs mount umount sync stats fsck gc lease-break pin unpin warmup evict status version help"
+_zerofs_commands="mkfs mount umount sync stats fsck gc lease-break pin unpin warmup evict status config version help"
 _zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty log= log_level= allow_other ro"
 
 _zerofs_mountpoints() {
@@ -60,7 +60,7 @@ _zerofs() {
 	umount | unmount | sync)
 		COMPREPLY=($(compgen -W "$(_zerofs_mountpoints)" -- "$cur"))
 		;;
-	lease-break | version) ;;
+	lease-break | version | config) ;;
 	pin | unpin | warmup | evict | status)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		;;

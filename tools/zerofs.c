@@ -64,7 +64,8 @@ static const struct command commands[] = {
 		  "       zerofs mkfs --restore URL [--allow-loss] [--verify-data] <dev-dir>",
 	  "format a dev-dir, or rebuild one from a bucket",
 	  "Format <dev-dir> (created if missing; it must be empty) for a new filesystem.\n"
-	  "Its bucket is --remote URL, by default file://<dev-dir>.bucket.\n"
+	  "Its bucket is --remote URL, by default zerofs.conf's remote (zerofs config),\n"
+	  "else file://<dev-dir>.bucket.\n"
 	  "\n"
 	  "  --remote URL        the bucket: file:///abs/dir or s3://bucket[/prefix][?params]\n"
 	  "                      (params: endpoint=URL, region=NAME, addressing=path|vhost,\n"
@@ -94,7 +95,7 @@ static const struct command commands[] = {
 	  "                      stops with uploads pending\n"
 	  "  -d, --debug         foreground, and libfuse logs every request (debugging)\n"
 	  "  --cache-size SIZE   the same as -o cache_size=SIZE\n"
-	  "  -o OPTIONS          comma-separated:\n"
+	  "  -o OPTIONS          comma-separated (defaults: zerofs.conf, 'zerofs config'):\n"
 	  "     remote=URL          the bucket (default: the dev-dir's remote.conf)\n"
 	  "     cache_size=SIZE     dev-dir budget for data (e.g. 64M; default unlimited):\n"
 	  "                         beyond it, data the bucket holds is evicted\n"
@@ -229,6 +230,18 @@ static const struct command commands[] = {
 	  "\n"
 	  "Exit: 0 done, 1 failed, 2 bad arguments.\n",
 	  zf_cmd_status },
+	{ "config", "", "the settings of zerofs.conf and ZEROFS_*, and where each is from",
+	  "Print the settings that mount and mkfs take from the configuration files and\n"
+	  "the environment, each with the file and line (or the variable) it comes from,\n"
+	  "after the files read. Precedence, highest first: the command line, ZEROFS_<KEY>\n"
+	  "variables, the file $ZEROFS_CONFIG names, the user's file\n"
+	  "($XDG_CONFIG_HOME/zerofs/zerofs.conf or ~/.config/zerofs/zerofs.conf), the\n"
+	  "system file (/etc/zerofs/zerofs.conf, or $ZEROFS_SYSTEM_CONFIG). Keys: the -o\n"
+	  "options of mount (cache_size = 10G), options (more -o options), remote (mkfs's\n"
+	  "bucket). More: man 5 zerofs.conf.\n"
+	  "\n"
+	  "Exit: 0 done, 2 bad arguments or a bad setting (its file:line said).\n",
+	  zf_cmd_config },
 	{ "version", "", "print the version", "Print the version (also: -V, --version).\n",
 	  cmd_version },
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make install: the layout under DESTDIR (the command, mount(8)'s helpers in
 # the mount helper directory, /sbin by default, the man pages, the bash
-# completion, the systemd mount unit example); then, in a private mount
+# completion, the systemd mount unit and zerofs.conf examples); then, in a private mount
 # namespace where that install is laid over the real directories (nothing
 # is left on the machine), an fstab line mounted with 'mount -T' and
 # unmounted with umount(8), and the generic mount.fuse3 helper's form
@@ -28,8 +28,10 @@ test_expect_success 'make install DESTDIR=: the command, mount helpers, docs, co
 	test "$(readlink "$I$helperdir/mount.zerofs")" = "$prefix/bin/zerofs" &&
 	grep -q "^Type=fuse.zerofs" "$I$prefix/share/doc/zerofs/examples/mnt-work.mount" &&
 	test -f "$I$prefix/share/bash-completion/completions/zerofs" &&
+	grep -q "^cache_size = " "$I$prefix/share/doc/zerofs/examples/zerofs.conf" &&
 	if [ -f "$build/man/zerofs.8" ]; then
-		test -f "$I$prefix/share/man/man8/zerofs.8"
+		test -f "$I$prefix/share/man/man8/zerofs.8" &&
+		test -f "$I$prefix/share/man/man5/zerofs.conf.5"
 	fi &&
 	helpers_state >"$T/after" &&
 	diff "$T/before" "$T/after"
