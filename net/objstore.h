@@ -72,16 +72,20 @@ struct zf_objstore_opts {
 	enum zf_objstore_addressing addressing;
 	/*
 	 * Credentials. NULL: $AWS_ACCESS_KEY_ID + $AWS_SECRET_ACCESS_KEY
-	 * (+ $AWS_SESSION_TOKEN), else the [profile] of the credentials file
-	 * ($AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile
-	 * $AWS_PROFILE or "default"). A credentials file readable or writable by
-	 * group or others is refused (-EACCES), with a message saying so.
+	 * (+ $AWS_SESSION_TOKEN), else the profile's section of the credentials
+	 * file ($AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials), else of the
+	 * config file ($AWS_CONFIG_FILE or ~/.aws/config: keys, or a
+	 * credential_process); the profile is $AWS_PROFILE or "default". The
+	 * config's region and endpoint_url come after the fields above and the
+	 * environment. A file with keys that group or others can read is
+	 * refused (-EACCES), with a message saying so (net/s3_creds.c).
 	 */
 	const char *access_key;
 	const char *secret_key;
 	const char *session_token;
 	const char *profile;
 	const char *credentials_file;
+	const char *config_file;
 	int tls_no_verify;	/* 1: do not verify the server's certificate (never the default) */
 	const char *ca_file;	/* NULL: the system's CA bundle */
 	unsigned int connect_timeout_ms;	/* per attempt; 0: 10 s */

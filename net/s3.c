@@ -4,8 +4,9 @@
  *
  * put/get/head/list/delete/multi-delete of zf_objstore_ops, each built as
  * one or more struct s3_req run by s3_do() (s3_http.c: signing, retries,
- * timeouts, error mapping); opening parses the URL and its parameters,
- * the endpoint and the credentials.
+ * timeouts, error mapping); opening parses the URL and its parameters
+ * (libcurl's URL parser) and the endpoint, and takes the credentials
+ * (s3_creds.c).
  *
  * Objects above multipart_threshold are uploaded in parts (sequentially;
  * concurrency comes from the callers' threads); a failed multipart upload
@@ -25,8 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -299,14 +298,35 @@ static int s3_del_each(struct s3_store *st, const char *const *keys, size_t n)
 	return 0;
 }
 
+/* the failed keys of one DeleteObjects answer */
+struct s3_delete_errors {
+	struct s3_store *st;
+	size_t failed;
+	int rc;
+};
+
+static int s3_delete_error(void *ctx, const char *key, const char *code, const char *msg)
+{
+	struct s3_delete_errors *e = ctx;
+
+	if (code && !strcmp(code, "NoSuchKey"))
+		return 0;
+	if (!e->failed++)
+		zf_err("s3 multi-delete of 's3://%s/%s': '%s': %s: %s", e->st->bucket,
+		       e->st->prefix, key ? key : "?", code ? code : "?", msg ? msg : "");
+	if (e->rc == 0)
+		e->rc = code && !strcmp(code, "AccessDenied") ? -EACCES : -EIO;
+	return 0;
+}
+
 /* one DeleteObjects request for up to S3_DELETE_BATCH keys */
 static int s3_delete_batch(struct s3_store *st, const char *const *keys, size_t n)
 {
 	struct s3_req r = { .method = "POST", .op = "multi-delete", .key = NULL,
 			    .content_type = "application/xml" };
+	struct s3_delete_errors e = { .st = st };
 	struct zf_buf xml = { 0 };
-	const char *p, *end, *next;
-	size_t i, len, failed = 0;
+	size_t i;
 	int rc;
 
 	zf_s3_buf_puts(&xml, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
@@ -326,32 +346,12 @@ static int s3_delete_batch(struct s3_store *st, const char *const *keys, size_t 
 	if (rc < 0)
 		goto out;
 	/* a 200 answer lists the keys that could not be deleted */
-	p = (char *)r.in.p;
-	end = p + r.in.len;
-	while (xml_find(p, end, "Error", &len, &next)) {
-		const char *e = next - strlen("</Error>");
-		char *key = xml_get(e - len, e, "Key"), *code = xml_get(e - len, e, "Code");
-		char *msg = xml_get(e - len, e, "Message");
-
-		p = next;
-		if (code && !strcmp(code, "NoSuchKey")) {
-			free(key);
-			free(code);
-			free(msg);
-			continue;
-		}
-		if (!failed++)
-			zf_err("s3 multi-delete of 's3://%s/%s': '%s': %s: %s", st->bucket,
-			       st->prefix, key ? key : "?", code ? code : "?", msg ? msg : "");
-		if (rc == 0)
-			rc = code && !strcmp(code, "AccessDenied") ? -EACCES : -EIO;
-		free(key);
-		free(code);
-		free(msg);
-	}
-	if (failed > 1)
+	rc = s3_parse_delete((char *)r.in.p, (char *)r.in.p + r.in.len, s3_delete_error, &e);
+	if (rc == 0)
+		rc = e.rc;
+	if (e.failed > 1)
 		zf_err("s3 multi-delete of 's3://%s/%s': %zu of %zu keys not deleted", st->bucket,
-		       st->prefix, failed, n);
+		       st->prefix, e.failed, n);
 out:
 	s3_req_free(&r);
 	zf_buf_free(&xml);
@@ -398,12 +398,10 @@ static void s3_close(struct zf_objstore *st_)
 	free(st->base_url);
 	free(st->host);
 	free(st->region);
-	free(st->access_key);
-	if (st->secret_key) {
-		explicit_bzero(st->secret_key, strlen(st->secret_key));
-		free(st->secret_key);
-	}
-	free(st->session_token);
+	free(st->profile);
+	free(st->credential_process);
+	s3_keys_free(&st->keys);
+	zf_mutex_destroy(&st->creds_lock);
 	free(st->ca_file);
 	free(st->base.url);
 	free(st);
@@ -422,126 +420,6 @@ static const struct zf_objstore_ops s3_ops = {
 
 /* ---- open: URL, endpoint, credentials ---- */
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
-/* read [profile] of an AWS credentials file; refuse one others can read */
-static int s3_creds_file(struct s3_store *st, const struct zf_objstore_opts *o, const char *path,
-			 const char *profile)
-{
-	char line[1024], want[256];
-	int in = 0, found = 0, r;
-	struct stat sb;
-	FILE *f;
-
-	f = fopen(path, "re");
-	if (!f) {
-		r = -errno;
-		if (r == -ENOENT)
-			zf_objstore_open_fail(o, "no credentials for 's3://%s': set AWS_ACCESS_KEY_ID "
-					      "and AWS_SECRET_ACCESS_KEY, or write them into '%s' "
-					      "(mode 0600)", st->bucket, path);
-		else
-			zf_objstore_open_fail(o, "cannot read credentials file '%s': %s", path,
-					      strerror(-r));
-		return r == -ENOENT ? -EACCES : r;
-	}
-	if (fstat(fileno(f), &sb) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (sb.st_mode & 077) {
-		zf_objstore_open_fail(o, "credentials file '%s' is open to group or others (mode "
-				      "%04o): refusing it; run 'chmod 600 %s'", path,
-				      (unsigned int)(sb.st_mode & 07777), path);
-		r = -EACCES;
-		goto out;
-	}
-	snprintf(want, sizeof(want), "[%s]", profile);
-	while (fgets(line, sizeof(line), f)) {
-		char *l = trim(line), *v, **dst = NULL;
-
-		if (!*l || *l == '#' || *l == ';')
-			continue;
-		if (*l == '[') {
-			in = !strcmp(l, want);
-			found |= in;
-			continue;
-		}
-		if (!in || !(v = strchr(l, '=')))
-			continue;
-		*v++ = 0;
-		l = trim(l);
-		v = trim(v);
-		if (!strcmp(l, "aws_access_key_id"))
-			dst = &st->access_key;
-		else if (!strcmp(l, "aws_secret_access_key"))
-			dst = &st->secret_key;
-		else if (!strcmp(l, "aws_session_token"))
-			dst = &st->session_token;
-		if (dst) {
-			free(*dst);
-			*dst = zf_strdup(v);
-		}
-	}
-	explicit_bzero(line, sizeof(line));
-	if (!found || !st->access_key || !st->secret_key) {
-		zf_objstore_open_fail(o, "credentials file '%s' has no profile '%s' with "
-				      "aws_access_key_id and aws_secret_access_key", path, profile);
-		r = -EACCES;
-		goto out;
-	}
-	r = 0;
-out:
-	fclose(f);
-	return r;
-}
-
-static int s3_creds(struct s3_store *st, const struct zf_objstore_opts *o, const char *profile)
-{
-	const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
-	const char *path, *home;
-	char buf[4096];
-
-	if (o->access_key && o->secret_key) {
-		st->access_key = zf_strdup(o->access_key);
-		st->secret_key = zf_strdup(o->secret_key);
-		st->session_token = o->session_token ? zf_strdup(o->session_token) : NULL;
-		return 0;
-	}
-	/* an explicit profile names the file; otherwise the environment wins */
-	if (!profile && ak && *ak && sk && *sk) {
-		const char *tok = getenv("AWS_SESSION_TOKEN");
-
-		st->access_key = zf_strdup(ak);
-		st->secret_key = zf_strdup(sk);
-		st->session_token = tok && *tok ? zf_strdup(tok) : NULL;
-		return 0;
-	}
-	if (!profile)
-		profile = getenv("AWS_PROFILE");
-	if (!profile || !*profile)
-		profile = "default";
-	path = o->credentials_file;
-	if (!path)
-		path = getenv("AWS_SHARED_CREDENTIALS_FILE");
-	if (!path || !*path) {
-		home = getenv("HOME");
-		snprintf(buf, sizeof(buf), "%s/.aws/credentials", home ? home : "");
-		path = buf;
-	}
-	return s3_creds_file(st, o, path, profile);
-}
-
 static int valid_bucket(const char *b)
 {
 	size_t n = strlen(b), i;
@@ -557,53 +435,214 @@ static int valid_bucket(const char *b)
 	return 1;
 }
 
+/* a region goes into the signature's scope and maybe a host name: "eu-west-3"
+ * (other servers name theirs freely: letters, digits, '-' and '_') */
+static int valid_region(const char *r)
+{
+	size_t n = strlen(r), i;
+
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)r[i]) && r[i] != '-' && r[i] != '_')
+			return 0;
+	return n && n <= 64;
+}
+
+/* part of a parsed URL (curl_free'd by the caller), NULL when absent */
+static char *url_part(CURLU *u, CURLUPart what)
+{
+	char *v = NULL;
+
+	return curl_url_get(u, what, &v, 0) == CURLUE_OK ? v : NULL;
+}
+
 /*
- * Split endpoint "scheme://host[:port][/]" into base URL and Host header;
- * for virtual-host addressing the bucket goes in front of the host.
+ * Split endpoint "scheme://host[:port][/]" (libcurl's URL parser) into base
+ * URL and Host header; for virtual-host addressing the bucket goes in front
+ * of the host. -EINVAL for anything else: a path, user, query or fragment.
  */
 static int s3_endpoint(struct s3_store *st, const char *ep)
 {
-	const char *hs = strstr(ep, "://"), *he;
-	char scheme[8];
-	size_t sl, hl, n;
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *user = NULL;
+	char *query = NULL, *frag = NULL;
+	CURLU *u = curl_url();
+	size_t n, i;
+	int r = -EINVAL;
 
-	if (!hs || (size_t)(hs - ep) >= sizeof(scheme))
-		return -EINVAL;
-	sl = hs - ep;
-	memcpy(scheme, ep, sl);
-	scheme[sl] = 0;
-	if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"))
-		return -EINVAL;
-	hs += 3;
-	he = hs + strcspn(hs, "/?#");
-	if (*he && strcmp(he, "/"))	/* a path below the host is not supported */
-		return -EINVAL;
-	hl = he - hs;
-	if (hl == 0 || memchr(hs, '@', hl))
-		return -EINVAL;
-	n = sl + 3 + hl + strlen(st->bucket) + 2;
-	st->host = zf_malloc(hl + strlen(st->bucket) + 2);
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, ep, 0) != CURLUE_OK)
+		goto out;
+	scheme = url_part(u, CURLUPART_SCHEME);
+	host = url_part(u, CURLUPART_HOST);
+	port = url_part(u, CURLUPART_PORT);
+	path = url_part(u, CURLUPART_PATH);
+	user = url_part(u, CURLUPART_USER);
+	query = url_part(u, CURLUPART_QUERY);
+	frag = url_part(u, CURLUPART_FRAGMENT);
+	/* curl accepts "host" without a scheme and guesses one: not here */
+	if (!strstr(ep, "://") || !scheme || (strcmp(scheme, "http") && strcmp(scheme, "https")))
+		goto out;
+	if (!host || !*host || user || query || frag || (path && strcmp(path, "/")))
+		goto out;	/* a path below the host is not supported */
+	n = strlen(st->bucket) + strlen(host) + (port ? strlen(port) : 0) + 3;
+	st->host = zf_malloc(n);
+	snprintf(st->host, n, "%s%s%s%s%s", st->path_style ? "" : st->bucket,
+		 st->path_style ? "" : ".", host, port ? ":" : "", port ? port : "");
+	for (i = 0; st->host[i]; i++)
+		st->host[i] = tolower((unsigned char)st->host[i]);
+	n = strlen(scheme) + strlen(st->host) + 4;
 	st->base_url = zf_malloc(n);
-	if (st->path_style)
-		snprintf(st->host, hl + 1, "%.*s", (int)hl, hs);
-	else
-		snprintf(st->host, hl + strlen(st->bucket) + 2, "%s.%.*s", st->bucket, (int)hl, hs);
-	for (n = 0; st->host[n]; n++)
-		st->host[n] = tolower((unsigned char)st->host[n]);
-	snprintf(st->base_url, sl + 3 + strlen(st->host) + 1, "%s://%s", scheme, st->host);
+	snprintf(st->base_url, n, "%s://%s", scheme, st->host);
+	r = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_free(user);
+	curl_free(query);
+	curl_free(frag);
+	curl_url_cleanup(u);
+	return r;
+}
+
+/* the URL's parameters and what they override */
+struct s3_url_params {
+	char *endpoint, *region, *profile;
+	enum zf_objstore_addressing addr;
+	int tls_no_verify;
+};
+
+/* parse "a=1&b=2" (q, modified) into *p; -EINVAL said through o */
+static int s3_url_params(const char *url, char *q, const struct zf_objstore_opts *o,
+			 struct s3_url_params *p)
+{
+	char *save = NULL;
+
+	for (q = q ? strtok_r(q, "&", &save) : NULL; q; q = strtok_r(NULL, "&", &save)) {
+		char *v = strchr(q, '=');
+
+		if (!v) {
+			zf_objstore_open_fail(o, "cannot open object store '%s': bad parameter '%s'",
+					      url, q);
+			return -EINVAL;
+		}
+		*v++ = 0;
+		url_decode(v);
+		if (!strcmp(q, "endpoint")) {
+			p->endpoint = v;
+		} else if (!strcmp(q, "region")) {
+			p->region = v;
+		} else if (!strcmp(q, "addressing") && !strcmp(v, "path")) {
+			p->addr = ZF_OBJSTORE_ADDR_PATH;
+		} else if (!strcmp(q, "addressing") && !strcmp(v, "vhost")) {
+			p->addr = ZF_OBJSTORE_ADDR_VHOST;
+		} else if (!strcmp(q, "tls_verify") && (!strcmp(v, "0") || !strcmp(v, "1"))) {
+			p->tls_no_verify = v[0] == '0';
+		} else if (!strcmp(q, "profile") && *v) {
+			p->profile = v;
+		} else {
+			zf_objstore_open_fail(o, "cannot open object store '%s': unknown parameter "
+					      "'%s=%s' (known: endpoint=URL, region=NAME, "
+					      "addressing=path|vhost, tls_verify=0|1, profile=NAME)",
+					      url, q, v);
+			return -EINVAL;
+		}
+	}
 	return 0;
+}
+
+/* the first non-empty of a, b, c, d, e */
+static const char *first_set(const char *a, const char *b, const char *c, const char *d,
+			     const char *e)
+{
+	const char *v[] = { a, b, c, d, e };
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (v[i] && *v[i])
+			return v[i];
+	return NULL;
+}
+
+/*
+ * Bucket, prefix and parameters of "s3://bucket[/prefix][?params]" through
+ * libcurl's URL parser (the prefix as written: not %-decoded, as zerofs
+ * always kept it; parameter values are %-decoded). Sets st->bucket,
+ * st->prefix, st->base.url; *ret_query is the query (curl_free) or NULL.
+ */
+static int s3_url_split(struct s3_store *st, const char *url, const struct zf_objstore_opts *o,
+			char **ret_query)
+{
+	char *host = NULL, *path = NULL, *query = NULL, *other = NULL;
+	CURLU *u = curl_url();
+	CURLUcode cc;
+	size_t n;
+	int r = -EINVAL;
+
+	if (!u)
+		return -ENOMEM;
+	cc = curl_url_set(u, CURLUPART_URL, url,
+			  CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS | CURLU_ALLOW_SPACE);
+	if (cc != CURLUE_OK || !strncmp(url, "s3:///", 6)) {
+		zf_objstore_open_fail(o, "cannot open object store '%s': %s (want "
+				      "s3://bucket[/prefix][?parameters])", url,
+				      cc == CURLUE_OUT_OF_MEMORY ? "out of memory" :
+				      cc != CURLUE_OK ? curl_url_strerror(cc) : "no bucket");
+		r = cc == CURLUE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+		goto out;
+	}
+	host = url_part(u, CURLUPART_HOST);
+	path = url_part(u, CURLUPART_PATH);
+	query = url_part(u, CURLUPART_QUERY);
+	other = url_part(u, CURLUPART_USER);
+	if (!other)
+		other = url_part(u, CURLUPART_PORT);
+	if (!other)
+		other = url_part(u, CURLUPART_FRAGMENT);
+	st->bucket = zf_strdup(host ? host : "");
+	if (other || !valid_bucket(st->bucket)) {
+		zf_objstore_open_fail(o, "cannot open object store '%s': bad bucket name '%s'", url,
+				      st->bucket);
+		goto out;
+	}
+	/* the URL as opened, less its parameters (no secret is ever in them) */
+	n = strcspn(url, "?");
+	st->base.url = zf_malloc(n + 1);
+	snprintf(st->base.url, n + 1, "%s", url);
+	/* the prefix is a directory: "a/b" and "a/b/" are the same */
+	n = path ? strlen(path) : 0;
+	while (n && path[n - 1] == '/')
+		path[--n] = 0;
+	st->prefix = zf_malloc(n + 2);
+	snprintf(st->prefix, n + 2, "%s%s", n ? path + 1 : "", n ? "/" : "");
+	if (n && zf_objstore_key_valid(path + 1) < 0) {
+		zf_objstore_open_fail(o, "cannot open object store '%s': bad prefix '%s'", url,
+				      path + 1);
+		goto out;
+	}
+	*ret_query = query;
+	query = NULL;
+	r = 0;
+out:
+	curl_free(host);
+	curl_free(path);
+	curl_free(query);
+	curl_free(other);
+	curl_url_cleanup(u);
+	return r;
 }
 
 int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 			struct zf_objstore **ret_store)
 {
-	char *copy = NULL, *q, *path, *slash, *ep_buf = NULL, *url_profile = NULL, *save = NULL;
-	const char *endpoint = o->endpoint, *region = o->region;
-	enum zf_objstore_addressing addr = o->addressing;
+	struct s3_url_params p = { .addr = o->addressing, .tls_no_verify = o->tls_no_verify };
+	const char *endpoint, *region, *profile;
+	struct s3_config cfg = { 0 };
+	char *query = NULL, *ep_buf = NULL;
 	struct s3_store *st;
-	int tls_no_verify = o->tls_no_verify, r = -EINVAL;
+	int r;
 	CURLcode cc;
-	size_t n;
 
 	cc = s3_curl_init();
 	if (cc != CURLE_OK) {
@@ -617,96 +656,50 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 	}
 	st = zf_calloc(1, sizeof(*st));
 	zf_mutex_init(&st->pool_lock, ZF_RANK_S3_POOL, "s3 pool_lock");
+	zf_mutex_init(&st->creds_lock, ZF_RANK_S3_CREDS, "s3 creds_lock");
 	st->base.ops = &s3_ops;
-	copy = zf_strdup(url + 5);
-	q = strchr(copy, '?');
-	if (q)
-		*q++ = 0;
-	st->base.url = zf_malloc(strlen(copy) + 6);
-	sprintf(st->base.url, "s3://%s", copy);
-	path = copy;
-	slash = strchr(path, '/');
-	if (slash)
-		*slash++ = 0;
-	st->bucket = zf_strdup(path);
-	if (!valid_bucket(st->bucket)) {
-		zf_objstore_open_fail(o, "cannot open object store '%s': bad bucket name '%s'", url,
-				      st->bucket);
+	r = s3_url_split(st, url, o, &query);
+	if (r < 0)
 		goto out_free;
-	}
-	/* the prefix is a directory: "a/b" and "a/b/" are the same */
-	n = slash ? strlen(slash) : 0;
-	while (n && slash[n - 1] == '/')
-		slash[--n] = 0;
-	st->prefix = zf_malloc(n + 2);
-	snprintf(st->prefix, n + 2, "%s%s", n ? slash : "", n ? "/" : "");
-	if (n && zf_objstore_key_valid(slash) < 0) {
-		zf_objstore_open_fail(o, "cannot open object store '%s': bad prefix '%s'", url,
-				      slash);
-		goto out_free;
-	}
 	/* URL parameters win over opts */
-	for (q = q ? strtok_r(q, "&", &save) : NULL; q; q = strtok_r(NULL, "&", &save)) {
-		char *v = strchr(q, '=');
-
-		if (!v) {
-			zf_objstore_open_fail(o, "cannot open object store '%s': bad parameter '%s'",
-					      url, q);
-			goto out_free;
-		}
-		*v++ = 0;
-		url_decode(v);
-		if (!strcmp(q, "endpoint")) {
-			free(ep_buf);
-			endpoint = ep_buf = zf_strdup(v);
-		} else if (!strcmp(q, "region")) {
-			region = v;
-		} else if (!strcmp(q, "addressing") && !strcmp(v, "path")) {
-			addr = ZF_OBJSTORE_ADDR_PATH;
-		} else if (!strcmp(q, "addressing") && !strcmp(v, "vhost")) {
-			addr = ZF_OBJSTORE_ADDR_VHOST;
-		} else if (!strcmp(q, "tls_verify") && (!strcmp(v, "0") || !strcmp(v, "1"))) {
-			tls_no_verify = v[0] == '0';
-		} else if (!strcmp(q, "profile") && *v) {
-			url_profile = v;
-		} else {
-			zf_objstore_open_fail(o, "cannot open object store '%s': unknown parameter "
-					      "'%s=%s' (known: endpoint=URL, region=NAME, "
-					      "addressing=path|vhost, tls_verify=0|1, profile=NAME)",
-					      url, q, v);
-			goto out_free;
-		}
+	r = s3_url_params(url, query, o, &p);
+	if (r < 0)
+		goto out_free;
+	profile = first_set(p.profile, o->profile, NULL, NULL, NULL);
+	st->profile = zf_strdup(first_set(profile, getenv("AWS_PROFILE"), "default", NULL, NULL));
+	r = s3_config_load(o, st->profile, &cfg);
+	if (r < 0)
+		goto out_free;
+	region = first_set(p.region, o->region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"),
+			   cfg.region);
+	st->region = zf_strdup(region ? region : "us-east-1");
+	if (!valid_region(st->region)) {
+		zf_objstore_open_fail(o, "cannot open object store '%s': bad region '%s'", url,
+				      st->region);
+		r = -EINVAL;
+		goto out_free;
 	}
-	if (!region || !*region)
-		region = getenv("AWS_REGION");
-	if (!region || !*region)
-		region = getenv("AWS_DEFAULT_REGION");
-	if (!region || !*region)
-		region = "us-east-1";
-	st->region = zf_strdup(region);
-	if (!endpoint || !*endpoint)
-		endpoint = getenv("AWS_ENDPOINT_URL_S3");
-	if (!endpoint || !*endpoint)
-		endpoint = getenv("AWS_ENDPOINT_URL");
-	if (addr == ZF_OBJSTORE_ADDR_AUTO)
+	endpoint = first_set(p.endpoint, o->endpoint, getenv("AWS_ENDPOINT_URL_S3"),
+			     getenv("AWS_ENDPOINT_URL"), cfg.endpoint_url);
+	if (p.addr == ZF_OBJSTORE_ADDR_AUTO)
 		/* custom endpoints (MinIO, Ceph, tests) usually want path-style;
 		 * a dotted bucket breaks TLS names with virtual-host */
-		addr = (endpoint && *endpoint) || strchr(st->bucket, '.') ? ZF_OBJSTORE_ADDR_PATH :
-									  ZF_OBJSTORE_ADDR_VHOST;
-	st->path_style = addr == ZF_OBJSTORE_ADDR_PATH;
-	if (!endpoint || !*endpoint) {
-		free(ep_buf);
+		p.addr = endpoint || strchr(st->bucket, '.') ? ZF_OBJSTORE_ADDR_PATH :
+							       ZF_OBJSTORE_ADDR_VHOST;
+	st->path_style = p.addr == ZF_OBJSTORE_ADDR_PATH;
+	if (!endpoint) {
 		ep_buf = zf_malloc(strlen(st->region) + 32);
 		sprintf(ep_buf, "https://s3.%s.amazonaws.com", st->region);
 		endpoint = ep_buf;
 	}
-	if (s3_endpoint(st, endpoint) < 0) {
+	r = s3_endpoint(st, endpoint);
+	if (r < 0) {
 		zf_objstore_open_fail(o, "cannot open object store '%s': bad endpoint '%s' (want "
 				      "http[s]://host[:port])", url, endpoint);
 		goto out_free;
 	}
-	st->tls_no_verify = tls_no_verify;
-	if (tls_no_verify)
+	st->tls_no_verify = p.tls_no_verify;
+	if (st->tls_no_verify)
 		zf_warn("'%s': TLS certificates are not verified", st->base.url);
 	st->ca_file = o->ca_file ? zf_strdup(o->ca_file) : NULL;
 	st->connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 10000;
@@ -726,16 +719,16 @@ int zf_objstore_s3_open(const char *url, const struct zf_objstore_opts *o,
 	st->threshold = o->multipart_threshold ? o->multipart_threshold : 64 * (size_t)MIB;
 	if (st->threshold > S3_PUT_MAX)
 		st->threshold = S3_PUT_MAX;
-	r = s3_creds(st, o, url_profile ? url_profile : o->profile);
+	r = s3_creds_init(st, o, profile, &cfg);
 	if (r < 0)
 		goto out_free;
-	free(copy);
-	free(ep_buf);
 	*ret_store = &st->base;
-	return 0;
+	goto out;
 out_free:
-	free(copy);
-	free(ep_buf);
 	s3_close(&st->base);
+out:
+	s3_config_free(&cfg);
+	curl_free(query);
+	free(ep_buf);
 	return r;
 }

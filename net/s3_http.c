@@ -4,8 +4,25 @@
  *
  * Requests are signed here with AWS Signature V4 (s3_sign.c) and sent with
  * the URL in exactly the canonical form that was signed: no libcurl
- * normalisation (CURLOPT_PATH_AS_IS) and no CURLOPT_AWS_SIGV4, whose 7.88
- * version signs some keys and queries differently from the servers.
+ * normalisation (CURLOPT_PATH_AS_IS). Why not CURLOPT_AWS_SIGV4: Debian 12's
+ * libcurl 7.88 signs requests that S3 then refuses (SignatureDoesNotMatch):
+ *   - it signs the query string as written instead of sorted by name
+ *     (curl issue 9717), so a ListObjectsV2 page after the first
+ *     (continuation-token after prefix) and UploadPart (partNumber,
+ *     uploadId) would have to be built in sorted order by hand;
+ *   - a parameter without a value, "?uploads" (CreateMultipartUpload) and
+ *     "?delete" (DeleteObjects), is signed as "uploads" where S3 signs
+ *     "uploads=" (curl issues 8107 and 10129, fixed in 8.5);
+ *   - the path is signed as the caller wrote it, not as SigV4 encodes it:
+ *     keys with characters that need %-encoding (space, '+', '=', '%',
+ *     non-ASCII) are right only if written exactly so, a lower-case escape
+ *     such as "%2f" or an encoded '/' is signed as written, and '~', '('
+ *     and ')' differently from the servers; later versions encode the path
+ *     again and get '=' wrong (curl issue 13754, 8.8);
+ *   - the payload hash is that of CURLOPT_POSTFIELDS only, and the session
+ *     token header is the caller's to add and sign.
+ * Our signer builds the canonical request itself (s3_sign.c, its unit test
+ * is AWS's published example) and works on every libcurl >= 7.68.
  *
  * Every request body carries Content-MD5 and its signed SHA-256 (the server
  * rejects a body damaged in transit); every GET is checked against its
@@ -182,12 +199,19 @@ static int s3_attempt(struct s3_store *st, struct s3_req *r, uint64_t deadline, 
 	char date[17], sha[65], md5[25], range[64], errbuf[CURL_ERROR_SIZE] = "";
 	size_t nh = 0, i;
 	uint64_t now = zf_mono_ns(), left_ms;
+	struct s3_keys keys;
 	CURLcode cc;
 	CURL *h;
 	int rc;
 
 	s3_reset_reply(r);
 	*retry = 0;
+	rc = s3_creds_get(st, &keys);
+	if (rc < 0) {
+		snprintf(r->why, sizeof(r->why), "the credentials of profile '%s' have expired",
+			 st->profile);
+		return rc;
+	}
 	left_ms = deadline > now ? (deadline - now) / 1000000 : 1;
 	if (left_ms == 0)
 		left_ms = 1;
@@ -208,8 +232,8 @@ static int s3_attempt(struct s3_store *st, struct s3_req *r, uint64_t deadline, 
 	hdrs[nh++] = (struct zf_s3_hdr){ "host", st->host };
 	hdrs[nh++] = (struct zf_s3_hdr){ "x-amz-content-sha256", sha };
 	hdrs[nh++] = (struct zf_s3_hdr){ "x-amz-date", date };
-	if (st->session_token)
-		hdrs[nh++] = (struct zf_s3_hdr){ "x-amz-security-token", st->session_token };
+	if (keys.session_token)
+		hdrs[nh++] = (struct zf_s3_hdr){ "x-amz-security-token", keys.session_token };
 	if (r->body) {
 		zf_s3_md5_base64(r->body, r->body_len, md5);
 		hdrs[nh++] = (struct zf_s3_hdr){ "content-md5", md5 };
@@ -234,8 +258,8 @@ static int s3_attempt(struct s3_store *st, struct s3_req *r, uint64_t deadline, 
 			.amz_date = date,
 			.region = st->region,
 			.service = "s3",
-			.access_key = st->access_key,
-			.secret_key = st->secret_key,
+			.access_key = keys.access_key,
+			.secret_key = keys.secret_key,
 		};
 
 		zf_s3_sign(&in, &auth, NULL);
@@ -325,9 +349,8 @@ static int s3_attempt(struct s3_store *st, struct s3_req *r, uint64_t deadline, 
 		rc = -EIO;
 		goto out;
 	}
-	if (r->error_in_200 && memmem(r->in.p, r->in.len, "<Error>", 7)) {
-		/* CompleteMultipartUpload may fail after its 200 header was sent */
-		s3_parse_error(r, (char *)r->in.p, (char *)r->in.p + r->in.len);
+	/* CompleteMultipartUpload may fail after its 200 header was sent */
+	if (r->error_in_200 && s3_parse_error(r, (char *)r->in.p, (char *)r->in.p + r->in.len)) {
 		rc = s3_classify_http(r, retry);
 		if (!strcmp(r->code, "InternalError") || !strcmp(r->code, "SlowDown"))
 			*retry = 1;
@@ -343,6 +366,7 @@ out:
 	zf_buf_free(&url);
 	zf_buf_free(&auth);
 	zf_buf_free(&hv);
+	s3_keys_free(&keys);
 	return rc;
 }
 

@@ -3,7 +3,10 @@
  * answer (libcurl's callbacks), the XML in it, and %-decoding
  *
  * Declared in net/s3_parse.h, not static, so that tests/fuzz can drive them
- * with hostile bytes. A data GET's headers fix the window of the body it
+ * with hostile bytes. XML goes through libexpat (s3_xml_walk), which
+ * decodes entities and refuses what is not well-formed; a document type
+ * declaration is refused too (S3 sends none, and its entities could expand
+ * without bound). %-decoding is libcurl's (curl_easy_unescape). A data GET's headers fix the window of the body it
  * keeps ([off, off + want) of the object), checked against Content-Range /
  * Content-Length; other bodies are kept whole, at most S3_RESP_MAX.
  * Pure functions of their arguments, no locking.
@@ -11,9 +14,11 @@
  */
 #include "config.h"
 
-#include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
+#include <expat.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,137 +37,227 @@
 /* most of a data GET's buffer reserved from its headers (more grows as it comes) */
 #define S3_RESERVE_MAX (64 * (size_t)MIB)
 
-/* ---- text helpers ---- */
+/* ---- %-decoding ---- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* %XX-decode s in place ('+' stays '+': S3 keys use %20 for spaces) */
+/* %XX-decode s in place through libcurl ('+' stays '+': S3 keys use %20 for
+ * spaces); a decoded NUL ends the string */
 void url_decode(char *s)
 {
-	char *d = s;
+	int n = 0;
+	char *d = curl_easy_unescape(NULL, s, 0, &n);
 
-	for (; *s; s++) {
-		if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-			*d++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
-			s += 2;
-		} else {
-			*d++ = *s;
-		}
-	}
-	*d = 0;
+	if (!d)
+		abort();	/* libcurl fails here only without memory: as zf_malloc */
+	memcpy(s, d, (size_t)n);	/* never longer than s */
+	s[n] = 0;
+	curl_free(d);
 }
 
-/* decode the five XML entities and numeric references into a new string */
-char *xml_unescape(const char *s, size_t n)
+/* ---- XML (expat) ---- */
+
+/* S3 answers nest 4 deep at most; anything much deeper is not one */
+#define S3_XML_DEPTH 32
+
+struct s3_xml_walk {
+	XML_Parser xp;
+	s3_xml_fn fn;
+	void *ctx;
+	char *names[S3_XML_DEPTH];	/* open elements, namespace prefix cut */
+	int depth;
+	struct zf_buf text;	/* character data of the innermost open element */
+	int rc;			/* fn's non-zero, or -EBADMSG */
+	const char *why;	/* why a handler stopped the parser with -EBADMSG */
+};
+
+static void s3_xml_stop(struct s3_xml_walk *w, int rc, const char *why)
 {
-	static const struct {
-		const char *ent;
-		char c;
-	} ents[] = { { "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' },
-		     { "&quot;", '"' }, { "&apos;", '\'' } };
-	char *out = zf_malloc(n + 1), *d = out;
-	size_t i, j;
-
-	for (i = 0; i < n;) {
-		if (s[i] != '&') {
-			*d++ = s[i++];
-			continue;
-		}
-		for (j = 0; j < sizeof(ents) / sizeof(ents[0]); j++) {
-			size_t l = strlen(ents[j].ent);
-
-			if (i + l <= n && !memcmp(s + i, ents[j].ent, l)) {
-				*d++ = ents[j].c;
-				i += l;
-				break;
-			}
-		}
-		if (j < sizeof(ents) / sizeof(ents[0]))
-			continue;
-		if (i + 2 < n && s[i + 1] == '#') {
-			unsigned long cp;
-			char *end;
-			size_t k = i + 2;
-
-			cp = s[k] == 'x' ? strtoul(s + k + 1, &end, 16) : strtoul(s + k, &end, 10);
-			if (end < s + n && *end == ';' && cp > 0 && cp < 0x110000) {
-				/* UTF-8 encode */
-				if (cp < 0x80) {
-					*d++ = (char)cp;
-				} else if (cp < 0x800) {
-					*d++ = (char)(0xc0 | (cp >> 6));
-					*d++ = (char)(0x80 | (cp & 0x3f));
-				} else if (cp < 0x10000) {
-					*d++ = (char)(0xe0 | (cp >> 12));
-					*d++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-					*d++ = (char)(0x80 | (cp & 0x3f));
-				} else {
-					*d++ = (char)(0xf0 | (cp >> 18));
-					*d++ = (char)(0x80 | ((cp >> 12) & 0x3f));
-					*d++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-					*d++ = (char)(0x80 | (cp & 0x3f));
-				}
-				i = end - s + 1;
-				continue;
-			}
-		}
-		*d++ = s[i++];
+	if (!w->rc) {
+		w->rc = rc;
+		w->why = why;
 	}
-	*d = 0;
-	return out;
+	XML_StopParser(w->xp, XML_FALSE);
 }
 
-/*
- * Find <tag>value</tag> in [p, end). Returns the value's start (and *ret_len)
- * and sets *ret_next past the closing tag, or NULL when absent. Enough for
- * S3's answers, which have no attributes or CDATA on the elements read here.
- */
-const char *xml_find(const char *p, const char *end, const char *tag, size_t *ret_len,
-		     const char **ret_next)
+static void XMLCALL s3_xml_start(void *arg, const XML_Char *name, const XML_Char **attrs)
 {
-	char open[64], close[64];
-	size_t lo, lc;
-	const char *v, *e;
+	struct s3_xml_walk *w = arg;
+	const char *colon = strchr(name, ':');
 
-	lo = snprintf(open, sizeof(open), "<%s>", tag);
-	lc = snprintf(close, sizeof(close), "</%s>", tag);
-	v = memmem(p, end - p, open, lo);
-	if (!v)
-		return NULL;
-	v += lo;
-	e = memmem(v, end - v, close, lc);
-	if (!e)
-		return NULL;
-	*ret_len = e - v;
-	if (ret_next)
-		*ret_next = e + lc;
-	return v;
+	if (w->depth == S3_XML_DEPTH) {
+		s3_xml_stop(w, -EBADMSG, "elements nested too deep");
+		return;
+	}
+	w->names[w->depth++] = zf_strdup(colon ? colon + 1 : name);
+	w->text.len = 0;
+}
+
+static void XMLCALL s3_xml_end(void *arg, const XML_Char *name)
+{
+	struct s3_xml_walk *w = arg;
+	const char *parent = w->depth > 1 ? w->names[w->depth - 2] : "";
+	int rc;
+
+	zf_s3_buf_cstr(&w->text);
+	rc = w->fn(w->ctx, parent, w->names[w->depth - 1], (char *)w->text.p, w->text.len);
+	free(w->names[--w->depth]);
+	w->text.len = 0;
+	if (rc)
+		s3_xml_stop(w, rc, NULL);
+}
+
+static void XMLCALL s3_xml_chars(void *arg, const XML_Char *s, int len)
+{
+	struct s3_xml_walk *w = arg;
+
+	zf_buf_add(&w->text, s, len);
+}
+
+/* a DTD could declare entities that expand without bound: S3 never sends one */
+static void XMLCALL s3_xml_doctype(void *arg, const XML_Char *name, const XML_Char *sysid,
+				   const XML_Char *pubid, int has_internal_subset)
+{
+	s3_xml_stop(arg, -EBADMSG, "a document type declaration");
+}
+
+int s3_xml_walk(const char *p, const char *end, s3_xml_fn fn, void *ctx, char *ret_err,
+		size_t err_size)
+{
+	struct s3_xml_walk w = { .fn = fn, .ctx = ctx };
+	enum XML_Status st;
+
+	if (end - p > INT_MAX)
+		return -EBADMSG;
+	w.xp = XML_ParserCreate("UTF-8");
+	if (!w.xp)
+		return -ENOMEM;
+	XML_SetUserData(w.xp, &w);
+	XML_SetElementHandler(w.xp, s3_xml_start, s3_xml_end);
+	XML_SetCharacterDataHandler(w.xp, s3_xml_chars);
+	XML_SetStartDoctypeDeclHandler(w.xp, s3_xml_doctype);
+	st = XML_Parse(w.xp, p, (int)(end - p), 1);
+	if (st != XML_STATUS_OK && !w.rc)
+		w.rc = -EBADMSG;
+	if (w.rc == -EBADMSG && ret_err)
+		snprintf(ret_err, err_size, "%s at line %lu",
+			 w.why ? w.why : XML_ErrorString(XML_GetErrorCode(w.xp)),
+			 (unsigned long)XML_GetCurrentLineNumber(w.xp));
+	while (w.depth)
+		free(w.names[--w.depth]);
+	zf_buf_free(&w.text);
+	XML_ParserFree(w.xp);
+	return w.rc;
+}
+
+/* the first <tag> of a document */
+struct s3_xml_first {
+	const char *tag;
+	char *value;
+};
+
+static int s3_xml_first_fn(void *ctx, const char *parent, const char *name, const char *text,
+			   size_t len)
+{
+	struct s3_xml_first *f = ctx;
+
+	if (strcmp(name, f->tag))
+		return 0;
+	f->value = zf_strdup(text);
+	return 1;
 }
 
 char *xml_get(const char *p, const char *end, const char *tag)
 {
-	size_t n;
-	const char *v = xml_find(p, end, tag, &n, NULL);
+	struct s3_xml_first f = { .tag = tag };
 
-	return v ? xml_unescape(v, n) : NULL;
+	s3_xml_walk(p, end, s3_xml_first_fn, &f, NULL, 0);
+	return f.value;
 }
 
-/* copy the S3 <Code> and <Message> of an error body into r->code / r->why */
-void s3_parse_error(struct s3_req *r, const char *p, const char *end)
-{
-	char *code = xml_get(p, end, "Code"), *msg = xml_get(p, end, "Message");
+/* an S3 error body: <Error><Code>..</Code><Message>..</Message>...</Error> */
+struct s3_xml_error {
+	struct s3_req *r;
+	int root_is_error;
+	int have_code, have_msg;
+};
 
-	snprintf(r->code, sizeof(r->code), "%s", code ? code : "");
-	if (msg)
-		snprintf(r->why, sizeof(r->why), "%s", msg);
-	free(code);
-	free(msg);
+static int s3_error_fn(void *ctx, const char *parent, const char *name, const char *text,
+		       size_t len)
+{
+	struct s3_xml_error *e = ctx;
+
+	if (!*parent) {
+		e->root_is_error = !strcmp(name, "Error");
+		return 0;
+	}
+	if (strcmp(parent, "Error"))
+		return 0;
+	if (!strcmp(name, "Code") && !e->have_code++)
+		snprintf(e->r->code, sizeof(e->r->code), "%s", text);
+	else if (!strcmp(name, "Message") && !e->have_msg++)
+		snprintf(e->r->why, sizeof(e->r->why), "%s", text);
+	return 0;
+}
+
+int s3_parse_error(struct s3_req *r, const char *p, const char *end)
+{
+	struct s3_xml_error e = { .r = r };
+
+	r->code[0] = 0;
+	s3_xml_walk(p, end, s3_error_fn, &e, NULL, 0);
+	return e.root_is_error;
+}
+
+/* ---- DeleteObjects ---- */
+
+struct s3_xml_delete {
+	s3_delete_fn fn;
+	void *ctx;
+	char *key, *code, *msg;	/* of the <Error> being read */
+};
+
+static int s3_delete_fn_(void *ctx, const char *parent, const char *name, const char *text,
+			 size_t len)
+{
+	struct s3_xml_delete *d = ctx;
+	char **dst = NULL;
+	int rc;
+
+	if (!strcmp(parent, "Error")) {
+		if (!strcmp(name, "Key"))
+			dst = &d->key;
+		else if (!strcmp(name, "Code"))
+			dst = &d->code;
+		else if (!strcmp(name, "Message"))
+			dst = &d->msg;
+		if (dst && !*dst)
+			*dst = zf_strdup(text);
+		return 0;
+	}
+	if (strcmp(name, "Error"))
+		return 0;
+	rc = d->fn(d->ctx, d->key, d->code, d->msg);
+	free(d->key);
+	free(d->code);
+	free(d->msg);
+	d->key = d->code = d->msg = NULL;
+	return rc;
+}
+
+int s3_parse_delete(const char *p, const char *end, s3_delete_fn fn, void *ctx)
+{
+	struct s3_xml_delete d = { .fn = fn, .ctx = ctx };
+	char err[160];
+	int rc;
+
+	rc = s3_xml_walk(p, end, s3_delete_fn_, &d, err, sizeof(err));
+	free(d.key);
+	free(d.code);
+	free(d.msg);
+	if (rc == -EBADMSG) {
+		zf_err("s3 multi-delete: answer is not XML: %s", err);
+		rc = -EIO;
+	}
+	return rc;
 }
 
 /* ---- curl callbacks ---- */
@@ -352,37 +447,84 @@ size_t s3_write_cb(char *p, size_t size, size_t n, void *arg)
 
 /* ---- ListObjectsV2 ---- */
 
+struct s3_list_entry {
+	char *key;
+	char *size;
+};
+
+/* one page as it was read: its entries are handed out once it is whole,
+ * as <EncodingType> may come after them */
+struct s3_xml_list {
+	struct s3_list_entry *ent;
+	size_t n, cap;
+	char *key, *size;	/* of the <Contents> being read */
+	int bad;		/* an entry without Key or Size */
+	int urlenc, more;
+	char *token;
+};
+
+static int s3_list_fn(void *ctx, const char *parent, const char *name, const char *text,
+		      size_t len)
+{
+	struct s3_xml_list *l = ctx;
+
+	if (!strcmp(parent, "Contents")) {
+		if (!strcmp(name, "Key") && !l->key)
+			l->key = zf_strdup(text);
+		else if (!strcmp(name, "Size") && !l->size)
+			l->size = zf_strdup(text);
+		return 0;
+	}
+	if (!strcmp(name, "Contents")) {
+		if (!l->key || !l->size) {
+			l->bad = 1;
+			free(l->key);
+			free(l->size);
+		} else {
+			if (l->n == l->cap) {
+				l->cap = l->cap ? 2 * l->cap : 64;
+				l->ent = zf_realloc(l->ent, l->cap * sizeof(*l->ent));
+			}
+			l->ent[l->n++] = (struct s3_list_entry){ l->key, l->size };
+		}
+		l->key = l->size = NULL;
+	} else if (!strcmp(name, "EncodingType")) {
+		l->urlenc = !strcmp(text, "url");
+	} else if (!strcmp(name, "IsTruncated")) {
+		l->more = !strcmp(text, "true");
+	} else if (!strcmp(name, "NextContinuationToken") && !l->token) {
+		l->token = zf_strdup(text);
+	}
+	return 0;
+}
+
 int s3_parse_list(const char *p, const char *end, const char *bucket, const char *store_prefix,
 		  const char *prefix, zf_objstore_list_fn fn, void *ctx, int *ret_nkeys,
 		  int *ret_more, char **ret_token)
 {
-	const char *start = p, *next;
-	size_t plen = strlen(store_prefix), n;
-	char *trunc, *enc;
-	int urlenc, nkeys = 0, rc = 0;
+	struct s3_xml_list l = { 0 };
+	size_t plen = strlen(store_prefix), i;
+	int nkeys = 0, rc;
+	char err[160];
 
-	/* keys are %-encoded only if the server honoured encoding-type */
-	enc = xml_get(p, end, "EncodingType");
-	urlenc = enc && !strcmp(enc, "url");
-	free(enc);
-	while (rc == 0) {
-		const char *c = xml_find(p, end, "Contents", &n, &next), *ce;
-		char *key, *size;
+	rc = s3_xml_walk(p, end, s3_list_fn, &l, err, sizeof(err));
+	if (rc < 0) {
+		zf_err("s3 list '%s' of 's3://%s/%s': answer is not XML: %s", prefix, bucket,
+		       store_prefix, err);
+		rc = -EIO;
+	} else if (l.bad) {
+		zf_err("s3 list '%s' of 's3://%s/%s': entry without Key or Size", prefix, bucket,
+		       store_prefix);
+		rc = -EIO;
+	}
+	for (i = 0; i < l.n && rc == 0; i++) {
+		char *key = l.ent[i].key;
 
-		if (!c)
-			break;
-		ce = c + n;
-		p = next;
-		key = xml_get(c, ce, "Key");
-		size = xml_get(c, ce, "Size");
-		if (key && urlenc)
+		/* keys are %-encoded only if the server honoured encoding-type */
+		if (l.urlenc)
 			url_decode(key);
-		if (!key || !size) {
-			zf_err("s3 list '%s' of 's3://%s/%s': entry without Key or Size",
-			       prefix, bucket, store_prefix);
-			rc = -EIO;
-		} else if (strncmp(key, store_prefix, plen) ||
-			   strncmp(key + plen, prefix, strlen(prefix))) {
+		if (strncmp(key, store_prefix, plen) ||
+		    strncmp(key + plen, prefix, strlen(prefix))) {
 			zf_warn("s3 list '%s' of 's3://%s/%s': server returned '%s' outside "
 				"the prefix; ignored",
 				prefix, bucket, store_prefix, key);
@@ -390,15 +532,18 @@ int s3_parse_list(const char *p, const char *end, const char *bucket, const char
 			zf_dbg("s3 list: skipping key '%s' that zerofs cannot name", key);
 		} else {
 			nkeys++;
-			rc = fn(ctx, key + plen, strtoull(size, NULL, 10));
+			rc = fn(ctx, key + plen, strtoull(l.ent[i].size, NULL, 10));
 		}
-		free(key);
-		free(size);
 	}
-	trunc = xml_get(start, end, "IsTruncated");
-	*ret_more = trunc && !strcmp(trunc, "true");
-	free(trunc);
-	*ret_token = xml_get(start, end, "NextContinuationToken");
+	for (i = 0; i < l.n; i++) {
+		free(l.ent[i].key);
+		free(l.ent[i].size);
+	}
+	free(l.ent);
+	free(l.key);
+	free(l.size);
+	*ret_more = rc == 0 && l.more;
+	*ret_token = l.token;
 	*ret_nkeys = nkeys;
 	return rc;
 }

@@ -5,7 +5,7 @@
  * Declared here, not static, so that tests/fuzz can drive them with hostile
  * bytes; nothing outside net/s3*.c and tests/fuzz includes this header.
  * Every parser reads [p, end) of an answer that net/s3_http.c has NUL-terminated
- * at end (zf_s3_buf_cstr); the value of an element may still hold NUL bytes.
+ * at end (zf_s3_buf_cstr); XML is parsed by libexpat, which refuses NUL bytes.
  * Pure functions of their arguments, no locking.
  */
 #ifndef ZF_NET_S3_PARSE_H
@@ -66,35 +66,61 @@ void s3_reset_reply(struct s3_req *r);
 size_t s3_header_cb(char *p, size_t size, size_t n, void *arg);
 size_t s3_write_cb(char *p, size_t size, size_t n, void *arg);
 
-/* %XX-decode s in place ('+' stays '+': S3 keys use %20 for spaces) */
+/* %XX-decode s in place ('+' stays '+': S3 keys use %20 for spaces); a
+ * decoded NUL ends the string */
 void url_decode(char *s);
 
-/* decode the five XML entities and numeric references of s[0..n) into a
- * new NUL-terminated string (malloc'd, never NULL); s[n] must be readable
- * up to a NUL (a numeric reference is read with strtoul) */
-char *xml_unescape(const char *s, size_t n);
+/*
+ * Called at the end of every element of a document: name is the element's
+ * (namespace prefix cut off), parent the enclosing one's ("" at the root),
+ * text its character data with entities decoded (NUL-terminated, len bytes;
+ * for an element with children, what follows the last one). Returns 0 to
+ * go on, non-zero to stop the walk with that value.
+ */
+typedef int (*s3_xml_fn)(void *ctx, const char *parent, const char *name, const char *text,
+			 size_t len);
 
 /*
- * Find <tag>value</tag> in [p, end). Returns the value's start (and *ret_len)
- * and sets *ret_next (if not NULL) past the closing tag, or NULL when absent.
+ * Walk the XML document [p, end) with libexpat, calling fn as above.
+ * Returns 0, fn's non-zero, -ENOMEM, or -EBADMSG for a document that is not
+ * well-formed, has a document type declaration or nests deeper than 32
+ * (then, if ret_err is not NULL, why and where into ret_err, err_size
+ * bytes). fn may already have been called for the elements before the fault.
  */
-const char *xml_find(const char *p, const char *end, const char *tag, size_t *ret_len,
-		     const char **ret_next);
+int s3_xml_walk(const char *p, const char *end, s3_xml_fn fn, void *ctx, char *ret_err,
+		size_t err_size);
 
-/* the unescaped value of the first <tag> in [p, end) (malloc'd), or NULL */
+/* the text of the first <tag> element of the XML document [p, end)
+ * (malloc'd), or NULL when there is none before the end or a fault */
 char *xml_get(const char *p, const char *end, const char *tag);
 
-/* copy the S3 <Code> and <Message> of an error body into r->code / r->why */
-void s3_parse_error(struct s3_req *r, const char *p, const char *end);
+/*
+ * An S3 error body: copy the <Code> and <Message> of its root <Error> into
+ * r->code (emptied first) and r->why (kept when there is no Message).
+ * Returns 1 when the root element is <Error>, else 0 (not XML, or another
+ * answer: CompleteMultipartUpload's 200 may carry either).
+ */
+int s3_parse_error(struct s3_req *r, const char *p, const char *end);
+
+/* one <Error> entry of a DeleteObjects answer; each argument may be NULL */
+typedef int (*s3_delete_fn)(void *ctx, const char *key, const char *code, const char *msg);
+
+/*
+ * A DeleteObjects answer [p, end): fn for each <Error> entry (the keys not
+ * deleted). Returns 0, fn's non-zero, or -EIO when the answer is not XML (logged).
+ */
+int s3_parse_delete(const char *p, const char *end, s3_delete_fn fn, void *ctx);
 
 /*
  * One ListObjectsV2 page [p, end): call fn(ctx, key, size) for each
  * <Contents> whose key (%-decoded when <EncodingType> is "url") starts with
  * store_prefix + prefix, with store_prefix cut off; keys outside it or that
- * zerofs cannot name are skipped (logged). *ret_nkeys counts the calls,
- * *ret_more is 1 when <IsTruncated> is "true", *ret_token the
+ * zerofs cannot name are skipped (logged). fn is called only once the whole
+ * page has parsed. *ret_nkeys counts the calls, *ret_more is 1 when
+ * <IsTruncated> is "true" (0 on failure), *ret_token the
  * <NextContinuationToken> (malloc'd) or NULL. Returns 0, fn's non-zero,
- * or -EIO for an entry without Key or Size (logged with bucket).
+ * or -EIO for a page that is not XML or has an entry without Key or Size
+ * (logged with bucket).
  */
 int s3_parse_list(const char *p, const char *end, const char *bucket, const char *store_prefix,
 		  const char *prefix, zf_objstore_list_fn fn, void *ctx, int *ret_nkeys,

@@ -1,9 +1,9 @@
 /*
  * tests/fuzz/fuzz_s3_xml.c - S3's XML answers (net/s3_parse.c through
- * net/s3_parse.h): a ListObjectsV2 page (s3_parse_list: xml_find, xml_get,
- * xml_unescape, the %-decoding of keys), an error body (s3_parse_error),
- * and the <Error> entries of a DeleteObjects answer as s3_delete_batch
- * walks them
+ * net/s3_parse.h, libexpat underneath): a ListObjectsV2 page (s3_parse_list,
+ * the %-decoding of keys), an error body (s3_parse_error), the <Error>
+ * entries of a DeleteObjects answer (s3_parse_delete), UploadId (xml_get)
+ * and the element walk itself (s3_xml_walk)
  *
  * The input is the body of an answer. net/s3_http.c NUL-terminates every answer
  * before it parses it (zf_s3_buf_cstr), and so does this target, into a
@@ -15,6 +15,20 @@
 #include "net/objstore.h"
 #include "net/s3_parse.h"
 #include "tests/fuzz/fuzz.h"
+
+static int on_failed(void *ctx, const char *key, const char *code, const char *msg)
+{
+	unsigned int *n = ctx;
+
+	return ++*n > 100000 ? 1 : 0;
+}
+
+static int on_element(void *ctx, const char *parent, const char *name, const char *text,
+		      size_t len)
+{
+	fz_check(strlen(text) == len && name[0] && !strchr(name, ':'));
+	return 0;
+}
 
 static int on_key(void *ctx, const char *key, uint64_t size)
 {
@@ -34,9 +48,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char store_prefix[64] = "", prefix[64] = "", *buf, *p, *end, *tok;
 	struct s3_req req = { 0 };
-	const char *q, *next;
-	unsigned int keys = 0;
+	unsigned int keys = 0, failed = 0;
 	int nkeys = -1, more = -1, r;
+	char err[160];
 	size_t len;
 
 	buf = malloc(size + 1);
@@ -78,20 +92,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s3_parse_error(&req, p, end);
 	fz_check(strlen(req.code) < sizeof(req.code) && strlen(req.why) < sizeof(req.why));
 
-	/* the failed keys of a DeleteObjects answer, as s3_delete_batch reads them */
-	q = p;
-	while (xml_find(q, end, "Error", &len, &next)) {
-		const char *e = next - strlen("</Error>");
-		char *key = xml_get(e - len, e, "Key"), *code = xml_get(e - len, e, "Code");
+	/* the failed keys of a DeleteObjects answer */
+	r = s3_parse_delete(p, end, on_failed, &failed);
+	fz_check(r == 0 || r == -EIO || r == 1);
 
-		fz_check(e - len >= q && next <= end);
-		q = next;
-		free(key);
-		free(code);
-	}
-
-	/* the whole body as one value */
-	free(xml_unescape(p, (size_t)(end - p)));
+	/* one value, and every element */
+	free(xml_get(p, end, "UploadId"));
+	r = s3_xml_walk(p, end, on_element, NULL, err, sizeof(err));
+	fz_check(r == 0 || r == -EBADMSG || r == -ENOMEM);
 	free(buf);
 	return 0;
 }

@@ -68,7 +68,7 @@ else
 		>"$cfg/config.h"
 fi
 
-pkgs="libzstd libxxhash libcurl openssl"
+pkgs="libzstd libxxhash libcurl openssl expat json-c"
 san="-fsanitize=address,undefined -fno-sanitize-recover=all"
 cflags="-g -O1 -fno-omit-frame-pointer $san -I$src -I$cfg $(pkg-config --cflags $pkgs fuse3)"
 libs="$(pkg-config --libs $pkgs) -lpthread"
