@@ -63,18 +63,6 @@
 
 extern char **environ;
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
 static void free_secret(char **s)
 {
 	if (*s) {
@@ -123,7 +111,7 @@ static int s3_ini_load(const char *path, const char *sect, const char *alt, stru
 		goto out;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char *l = trim(line), *v, **dst = NULL;
+		char *l = zf_trim(line), *v, **dst = NULL;
 
 		if (!*l || *l == '#' || *l == ';')
 			continue;
@@ -132,7 +120,7 @@ static int s3_ini_load(const char *path, const char *sect, const char *alt, stru
 
 			if (e)
 				*e = 0;
-			l = trim(l + 1);
+			l = zf_trim(l + 1);
 			in = !strcmp(l, sect) || (alt && !strcmp(l, alt));
 			ret->found |= in;
 			continue;
@@ -140,8 +128,8 @@ static int s3_ini_load(const char *path, const char *sect, const char *alt, stru
 		if (!in || !(v = strchr(l, '=')))
 			continue;
 		*v++ = 0;
-		l = trim(l);
-		v = trim(v);
+		l = zf_trim(l);
+		v = zf_trim(v);
 		if (!strcmp(l, "aws_access_key_id"))
 			dst = &ret->access_key;
 		else if (!strcmp(l, "aws_secret_access_key"))
