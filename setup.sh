@@ -21,7 +21,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # end-to-end tests call.
 demo_pkgs=(build-essential autoconf automake pkg-config
 	libfuse3-dev fuse3 libzstd-dev libxxhash-dev libcurl4-openssl-dev libssl-dev
-	libexpat1-dev libjson-c-dev)
+	libexpat1-dev libjson-c-dev libsodium-dev)
 test_pkgs=(libtool check zstd rsync git tar python3 attr acl xxd procps psmisc
 	util-linux scdoc man-db awscli nodejs $(command -v npm >/dev/null 2>&1 || echo npm)
 	clang llvm libclang-rt-dev)

@@ -48,6 +48,8 @@ enum zf_bkey_kind zf_bkey_parse(const char *key, struct zf_bkey *ret)
 		ret->kind = ZF_BKEY_IS_LEASE;
 	else if (!strcmp(key, ZF_BKEY_HEAD))
 		ret->kind = ZF_BKEY_IS_HEAD;
+	else if (!strcmp(key, ZF_BKEY_KEYS))
+		ret->kind = ZF_BKEY_IS_KEYS;
 	else if (sscanf(key, ZF_BKEY_SEG_PREFIX "%16llx", &a) == 1) {
 		zf_bkey_seg(a, canon, sizeof(canon));
 		if (!strcmp(key, canon))

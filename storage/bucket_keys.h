@@ -9,6 +9,7 @@
  *   meta/log.<first>-<last>     a log piece: records first..last (1 <= first <= last)
  *   lease                       who writes to this bucket, until when
  *   head                        how far its log reaches
+ *   keys                        the master key, wrapped (encrypted filesystems)
  * Numbers are 16 lower-case hex digits. A key is one of these exactly as
  * the formatters below write it, or it is no zerofs key.
  *
@@ -27,6 +28,7 @@
 #define ZF_BKEY_SUPERBLOCK "superblock"
 #define ZF_BKEY_LEASE "lease"
 #define ZF_BKEY_HEAD "head"
+#define ZF_BKEY_KEYS "keys"		/* an encrypted filesystem's wrapped master key */
 #define ZF_BKEY_SEG_PREFIX "seg/"	/* list this for the segment objects */
 #define ZF_BKEY_META_PREFIX "meta/"	/* ... for the checkpoints and log pieces */
 
@@ -45,6 +47,7 @@ enum zf_bkey_kind {
 	ZF_BKEY_IS_SUPERBLOCK,
 	ZF_BKEY_IS_LEASE,
 	ZF_BKEY_IS_HEAD,
+	ZF_BKEY_IS_KEYS,
 	ZF_BKEY_IS_SEG,		/* a = the segment id */
 	ZF_BKEY_IS_CKPT,	/* a = the checkpoint's seq */
 	ZF_BKEY_IS_LOG,		/* a..b = the piece's records */

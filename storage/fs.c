@@ -22,6 +22,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <xxhash.h>
 
 #include "common/lock.h"
@@ -29,6 +30,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/fs_internal.h"
+#include "storage/keys.h"
+#include "storage/superblock.h"
 #include "storage/meta_format.h"
 
 #define DEFAULT_SEG_LIMIT (16ull << 20)
@@ -41,29 +44,35 @@ int zf_fs_lock_held(void)
 
 /* ------------------------------------------------------------ superblock */
 
-static int sb_write(int dirfd, const struct zf_fs *fs, const struct zf_mkfs_opts *o)
+static int sb_write(int dirfd, const struct zf_fs *fs, const struct zf_mkfs_opts *o,
+		    uint32_t features)
 {
-	uint8_t sb[ZF_SB_SIZE] = { 0 };
+	struct zf_sb sb = {
+		.chunk_min = o->chunk_min, .chunk_avg = o->chunk_avg, .chunk_max = o->chunk_max,
+		.zstd_level = o->zstd_level, .seg_limit = o->seg_limit,
+		.created = zf_now().tv_sec, .incompat = features,
+		.made_by = zf_version_code(PACKAGE_VERSION),
+	};
+	uint8_t buf[ZF_SB_SIZE];
 
-	memcpy(sb, ZF_SB_MAGIC, 8);
-	zf_put32(sb + 8, ZF_SB_VERSION);
-	memcpy(sb + 16, fs->fsid, 16);
-	memcpy(sb + 32, fs->secret, ZF_SECRET_LEN);
-	zf_put32(sb + 64, o->chunk_min);
-	zf_put32(sb + 68, o->chunk_avg);
-	zf_put32(sb + 72, o->chunk_max);
-	zf_put32(sb + 76, o->zstd_level);
-	zf_put64(sb + 80, o->seg_limit);
-	zf_put64(sb + 88, zf_now().tv_sec);
-	zf_put64(sb + ZF_SB_CSUM_OFF, XXH3_64bits(sb, ZF_SB_CSUM_OFF));
-	return zf_publish_file(dirfd, "superblock", sb, sizeof(sb));
+	memcpy(sb.fsid, fs->fsid, 16);
+	if (!(features & ZF_FEAT_ENCRYPT)) /* else derived from the master key */
+		memcpy(sb.secret, fs->secret, ZF_SECRET_LEN);
+	zf_sb_encode(&sb, buf);
+	return zf_publish_file(dirfd, "superblock", buf, sizeof(buf));
 }
 
+/*
+ * The superblock, its features checked, and with ZF_FEAT_ENCRYPT the master
+ * key from <dev-dir>/key: fs->fsid, secret, seal, zstd_level, seg_limit.
+ */
 static int sb_read(struct zf_fs *fs, uint32_t *ret_cmin, uint32_t *ret_cavg, uint32_t *ret_cmax)
 {
+	uint8_t master[ZF_KEY_LEN];
+	char why[320];
+	struct zf_sb sb;
 	void *buf = NULL;
 	size_t len;
-	uint8_t *sb;
 	int r;
 
 	r = zf_read_file(fs->dirfd, "superblock", &buf, &len);
@@ -75,29 +84,38 @@ static int sb_read(struct zf_fs *fs, uint32_t *ret_cmin, uint32_t *ret_cavg, uin
 			zf_err("cannot read superblock of '%s': %s", fs->dev_dir, strerror(-r));
 		return r;
 	}
-	sb = buf;
-	if (len != ZF_SB_SIZE || memcmp(sb, ZF_SB_MAGIC, 8) != 0 ||
-	    zf_get64(sb + ZF_SB_CSUM_OFF) != XXH3_64bits(sb, ZF_SB_CSUM_OFF)) {
-		zf_err("corrupt superblock in '%s': bad size, magic or checksum", fs->dev_dir);
-		r = -EBADMSG;
-		goto out;
-	}
-	if (zf_get32(sb + 8) != ZF_SB_VERSION) {
-		zf_err("superblock of '%s' has unsupported version %u", fs->dev_dir,
-		       zf_get32(sb + 8));
-		r = -EBADMSG;
-		goto out;
-	}
-	memcpy(fs->fsid, sb + 16, 16);
-	memcpy(fs->secret, sb + 32, ZF_SECRET_LEN);
-	*ret_cmin = zf_get32(sb + 64);
-	*ret_cavg = zf_get32(sb + 68);
-	*ret_cmax = zf_get32(sb + 72);
-	fs->zstd_level = zf_get32(sb + 76);
-	fs->seg_limit = zf_get64(sb + 80);
-out:
+	r = zf_sb_decode(buf, len, &sb, why, sizeof(why));
 	free(buf);
-	return r;
+	if (r < 0) {
+		zf_err("corrupt superblock in '%s': %s", fs->dev_dir, why);
+		return r;
+	}
+	r = zf_sb_check_features(&sb, !fs->readonly, why, sizeof(why));
+	if (r < 0) {
+		zf_err("'%s': %s", fs->dev_dir, why);
+		return r;
+	}
+	memcpy(fs->fsid, sb.fsid, 16);
+	memcpy(fs->secret, sb.secret, ZF_SECRET_LEN);
+	if (sb.incompat & ZF_FEAT_ENCRYPT) {
+		r = zf_key_file_read(fs->dirfd, fs->fsid, master, why, sizeof(why));
+		if (r < 0) {
+			zf_err("'%s' is encrypted and its key file '%s/%s' is %s: restore it with "
+			       "'zerofs mkfs --restore' and the passphrase", fs->dev_dir, fs->dev_dir,
+			       ZF_KEY_NAME, why);
+			return r;
+		}
+		zf_seal_chunk_secret(master, fs->secret);
+	}
+	zf_seal_init(&fs->seal, sb.incompat, fs->fsid,
+		     (sb.incompat & ZF_FEAT_ENCRYPT) ? master : NULL);
+	sodium_memzero(master, sizeof(master));
+	*ret_cmin = sb.chunk_min;
+	*ret_cavg = sb.chunk_avg;
+	*ret_cmax = sb.chunk_max;
+	fs->zstd_level = sb.zstd_level;
+	fs->seg_limit = sb.seg_limit;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- mkfs */
@@ -116,6 +134,21 @@ static int dir_is_empty(const char *path)
 			empty = 0;
 	closedir(d);
 	return empty;
+}
+
+/* a new master key: wrapped in <dev-dir>/keys, unwrapped in <dev-dir>/key */
+static int mkfs_keys(int dirfd, const uint8_t fsid[16], const struct zf_mkfs_opts *o)
+{
+	uint8_t master[ZF_KEY_LEN], keys[ZF_KEYS_SIZE];
+	int r;
+
+	r = zf_keys_create(fsid, o->passphrase, o->passphrase_len, master, keys);
+	if (r == 0)
+		r = zf_publish_file(dirfd, ZF_KEYS_NAME, keys, sizeof(keys));
+	if (r == 0)
+		r = zf_key_file_write(dirfd, fsid, master);
+	sodium_memzero(master, sizeof(master));
+	return r;
 }
 
 int zf_fs_mkfs(const char *dev_dir, const struct zf_mkfs_opts *opts)
@@ -176,6 +209,8 @@ int zf_fs_mkfs(const char *dev_dir, const struct zf_mkfs_opts *opts)
 	r = zf_random(tmp.fsid, sizeof(tmp.fsid));
 	if (r == 0)
 		r = zf_random(tmp.secret, sizeof(tmp.secret));
+	if (r == 0 && o.passphrase)
+		r = mkfs_keys(dirfd, tmp.fsid, &o);
 	if (r < 0)
 		goto out;
 	if ((mkdirat(dirfd, "meta", 0700) < 0 && errno != EEXIST) ||
@@ -186,7 +221,8 @@ int zf_fs_mkfs(const char *dev_dir, const struct zf_mkfs_opts *opts)
 	/* the superblock goes last: a dev-dir is formatted once it exists */
 	r = zf_fsync_dir(dirfd);
 	if (r == 0)
-		r = sb_write(dirfd, &tmp, &o);
+		r = sb_write(dirfd, &tmp, &o,
+			     ZF_FEAT_DEFAULT | (o.passphrase ? ZF_FEAT_ENCRYPT : 0));
 	if (r < 0)
 		goto out;
 	r = zf_fs_open(dev_dir, NULL, &fs);
@@ -195,6 +231,11 @@ int zf_fs_mkfs(const char *dev_dir, const struct zf_mkfs_opts *opts)
 out:
 	close(dirfd);
 	return r;
+}
+
+const struct zf_seal *zf_fs_seal(const struct zf_fs *fs)
+{
+	return &fs->seal;
 }
 
 static void fs_free(struct zf_fs *fs)

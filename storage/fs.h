@@ -36,6 +36,9 @@ struct zf_mkfs_opts {
 	uint64_t seg_limit;	/* 0 = 16 MiB */
 	uint32_t chunk_min, chunk_avg, chunk_max; /* 0 = 16/64/256 KiB */
 	int force;		/* format a non-empty directory */
+	/* encrypt (ZF_FEAT_ENCRYPT): a new master key wrapped by this passphrase */
+	const char *passphrase;
+	size_t passphrase_len;
 };
 
 #define ZF_MEM_DEFAULT (256ull << 20)
@@ -97,6 +100,10 @@ int zf_fs_mkfs(const char *dev_dir, const struct zf_mkfs_opts *opts);
 /* Open (load checkpoint, replay log, reclaim orphans). Errors: -ENOENT (not
  * formatted), -EBADMSG (corrupt metadata, logged with file and offset). */
 int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_fs **ret_fs);
+
+/* how this filesystem's objects travel to its bucket (storage/seal.h) */
+struct zf_seal;
+const struct zf_seal *zf_fs_seal(const struct zf_fs *fs);
 
 /* Flush, commit, write a checkpoint, free. Returns the first error met while
  * making data durable (the fs is freed regardless). NULL is fine. */

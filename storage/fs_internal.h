@@ -27,6 +27,7 @@
 #include "common/buf.h"
 #include "common/htab.h"
 #include "storage/chunker.h"
+#include "storage/seal.h"
 #include "storage/fs.h"
 #include "storage/fs_inspect.h"
 #include "storage/fs_pipe.h"
@@ -170,6 +171,7 @@ struct zf_fs {
 	struct zf_mutex mark_lock;	/* rank ZF_RANK_MARK: the synced_* fields */
 	uint8_t fsid[16];
 	uint8_t secret[ZF_SECRET_LEN];
+	struct zf_seal seal;	/* what the bucket's objects look like (storage/seal.h) */
 	int zstd_level;
 	uint64_t seg_limit;
 	struct zf_chunker *chunker;

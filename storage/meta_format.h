@@ -13,16 +13,20 @@
 
 #include <stdint.h>
 
-/* ---- superblock: <dev-dir>/superblock, 128 bytes ---- */
+/* ---- superblock: <dev-dir>/superblock, 128 bytes (storage/superblock.c) ---- */
 #define ZF_SB_MAGIC "ZFSUPER1"		/*  0: 8 bytes */
-#define ZF_SB_VERSION 1u		/*  8: le32 version, 12: le32 flags */
+#define ZF_SB_VERSION 1u		/*  8: le32 version */
+#define ZF_SB_INCOMPAT_OFF 12u		/* 12: le32 incompatible features (once "flags", 0) */
 					/* 16: fsid[16] */
-					/* 32: secret[32] (chunking + id key) */
+					/* 32: secret[32] (chunking + id key; 0 when encrypted) */
 					/* 64: le32 chunk min, 68: avg, 72: max */
 					/* 76: le32 zstd level */
 					/* 80: le64 segment size limit */
 					/* 88: le64 creation time (unix s) */
-					/* 96: 24 reserved zero bytes */
+#define ZF_SB_RO_COMPAT_OFF 96u		/* 96: le32 read-only-compatible features */
+#define ZF_SB_COMPAT_OFF 100u		/* 100: le32 compatible features */
+#define ZF_SB_MADE_BY_OFF 104u		/* 104: le32 version of the zerofs that made it */
+#define ZF_SB_RESERVED_OFF 108u		/* 108: 12 reserved zero bytes */
 #define ZF_SB_SIZE 128u			/* 120: le64 XXH3-64 of bytes 0..119 */
 #define ZF_SB_CSUM_OFF 120u
 

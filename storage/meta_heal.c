@@ -33,6 +33,7 @@
 #include "common/util.h"
 #include "net/objstore.h"
 #include "storage/bucket_keys.h"
+#include "storage/keys.h"
 #include "storage/meta_format.h"
 #include "storage/meta_heal.h"
 #include "storage/mlog.h"
@@ -51,6 +52,7 @@ struct piece {
 
 struct heal {
 	uint8_t fsid[16];
+	struct zf_seal seal;	/* how the bucket's objects open */
 	int metafd, tmpfd;
 	char tmpdir[64];
 	struct zf_htab recs;		/* seq -> struct rec */
@@ -375,6 +377,18 @@ static int fetch(struct heal *h, struct zf_objstore *os, const char *key, const 
 	r = zf_objstore_get(os, key, 0, 0, &buf, &len);
 	if (r < 0)
 		return r;
+	{
+		char why[200];
+		void *plain;
+
+		r = zf_unseal_obj(&h->seal, key, buf, len, &plain, &len, why, sizeof(why));
+		free(buf);
+		if (r < 0) {
+			zf_warn("bucket object '%s': %s", key, why);
+			return -EIO;
+		}
+		buf = plain;
+	}
 	fd = openat(h->tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
@@ -590,6 +604,13 @@ int zf_meta_heal(const char *dev_dir, struct zf_objstore *os, int apply,
 
 	/* the bucket's records the dev-dir lacks (and a check of the overlap) */
 	if (os) {
+		char why[200];
+		int dfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd < 0 || zf_seal_load(dfd, &h.seal, why, sizeof(why)) < 0)
+			zf_seal_init(&h.seal, 0, h.fsid, NULL); /* an encrypted one's then do not open */
+		if (dfd >= 0)
+			close(dfd);
 		r = load_remote(&h, os);
 		if (r < 0)
 			goto out;

@@ -283,6 +283,8 @@ void zf_segstore_name(uint64_t seg, char *buf, size_t len);
  * footer) or fewer than a header's bytes. Nothing is verified.
  */
 uint64_t zf_sc_disk_len(const void *p, size_t avail);
+/* XXH3-64 of header bytes 0..39 followed by the chunk table at p + 48 */
+uint64_t zf_sc_hdr_csum(const uint8_t *p, uint32_t nchunks);
 
 /*
  * A whole segment image (a bucket object), structurally: header and

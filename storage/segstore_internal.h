@@ -208,8 +208,6 @@ const char *zf_seg_hdr_check(const uint8_t *h, uint64_t seg, const uint8_t fsid[
 bool zf_seg_hdr_damaged(const uint8_t *h, ssize_t n);
 void zf_seg_ftr_encode(uint8_t *f, uint64_t seg, uint64_t nsc, uint64_t end, uint64_t raw);
 void zf_sc_hdr_decode(const uint8_t *p, struct zf_sc_hdr *h);
-/* XXH3-64 of header bytes 0..39 followed by the chunk table at p + 48 */
-uint64_t zf_sc_hdr_csum(const uint8_t *p, uint32_t nchunks);
 
 /* ---- segstore_file.c: segment files ---- */
 

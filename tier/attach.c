@@ -20,6 +20,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
+#include "storage/keys.h"
+#include "storage/superblock.h"
 #include "storage/mlog.h"
 #include "tier/scan.h"
 
@@ -82,7 +84,7 @@ static int foreign_fn(void *ctx, const char *key, uint64_t size)
  */
 static int adopt_foreign(struct zf_remote *rm, const struct foreign *f)
 {
-	char key[ZF_BKEY_MAX], name[64];
+	char key[ZF_BKEY_MAX], name[64], why[200];
 	size_t i;
 	int r;
 
@@ -101,7 +103,8 @@ static int adopt_foreign(struct zf_remote *rm, const struct foreign *f)
 			r = zf_fs_log_image(rm->fs, o->a, o->b, &mine);
 		}
 		if (r == 0)
-			r = zf_objstore_get(rm->up, key, 0, 0, &theirs, &len);
+			r = zf_tier_get_obj(rm->up, &rm->seal, key, &theirs, &len, why,
+					    sizeof(why));
 		if (r == 0 && (len != mine.len || memcmp(theirs, mine.p, len)))
 			r = 1;
 		free(theirs);
@@ -126,7 +129,7 @@ static int adopt_foreign(struct zf_remote *rm, const struct foreign *f)
 static int bucket_is_ours(struct zf_remote *rm)
 {
 	uint8_t fsid[16];
-	int r = zf_tier_meta_fsid(rm->up, fsid);
+	int r = zf_tier_meta_fsid(rm->up, &rm->seal, fsid);
 
 	return r > 0 ? !memcmp(fsid, rm->fsid, 16) : r;
 }
@@ -241,7 +244,10 @@ int zf_tier_attach(struct zf_remote *rm)
 	f.seq = rm->up_seq;
 	f.claim = rm->claim_seq;
 	zf_mutex_unlock(&rm->lock);
-	if (put_sb)
+	/* an encrypted filesystem's wrapped key goes first: the bucket alone restores it */
+	if (put_sb && (rm->seal.features & ZF_FEAT_ENCRYPT))
+		r = zf_tier_put_file(rm, rm->devfd, ZF_KEYS_NAME, ZF_BKEY_KEYS);
+	if (r == 0 && put_sb)
 		r = zf_tier_put_file(rm, rm->devfd, "superblock", ZF_BKEY_SUPERBLOCK);
 	if (r == 0)
 		r = zf_objstore_list(rm->up, ZF_BKEY_META_PREFIX, foreign_fn, &f);

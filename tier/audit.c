@@ -24,6 +24,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
+#include "storage/keys.h"
+#include "storage/superblock.h"
 #include "storage/segstore.h"
 #include "tier/scan.h"
 
@@ -132,6 +134,7 @@ static void audit_objects(struct zf_remote *rm, struct zf_remote_audit *a)
 		case ZF_BKEY_IS_SUPERBLOCK:
 		case ZF_BKEY_IS_LEASE:
 		case ZF_BKEY_IS_HEAD:
+		case ZF_BKEY_IS_KEYS:
 			break;
 		case ZF_BKEY_IS_SEG:
 			if (!bsearch(&k.a, a->segs, a->nsegs, sizeof(*a->segs), zf_cmp_u64))
@@ -202,6 +205,52 @@ out:
 	return r;
 }
 
+/*
+ * An encrypted filesystem's `keys`: there, and the dev-dir's (zerofs passwd
+ * rewrites both); without it nothing in the bucket can be read elsewhere.
+ */
+static int audit_keys(struct zf_remote *rm, struct zf_remote_audit *a)
+{
+	const char *fix = a->repair ? "" : " (--repair puts the dev-dir's copy back)";
+	void *local = NULL, *remote = NULL;
+	size_t llen = 0, rlen = 0;
+	int r;
+
+	if (!(rm->seal.features & ZF_FEAT_ENCRYPT))
+		return 0;
+	if (zf_read_file(rm->devfd, ZF_KEYS_NAME, &local, &llen) < 0) {
+		audit_say(a, 1, "the dev-dir lacks its '%s' file (the wrapped master key): restore "
+			  "it from the bucket's copy", ZF_KEYS_NAME);
+		return 0;
+	}
+	r = zf_objstore_get(rm->up, ZF_BKEY_KEYS, 0, 0, &remote, &rlen);
+	if (r < 0 && r != -ENOENT) {
+		zf_tier_note_unreachable(rm, "GET", ZF_BKEY_KEYS, r);
+		free(local);
+		return r;
+	}
+	if (r == 0 && rlen == llen && !memcmp(local, remote, llen)) {
+		r = 0;
+		goto out;
+	}
+	audit_say(a, 1, "bucket object '%s' is %s: the filesystem cannot be restored from the "
+		  "bucket%s", ZF_BKEY_KEYS, r == -ENOENT ? "missing" : "not the dev-dir's", fix);
+	r = 0;
+	if (a->repair) {
+		r = zf_objstore_put(rm->up, ZF_BKEY_KEYS, local, llen);
+		if (r == 0) {
+			a->repaired++;
+			audit_say(a, 0, "repair: put the dev-dir's '%s' into the bucket", ZF_KEYS_NAME);
+		} else {
+			zf_tier_note_unreachable(rm, "PUT", ZF_BKEY_KEYS, r);
+		}
+	}
+out:
+	free(local);
+	free(remote);
+	return r;
+}
+
 /* the newest checkpoint in the dev-dir's meta/ (0: none) */
 static uint64_t local_ckpt(struct zf_remote *rm)
 {
@@ -266,7 +315,7 @@ static void audit_meta_say(void *ctx, int kind, const char *msg)
 static int audit_meta(struct zf_remote *rm, struct zf_remote_audit *a, int *ret_fix)
 {
 	struct audit_meta m = { .a = a };
-	struct mscan s = { .os = rm->up, .fetch = 1, .expect_src = "upload.state",
+	struct mscan s = { .os = rm->up, .seal = &rm->seal, .fetch = 1, .expect_src = "upload.state",
 			   .say = audit_meta_say, .ctx = &m };
 	uint64_t up_seq, up_ckpt, claim, newest;
 	const char *fix = a->repair ? "" : " (--repair puts it)";
@@ -323,7 +372,7 @@ static int audit_meta(struct zf_remote *rm, struct zf_remote_audit *a, int *ret_
 		memcpy(h.fsid, rm->fsid, 16);
 		h.seq = up_seq;
 		h.ckpt = up_ckpt && up_ckpt < newest ? up_ckpt : newest;
-		r = zf_objstore_put(rm->up, ZF_BKEY_HEAD, buf, zf_tier_head_format(&h, buf));
+		r = zf_tier_put_obj(rm->up, &rm->seal, ZF_BKEY_HEAD, buf, zf_tier_head_format(&h, buf));
 		if (r < 0) {
 			zf_tier_note_unreachable(rm, "PUT", ZF_BKEY_HEAD, r);
 			goto out;
@@ -376,8 +425,14 @@ static int audit_segs(struct zf_remote *rm, struct zf_remote_audit *a, int *ret_
 				  PRIu64 "%s", key, o->size, (uint64_t)st.st_size, fix);
 			bad = 1;
 		} else if (a->verify) {
-			r = zf_objstore_get(rm->up, key, 0, 0, &remote, &rlen);
-			if (r == -ENOENT) {
+			r = zf_tier_get_obj(rm->up, &rm->seal, key, &remote, &rlen, why, sizeof(why));
+			if (r == -EBADMSG) {
+				audit_say(a, has_local, "bucket object '%s': %s%s", key, why,
+					  has_local ? fix : " (the only copy: the files it costs, "
+					  "if any, are named above)");
+				bad = has_local;
+				r = 0;
+			} else if (r == -ENOENT) {
 				audit_say(a, 1, "bucket object '%s' is missing (listed, then gone)%s",
 					  key, fix);
 				bad = 1;
@@ -440,6 +495,8 @@ int zf_remote_audit(struct zf_remote *rm, struct zf_remote_audit *a)
 		return 0;
 	}
 	r = audit_superblock(rm, a);
+	if (r == 0)
+		r = audit_keys(rm, a);
 	if (r < 0)
 		return r;
 	audit_objects(rm, a);

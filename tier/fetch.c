@@ -227,6 +227,20 @@ static uint64_t prefetch_range(struct zf_remote *rm, uint64_t seg, uint64_t from
 	data = pf_get(rm, key, from, to, &len);
 	if (!data)
 		return to;
+	{
+		size_t opened;
+		int footer;
+
+		if (zf_tier_open_units(rm, seg, from, data, len, &opened, &footer) < 0) {
+			free(data);
+			return to; /* the reader's own fetch reports it */
+		}
+		if (opened < len && footer) {
+			at_end = 1;
+			*ret_ended = 1;
+		}
+		len = opened;
+	}
 	while (len - i >= ZF_SC_HDR_SIZE) {
 		const uint8_t *p = (const uint8_t *)data + i;
 		uint64_t dlen = zf_sc_disk_len(p, len - i);
@@ -342,7 +356,7 @@ static int fetch_sc(struct zf_remote *rm, const struct zf_sc_loc *loc, void *buf
 	struct fetching me = { loc->seg, loc->off, NULL }, **pp;
 	void *data = NULL;
 	size_t len = 0;
-	int fd, r, truncated = 0, offline, away;
+	int fd, r, truncated = 0, offline, away, sealed_bad = 0;
 
 	cache_name(loc, name, sizeof(name));
 again:
@@ -456,6 +470,18 @@ again:
 	}
 	if (offline)
 		zf_tier_online(rm);
+	{
+		size_t opened;
+
+		/* a unit that does not open stays sealed: the reader's check names the damage */
+		r = zf_tier_open_units(rm, loc->seg, loc->off, data, loc->disk_len, &opened, NULL);
+		if (r < 0 && r != -EBADMSG) {
+			free(data);
+			goto out;
+		}
+		sealed_bad = r == -EBADMSG || opened != loc->disk_len;
+		r = 0;
+	}
 	memcpy(buf, data, loc->disk_len);
 	free(data);
 	zf_mutex_lock(&rm->lock);
@@ -471,7 +497,7 @@ again:
 	 * for fsck (read-only): nothing would evict it, and a check of the
 	 * whole filesystem would copy the whole bucket into the dev-dir.
 	 */
-	if (!rm->o.readonly) {
+	if (!rm->o.readonly && !sealed_bad) {
 		zf_tier_cache_put(rm, name, buf, loc->disk_len);
 		if (ahead)
 			read_ahead(rm, loc);

@@ -82,7 +82,7 @@ static void refs_say(void *ctx, int kind, const char *msg)
 static int bucket_refs(struct zf_remote *rm, uint64_t **ret_ids, size_t *ret_n)
 {
 	struct bucket_refs b = { 0 };
-	struct mscan s = { .os = rm->up, .fetch = 1, .frame = refs_frame, .say = refs_say,
+	struct mscan s = { .os = rm->up, .seal = &rm->seal, .fetch = 1, .frame = refs_frame, .say = refs_say,
 			   .ctx = &b, .expect_src = "upload.state" };
 	int r;
 

@@ -30,16 +30,17 @@ struct lease {
 	uint64_t token, expires;
 };
 
-static int lease_read(struct zf_objstore *os, struct lease *ret)
+static int lease_read(struct zf_objstore *os, const struct zf_seal *seal, struct lease *ret)
 {
 	unsigned long long t = 0, e = 0;
 	struct lease l = { 0 };
 	const char *dev;
+	char why[200];
 	size_t len;
 	void *buf;
 	int r;
 
-	r = zf_objstore_get(os, ZF_BKEY_LEASE, 0, 0, &buf, &len);
+	r = zf_tier_get_obj(os, seal, ZF_BKEY_LEASE, &buf, &len, why, sizeof(why));
 	if (r < 0)
 		return r;
 	buf = zf_realloc(buf, len + 1);
@@ -73,7 +74,7 @@ static int lease_write(struct zf_remote *rm)
 		     rm->dev_real);
 	if (n >= (int)sizeof(buf))
 		return -ENAMETOOLONG;
-	return zf_objstore_put(rm->up, ZF_BKEY_LEASE, buf, n);
+	return zf_tier_put_obj(rm->up, &rm->seal, ZF_BKEY_LEASE, buf, n);
 }
 
 /*
@@ -103,7 +104,7 @@ int zf_tier_lease_acquire(struct zf_remote *rm)
 	zf_random(raw, sizeof(raw));
 	for (i = 0; i < 16; i++)
 		sprintf(rm->lease_id + 2 * i, "%02x", raw[i]);
-	r = lease_read(rm->up, &l);
+	r = lease_read(rm->up, &rm->seal, &l);
 	if (r == 0 && l.expires > (uint64_t)time(NULL) && rm->released[0] &&
 	    !strcmp(l.id, rm->released)) {
 		/* this dev-dir's last mount released it cleanly, but could not delete it */
@@ -131,7 +132,7 @@ int zf_tier_lease_acquire(struct zf_remote *rm)
 	if (r < 0)
 		return r;
 	/* two writers racing for an expired lease: the last put wins, check it */
-	r = lease_read(rm->up, &l);
+	r = lease_read(rm->up, &rm->seal, &l);
 	if (r < 0 && r != -ENOENT && r != -EBADMSG)
 		return r;
 	if (r < 0 || strcmp(l.id, rm->lease_id) != 0) {
@@ -151,7 +152,7 @@ int zf_tier_lease_check(struct zf_remote *rm)
 	struct lease l;
 	int r;
 
-	r = lease_read(rm->up, &l);
+	r = lease_read(rm->up, &rm->seal, &l);
 	if (r == 0 && strcmp(l.id, rm->lease_id) != 0) {
 		zf_err("the lease of '%s' now belongs to %s: uploads stop here, local data stays",
 		       rm->url, l.who);
@@ -202,7 +203,7 @@ static int pid_is_zerofs(int pid)
 }
 
 int zf_remote_lease_read(const char *url, const struct zf_objstore_opts *so,
-			 struct zf_lease_info *ret)
+			 const struct zf_seal *seal, struct zf_lease_info *ret)
 {
 	struct zf_objstore_opts o = so ? *so : (struct zf_objstore_opts){ 0 };
 	struct zf_lease_info info = { 0 };
@@ -214,7 +215,7 @@ int zf_remote_lease_read(const char *url, const struct zf_objstore_opts *so,
 	r = zf_objstore_open(url, &o, &os);
 	if (r < 0)
 		return r;
-	r = lease_read(os, &l);
+	r = lease_read(os, seal, &l);
 	zf_objstore_close(os);
 	if (r < 0)
 		return r;

@@ -208,6 +208,11 @@ struct zf_restore_opts {
 	int verify_data;
 	/* every finding, one line (NULL: the log) */
 	void (*say)(void *ctx, int kind, const char *msg);
+	/*
+	 * An encrypted filesystem's passphrase into buf: its length, or -errno
+	 * (said by the callback). NULL: an encrypted bucket is refused.
+	 */
+	int (*passphrase)(void *ctx, char *buf, size_t len);
 	void *ctx;
 };
 
@@ -303,11 +308,13 @@ struct zf_lease_info {
 
 /*
  * Read the lease of the bucket at url (so: store options, NULL for
- * defaults). 0 and *ret; -ENOENT no lease; -EBADMSG a lease that does not
- * parse; or the store's -errno (the open's reason logged).
+ * defaults; seal: how the bucket's objects travel, storage/seal.h). 0 and
+ * *ret; -ENOENT no lease; -EBADMSG a lease that does not parse (or does
+ * not open: sealed under another key); or the store's -errno.
  */
+struct zf_seal;
 int zf_remote_lease_read(const char *url, const struct zf_objstore_opts *so,
-			 struct zf_lease_info *ret);
+			 const struct zf_seal *seal, struct zf_lease_info *ret);
 
 /* delete the bucket's lease (a writer that is gone for good) */
 int zf_remote_break_lease(const char *url, const struct zf_objstore_opts *so);

@@ -19,9 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
+#include "storage/keys.h"
+#include "storage/superblock.h"
 #include "tier/scan.h"
 
 struct restore {
@@ -144,6 +148,7 @@ static void restore_undo(struct restore *rs, const char *dev_dir, char **before,
 			 int made_dir)
 {
 	static const char *const ours[] = { "meta", "seg", "cache", "superblock", "upload.state",
+					    ZF_KEYS_NAME, ZF_KEY_NAME,
 					    "lock", NULL };
 	struct stat st;
 	size_t i, j;
@@ -201,6 +206,62 @@ static char **dir_names(int dirfd, size_t *ret_n)
 	return v;
 }
 
+/*
+ * How the bucket's objects open, from its superblock sb: its features
+ * known to this binary, and an encrypted filesystem's master key from the
+ * bucket's `keys` and the passphrase (written to the dev-dir's keys and key
+ * files). 0, or -errno said once.
+ */
+static int restore_seal(struct restore *rs, struct zf_objstore *os, const void *sb, size_t sblen,
+			struct zf_seal *ret)
+{
+	uint8_t master[ZF_KEY_LEN];
+	char why[320], pass[1024];
+	struct zf_sb s;
+	void *keys = NULL;
+	size_t klen;
+	int r, plen;
+
+	r = zf_sb_decode(sb, sblen, &s, why, sizeof(why));
+	if (r == 0)
+		r = zf_sb_check_features(&s, 1, why, sizeof(why));
+	if (r < 0) {
+		zf_err("the bucket '%s': %s", rs->url, why);
+		return r;
+	}
+	if (!(s.incompat & ZF_FEAT_ENCRYPT)) {
+		zf_seal_init(ret, s.incompat, s.fsid, NULL);
+		return 0;
+	}
+	r = zf_objstore_get(os, ZF_BKEY_KEYS, 0, 0, &keys, &klen);
+	if (r < 0) {
+		zf_err("the bucket '%s' holds an encrypted filesystem whose 'keys' object %s",
+		       rs->url, r == -ENOENT ? "is missing: its data cannot be read" : "cannot be read");
+		return r == -ENOENT ? -EBADMSG : r;
+	}
+	plen = rs->o->passphrase ? rs->o->passphrase(rs->o->ctx, pass, sizeof(pass)) : -ENOKEY;
+	if (plen < 0) {
+		free(keys);
+		zf_err("the bucket '%s' holds an encrypted filesystem: a passphrase is needed",
+		       rs->url);
+		return plen;
+	}
+	r = zf_keys_unwrap(keys, klen, s.fsid, pass, (size_t)plen, master, why, sizeof(why));
+	sodium_memzero(pass, sizeof(pass));
+	if (r < 0)
+		zf_err("cannot open the encrypted filesystem in '%s': its 'keys' object: %s",
+		       rs->url, why);
+	if (r == 0)
+		r = zf_publish_file(rs->dirfd, ZF_KEYS_NAME, keys, klen);
+	if (r == 0)
+		r = zf_key_file_write(rs->dirfd, s.fsid, master);
+	if (r == 0)
+		zf_seal_init(ret, s.incompat, s.fsid, master);
+	sodium_memzero(master, sizeof(master));
+	free(keys);
+	return r;
+}
+
 int zf_remote_restore(const char *url, const struct zf_restore_opts *ro, const char *dev_dir,
 		      struct zf_restore_report *ret)
 {
@@ -218,6 +279,7 @@ int zf_remote_restore(const char *url, const struct zf_restore_opts *ro, const c
 	int r, n, made_dir = 0, undo = 0;
 	uint64_t top_seg = 0;
 	void *sb = NULL;
+	struct zf_seal seal;
 
 	r = zf_objstore_open(url, &so, &os);
 	if (r < 0) {
@@ -271,7 +333,9 @@ int zf_remote_restore(const char *url, const struct zf_restore_opts *ro, const c
 		restore_say(&rs, ZF_RESTORE_DAMAGE, "superblock: %s (it holds the filesystem's "
 			    "secret, nothing can be restored without it)", why);
 		r = -EBADMSG;
-	} else if (r == 0 && (r = zf_tier_meta_fsid(os, fsid)) > 0 && memcmp(fsid, m.fsid, 16)) {
+	} else if (r == 0 && (r = restore_seal(&rs, os, sb, sblen, &seal)) < 0) {
+		/* said */
+	} else if (r == 0 && (r = zf_tier_meta_fsid(os, &seal, fsid)) > 0 && memcmp(fsid, m.fsid, 16)) {
 		restore_say(&rs, ZF_RESTORE_DAMAGE, "superblock: another filesystem's (the bucket's "
 			    "checkpoint and head are not its); it holds the filesystem's secret, "
 			    "nothing can be restored without the right one");
@@ -280,12 +344,13 @@ int zf_remote_restore(const char *url, const struct zf_restore_opts *ro, const c
 		r = 0;
 	}
 	if (r < 0) {
-		if (r != -EBADMSG)
+		if (r != -EBADMSG && r != -EKEYREJECTED && r != -EOPNOTSUPP)
 			zf_err("cannot fetch 'superblock' from '%s': %s", url, strerror(-r));
 		goto out;
 	}
 	/* the newest checkpoint and the log after it, every object verified */
 	m.os = os;
+	m.seal = &seal;
 	r = zf_mscan_run(&m);
 	if (r < 0) {
 		zf_err("cannot read the metadata of '%s': %s", url, strerror(-r));

@@ -144,7 +144,9 @@ static int mscan_piece(struct mscan *s, size_t i, uint64_t next, struct mfail *f
 	if (!s->fetch)
 		return 0;
 	zf_bkey_log(k->a, k->b, key, sizeof(key));
-	r = zf_objstore_get(s->os, key, 0, 0, &buf, &len);
+	r = zf_tier_get_obj(s->os, s->seal, key, &buf, &len, why, sizeof(why));
+	if (r == -EBADMSG)
+		goto damaged;
 	if (r == -ENOENT) {
 		snprintf(why, sizeof(why), "listed, then gone (deleted meanwhile?)");
 		goto damaged;
@@ -210,8 +212,12 @@ int zf_mscan_run(struct mscan *s)
 		qsort(s->ckpts, s->nckpts, sizeof(*s->ckpts), cmp_newest);
 	if (s->npieces)
 		qsort(s->pieces, s->npieces, sizeof(*s->pieces), cmp_chain);
-	r = zf_objstore_get(s->os, ZF_BKEY_HEAD, 0, 0, &buf, &len);
-	if (r == 0) {
+	r = zf_tier_get_obj(s->os, s->seal, ZF_BKEY_HEAD, &buf, &len, s->head_why,
+			    sizeof(s->head_why));
+	if (r == -EBADMSG) {
+		s->head_state = -1;
+		r = 0;
+	} else if (r == 0) {
 		s->head_state = zf_tier_head_parse(buf, len, &s->head, s->head_why, sizeof(s->head_why)) == 0
 					? 1 : -1;
 		if (s->head_state > 0 && memcmp(s->head.fsid, s->fsid, 16)) {
@@ -245,12 +251,12 @@ int zf_mscan_run(struct mscan *s)
 	for (i = 0; i < s->nckpts && !s->has_ckpt; i++) {
 		zf_bkey_ckpt(s->ckpts[i].a, key, sizeof(key));
 		if (s->fetch) {
-			r = zf_objstore_get(s->os, key, 0, 0, &buf, &len);
-			if (r < 0 && r != -ENOENT)
+			r = zf_tier_get_obj(s->os, s->seal, key, &buf, &len, why, sizeof(why));
+			if (r < 0 && r != -ENOENT && r != -EBADMSG)
 				goto out;
 			if (r == -ENOENT)
 				snprintf(why, sizeof(why), "listed, then gone (deleted meanwhile?)");
-			else
+			else if (r == 0)
 				r = zf_tier_ckpt_verify(buf, len, s->fsid, s->ckpts[i].a,
 							s->frame, s->ctx, why, sizeof(why));
 			if (r < 0) {
@@ -374,9 +380,9 @@ out:
  * checkpoint (the bulk of it), else in its head. 1 and *ret_fsid, 0 when
  * neither verifies, or the store's -errno.
  */
-int zf_tier_meta_fsid(struct zf_objstore *os, uint8_t ret_fsid[16])
+int zf_tier_meta_fsid(struct zf_objstore *os, const struct zf_seal *seal, uint8_t ret_fsid[16])
 {
-	struct mscan s = { .os = os };
+	struct mscan s = { .os = os, .seal = seal };
 	char key[ZF_BKEY_MAX], why[200];
 	struct zf_tier_head h;
 	void *buf;
@@ -387,8 +393,13 @@ int zf_tier_meta_fsid(struct zf_objstore *os, uint8_t ret_fsid[16])
 	if (r == 0 && s.nckpts) {
 		qsort(s.ckpts, s.nckpts, sizeof(*s.ckpts), cmp_newest);
 		zf_bkey_ckpt(s.ckpts[0].a, key, sizeof(key));
-		r = zf_objstore_get(os, key, 0, ZF_CKPT_HDR_SIZE, &buf, &len);
-		if (r == 0) {
+		/* a sealed one opens whole, a plain one's header is enough */
+		if (zf_seal_is_plain(seal, key))
+			r = zf_objstore_get(os, key, 0, ZF_CKPT_HDR_SIZE, &buf, &len);
+		else
+			r = zf_tier_get_obj(os, seal, key, &buf, &len, why, sizeof(why));
+		if (r == 0 && len >= ZF_CKPT_HDR_SIZE) {
+			len = ZF_CKPT_HDR_SIZE;
 			/* checked against its own fsid: only the kind, checksum and seq count */
 			r = len == ZF_CKPT_HDR_SIZE &&
 			    zf_tier_file_hdr_verify(buf, len, ZF_CKPT_MAGIC, ZF_CKPT_VERSION,
@@ -397,15 +408,16 @@ int zf_tier_meta_fsid(struct zf_objstore *os, uint8_t ret_fsid[16])
 			if (r)
 				memcpy(ret_fsid, (uint8_t *)buf + 16, 16);
 			free(buf);
-		} else if (r == -ENOENT || r == -EIO) {
-			r = 0; /* gone, or shorter than a header: it tells nothing */
+		} else if (r >= 0 || r == -ENOENT || r == -EIO || r == -EBADMSG) {
+			free(r == 0 ? buf : NULL);
+			r = 0; /* gone, shorter than a header or not opening: it tells nothing */
 		}
 	}
 	zf_mscan_free(&s);
 	if (r != 0)
 		return r;
-	r = zf_objstore_get(os, ZF_BKEY_HEAD, 0, 0, &buf, &len);
-	if (r == -ENOENT)
+	r = zf_tier_get_obj(os, seal, ZF_BKEY_HEAD, &buf, &len, why, sizeof(why));
+	if (r == -ENOENT || r == -EBADMSG)
 		return 0;
 	if (r < 0)
 		return r;

@@ -34,6 +34,7 @@ struct mkey {
 struct mscan {
 	/* in */
 	struct zf_objstore *os;
+	const struct zf_seal *seal;	/* how the objects travel (storage/seal.h) */
 	uint8_t fsid[16];	/* the superblock's */
 	int fetch;		/* GET and verify every object of the chain (else: keys only) */
 	int partial;		/* keep the verified prefix of a damaged last piece (allow-loss) */
@@ -76,6 +77,6 @@ int zf_mscan_run(struct mscan *s);
  * checkpoint (the bulk of it), else in its head. 1 and *ret_fsid, 0 when
  * neither verifies, or the store's -errno.
  */
-int zf_tier_meta_fsid(struct zf_objstore *os, uint8_t ret_fsid[16]);
+int zf_tier_meta_fsid(struct zf_objstore *os, const struct zf_seal *seal, uint8_t ret_fsid[16]);
 
 #endif

@@ -171,7 +171,7 @@ int zf_tier_head_update(struct zf_remote *rm)
 	if (same || (!h.seq && !h.ckpt))
 		return 0;
 	memcpy(h.fsid, rm->fsid, 16);
-	r = zf_objstore_put(rm->up, ZF_BKEY_HEAD, buf, zf_tier_head_format(&h, buf));
+	r = zf_tier_put_obj(rm->up, &rm->seal, ZF_BKEY_HEAD, buf, zf_tier_head_format(&h, buf));
 	if (r == 0) {
 		zf_mutex_lock(&rm->lock);
 		rm->head_seq = h.seq;

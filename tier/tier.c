@@ -259,6 +259,7 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 				memcpy(rm->fsid, (uint8_t *)sb + 16, 16);
 			free(sb);
 		}
+		rm->seal = *zf_fs_seal(fs);
 	}
 	if (!rm->o.readonly) {
 		struct zf_upload_point pt;

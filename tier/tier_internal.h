@@ -29,7 +29,10 @@
 #include <time.h>
 
 #include "common/lock.h"
+#include "storage/seal.h"
 #include "tier/remote.h"
+
+#define ZF_TIER_NONCES 16	/* segments whose nonce is kept (tier/sealed.c) */
 
 struct zf_sc_loc;
 
@@ -109,6 +112,13 @@ struct zf_remote {
 	uint64_t compactions;		/* under lock */
 	int fenced;			/* under lock */
 	uint8_t fsid[16];		/* this filesystem's, from the dev-dir's superblock */
+	struct zf_seal seal;		/* how its objects travel (storage/seal.h) */
+	/* segments' nonces, read from their headers (tier/sealed.c); under lock */
+	struct {
+		uint64_t seg, used;	/* used: 0 free, else the clock when last used */
+		uint8_t nonce[ZF_SEG_NONCE_LEN];
+	} nonces[ZF_TIER_NONCES];
+	uint64_t nonce_clock;
 	uint64_t head_seq, head_ckpt;	/* the head this process put last (UINT64_MAX: none);
 					 * under lock */
 	/* a request the bucket did not answer (fsck: its results are incomplete) */
@@ -216,6 +226,28 @@ void zf_tier_want_pins(struct zf_remote *rm);
 int zf_tier_transient(int r);
 /* put the dev-dir file dirfd/name as key; 0 or -errno (the round's reason noted) */
 int zf_tier_put_file(struct zf_remote *rm, int dirfd, const char *name, const char *key);
+
+/* ---- tier/sealed.c: objects through storage/seal.h ---- */
+
+
+/*
+ * GET key whole and open it (a segment: every unit; else the object). 0,
+ * the store's -errno, or -EBADMSG with why when it does not open.
+ */
+int zf_tier_get_obj(struct zf_objstore *os, const struct zf_seal *s, const char *key,
+		    void **ret, size_t *ret_len, char *why, size_t why_len);
+/* seal buf[0..len) as the object key and PUT it */
+int zf_tier_put_obj(struct zf_objstore *os, const struct zf_seal *s, const char *key,
+		    const void *buf, size_t len);
+/*
+ * Open in place the units of segment seg that a ranged GET at off brought
+ * (buf[0..len)): *ret_len the bytes of the whole super-chunks opened from
+ * the start (the rest: a unit cut by the range, the footer (*ret_footer
+ * set, when not NULL), or damage, logged). Without encryption, all of it. -EBADMSG when not even the first
+ * opens, or the store's -errno reading the segment's header.
+ */
+int zf_tier_open_units(struct zf_remote *rm, uint64_t seg, uint64_t off, void *buf, size_t len,
+		       size_t *ret_len, int *ret_footer);
 /* one upload round (seal: the open segment too); 0 or -errno, the reason noted */
 int zf_tier_upload_round(struct zf_remote *rm, int seal);
 

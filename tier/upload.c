@@ -47,7 +47,7 @@ int zf_tier_put_file(struct zf_remote *rm, int dirfd, const char *name, const ch
 	r = zf_read_file(dirfd, name, &buf, &len);
 	if (r < 0)
 		return round_fail(rm, r, 1, "reading", name);
-	r = zf_objstore_put(rm->up, key, buf, len);
+	r = zf_tier_put_obj(rm->up, &rm->seal, key, buf, len);
 	free(buf);
 	if (r == 0) {
 		zf_mutex_lock(&rm->lock);
@@ -227,7 +227,7 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 		r = claim(rm, pt.seq);
 		if (r < 0)
 			goto out;
-		r = zf_objstore_put(rm->up, key, img.p, img.len);
+		r = zf_tier_put_obj(rm->up, &rm->seal, key, img.p, img.len);
 		if (r < 0) {
 			round_fail(rm, r, 0, "PUT", key);
 			goto out;

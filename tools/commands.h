@@ -21,6 +21,14 @@ int zf_cmd_gc(int argc, char **argv);
 int zf_cmd_lease_break(int argc, char **argv);
 int zf_cmd_stats(int argc, char **argv);
 int zf_cmd_config(int argc, char **argv);
+int zf_cmd_passwd(int argc, char **argv);
+
+/*
+ * An encrypted filesystem's passphrase for cmd into buf: $var, the first
+ * line of the file $var_FILE, else asked on the terminal (twice when
+ * confirm). Its length, or -errno after one line on stderr.
+ */
+int zf_tool_passphrase(const char *cmd, const char *var, int confirm, char *buf, size_t len);
 
 /* ---- shared by the commands (tools/zerofs.c, tools/mkfs.c) ---- */
 

@@ -18,6 +18,7 @@
 #include "devdir/devdir.h"
 #include "devdir/mount_opts.h"
 #include "devdir/mountinfo.h"
+#include "storage/seal.h"
 #include "tools/commands.h"
 
 /* gc on an unmounted dev-dir: open it and its bucket as a mount would */
@@ -138,7 +139,8 @@ int zf_cmd_lease_break(int argc, char **argv)
 		return 2;
 	}
 	url = argv[optind];
-	r = zf_remote_lease_read(url, NULL, &li);
+	/* an encrypted filesystem's lease does not open without its key: -EBADMSG */
+	r = zf_remote_lease_read(url, NULL, &(struct zf_seal){ .features = 0 }, &li);
 	if (r == -ENOENT) {
 		printf("'%s' has no lease: nothing to break\n", url);
 		return 0;

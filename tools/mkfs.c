@@ -45,16 +45,28 @@ static void restore_line(void *ctx, int kind, const char *msg)
 		fprintf(stderr, "zerofs %s: warning: %s\n", o->cmd, msg);
 }
 
+/* an encrypted bucket's passphrase (struct zf_restore_opts.passphrase) */
+static int restore_pass(void *ctx, char *buf, size_t len)
+{
+	struct restore_out *o = ctx;
+
+	return zf_tool_passphrase(o->cmd, "ZEROFS_PASSPHRASE", 0, buf, len);
+}
+
 int zf_tool_restore(const char *cmd, const char *url, const char *dev, int allow_loss,
 		    int verify)
 {
 	struct restore_out out = { .cmd = cmd, .url = url, .allow_loss = allow_loss };
 	struct zf_restore_opts ro = { .allow_loss = allow_loss, .verify_data = verify,
-				      .say = restore_line, .ctx = &out };
+				      .say = restore_line, .passphrase = restore_pass, .ctx = &out };
 	struct zf_restore_report rep = { 0 };
 	int r;
 
 	r = zf_devdir_restore(dev, url, &ro, &rep);
+	if (r == -EKEYREJECTED || r == -ENOTTY || r == -EINVAL || r == -EOPNOTSUPP) {
+		fprintf(stderr, "zerofs %s: nothing restored into '%s'\n", cmd, dev);
+		return 1;
+	}
 	if (r == -EBADMSG) {
 		fprintf(stderr, "zerofs %s: nothing restored into '%s'%s\n", cmd, dev,
 			allow_loss ? "" : " (--allow-loss restores what verifies and names what "
@@ -93,10 +105,12 @@ int zf_cmd_mkfs(int argc, char **argv)
 					      { "allow-loss", no_argument, NULL, 'L' },
 					      { "verify-data", no_argument, NULL, 'd' },
 					      { "no-check", no_argument, NULL, 'N' },
+					      { "encrypt", no_argument, NULL, 'E' },
 					      { NULL, 0, NULL, 0 } };
 	struct zf_mkfs_opts mo = { 0 };
 	const char *remote = NULL, *restore = NULL;
-	int c, r, allow_loss = 0, verify = 0, check = 1;
+	int c, r, allow_loss = 0, verify = 0, check = 1, encrypt = 0;
+	char pass[1024];
 	char url[ZF_REMOTE_URL_MAX], why[ZF_REMOTE_URL_MAX + 256], conf_url[ZF_REMOTE_URL_MAX];
 	struct zf_devdir_err err;
 	long level;
@@ -111,6 +125,9 @@ int zf_cmd_mkfs(int argc, char **argv)
 			break;
 		case 'N':
 			check = 0;
+			break;
+		case 'E':
+			encrypt = 1;
 			break;
 		case 'r':
 			remote = optarg;
@@ -140,6 +157,11 @@ int zf_cmd_mkfs(int argc, char **argv)
 		fprintf(stderr, "zerofs mkfs: --allow-loss and --verify-data go with --restore\n");
 		return 2;
 	}
+	if (restore && encrypt) {
+		fprintf(stderr, "zerofs mkfs: --encrypt does not go with --restore (a restore "
+			"keeps the bucket's own encryption)\n");
+		return 2;
+	}
 	if (restore)
 		return zf_tool_restore("mkfs", restore, argv[optind], allow_loss, verify);
 	if (!remote) { /* zerofs.conf's remote, if set */
@@ -167,7 +189,15 @@ int zf_cmd_mkfs(int argc, char **argv)
 			return r == -EINVAL ? 2 : 1;
 		}
 	}
+	if (encrypt) {
+		r = zf_tool_passphrase("mkfs", "ZEROFS_PASSPHRASE", 1, pass, sizeof(pass));
+		if (r < 0)
+			return 1;
+		mo.passphrase = pass;
+		mo.passphrase_len = (size_t)r;
+	}
 	r = zf_devdir_mkfs(argv[optind], &mo, remote, url, sizeof(url), &err);
+	memset(pass, 0, sizeof(pass));
 	if (r < 0 && err.at == ZF_DEVDIR_AT_CORE) {
 		if (r != -EEXIST && r != -ENOTEMPTY) /* else the core said why */
 			fprintf(stderr, "zerofs mkfs: cannot format '%s': %s\n", argv[optind],
@@ -179,7 +209,8 @@ int zf_cmd_mkfs(int argc, char **argv)
 			strerror(-r));
 		return 1;
 	}
-	printf("formatted '%s' (object store: %s)\n", argv[optind], url);
+	printf("formatted '%s' (object store: %s%s)\n", argv[optind], url,
+	       encrypt ? ", encrypted" : "");
 	return 0;
 }
 

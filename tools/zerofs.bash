@@ -5,7 +5,7 @@
 # source it from ~/.bashrc. Commands and options follow 'zerofs --help' and
 # each command's --help (tests/e2e/24-help.sh checks the command list).
 
-_zerofs_commands="mkfs mount umount sync stats fsck gc lease-break pin unpin warmup evict status config version help"
+_zerofs_commands="mkfs mount umount sync stats fsck gc lease-break passwd pin unpin warmup evict status config version help"
 _zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty log= log_level= allow_other ro"
 
 _zerofs_mountpoints() {
@@ -21,13 +21,14 @@ _zerofs() {
 		return 0
 	fi
 	case $cmd in
-	mkfs) opts="--force --zstd-level --remote --no-check --restore --allow-loss --verify-data --help" ;;
+	mkfs) opts="--force --zstd-level --remote --no-check --encrypt --restore --allow-loss --verify-data --help" ;;
 	mount) opts="-f --foreground -d --debug -o --cache-size --help" ;;
 	umount | unmount | sync) opts="--timeout --help" ;;
 	stats) opts="--bytes --json --help" ;;
 	fsck) opts="--verify-data --repair -q --quiet --help" ;;
 	gc) opts="-n --dry-run -w --max-waste --help" ;;
 	lease-break) opts="-f --force --help" ;;
+	passwd) opts="--help" ;;
 	status) opts="-b --help" ;;
 	help)
 		COMPREPLY=($(compgen -W "$_zerofs_commands" -- "$cur"))

@@ -60,7 +60,8 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct command commands[] = {
-	{ "mkfs", "[--force] [--zstd-level N] [--remote URL|none] [--no-check] <dev-dir>\n"
+	{ "mkfs", "[--force] [--zstd-level N] [--remote URL|none] [--no-check] [--encrypt]\n"
+		  "       <dev-dir>\n"
 		  "       zerofs mkfs --restore URL [--allow-loss] [--verify-data] <dev-dir>",
 	  "format a dev-dir, or rebuild one from a bucket",
 	  "Format <dev-dir> (created if missing; it must be empty) for a new filesystem.\n"
@@ -76,6 +77,11 @@ static const struct command commands[] = {
 	  "  --force             format a directory that holds files (only meta/ and seg/\n"
 	  "                      are replaced) or a filesystem\n"
 	  "  --zstd-level N      compression level, 1..19 (3)\n"
+	  "  --encrypt           encrypt everything that goes to the bucket (XChaCha20-\n"
+	  "                      Poly1305) under a new master key wrapped by a passphrase\n"
+	  "                      (Argon2id): $ZEROFS_PASSPHRASE, the file\n"
+	  "                      $ZEROFS_PASSPHRASE_FILE, or asked on the terminal; a\n"
+	  "                      restore needs it, mounts of this dev-dir do not\n"
 	  "  --restore URL       rebuild <dev-dir> from the bucket at URL; every metadata\n"
 	  "                      object is verified and a damaged bucket refused\n"
 	  "  --allow-loss        with --restore: restore what verifies, name what is lost\n"
@@ -192,6 +198,16 @@ static const struct command commands[] = {
 	  "\n"
 	  "Exit: 0 done (or no lease), 1 refused or failed, 2 bad arguments.\n",
 	  zf_cmd_lease_break },
+	{ "passwd", "<dev-dir>",
+	  "change an encrypted filesystem's passphrase",
+	  "Wrap the master key of the encrypted filesystem of <dev-dir> with a new\n"
+	  "passphrase, in its bucket and in <dev-dir>; no data is encrypted again. The\n"
+	  "old passphrase comes from $ZEROFS_PASSPHRASE or $ZEROFS_PASSPHRASE_FILE, the\n"
+	  "new one from $ZEROFS_NEW_PASSPHRASE or $ZEROFS_NEW_PASSPHRASE_FILE, else\n"
+	  "each is asked on the terminal. The old passphrase no longer restores it.\n"
+	  "\n"
+	  "Exit: 0 changed, 1 failed (nothing changed), 2 bad arguments.\n",
+	  zf_cmd_passwd },
 	{ "pin", "<path>...",
 	  "keep files local, for offline work",
 	  "Keep the data of files on a zerofs mount in the dev-dir (fetched now when only\n"

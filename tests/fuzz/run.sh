@@ -23,6 +23,7 @@
 #   s3_url     object-store URLs (s3:// and fault:; file: is skipped)
 #   s3_creds   the AWS credentials file
 #   mount_opts the mount -o string (devdir/mount_opts.c)
+#   seal       sealed and compressed bucket objects and segments (storage/seal.c)
 # All are built with clang -fsanitize=fuzzer,address,undefined from the
 # sources (not from build/libzf.a, which has no coverage instrumentation),
 # with CONFIG_DIR's config.h (default SRC_DIR/build; generated if absent).
@@ -52,7 +53,7 @@ cfg=${3:-$src/build}
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 cc=${FUZZ_CC:-clang}
-all_targets="frame mlog ckpt records superblock segment sc sc_pack s3_xml s3_http s3_url s3_creds mount_opts"
+all_targets="frame mlog ckpt records superblock segment sc sc_pack seal s3_xml s3_http s3_url s3_creds mount_opts"
 targets=${FUZZ_TARGETS:-$all_targets}
 
 command -v "$cc" >/dev/null || { echo "fuzz: no $cc (apt-get install clang)" >&2; exit 1; }
@@ -68,7 +69,7 @@ else
 		>"$cfg/config.h"
 fi
 
-pkgs="libzstd libxxhash libcurl openssl expat json-c"
+pkgs="libzstd libxxhash libcurl openssl expat json-c libsodium"
 san="-fsanitize=address,undefined -fno-sanitize-recover=all"
 cflags="-g -O1 -fno-omit-frame-pointer $san -I$src -I$cfg $(pkg-config --cflags $pkgs fuse3)"
 libs="$(pkg-config --libs $pkgs) -lpthread"

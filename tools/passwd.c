@@ -1,0 +1,167 @@
+/*
+ * tools/passwd.c - an encrypted filesystem's passphrase: where a command
+ * gets it (zf_tool_passphrase), and `zerofs passwd`, which wraps the same
+ * master key with a new one (storage/keys.h) in the bucket and the dev-dir.
+ *
+ * A passphrase never comes from the command line (other users see it in
+ * ps): $ZEROFS_PASSPHRASE, the first line of the file
+ * $ZEROFS_PASSPHRASE_FILE, else a prompt on the terminal. passwd's new one
+ * comes from $ZEROFS_NEW_PASSPHRASE(_FILE) or a prompt asked twice.
+ * Exit codes of passwd: 0 changed, 1 failed (nothing changed), 2 bad
+ * arguments.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "devdir/remote_conf.h"
+#include "net/objstore.h"
+#include "storage/bucket_keys.h"
+#include "storage/keys.h"
+#include "tools/commands.h"
+
+/* one line from the terminal, not echoed; its length or -errno */
+static int tty_line(const char *prompt, char *buf, size_t len)
+{
+	struct termios old, quiet;
+	FILE *tty = fopen("/dev/tty", "r+");
+	int r = -ENOTTY;
+
+	if (!tty)
+		return -ENOTTY;
+	fprintf(tty, "%s", prompt);
+	fflush(tty);
+	if (tcgetattr(fileno(tty), &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	}
+	if (fgets(buf, (int)len, tty)) {
+		buf[strcspn(buf, "\n")] = 0;
+		r = (int)strlen(buf);
+	}
+	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fprintf(tty, "\n");
+	fclose(tty);
+	return r;
+}
+
+int zf_tool_passphrase(const char *cmd, const char *var, int confirm, char *buf, size_t len)
+{
+	char name[64], again[1024];
+	const char *v;
+	int n, m;
+
+	v = getenv(var);
+	if (v) {
+		snprintf(buf, len, "%s", v);
+		n = (int)strlen(buf);
+	} else if (snprintf(name, sizeof(name), "%s_FILE", var), (v = getenv(name))) {
+		FILE *f = fopen(v, "r");
+
+		if (!f || !fgets(buf, (int)len, f)) {
+			fprintf(stderr, "zerofs %s: cannot read the passphrase from '%s' ($%s): %s\n",
+				cmd, v, name, f ? "empty file" : strerror(errno));
+			if (f)
+				fclose(f);
+			return -EINVAL;
+		}
+		fclose(f);
+		buf[strcspn(buf, "\n")] = 0;
+		n = (int)strlen(buf);
+	} else {
+		n = tty_line(confirm ? "New passphrase: " : "Passphrase: ", buf, len);
+		if (n == -ENOTTY) {
+			fprintf(stderr, "zerofs %s: a passphrase is needed: set $%s or $%s (a file), "
+				"or run it on a terminal\n", cmd, var, name);
+			return n;
+		}
+		if (n >= 0 && confirm) {
+			m = tty_line("Again: ", again, sizeof(again));
+			if (m != n || strcmp(again, buf)) {
+				fprintf(stderr, "zerofs %s: the passphrases differ\n", cmd);
+				n = -EINVAL;
+			}
+			sodium_memzero(again, sizeof(again));
+		}
+	}
+	if (n == 0) {
+		fprintf(stderr, "zerofs %s: the passphrase is empty\n", cmd);
+		return -EINVAL;
+	}
+	return n;
+}
+
+int zf_cmd_passwd(int argc, char **argv)
+{
+	char old[1024], new[1024], why[320], url[ZF_REMOTE_URL_MAX], path[4200];
+	uint8_t master[ZF_KEY_LEN], keys[ZF_KEYS_SIZE];
+	struct zf_objstore *os = NULL;
+	const char *dev;
+	void *cur = NULL;
+	size_t len;
+	int fd, r, n, m;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		if (argc == 2 && argv[1][0] == '-')
+			return zf_tool_bad_option(argv);
+		fprintf(stderr, "zerofs passwd: expected one dev-dir\n");
+		return 2;
+	}
+	dev = argv[1];
+	fd = open(dev, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || zf_read_file(fd, ZF_KEYS_NAME, &cur, &len) < 0) {
+		fprintf(stderr, "zerofs passwd: '%s' is not an encrypted zerofs dev-dir (no '%s' "
+			"file)\n", dev, ZF_KEYS_NAME);
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	r = 1;
+	n = zf_tool_passphrase("passwd", "ZEROFS_PASSPHRASE", 0, old, sizeof(old));
+	if (n < 0)
+		goto out;
+	if (zf_keys_unwrap(cur, len, NULL, old, (size_t)n, master, why, sizeof(why)) < 0) {
+		fprintf(stderr, "zerofs passwd: cannot open '%s/%s': %s; nothing changed\n", dev,
+			ZF_KEYS_NAME, why);
+		goto out;
+	}
+	m = zf_tool_passphrase("passwd", "ZEROFS_NEW_PASSPHRASE", 1, new, sizeof(new));
+	if (m < 0 || zf_keys_wrap((const uint8_t *)cur + 16, master, new, (size_t)m, keys) < 0)
+		goto out;
+	/* the bucket first: a restore anywhere takes the new one from now on */
+	if (zf_remote_conf_read(dev, url, sizeof(url)) == 0 && zf_remote_conf_is_bucket(url)) {
+		if (zf_objstore_open(url, NULL, &os) < 0 ||
+		    zf_objstore_put(os, ZF_BKEY_KEYS, keys, sizeof(keys)) < 0) {
+			fprintf(stderr, "zerofs passwd: cannot put the new 'keys' into '%s'; nothing "
+				"changed\n", url);
+			goto out;
+		}
+	}
+	if (zf_publish_file(fd, ZF_KEYS_NAME, keys, sizeof(keys)) < 0) {
+		snprintf(path, sizeof(path), "%s/%s", dev, ZF_KEYS_NAME);
+		fprintf(stderr, "zerofs passwd: the bucket has the new passphrase, but '%s' could "
+			"not be rewritten: %s\n", path, strerror(errno));
+		goto out;
+	}
+	printf("passphrase of '%s' changed\n", dev);
+	r = 0;
+out:
+	sodium_memzero(old, sizeof(old));
+	sodium_memzero(new, sizeof(new));
+	sodium_memzero(master, sizeof(master));
+	zf_objstore_close(os);
+	free(cur);
+	close(fd);
+	return r;
+}
