@@ -162,8 +162,7 @@ static void text_remote(struct text *t, const struct zf_remote_stats *s)
 
 		if (localtime_r(&when, &tm))
 			strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S", &tm);
-		fprintf(out, "uploads:           failing since %s: %s (retrying; the data stays "
-			"in the dev-dir)\n", at, s->failing_why);
+		fprintf(out, "uploads:           failing since %s: %s\n", at, s->failing_why);
 	}
 	fprintf(out, "recovery point:    %.1f s (age of the oldest byte not in the bucket)\n",
 		s->oldest_pending_s);

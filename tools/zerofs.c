@@ -154,8 +154,9 @@ static const struct command commands[] = {
 	{ "stats", "[--bytes|--json] <mountpoint|dev-dir>",
 	  "space, dedup, compression, memory, the bucket",
 	  "Space, dedup and compression, memory, what is pending upload and the bucket's\n"
-	  "state (\"offline since\"). Of a mount: asked of its daemon; of an unmounted\n"
-	  "dev-dir: read from it, without the bucket. Sizes in KiB, MiB, ...\n"
+	  "state (\"offline since\", \"uploads: failing since\"). Of a mount: asked of its\n"
+	  "daemon; of an unmounted dev-dir: read from it, without the bucket. Sizes in\n"
+	  "KiB, MiB, ...\n"
 	  "\n"
 	  "  -b, --bytes         sizes as plain byte counts (for scripts)\n"
 	  "  -j, --json          one JSON object: sizes in bytes (keys *_bytes), times in\n"

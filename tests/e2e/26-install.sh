@@ -56,6 +56,18 @@ in_ns() {
 		'"$1"
 }
 
+# daemon_gone PATTERN: no process matches PATTERN within 60 s (once the
+# dev-dir's lock is free the daemon only exits; a sanitizer's exit takes time)
+daemon_gone() {
+	local i
+	for i in $(seq 1 600); do
+		pgrep -f -- "$1" >/dev/null || return 0
+		sleep 0.1
+	done
+	echo "still running: $(pgrep -af -- "$1")"
+	return 1
+}
+
 test_expect_success 'an fstab line: mount -T, files written, umount(8) flushes' '
 	test -d "$prefix/bin" || { echo "no $prefix/bin to lay the install over"; return 1; }
 	in_ns "
@@ -66,7 +78,7 @@ test_expect_success 'an fstab line: mount -T, files written, umount(8) flushes' 
 		flock -w 60 \"\$D/lock\" true
 	" &&
 	cat "$T/fstype" && grep -q "^fuse.zerofs *zerofs:$D" "$T/fstype" &&
-	! mountpoint -q "$M" && ! pgrep -f -- "zerofs.* $D $M" &&
+	! mountpoint -q "$M" && daemon_gone "zerofs.* $D $M" &&
 	zf_mount "$D" "$M" && test "$(cat "$M/f")" = written-by-fstab && zf_umount "$M"
 '
 test_expect_success 'mount.fuse3 (type fuse.zerofs, no helper of ours) runs "zerofs DEV MNT -o ..."' '

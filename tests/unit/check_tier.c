@@ -656,6 +656,14 @@ START_TEST(test_lease)
 		zf_remote_stats(rm, &st);
 	} while (!st.fenced && zf_mono_ns() / 1000000 < end && (nap(), 1));
 	ck_assert_int_eq(st.fenced, 1);
+	/* stats say that uploads fail, and why (the log says it too) */
+	end = deadline_ms();
+	do {
+		zf_remote_stats(rm, &st);
+	} while (!st.failing_since && zf_mono_ns() / 1000000 < end && (nap(), 1));
+	ck_assert_int_gt(st.failing_since, 0);
+	ck_assert_msg(strstr(st.failing_why, "belongs to another writer"), "why: %s",
+		      st.failing_why);
 	ck_assert_int_eq(zf_remote_close(rm), 0);
 	zf_log_set_level(ZF_LOG_WARN);
 	ck_assert_int_eq(zf_fs_close(fs), 0);
