@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # make install: the layout under DESTDIR (the command, mount(8)'s helpers in
 # the mount helper directory, /sbin by default, the man pages, the bash
-# completion, the systemd mount unit and zerofs.conf examples); then, in a private mount
-# namespace where that install is laid over the real directories (nothing
-# is left on the machine), an fstab line mounted with 'mount -T' and
+# completion, the systemd mount unit and zerofs.conf examples); then, in a
+# private mount namespace where that install is laid over the real
+# directories (nothing is left on the machine), an fstab line mounted with 'mount -T' and
 # unmounted with umount(8), and the generic mount.fuse3 helper's form
 # 'zerofs <dev-dir> <mnt> -o <opts>' (what a missing mount.fuse.zerofs
-# falls back to)
+# falls back to); and that ./setup.sh demo installs what configure requires
 . "$(dirname "$0")/lib.sh"
 require_fuse
 require_cmds 'Debian: util-linux' unshare findmnt flock
@@ -36,6 +36,18 @@ test_expect_success 'make install DESTDIR=: the command, mount helpers, docs, co
 	helpers_state >"$T/after" &&
 	diff "$T/before" "$T/after"
 '
+test_expect_success './setup.sh demo installs the package of every library configure requires' '
+	src=$(cd "$(dirname "$0")/../.." && pwd) &&
+	demo=$(bash -c "source <(sed -n \"/^demo_pkgs=/,/)/p\" \"$src/setup.sh\"); echo \${demo_pkgs[*]}") &&
+	echo "demo: $demo" && test -n "$demo" &&
+	for p in $(sed -n "s/^ZF_REQUIRE(\[[A-Z]*\], \[[^]]*\], \[\([^]]*\)\]).*/\1/p" "$src/configure.ac"); do
+		echo " $demo " | grep -q " $p " || { echo "setup.sh demo lacks $p"; return 1; }
+	done &&
+	for p in build-essential autoconf automake pkg-config fuse3; do
+		echo " $demo " | grep -q " $p " || { echo "setup.sh demo lacks $p"; return 1; }
+	done
+'
+
 "$ZEROFS" mkfs "$D" >/dev/null && mkdir -p "$M"
 printf '%s %s fuse.zerofs _netdev,nofail,cache_size=64M,max_delay=1 0 0\n' "$D" "$M" >"$T/fstab"
 
