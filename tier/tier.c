@@ -334,8 +334,13 @@ int zf_remote_start(struct zf_remote *rm)
 	/* the daemon may have forked since the open: the first round names its pid */
 	rm->lease_renew_ns = 0;
 	r = -pthread_create(&rm->thread, NULL, uploader_main, rm);
-	if (r < 0)
+	if (r < 0) { /* no uploads: zerofs stats says so ("uploads: failing since") */
+		zf_mutex_lock(&rm->lock);
+		rm->sync_err = r;
+		rm->fail_since = time(NULL);
+		zf_mutex_unlock(&rm->lock);
 		return r;
+	}
 	rm->started = 1;
 	/* read-ahead is an optimisation: without its thread reads still work */
 	if (pthread_create(&rm->pf_thread, NULL, zf_tier_prefetch_main, rm) == 0) {

@@ -3,10 +3,11 @@
 # the mount helper directory, /sbin by default, the man pages, the bash
 # completion, the systemd mount unit and zerofs.conf examples); then, in a
 # private mount namespace where that install is laid over the real
-# directories (nothing is left on the machine), an fstab line mounted with 'mount -T' and
-# unmounted with umount(8), and the generic mount.fuse3 helper's form
-# 'zerofs <dev-dir> <mnt> -o <opts>' (what a missing mount.fuse.zerofs
-# falls back to); and that ./setup.sh demo installs what configure requires
+# directories (nothing is left on the machine), an fstab line mounted with
+# 'mount -T' and unmounted with umount(8), and the generic mount.fuse3
+# helper's form 'zerofs <dev-dir> <mnt> -o <opts>' (what a missing
+# mount.fuse.zerofs falls back to); and that ./setup.sh demo installs what
+# configure requires
 . "$(dirname "$0")/lib.sh"
 require_fuse
 require_cmds 'Debian: util-linux' unshare findmnt flock
