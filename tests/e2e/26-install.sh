@@ -37,6 +37,12 @@ test_expect_success 'make install DESTDIR=: the command, mount helpers, docs, co
 	helpers_state >"$T/after" &&
 	diff "$T/before" "$T/after"
 '
+test_expect_success 'make uninstall DESTDIR=: no file left behind' '
+	mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$build" "$@" >/dev/null; } &&
+	mk install DESTDIR="$T/inst2" && test -n "$(find "$T/inst2" ! -type d)" &&
+	mk uninstall DESTDIR="$T/inst2" && find "$T/inst2" ! -type d >"$T/left" &&
+	cat "$T/left" && test ! -s "$T/left"
+'
 test_expect_success './setup.sh demo installs the package of every library configure requires' '
 	src=$(cd "$(dirname "$0")/../.." && pwd) &&
 	demo=$(bash -c "source <(sed -n \"/^demo_pkgs=/,/)/p\" \"$src/setup.sh\"); echo \${demo_pkgs[*]}") &&
