@@ -198,12 +198,42 @@ static int s3_error_fn(void *ctx, const char *parent, const char *name, const ch
 	return 0;
 }
 
+/*
+ * What an S3 error code means, for answers whose <Message> is empty or
+ * missing (Ceph RGW sends "<Message></Message>"); NULL for other codes.
+ */
+static const char *s3_code_meaning(const char *code)
+{
+	static const struct {
+		const char *code, *meaning;
+	} known[] = {
+		{ "SignatureDoesNotMatch", "the request's signature does not match: wrong secret key "
+					   "for this access key?" },
+		{ "InvalidAccessKeyId", "the server knows no such access key" },
+		{ "AccessDenied", "access denied (credentials or permissions)" },
+		{ "NoSuchBucket", "no such bucket" },
+		{ "RequestTimeTooSkewed", "this machine's clock is too far from the server's" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(code, known[i].code))
+			return known[i].meaning;
+	return NULL;
+}
+
 int s3_parse_error(struct s3_req *r, const char *p, const char *end)
 {
 	struct s3_xml_error e = { .r = r };
+	const char *meaning;
 
 	r->code[0] = 0;
 	s3_xml_walk(p, end, s3_error_fn, &e, NULL, 0);
+	if (e.root_is_error && r->code[0] && !r->why[0]) {
+		meaning = s3_code_meaning(r->code);
+		snprintf(r->why, sizeof(r->why), "%s",
+			 meaning ? meaning : "(no message from the server)");
+	}
 	return e.root_is_error;
 }
 

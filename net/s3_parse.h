@@ -96,7 +96,10 @@ char *xml_get(const char *p, const char *end, const char *tag);
 
 /*
  * An S3 error body: copy the <Code> and <Message> of its root <Error> into
- * r->code (emptied first) and r->why (kept when there is no Message).
+ * r->code (emptied first) and r->why (kept when there is no Message). An
+ * <Error> with a code and no message, or an empty one (Ceph RGW's), that
+ * left r->why empty gets what a well-known code means, or "(no message
+ * from the server)".
  * Returns 1 when the root element is <Error>, else 0 (not XML, or another
  * answer: CompleteMultipartUpload's 200 may carry either).
  */
