@@ -198,6 +198,21 @@ test_expect_success 'unknown access key: InvalidAccessKeyId, EACCES, no retry' '
 	grep -q "requests=1 retries=0" "$T/err" &&
 	grep -q "(EACCES)" "$T/err"
 '
+test_expect_success 'zerofs mkfs and mount with a wrong secret: one clear line, exit 1, nothing done' '
+	url="s3://zf-test/fs-cred?endpoint=$S3_ENDPOINT" &&
+	expect_code 1 env AWS_SECRET_ACCESS_KEY=wrong timeout 60 \
+		"$ZEROFS" mkfs --remote "$url" "$T/dev" 2>"$T/err" && cat "$T/err" &&
+	test "$(wc -l <"$T/err")" = 1 &&
+	grep -q "cannot write a test object .*: access denied (wrong credentials" "$T/err" &&
+	test ! -e "$T/dev/superblock" &&
+	"$ZEROFS" mkfs --remote "$url" "$T/dev" >/dev/null && mkdir "$T/mnt" &&
+	expect_code 1 env AWS_SECRET_ACCESS_KEY=wrong timeout 60 \
+		"$ZEROFS" mount "$T/dev" "$T/mnt" 2>"$T/err" && cat "$T/err" &&
+	grep -q "HTTP 403 SignatureDoesNotMatch: [a-zA-Z]" "$T/err" &&
+	{ test "$S3_SERVER" != rgw || grep -q ": wrong secret key for this access key?" "$T/err"; } &&
+	grep -q "cannot use the object store .*: Permission denied" "$T/err" &&
+	! mountpoint -q "$T/mnt"
+'
 test_expect_success 'credentials file: refused unless private, then used' '
 	printf "[zf]\naws_access_key_id = %s\naws_secret_access_key = %s\n" "$S3_KEY" "$S3_SECRET" >"$T/creds" &&
 	chmod 644 "$T/creds" &&
