@@ -31,7 +31,6 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "net/objstore.h"
-#include "net/s3_parse.h"
 #include "net/s3_sign.h"
 
 #define KIB 1024u
@@ -974,32 +973,6 @@ START_TEST(test_md5)
 }
 END_TEST
 
-START_TEST(test_s3_error_body)
-{
-	/* Ceph RGW on a wrong secret: a code, an empty message */
-	const char *rgw = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>"
-			  "SignatureDoesNotMatch</Code><Message></Message><RequestId>tx0"
-			  "</RequestId></Error>";
-	const char *aws = "<Error><Code>AccessDenied</Code><Message>Access &amp; denied"
-			  "</Message></Error>";
-	const char *odd = "<Error><Code>WeirdCode</Code></Error>";
-	struct s3_req r;
-
-	memset(&r, 0, sizeof(r));
-	s3_parse_error(&r, rgw, rgw + strlen(rgw));
-	ck_assert_str_eq(r.code, "SignatureDoesNotMatch");
-	ck_assert_ptr_nonnull(strstr(r.why, "wrong secret key"));
-	memset(&r, 0, sizeof(r));
-	s3_parse_error(&r, aws, aws + strlen(aws));
-	ck_assert_str_eq(r.code, "AccessDenied");
-	ck_assert_str_eq(r.why, "Access & denied");
-	memset(&r, 0, sizeof(r));
-	s3_parse_error(&r, odd, odd + strlen(odd));
-	ck_assert_str_eq(r.code, "WeirdCode");
-	ck_assert_str_eq(r.why, "(no message from the server)");
-}
-END_TEST
-
 /* ---- s3 without a server ---- */
 
 static void clear_aws_env(void)
@@ -1145,7 +1118,6 @@ static Suite *objstore_suite(void)
 	tcase_add_test(tc, test_sigv4_query_order);
 	tcase_add_test(tc, test_uri_encode);
 	tcase_add_test(tc, test_md5);
-	tcase_add_test(tc, test_s3_error_body);
 	tcase_add_test(tc, test_s3_credentials_file);
 	tcase_add_test(tc, test_s3_retries_then_fails);
 	suite_add_tcase(s, tc);

@@ -192,6 +192,20 @@ START_TEST(test_error_body)
 	ck_assert_int_eq(s3_parse_error(&r, xml, xml + strlen(xml)), 0);
 	ck_assert_int_eq(s3_parse_error(&r, xml, xml), 0);
 	ck_assert_str_eq(r.code, "");
+
+	/* Ceph RGW on a wrong secret: a code and an empty message */
+	xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch"
+	      "</Code><Message></Message><RequestId>tx0</RequestId></Error>";
+	r.why[0] = 0;
+	ck_assert_int_eq(s3_parse_error(&r, xml, xml + strlen(xml)), 1);
+	ck_assert_str_eq(r.code, "SignatureDoesNotMatch");
+	ck_assert_ptr_nonnull(strstr(r.why, "wrong secret key for this access key"));
+	/* an unknown code without a message */
+	xml = "<Error><Code>WeirdCode</Code></Error>";
+	r.why[0] = 0;
+	ck_assert_int_eq(s3_parse_error(&r, xml, xml + strlen(xml)), 1);
+	ck_assert_str_eq(r.code, "WeirdCode");
+	ck_assert_str_eq(r.why, "(no message from the server)");
 }
 END_TEST
 
