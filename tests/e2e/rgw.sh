@@ -60,7 +60,8 @@ rgw_require() {
 		rgw_installed && exit 0
 		echo "# installing $RGW_PKGS (apt-get)"
 		{
-			apt-get update -qq &&
+			# (another apt-get may be running: wait for its lock, bounded)
+			apt-get update -qq -o DPkg::Lock::Timeout=600 &&
 				DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 					-o DPkg::Lock::Timeout=600 --no-install-recommends $RGW_PKGS
 		} >"$T/apt.log" 2>&1
