@@ -124,9 +124,9 @@ ZGC=$(du -sb "$D/dev.bucket" | cut -f1)
 # borg
 rm -rf "$D/borg"
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-borg init -q -e none "$D/borg"
+borg init -e none "$D/borg" >/dev/null
 t2=$(date +%s.%N)
-(cd "$C" && borg create -q --chunker-params 14,18,16,4095 --compression zstd,3 "$D/borg::a" .)
+(cd "$C" && borg create --chunker-params 14,18,16,4095 --compression zstd,3 "$D/borg::a" .)
 t3=$(date +%s.%N)
 BB=$(du -sb "$D/borg" | cut -f1)
 

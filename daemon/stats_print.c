@@ -166,8 +166,9 @@ static void text_remote(struct text *t, const struct zf_remote_stats *s)
 	}
 	fprintf(out, "recovery point:    %.1f s (age of the oldest byte not in the bucket)\n",
 		s->oldest_pending_s);
-	fprintf(out, "uploaded:          %s (%.1f MB/s)\n", szu(t, s->uploaded_bytes),
-		s->upload_rate / 1e6);
+	fprintf(out, "uploaded:          %s (%.1f MB/s; %" PRIu64 " objects, %u PUTs in flight)\n",
+		szu(t, s->uploaded_bytes), s->upload_rate / 1e6, s->uploaded_objects,
+		s->puts_in_flight);
 	fprintf(out, "fetched:           %s (%.1f MB/s; %s read ahead)\n",
 		szu(t, s->fetched_bytes), s->fetch_rate / 1e6, sz(t, s->prefetched_bytes));
 	fprintf(out, "fetch cache:       %" PRIu64 " hits, %" PRIu64 " misses", s->fetch_hits,
@@ -283,6 +284,8 @@ static void json_remote(FILE *out, const struct zf_remote_stats *s)
 	}
 	fprintf(out, ",\n    \"recovery_point_seconds\": %.3f", s->oldest_pending_s);
 	JB("uploaded_bytes", s->uploaded_bytes);
+	JB("uploaded_objects", s->uploaded_objects);
+	fprintf(out, ",\n    \"puts_in_flight\": %u", s->puts_in_flight);
 	fprintf(out, ",\n    \"upload_rate_bytes_per_second\": %.0f", s->upload_rate);
 	JB("fetched_bytes", s->fetched_bytes);
 	fprintf(out, ",\n    \"fetch_rate_bytes_per_second\": %.0f", s->fetch_rate);

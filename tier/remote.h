@@ -57,6 +57,8 @@ struct zf_remote_stats {
 	uint64_t pending_records;	/* committed log records past the bucket's head */
 	double oldest_pending_s;	/* age of the oldest of them: the recovery point */
 	uint64_t uploaded_bytes, fetched_bytes;
+	uint64_t uploaded_objects;	/* objects put: segments, checkpoints, log pieces, heads */
+	unsigned int puts_in_flight;	/* segment and metadata PUTs under way now */
 	double upload_rate, fetch_rate; /* bytes/s since start */
 	uint64_t fetch_hits, fetch_misses; /* local fetch cache */
 	uint64_t prefetched_bytes;	/* fetched ahead of sequential readers */

@@ -80,20 +80,31 @@ int zf_tier_put_obj(struct zf_objstore *os, const struct zf_seal *s, const char 
 	return r;
 }
 
-/* the segment's nonce: from the table, else from its header in the bucket */
-static int seg_nonce(struct zf_remote *rm, uint64_t seg, uint8_t nonce[ZF_SEG_NONCE_LEN])
+/*
+ * The segment's nonce: from the table (*ret_cached set), else from its
+ * header in the bucket. fresh: not from the table (a re-upload since gave
+ * the object new nonces).
+ */
+static int seg_nonce(struct zf_remote *rm, uint64_t seg, int fresh, uint8_t nonce[ZF_SEG_NONCE_LEN],
+		     int *ret_cached)
 {
 	char key[ZF_BKEY_MAX], why[200];
 	void *hdr = NULL;
 	size_t len, i;
 	int r;
 
+	*ret_cached = 0;
 	zf_mutex_lock(&rm->lock);
 	for (i = 0; i < ZF_TIER_NONCES; i++)
 		if (rm->nonces[i].used && rm->nonces[i].seg == seg) {
+			if (fresh) {
+				rm->nonces[i].used = 0;
+				break;
+			}
 			memcpy(nonce, rm->nonces[i].nonce, ZF_SEG_NONCE_LEN);
 			rm->nonces[i].used = ++rm->nonce_clock;
 			zf_mutex_unlock(&rm->lock);
+			*ret_cached = 1;
 			return 0;
 		}
 	zf_mutex_unlock(&rm->lock);
@@ -129,7 +140,7 @@ int zf_tier_open_units(struct zf_remote *rm, uint64_t seg, uint64_t off, void *b
 	char key[ZF_BKEY_MAX], why[200];
 	uint64_t ulen;
 	size_t pos = 0;
-	int r, footer;
+	int r, footer, cached, fresh = 0;
 
 	*ret_len = 0;
 	if (ret_footer)
@@ -138,7 +149,8 @@ int zf_tier_open_units(struct zf_remote *rm, uint64_t seg, uint64_t off, void *b
 		*ret_len = len;
 		return 0;
 	}
-	r = seg_nonce(rm, seg, nonce);
+again:
+	r = seg_nonce(rm, seg, fresh, nonce, &cached);
 	if (r < 0)
 		return r;
 	while (pos < len) {
@@ -158,6 +170,10 @@ int zf_tier_open_units(struct zf_remote *rm, uint64_t seg, uint64_t off, void *b
 		else
 			snprintf(why, sizeof(why), "no super-chunk at %llu (damaged)",
 				 (unsigned long long)(off + pos));
+		if (r < 0 && pos == 0 && cached) {
+			fresh = 1; /* the object may have been put again since: its header once more */
+			goto again;
+		}
 		if (r < 0) {
 			zf_bkey_seg(seg, key, sizeof(key));
 			zf_err("segment object '%s' in '%s': %s", key, rm->url, why);

@@ -176,6 +176,7 @@ int zf_tier_head_update(struct zf_remote *rm)
 		zf_mutex_lock(&rm->lock);
 		rm->head_seq = h.seq;
 		rm->head_ckpt = h.ckpt;
+		rm->puts++;
 		zf_mutex_unlock(&rm->lock);
 	}
 	return r;

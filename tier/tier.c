@@ -535,6 +535,8 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 	}
 	ret->oldest_pending_s = rm->pending_since_ns ? (zf_mono_ns() - rm->pending_since_ns) / 1e9 : 0;
 	ret->uploaded_bytes = rm->uploaded;
+	ret->uploaded_objects = rm->puts;
+	ret->puts_in_flight = rm->puts_in_flight;
 	ret->fetched_bytes = rm->fetched;
 	ret->upload_rate = el > 0 ? rm->uploaded / el : 0;
 	ret->fetch_rate = el > 0 ? rm->fetched / el : 0;

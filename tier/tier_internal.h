@@ -85,6 +85,8 @@ struct zf_remote {
 	uint64_t evictable;		/* local bytes the bucket holds: they may go */
 	unsigned int waiters;		/* writers waiting for room */
 	uint64_t uploaded, fetched, fetch_hits, fetch_misses, evictions, stalls;
+	uint64_t puts;			/* objects put (segments, metadata, head...) */
+	unsigned int puts_in_flight;	/* PUTs of files under way (tier/upload.c) */
 	uint64_t t0_ns;
 	/*
 	 * Read-ahead of evicted data (the prefetch thread; under lock): a

@@ -2,9 +2,11 @@
  * tier/upload.c - an upload round
  *
  * Upload order keeps the bucket restorable at every moment: sealed segments
- * first, in order; then a newer checkpoint (after the segments it
- * references), after which the log pieces it covers are pruned; then the
- * log since, as one piece; then the head. upload.state moves after each.
+ * first (up to UPLOAD_PUTS at a time; upload.state's segment mark moves over
+ * the ones up without a gap, so a crash redoes at most those in flight);
+ * then a newer checkpoint (after the segments it references), after which
+ * the log pieces it covers are pruned; then the log since, as one piece;
+ * then the head. upload.state moves after each.
  */
 #include "config.h"
 
@@ -22,7 +24,16 @@
 #include "storage/bucket_keys.h"
 #include "storage/mlog.h"
 #include "storage/segstore.h"
+#include "storage/seal.h"
+#include "storage/superblock.h"
 #include "tier/tier_internal.h"
+
+/*
+ * Segment PUTs in flight in a round. Each holds its segment in memory
+ * (16 MiB by default): 4 bound that to 64 MiB while a bucket far away
+ * (one PUT at a time is a round trip per 16 MiB) gets 4 streams.
+ */
+#define UPLOAD_PUTS 4u
 
 /*
  * Why a round failed, for 'zerofs sync' (zf_remote_sync_why): the store's
@@ -40,6 +51,7 @@ static int round_fail(struct zf_remote *rm, int r, int local, const char *what, 
 
 int zf_tier_put_file(struct zf_remote *rm, int dirfd, const char *name, const char *key)
 {
+	struct zf_bkey k;
 	void *buf;
 	size_t len;
 	int r;
@@ -47,8 +59,21 @@ int zf_tier_put_file(struct zf_remote *rm, int dirfd, const char *name, const ch
 	r = zf_read_file(dirfd, name, &buf, &len);
 	if (r < 0)
 		return round_fail(rm, r, 1, "reading", name);
-	r = zf_tier_put_obj(rm->up, &rm->seal, key, buf, len);
+	zf_mutex_lock(&rm->lock);
+	rm->puts_in_flight++;
+	zf_mutex_unlock(&rm->lock);
+	/* a segment is sealed in place: no second copy of 16 MiB per PUT */
+	if (zf_bkey_parse(key, &k) == ZF_BKEY_IS_SEG)
+		r = zf_seal_seg(&rm->seal, k.a, buf, len) < 0 ? -EIO
+							      : zf_objstore_put(rm->up, key, buf, len);
+	else
+		r = zf_tier_put_obj(rm->up, &rm->seal, key, buf, len);
 	free(buf);
+	zf_mutex_lock(&rm->lock);
+	rm->puts_in_flight--;
+	if (r == 0)
+		rm->puts++;
+	zf_mutex_unlock(&rm->lock);
 	if (r == 0) {
 		zf_mutex_lock(&rm->lock);
 		rm->uploaded += len;
@@ -129,10 +154,104 @@ static int claim(struct zf_remote *rm, uint64_t seq)
 	return state_save(rm);
 }
 
+/* segments first..last of a round, UPLOAD_PUTS at a time (put_segments) */
+struct seg_job {
+	struct zf_remote *rm;
+	uint64_t first, last;
+	uint64_t next;		/* the next to take (atomic) */
+	pthread_mutex_t mu;	/* a leaf: up[], mark, err; held to save the mark */
+	uint8_t *up;		/* up[seg - first]: in the bucket */
+	uint64_t mark;		/* every segment up to it is in the bucket */
+	int err;		/* the first failure: no more are taken */
+};
+
+/* one segment up; 0 or the PUT's error (round_fail says it) */
+static int put_segment(struct zf_remote *rm, uint64_t seg)
+{
+	char name[64], key[ZF_BKEY_MAX];
+	struct stat st;
+	int r;
+
+	zf_segstore_name(seg, name, sizeof(name));
+	zf_bkey_seg(seg, key, sizeof(key));
+	r = zf_tier_put_file(rm, rm->segfd, name, key);
+	if (r == -ENOENT && zf_objstore_head(rm->up, key, &(struct zf_objstore_stat){ 0 }) == 0)
+		return 0; /* evicted earlier: the bucket has it */
+	if (r == 0 && fstatat(rm->segfd, name, &st, 0) == 0)
+		zf_tier_note_segment(rm, st.st_size);
+	return r;
+}
+
+static void *seg_worker(void *arg)
+{
+	struct seg_job *j = arg;
+	uint64_t seg;
+	int r, moved;
+
+	for (;;) {
+		seg = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&j->mu);
+		if (seg > j->last || j->err) {
+			pthread_mutex_unlock(&j->mu);
+			return NULL;
+		}
+		pthread_mutex_unlock(&j->mu);
+		r = put_segment(j->rm, seg);
+		pthread_mutex_lock(&j->mu);
+		if (r < 0 && !j->err)
+			j->err = r;
+		if (r == 0)
+			j->up[seg - j->first] = 1;
+		moved = 0;
+		while (!j->err && j->mark < j->last && j->up[j->mark + 1 - j->first]) {
+			j->mark++;
+			moved = 1;
+		}
+		if (moved) {
+			zf_mutex_lock(&j->rm->lock);
+			j->rm->up_seg = j->mark;
+			j->rm->progress_ns = zf_mono_ns();
+			j->rm->sync_err = 0;
+			zf_mutex_unlock(&j->rm->lock);
+			/* a crash now must not redo these segments: segments are the bulk */
+			r = state_save(j->rm);
+			if (r < 0 && !j->err)
+				j->err = r;
+		}
+		pthread_mutex_unlock(&j->mu);
+		if (moved) {
+			/* room for stalled writers now, not after the whole round */
+			zf_tier_evict(j->rm);
+			zf_mutex_lock(&j->rm->lock);
+			pthread_cond_broadcast(&j->rm->done);
+			zf_mutex_unlock(&j->rm->lock);
+		}
+	}
+}
+
+/*
+ * Put sealed segments first..last, UPLOAD_PUTS at a time. upload.state's
+ * mark moves over every run of them that is up without a gap (so a crash
+ * redoes only those that were in flight). 0 or the first failure.
+ */
+static int put_segments(struct zf_remote *rm, uint64_t first, uint64_t last)
+{
+	struct seg_job j = { .rm = rm, .first = first, .last = last, .next = first,
+			     .mark = first - 1 };
+	uint64_t n = last - first + 1;
+
+	pthread_mutex_init(&j.mu, NULL);
+	j.up = zf_calloc(n, 1);
+	zf_run_workers(n < UPLOAD_PUTS ? (unsigned int)n : UPLOAD_PUTS, seg_worker, &j);
+	pthread_mutex_destroy(&j.mu);
+	free(j.up);
+	return j.err;
+}
+
 int zf_tier_upload_round(struct zf_remote *rm, int seal)
 {
 	struct zf_upload_point pt;
-	uint64_t seg, up_seq, up_seg, up_ckpt, buffered_since;
+	uint64_t up_seq, up_seg, up_ckpt, buffered_since;
 	struct zf_buf img = { 0 };
 	char name[64], key[ZF_BKEY_MAX];
 	int r, flush;
@@ -162,33 +281,11 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 	up_seg = rm->up_seg;
 	up_ckpt = rm->up_ckpt;
 	zf_mutex_unlock(&rm->lock);
-	/* 1. sealed segments, in order */
-	for (seg = up_seg + 1; seg <= pt.last_sealed; seg++) {
-		struct stat st;
-
-		zf_segstore_name(seg, name, sizeof(name));
-		zf_bkey_seg(seg, key, sizeof(key));
-		r = zf_tier_put_file(rm, rm->segfd, name, key);
-		if (r == -ENOENT && zf_objstore_head(rm->up, key, &(struct zf_objstore_stat){ 0 }) == 0)
-			r = 0; /* evicted earlier: the bucket has it */
+	/* 1. sealed segments, several at a time; the mark moves over those up */
+	if (pt.last_sealed > up_seg) {
+		r = put_segments(rm, up_seg + 1, pt.last_sealed);
 		if (r < 0)
 			goto out;
-		if (fstatat(rm->segfd, name, &st, 0) == 0)
-			zf_tier_note_segment(rm, st.st_size);
-		zf_mutex_lock(&rm->lock);
-		rm->up_seg = seg;
-		rm->progress_ns = zf_mono_ns();
-		rm->sync_err = 0;
-		zf_mutex_unlock(&rm->lock);
-		/* a crash now must not redo this segment: segments are the bulk */
-		r = state_save(rm);
-		if (r < 0)
-			goto out;
-		/* room for stalled writers now, not after the whole round */
-		zf_tier_evict(rm);
-		zf_mutex_lock(&rm->lock);
-		pthread_cond_broadcast(&rm->done);
-		zf_mutex_unlock(&rm->lock);
 	}
 	/* 2. a newer checkpoint (all its segments are sealed and up by now) */
 	if (pt.ckpt_seq > up_ckpt && pt.ckpt_seq <= pt.seq) {
@@ -234,6 +331,7 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 		}
 		zf_mutex_lock(&rm->lock);
 		rm->uploaded += img.len;
+		rm->puts++;
 		rm->up_seq = pt.seq;
 		rm->progress_ns = zf_mono_ns();
 		zf_mutex_unlock(&rm->lock);

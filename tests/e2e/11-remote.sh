@@ -16,10 +16,12 @@ require_fuse
 require_cmds "Debian: rsync attr acl python3" rsync setfattr setfacl python3
 D=$T/dev M=$T/mnt B=$T/dev.bucket
 URL=file://$B
+# crash_mb: more than the four 16 MiB segments a round puts at once, so
+# that some are still pending when kill_during_uploads kills the daemon
 if [ -n "${ZF_SANITIZED:-}" ]; then
-	big=24000000 crash_mb=48 flaky_mb=24
+	big=24000000 crash_mb=112 flaky_mb=24
 else
-	big=40000000 crash_mb=64 flaky_mb=40
+	big=40000000 crash_mb=112 flaky_mb=40
 fi
 kill_daemons_at_exit
 # a segment object, and the names of them all: files in the bucket's directory

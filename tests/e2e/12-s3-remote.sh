@@ -17,10 +17,12 @@ s3_up zf-test
 
 D=$T/dev M=$T/mnt
 URL="s3://zf-test/fs1?endpoint=$S3_ENDPOINT"
+# crash_mb: more than the four 16 MiB segments a round puts at once, so
+# that some are still pending when kill_during_uploads kills the daemon
 if [ -n "${ZF_SANITIZED:-}" ]; then
-	big=24000000 crash_mb=48 flaky_mb=24 huge_mb=512
+	big=24000000 crash_mb=112 flaky_mb=24 huge_mb=512
 else
-	big=40000000 crash_mb=64 flaky_mb=40 huge_mb=1024
+	big=40000000 crash_mb=112 flaky_mb=40 huge_mb=1024
 fi
 # measurements go to the TAP output as comments (steps' own output is captured)
 exec 3>&1

@@ -11,8 +11,8 @@
 #     environment) is byte-identical (rsync -aHAXc); a wrong or missing one
 #     fails in one line, exit 1, nothing made; mounts of the dev-dir need none;
 #   - tampering: a flipped byte in a segment, two segments of the same size
-#     swapped, a log piece replaced by an older one's bytes, a flipped byte
-#     in the checkpoint: fsck --verify-data exits 4 naming the object and
+#     swapped, a log piece replaced by an older one's bytes, a log piece cut
+#     short, a flipped byte in the checkpoint: fsck --verify-data exits 4 naming the object and
 #     "authentication failed"; reads of a restored copy give EIO for the
 #     files in the damaged objects and the right bytes for every other,
 #     never wrong bytes; an old head replayed restores everything anyway;
@@ -140,6 +140,15 @@ test_expect_success 'an older log piece replayed under a newer key: refused, nam
 	fsck_4 "$D" && grep -q "$(basename "${@: -1}").*authentication failed" "$T/out" &&
 	cp -a "$B" "$T/b5" && ! restore_with "$T/b5" "$T/r5" "$T/pass1" 2>"$T/err" &&
 	grep -q "authentication failed" "$T/err" && ! test -e "$T/r5" &&
+	rm -rf "$B" && cp -a "$T/good" "$B"
+'
+
+test_expect_success 'a log piece cut short: named as an authentication failure, not read' '
+	set -- $(ls "$B"/meta/log.* | sort) && lp=${@: -1} &&
+	truncate -s $(( $(stat -c %s "$lp") - 7 )) "$lp" &&
+	fsck_4 "$D" && grep -q "${lp##*/}.*authentication failed" "$T/out" &&
+	cp -a "$B" "$T/b9" && ! restore_with "$T/b9" "$T/r9" "$T/pass1" 2>"$T/err" &&
+	grep -q "${lp##*/}.*authentication failed" "$T/err" && ! test -e "$T/r9" &&
 	rm -rf "$B" && cp -a "$T/good" "$B"
 '
 
