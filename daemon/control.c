@@ -86,13 +86,25 @@ void zf_gc_report_print(FILE *out, const struct zf_gc_report *r, int dry_run)
 			(unsigned long long)r->kept_damaged);
 }
 
-/* "gc <dry-run 0|1> <max waste>" */
-static int serve_gc(struct zf_control *ctl, const char *args, FILE *out)
+/* a "progress" line of a gc to its client: bytes copied of those to copy */
+static void gc_progress(void *ctx, uint64_t done, uint64_t total)
 {
-	struct zf_gc_opts o = { 0 };
-	struct zf_gc_report rep;
-	int r;
+	char line[80];
+	int n;
 
+	n = snprintf(line, sizeof(line), "progress %llu %llu\n", (unsigned long long)done,
+		     (unsigned long long)total);
+	zf_write_full(*(int *)ctx, line, n);	/* a client gone: the gc goes on */
+}
+
+/* "gc <dry-run 0|1> <max waste>", with progress lines (zf_control.h) */
+static int serve_gc(struct zf_control *ctl, const char *args, int c, FILE *out)
+{
+	struct zf_gc_opts o = { .progress = gc_progress };
+	struct zf_gc_report rep;
+	int r, fd = c;
+
+	o.ctx = &fd;
 	if (sscanf(args, "%d %lf", &o.dry_run, &o.max_waste) != 2 || o.max_waste < 0)
 		return -EINVAL;
 	r = ctl->rm ? zf_remote_gc(ctl->rm, &o, &rep) : zf_fs_gc(ctl->fs, &o, &rep);
@@ -178,7 +190,7 @@ static void serve(struct zf_control *ctl, int c)
 	} else if (!strcmp(cmd, "sync") || !strncmp(cmd, "sync ", 5)) {
 		r = serve_sync(ctl, cmd + 4, c, why, sizeof(why));
 	} else if (!strncmp(cmd, "gc ", 3)) {
-		r = serve_gc(ctl, cmd + 3, out);
+		r = serve_gc(ctl, cmd + 3, c, out);
 	} else {
 		r = -EINVAL;
 	}

@@ -13,7 +13,8 @@
  * gives up after that long without progress (0: the mount's write_wait) and
  * sends, about once a second while it waits, a line "progress <pending
  * bytes> <pending segments> <pending log records> <uploaded bytes> <offline
- * since, epoch seconds, 0: online>".
+ * since, epoch seconds, 0: online>". "gc" sends "progress <bytes copied>
+ * <bytes to copy>" after each batch of live chunks it moves.
  */
 #ifndef ZF_DAEMON_CONTROL_H
 #define ZF_DAEMON_CONTROL_H

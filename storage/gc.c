@@ -263,11 +263,16 @@ static int copy_live(struct gc *g, struct move *mv, size_t n)
 {
 	uint8_t *raw = zf_malloc(ZF_PACK_BYTES + ZF_CHUNK_MAX);
 	int *ok = zf_malloc(GC_BATCH_CHUNKS * sizeof(*ok));
+	uint64_t total = 0, done = 0;
 	size_t i = 0, j;
 	int r = 0;
 
 	if (n) /* mv may be NULL: qsort's pointer must not be */
 		qsort(mv, n, sizeof(*mv), cmp_move);
+	for (j = 0; j < n; j++)
+		total += mv[j].c.len;
+	if (g->o->progress)
+		g->o->progress(g->o->ctx, 0, total);
 	while (i < n && r == 0) {
 		uint32_t pos = 0;
 
@@ -289,6 +294,9 @@ static int copy_live(struct gc *g, struct move *mv, size_t n)
 		}
 		r = move_batch(g, mv + i, ok, j - i, raw);
 		i = j;
+		done += pos;
+		if (g->o->progress)
+			g->o->progress(g->o->ctx, done, total);
 	}
 	free(ok);
 	free(raw);

@@ -23,6 +23,10 @@ struct zf_gc_opts {
 	/* also merge sealed segments smaller than this (when there are two or
 	 * more), however live: the small ones uploads sealed by time (0: no) */
 	uint64_t small_bytes;
+	/* called after each batch of live chunks copied: done of total bytes
+	 * (uncompressed) to copy, from the caller's thread; NULL: none */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *ctx;
 };
 
 struct zf_gc_report {

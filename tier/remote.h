@@ -215,6 +215,10 @@ struct zf_restore_opts {
 	 * (said by the callback). NULL: an encrypted bucket is refused.
 	 */
 	int (*passphrase)(void *ctx, char *buf, size_t len);
+	/* how far it is (NULL: not said): stage "metadata", bytes of verified
+	 * objects kept so far (total 0: unknown), then stage "chunks", super-chunks
+	 * checked of those the files map (zf_check_report.progress) */
+	void (*progress)(void *ctx, const char *stage, uint64_t done, uint64_t total);
 	void *ctx;
 };
 

@@ -35,6 +35,7 @@ struct restore {
 	char **written;			/* meta/ files this restore wrote */
 	size_t nwritten;
 	unsigned int problems;		/* damage said (SAY_DAMAGE, data) */
+	uint64_t kept_bytes;		/* of the verified objects kept, for progress */
 };
 
 static void restore_say(struct restore *rs, int kind, const char *fmt, ...)
@@ -79,7 +80,18 @@ static int restore_keep(void *ctx, const char *name, const void *buf, size_t len
 	}
 	rs->written = zf_realloc(rs->written, (rs->nwritten + 1) * sizeof(*rs->written));
 	rs->written[rs->nwritten++] = zf_strdup(name);
+	rs->kept_bytes += len;
+	if (rs->o->progress)
+		rs->o->progress(rs->o->ctx, "metadata", rs->kept_bytes, 0);
 	return 0;
+}
+
+/* the check's progress, passed on as stage "chunks" */
+static void restore_check_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct restore *rs = ctx;
+
+	rs->o->progress(rs->o->ctx, "chunks", done, total);
 }
 
 static void restore_problem(void *ctx, const char *msg)
@@ -128,6 +140,8 @@ static int restore_check_data(struct restore *rs, const char *dev_dir,
 		rep.note = restore_ignore;
 		rep.ctx = rs;
 		rep.verify_data = rs->o->verify_data;
+		if (rs->o->progress)
+			rep.progress = restore_check_progress;
 		rep.remote_seg_size = zf_remote_seg_size;
 		rep.rctx = rm;
 		r = zf_fs_check(fs, &rep);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/progress.h"
 #include "devdir/devdir.h"
 #include "devdir/mountinfo.h"
 #include "tools/commands.h"
@@ -25,15 +26,12 @@
 /* what fsck prints: problems and notes on stdout, the progress bar on a terminal */
 struct fsck_out {
 	int quiet;
-	int bar;		/* a progress line is on stderr now */
+	struct zf_progress bar;	/* on stderr, when it is a terminal */
 };
 
 static void fsck_clear_bar(struct fsck_out *o)
 {
-	if (o->bar) {
-		fprintf(stderr, "\r\033[K");
-		o->bar = 0;
-	}
+	zf_progress_clear(&o->bar);
 }
 
 static void fsck_problem(void *ctx, const char *msg)
@@ -60,13 +58,7 @@ static void fsck_progress(void *ctx, uint64_t done, uint64_t total)
 {
 	struct fsck_out *o = ctx;
 
-	if (done >= total) {
-		fsck_clear_bar(o);
-		return;
-	}
-	fprintf(stderr, "\rfsck: chunks %llu/%llu (%llu%%)", (unsigned long long)done,
-		(unsigned long long)total, (unsigned long long)(total ? done * 100 / total : 0));
-	o->bar = 1;
+	zf_progress_update(&o->bar, done, total, NULL);
 }
 
 /*
@@ -113,7 +105,8 @@ static int fsck_pass(const char *dev, int verify, int repair, struct fsck_out *o
 	}
 	rep.problem = au.problem = fsck_problem;
 	rep.note = au.note = fsck_note;
-	rep.progress = isatty(2) && !out->quiet ? fsck_progress : NULL;
+	zf_progress_init(&out->bar, "fsck", "chunks");
+	rep.progress = out->quiet ? NULL : fsck_progress;
 	rep.ctx = au.ctx = out;
 	rep.verify_data = verify;
 	rep.repair = repair;

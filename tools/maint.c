@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/progress.h"
 #include "common/util.h"
 #include "daemon/control.h"
 #include "devdir/devdir.h"
@@ -20,6 +22,40 @@
 #include "devdir/mountinfo.h"
 #include "storage/seal.h"
 #include "tools/commands.h"
+
+/* gc's bar: live bytes copied of those to copy (storage/gc.h) */
+static void gc_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	if (total) /* else nothing to copy: the segments go at once */
+		zf_progress_update(ctx, done, total, NULL);
+}
+
+/* the same from a daemon's "progress <done> <total>" line (daemon/control.h) */
+static void gc_progress_line(void *ctx, const char *line)
+{
+	unsigned long long done, total;
+
+	if (sscanf(line, "%llu %llu", &done, &total) == 2)
+		gc_progress(ctx, done, total);
+}
+
+/* gc of a mount by its daemon, the bar drawn as it goes, the report after it */
+static int gc_daemon(const char *dev, const char *cmd, struct zf_progress *bar)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *answer = open_memstream(&text, &len);
+	int r;
+
+	if (!answer)
+		return -ENOMEM;
+	r = zf_control_call_progress(dev, cmd, gc_progress_line, bar, answer);
+	fclose(answer);
+	zf_progress_clear(bar);
+	fwrite(text, 1, len, stdout);
+	free(text);
+	return r;
+}
 
 /* gc on an unmounted dev-dir: open it and its bucket as a mount would */
 static int gc_unmounted(const char *dev, const struct zf_gc_opts *o, struct zf_gc_report *rep)
@@ -53,7 +89,8 @@ int zf_cmd_gc(int argc, char **argv)
 	static const struct option opts[] = { { "dry-run", no_argument, NULL, 'n' },
 					      { "max-waste", required_argument, NULL, 'w' },
 					      { NULL, 0, NULL, 0 } };
-	struct zf_gc_opts o = { .max_waste = ZF_GC_MAX_WASTE };
+	struct zf_gc_opts o = { .max_waste = ZF_GC_MAX_WASTE, .progress = gc_progress };
+	struct zf_progress bar;
 	struct zf_gc_report rep;
 	char dev[4096], cmd[64];
 	int c, r, mounted;
@@ -80,10 +117,12 @@ int zf_cmd_gc(int argc, char **argv)
 		fprintf(stderr, "zerofs gc: expected one dev-dir or mountpoint\n");
 		return 2;
 	}
+	zf_progress_init(&bar, "gc", NULL);
+	o.ctx = &bar;
 	mounted = zf_devdir_resolve(argv[optind], dev, sizeof(dev));
 	if (mounted) {
 		snprintf(cmd, sizeof(cmd), "gc %d %.9f", o.dry_run, o.max_waste);
-		r = zf_control_call(dev, cmd, stdout);
+		r = gc_daemon(dev, cmd, &bar);
 		if (r < 0) {
 			fprintf(stderr, "zerofs gc: '%s': %s\n", argv[optind],
 				r == -ENOTCONN ? "no daemon answers" : "gc failed (see above)");
@@ -94,6 +133,7 @@ int zf_cmd_gc(int argc, char **argv)
 	if (zf_tool_say_if_not_devdir("gc", dev, 1) || zf_tool_say_if_mounted("gc", dev))
 		return 1;
 	r = gc_unmounted(dev, &o, &rep);
+	zf_progress_clear(&bar);
 	if (r < 0)
 		return 1;
 	zf_gc_report_print(stdout, &rep, o.dry_run);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/progress.h"
 #include "devdir/devdir.h"
 #include "devdir/mount_opts.h"
 #include "devdir/conffile.h"
@@ -26,11 +27,27 @@ struct restore_out {
 	const char *cmd, *url;
 	int allow_loss;
 	unsigned int damage;
+	struct zf_progress meta, chunks;	/* the two stages' bars (tier/remote.h) */
 };
+
+static void restore_progress(void *ctx, const char *stage, uint64_t done, uint64_t total)
+{
+	struct restore_out *o = ctx;
+
+	if (!strcmp(stage, "metadata")) {
+		zf_progress_update(&o->meta, done, total, NULL);
+	} else {
+		zf_progress_clear(&o->meta);
+		zf_progress_update(&o->chunks, done, total, NULL);
+	}
+}
 
 static void restore_line(void *ctx, int kind, const char *msg)
 {
 	struct restore_out *o = ctx;
+
+	zf_progress_clear(&o->meta);
+	zf_progress_clear(&o->chunks);
 
 	if (kind == ZF_RESTORE_DAMAGE && !o->allow_loss && !o->damage++)
 		fprintf(stderr, "zerofs %s: bucket '%s' is damaged: %s\n", o->cmd, o->url, msg);
@@ -50,6 +67,8 @@ static int restore_pass(void *ctx, char *buf, size_t len)
 {
 	struct restore_out *o = ctx;
 
+	zf_progress_clear(&o->meta);	/* the prompt gets a line of its own */
+	zf_progress_clear(&o->chunks);
 	return zf_tool_passphrase(o->cmd, "ZEROFS_PASSPHRASE", 0, buf, len);
 }
 
@@ -58,11 +77,18 @@ int zf_tool_restore(const char *cmd, const char *url, const char *dev, int allow
 {
 	struct restore_out out = { .cmd = cmd, .url = url, .allow_loss = allow_loss };
 	struct zf_restore_opts ro = { .allow_loss = allow_loss, .verify_data = verify,
-				      .say = restore_line, .passphrase = restore_pass, .ctx = &out };
+				      .say = restore_line, .passphrase = restore_pass,
+				      .progress = restore_progress, .ctx = &out };
 	struct zf_restore_report rep = { 0 };
+	char what[48];
 	int r;
 
+	snprintf(what, sizeof(what), "%s: restore", cmd);
+	zf_progress_init(&out.meta, what, NULL);
+	zf_progress_init(&out.chunks, what, "chunks");
 	r = zf_devdir_restore(dev, url, &ro, &rep);
+	zf_progress_clear(&out.meta);
+	zf_progress_clear(&out.chunks);
 	if (r == -EKEYREJECTED || r == -ENOTTY || r == -EINVAL || r == -EOPNOTSUPP) {
 		fprintf(stderr, "zerofs %s: nothing restored into '%s'\n", cmd, dev);
 		return 1;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/progress.h"
 #include "common/util.h"
 #include "daemon/control.h"
 #include "devdir/devdir.h"
@@ -46,22 +47,12 @@
 /* the daemon's flush after the unmount: at least this long (a big write buffer, a slow disk) */
 #define RELEASE_WAIT_MIN_S 60
 
-/* the progress line on a terminal */
+/* the progress line on a terminal: uploaded of what was pending at the start */
 struct progress {
-	const char *cmd;
-	int tty;
-	int shown;		/* a progress line is on stderr now */
+	struct zf_progress bar;
 	int started;
 	unsigned long long up0;	/* uploaded bytes at the first report */
-	uint64_t t0;
 };
-
-static void progress_clear(struct progress *p)
-{
-	if (p->shown)
-		fprintf(stderr, "\r\033[K");
-	p->shown = 0;
-}
 
 /* one "progress" line of the daemon (control.h) */
 static void progress_show(void *ctx, const char *line)
@@ -69,30 +60,24 @@ static void progress_show(void *ctx, const char *line)
 	struct progress *p = ctx;
 	unsigned long long bytes, segs, recs, up;
 	long long off;
-	char when[16] = "";
-	double el, rate = 0;
+	char note[64] = "", when[16];
 
-	if (!p->tty || sscanf(line, "%llu %llu %llu %llu %lld", &bytes, &segs, &recs, &up, &off) != 5)
+	if (sscanf(line, "%llu %llu %llu %llu %lld", &bytes, &segs, &recs, &up, &off) != 5)
 		return;
 	if (!p->started) {
 		p->started = 1;
 		p->up0 = up;
-		p->t0 = zf_mono_ns();
 	}
-	el = (zf_mono_ns() - p->t0) / 1e9;
-	if (el > 0 && up >= p->up0)
-		rate = (up - p->up0) / el;
 	if (off) {
 		time_t t = (time_t)off;
 		struct tm tm;
 
-		if (localtime_r(&t, &tm))
-			strftime(when, sizeof(when), "%H:%M:%S", &tm);
+		if (localtime_r(&t, &tm) && strftime(when, sizeof(when), "%H:%M:%S", &tm))
+			snprintf(note, sizeof(note), ", bucket offline since %s", when);
 	}
-	fprintf(stderr, "\r\033[K%s: %.1f MiB pending (%llu segments, %llu log records), %.1f MB/s%s%s",
-		p->cmd, bytes / 1048576.0, segs, recs, rate / 1e6,
-		off ? ", bucket offline since " : "", when);
-	p->shown = 1;
+	/* done: what went up since the start; total: that and what is still pending */
+	up = up >= p->up0 ? up - p->up0 : 0;
+	zf_progress_update(&p->bar, up, up + bytes, note);
 }
 
 /*
@@ -103,7 +88,7 @@ static void progress_show(void *ctx, const char *line)
 static int sync_daemon(const char *cmd, const char *dev, unsigned int timeout_s, char *why,
 		       size_t len)
 {
-	struct progress p = { .cmd = cmd, .tty = isatty(2) };
+	struct progress p = { 0 };
 	char req[64], *text = NULL;
 	size_t tlen = 0;
 	FILE *answer;
@@ -113,9 +98,10 @@ static int sync_daemon(const char *cmd, const char *dev, unsigned int timeout_s,
 	answer = open_memstream(&text, &tlen);
 	if (!answer)
 		return -ENOMEM;
+	zf_progress_init(&p.bar, cmd, NULL);
 	r = zf_control_call_progress(dev, req, progress_show, &p, answer);
 	fclose(answer);
-	progress_clear(&p);
+	zf_progress_clear(&p.bar);
 	if (text && tlen && text[tlen - 1] == '\n')
 		text[tlen - 1] = 0;
 	snprintf(why, len, "%s", text && *text ? text : strerror(-r));
@@ -248,6 +234,35 @@ static int umount_verdict(const char *mnt, const char *dev, int synced, const ch
 	return ZF_EXIT_PENDING;
 }
 
+/*
+ * Wait up to wait_s for the daemon's flush after the unmount (it lets go of
+ * the dev-dir last), saying on a terminal how long it has taken so far.
+ * 0, -ETIMEDOUT or -errno as zf_devdir_wait_released.
+ */
+static int wait_flushed(const char *dev, unsigned int wait_s)
+{
+	uint64_t t0 = zf_mono_ns(), waited_ms = 0;
+	struct zf_progress bar;
+	char note[80];
+	int r;
+
+	zf_progress_init(&bar, "umount", NULL);
+	for (;;) {
+		/* a quarter of a second at a time: the line moves, the wait ends soon after */
+		r = zf_devdir_wait_released(dev, 250);
+		waited_ms = (zf_mono_ns() - t0) / 1000000;
+		if (r != -ETIMEDOUT || waited_ms >= (uint64_t)wait_s * 1000)
+			break;
+		if (waited_ms < 1000)
+			continue;	/* the usual case: nothing worth a line */
+		snprintf(note, sizeof(note), "the daemon's last flush, %llu s",
+			 (unsigned long long)waited_ms / 1000);
+		zf_progress_say(&bar, note);
+	}
+	zf_progress_clear(&bar);
+	return r;
+}
+
 int zf_cmd_umount(int argc, char **argv)
 {
 	unsigned int timeout = 0, wait_s;
@@ -277,7 +292,7 @@ int zf_cmd_umount(int argc, char **argv)
 	}
 	/* the daemon holds the dev-dir lock until everything is flushed */
 	wait_s = timeout > RELEASE_WAIT_MIN_S ? timeout : RELEASE_WAIT_MIN_S;
-	r = zf_devdir_wait_released(dev, wait_s * 1000);
+	r = wait_flushed(dev, wait_s);
 	if (r < 0 && r != -ETIMEDOUT) {
 		fprintf(stderr, "zerofs umount: unmounted, but cannot wait for '%s/" ZF_DEVDIR_LOCK
 			"': %s\n", dev, strerror(-r));

@@ -200,7 +200,7 @@ test_expect_success 'exit 8 when the dev-dir cannot be checked; 0 and no progres
 	expect_code 8 $ZEROFS fsck "$T/nowhere" 2>"$T/err" && grep -q "cannot open" "$T/err" &&
 	expect_code 8 $ZEROFS fsck 2>/dev/null &&
 	expect_code 0 $ZEROFS fsck "$T/bucketlost/dev" >/dev/null 2>"$T/err" &&
-	! grep -q "fsck: chunks" "$T/err"
+	! grep -q "fsck: \[" "$T/err"
 '
 test_expect_success 'a bucket that cannot be attached: --repair refuses (exit 8), marks nothing' '
 	cp -a "$T/bucketrm/dev" "$T/unreach" && echo "url file://$T/no-such-bucket" >"$T/unreach/remote.conf" &&
@@ -213,7 +213,9 @@ test_expect_success 'a bucket that cannot be attached: --repair refuses (exit 8)
 test_expect_success 'on a terminal: a progress bar on stderr, cleared at the end' '
 	command -v script >/dev/null || { echo "no script(1): skipped"; exit 0; }
 	script -qec "$ZEROFS fsck --verify-data $T/bucketlost/dev 2>&1 >/dev/null" /dev/null >"$T/tty" &&
-	grep -q "fsck: chunks 0/[0-9]* (0%)" "$T/tty" && grep -q "$(printf "\\r\\033\\[K")" "$T/tty"
+	grep -q "fsck: \[> *\]   0% 0 of [0-9]* chunks" "$T/tty" &&
+	grep -q "fsck: \[=*\] 100% \([0-9]*\) of \1 chunks" "$T/tty" &&
+	grep -q "$(printf "\\r\\033\\[K")" "$T/tty"
 '
 test_expect_success 'no sanitizer reports' 'no_san_reports'
 test_done
