@@ -18,14 +18,15 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # configure.ac requires (their -dev packages) and fuse3 (fusermount3) to
 # mount; the tests need the rest: check (unit tests), scdoc (builds the man
 # pages) and man-db (renders them in a test), the S3 test server (nodejs,
-# npm) and client (awscli), clang/llvm (fuzz targets), and the tools the
-# end-to-end tests call.
+# npm) and client (awscli), clang/llvm (fuzz targets), prometheus (its
+# promtool checks the metrics; ~100 MB, the server is not started), and the
+# tools the end-to-end tests call.
 demo_pkgs=(build-essential autoconf automake pkg-config
 	libfuse3-dev fuse3 libzstd-dev libxxhash-dev libcurl4-openssl-dev libssl-dev
 	libexpat1-dev libjson-c-dev libsodium-dev)
 test_pkgs=(libtool check zstd rsync git tar python3 attr acl xxd procps psmisc
 	util-linux scdoc man-db awscli nodejs $(command -v npm >/dev/null 2>&1 || echo npm)
-	clang llvm libclang-rt-dev)
+	clang llvm libclang-rt-dev prometheus)
 # (npm only where no npm is on the PATH: NodeSource's nodejs bundles one and
 # conflicts with Debian's npm package)
 

@@ -40,6 +40,7 @@ enum zf_lock_rank {
 	ZF_RANK_FAULT,			/* net: the fault store's parameters */
 	ZF_RANK_S3_POOL,		/* net: the S3 client's connection pool */
 	ZF_RANK_S3_CREDS,		/* net: the S3 client's keys (credential_process) */
+	ZF_RANK_METRICS,		/* daemon/metrics.c m->lock, the metrics file's stop */
 	ZF_RANK_MAX
 };
 

@@ -44,6 +44,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/control.h"
+#include "daemon/metrics.h"
 #include "daemon/daemon.h"
 #include "daemon/wset.h"
 
@@ -794,6 +795,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
 	struct zf_control *ctl = NULL;
+	struct zf_metrics *metrics = NULL;
 	struct zf_daemon d = { 0 };
 	int r = 0, mounted = 0, committer = 0, closed, pending;
 	char opts[4 * 4096], fsname[2 * 4096], *amnt;
@@ -864,6 +866,10 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	r = zf_control_start(fs, o->remote, d.dev_dir, &ctl);
 	if (r < 0) /* the mount works without it; stats/sync on it will not */
 		zf_warn("no control socket for '%s': %s", d.dev_dir, strerror(-r));
+	if (o->metrics_file &&
+	    (r = zf_metrics_start(o->metrics_file, o->metrics_secs ? o->metrics_secs : 15, fs,
+				  o->remote, &metrics)) < 0)
+		zf_warn("no metrics file '%s': %s", o->metrics_file, strerror(-r));
 	r = 0;
 	zf_info("mounted '%s' on '%s'", d.dev_dir, mnt);
 	cfg = fuse_loop_cfg_create();
@@ -877,6 +883,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	fuse_loop_cfg_destroy(cfg);
 out_unmount:
 	zf_remote_stopping(o->remote); /* a sync that waits must not hold up the stop */
+	zf_metrics_stop(metrics);
 	zf_control_stop(ctl);
 	if (committer) {
 		zf_mutex_lock(&d.stop_lock);

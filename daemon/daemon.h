@@ -19,6 +19,10 @@ struct zf_daemon_opts {
 	 * reachable (no /dev/log), the file <dev-dir>/zerofs.log (said) */
 	const char *log;
 	const char *fuse_opts;	/* comma-separated -o options for libfuse, or NULL */
+	/* write the Prometheus metrics there every metrics_secs (0: 15) s, or
+	 * NULL (daemon/metrics.h) */
+	const char *metrics_file;
+	unsigned int metrics_secs;
 	struct zf_remote *remote; /* opened by the caller (lease taken), or NULL;
 				   * ownership passes: started after daemonizing,
 				   * closed (final upload) before the fs */

@@ -25,7 +25,7 @@
  */
 #define COMPRESSION_MIN (1u << 20)
 
-static const char *const form_names[] = { "human", "bytes", "json" };
+static const char *const form_names[] = { "human", "bytes", "json", "prometheus" };
 
 int zf_stats_form_parse(const char *s, enum zf_stats_form *ret)
 {
@@ -321,6 +321,10 @@ void zf_stats_print(FILE *out, const struct zf_stats_view *v, enum zf_stats_form
 {
 	struct text t = { .out = out, .human = form == ZF_STATS_HUMAN };
 
+	if (form == ZF_STATS_PROMETHEUS) {
+		zf_stats_print_prometheus(out, v);
+		return;
+	}
 	if (form == ZF_STATS_JSON) {
 		fprintf(out, "{\n  \"source\": \"%s\"", v->mounted ? "mount" : "dev-dir");
 		json_fs(out, v->fs);

@@ -114,6 +114,17 @@ static int opt_one(const char *tok, struct zf_mount_opts *o, char *why, size_t l
 			snprintf(o->log, sizeof(o->log), "%s", tok + 4);
 		else
 			snprintf(why, len, "invalid '%s' (syslog, stderr or a file)", tok);
+	} else if (!strncmp(tok, "metrics_file=", 13)) {
+		/* absolute: the daemon's working directory is "/" */
+		r = tok[13] == '/' && strlen(tok + 13) < sizeof(o->metrics_file) ? 0 : -EINVAL;
+		if (r == 0)
+			snprintf(o->metrics_file, sizeof(o->metrics_file), "%s", tok + 13);
+		else
+			snprintf(why, len, "invalid '%s' (an absolute path)", tok);
+	} else if (!strncmp(tok, "metrics_interval=", 17)) {
+		r = opt_secs(tok, 1, 3600, "1..3600 seconds", &v, why, len);
+		if (r == 0)
+			o->metrics_secs = v;
 	} else if (!strncmp(tok, "log_level=", 10)) {
 		enum zf_log_level l;
 

@@ -36,6 +36,8 @@ struct zf_mount_opts {
 	int nonempty;			/* nonempty: mount over a directory that is not empty */
 	char log[ZF_MOUNT_LOG_MAX];	/* log=: "syslog", "stderr" or a file ("": the default) */
 	int log_level;			/* log_level=: an enum zf_log_level, -2: not given */
+	char metrics_file[ZF_MOUNT_LOG_MAX]; /* metrics_file=: an absolute path ("": none) */
+	unsigned int metrics_secs;	/* metrics_interval= (0: 15 s) */
 	char fuse[ZF_FUSE_OPTS_MAX];	/* all the others but mount(8)'s own, for libfuse */
 };
 

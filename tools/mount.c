@@ -120,6 +120,8 @@ int zf_cmd_mount(int argc, char **argv)
 	o.log = *mo.log ? mo.log : NULL;
 	o.fuse_opts = mo.fuse;
 	o.commit_secs = mo.commit_secs;
+	o.metrics_file = *mo.metrics_file ? mo.metrics_file : NULL;
+	o.metrics_secs = mo.metrics_secs;
 	o.timeout = mo.timeout;
 	zf_devdir_url(argv[optind], mo.dd.url, url, sizeof(url));
 	mo.dd.url = url;

@@ -3,7 +3,8 @@
  * control socket ("stats <form>"); of an unmounted dev-dir, read from it
  * (read-only, no bucket: what is pending upload comes from the dev-dir
  * itself). Either way printed by daemon/stats_print.c: sizes for people by
- * default, --bytes plain byte counts, --json one JSON object.
+ * default, --bytes plain byte counts, --json one JSON object, --prometheus
+ * the Prometheus text format.
  *
  * Exit codes: 0 done, 1 failed, 2 bad arguments.
  */
@@ -52,18 +53,22 @@ int zf_cmd_stats(int argc, char **argv)
 {
 	static const struct option opts[] = { { "bytes", no_argument, NULL, 'b' },
 					      { "json", no_argument, NULL, 'j' },
+					      { "prometheus", no_argument, NULL, 'p' },
 					      { NULL, 0, NULL, 0 } };
 	enum zf_stats_form form = ZF_STATS_HUMAN;
 	char dev[4096], cmd[32];
 	int c, r, mounted;
 
-	while ((c = getopt_long(argc, argv, "bj", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "bjp", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			form = ZF_STATS_BYTES;
 			break;
 		case 'j':
 			form = ZF_STATS_JSON;
+			break;
+		case 'p':
+			form = ZF_STATS_PROMETHEUS;
 			break;
 		default:
 			return zf_tool_bad_option(argv);

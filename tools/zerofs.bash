@@ -6,7 +6,7 @@
 # each command's --help (tests/e2e/24-help.sh checks the command list).
 
 _zerofs_commands="mkfs mount umount sync stats fsck gc lease-break passwd pin unpin warmup evict status config version help"
-_zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty log= log_level= allow_other ro"
+_zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty log= log_level= metrics_file= metrics_interval= allow_other ro"
 
 _zerofs_mountpoints() {
 	awk '$3 == "fuse.zerofs" { print $2 }' /proc/self/mounts 2>/dev/null
@@ -24,7 +24,7 @@ _zerofs() {
 	mkfs) opts="--force --zstd-level --remote --no-check --encrypt --restore --allow-loss --verify-data --help" ;;
 	mount) opts="-f --foreground -d --debug -o --cache-size --help" ;;
 	umount | unmount | sync) opts="--timeout --help" ;;
-	stats) opts="--bytes --json --help" ;;
+	stats) opts="--bytes --json --prometheus --help" ;;
 	fsck) opts="--verify-data --repair -q --quiet --help" ;;
 	gc) opts="-n --dry-run -w --max-waste --help" ;;
 	lease-break) opts="-f --force --help" ;;

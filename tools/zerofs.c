@@ -120,6 +120,9 @@ static const struct command commands[] = {
 	  "     log=FILE|syslog|stderr  the daemon's messages (default: stderr with -f,\n"
 	  "                         else syslog, or <dev-dir>/zerofs.log without /dev/log)\n"
 	  "     log_level=LEVEL     error, warn, info or debug (warn)\n"
+	  "     metrics_file=PATH   write 'zerofs stats --prometheus' to PATH (absolute)\n"
+	  "                         for node_exporter's textfile collector\n"
+	  "     metrics_interval=SECS  how often (15)\n"
 	  "     allow_other, ro, ...  any FUSE option\n"
 	  "\n"
 	  "make install puts mount.fuse.zerofs in /sbin, where mount(8) looks, for\n"
@@ -151,7 +154,7 @@ static const struct command commands[] = {
 	  "\n"
 	  "Exit: 0 done, 1 gave up or failed, 2 bad arguments.\n",
 	  zf_cmd_sync },
-	{ "stats", "[--bytes|--json] <mountpoint|dev-dir>",
+	{ "stats", "[--bytes|--json|--prometheus] <mountpoint|dev-dir>",
 	  "space, dedup, compression, memory, the bucket",
 	  "Space, dedup and compression, memory, what is pending upload and the bucket's\n"
 	  "state (\"offline since\", \"uploads: failing since\"). Of a mount: asked of its\n"
@@ -161,6 +164,8 @@ static const struct command commands[] = {
 	  "  -b, --bytes         sizes as plain byte counts (for scripts)\n"
 	  "  -j, --json          one JSON object: sizes in bytes (keys *_bytes), times in\n"
 	  "                      seconds, a ratio that cannot be told null\n"
+	  "  -p, --prometheus    Prometheus's text format: zerofs_* metrics, counters\n"
+	  "                      *_total, sizes *_bytes (as -o metrics_file= writes it)\n"
 	  "\n"
 	  "Exit: 0 done, 1 failed, 2 bad arguments.\n",
 	  zf_cmd_stats },
