@@ -76,13 +76,18 @@ static void prom_fs(FILE *out, const struct zf_fs_stats *s)
 		s->healed);
 }
 
+/* what the bucket lacks: of a mount and of an unmounted dev-dir alike */
+static void prom_pending(FILE *out, uint64_t bytes, uint64_t segs, uint64_t records)
+{
+	GAUGE("bucket_pending_bytes", "Bytes written but not yet in the bucket.", bytes);
+	GAUGE("bucket_pending_segments", "Segment files not yet in the bucket.", segs);
+	GAUGE("bucket_pending_log_records", "Committed log records not yet in the bucket.",
+	      records);
+}
+
 static void prom_remote(FILE *out, const struct zf_remote_stats *s)
 {
-	GAUGE("bucket_pending_bytes", "Bytes written but not yet in the bucket.",
-	      s->pending_bytes);
-	GAUGE("bucket_pending_segments", "Segment files not yet in the bucket.", s->pending_segs);
-	GAUGE("bucket_pending_log_records", "Committed log records not yet in the bucket.",
-	      s->pending_records);
+	prom_pending(out, s->pending_bytes, s->pending_segs, s->pending_records);
 	GAUGE("bucket_online", "1 while the bucket answers, 0 while it is offline.",
 	      !s->offline_since);
 	GAUGE("bucket_upload_failing", "1 while uploads fail for a reason other than an outage.",
@@ -107,14 +112,6 @@ static void prom_remote(FILE *out, const struct zf_remote_stats *s)
 	GAUGE("bucket_fenced", "1 when another writer took the bucket's lease.", s->fenced != 0);
 }
 
-static void prom_pending(FILE *out, const struct zf_remote_pending *p)
-{
-	GAUGE("bucket_pending_bytes", "Bytes written but not yet in the bucket.", p->bytes);
-	GAUGE("bucket_pending_segments", "Segment files not yet in the bucket.", p->segs);
-	GAUGE("bucket_pending_log_records", "Committed log records not yet in the bucket.",
-	      p->records);
-}
-
 void zf_stats_print_prometheus(FILE *out, const struct zf_stats_view *v)
 {
 	GAUGE("mounted", "1 when read from a mount's daemon, 0 from an unmounted dev-dir.",
@@ -123,5 +120,5 @@ void zf_stats_print_prometheus(FILE *out, const struct zf_stats_view *v)
 	if (v->rm)
 		prom_remote(out, v->rm);
 	else if (v->pending)
-		prom_pending(out, v->pending);
+		prom_pending(out, v->pending->bytes, v->pending->segs, v->pending->records);
 }
