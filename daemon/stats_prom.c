@@ -96,6 +96,11 @@ static void prom_remote(FILE *out, const struct zf_remote_stats *s)
 		"not yet in the bucket.\n# TYPE zerofs_bucket_recovery_point_seconds gauge\n"
 		"zerofs_bucket_recovery_point_seconds %.3f\n", s->oldest_pending_s);
 	COUNTER("bucket_uploaded_bytes", "Bytes uploaded to the bucket.", s->uploaded_bytes);
+	COUNTER("bucket_uploaded_objects",
+		"Objects put into the bucket (segments, checkpoints, log pieces, heads).",
+		s->uploaded_objects);
+	GAUGE("bucket_puts_in_flight", "Segment and metadata PUTs under way now.",
+	      s->puts_in_flight);
 	COUNTER("bucket_fetched_bytes", "Bytes fetched from the bucket.", s->fetched_bytes);
 	COUNTER("bucket_prefetched_bytes", "Bytes fetched ahead of sequential readers.",
 		s->prefetched_bytes);
