@@ -81,13 +81,14 @@ static void s3_xml_stop(struct s3_xml_walk *w, int rc, const char *why)
 static void XMLCALL s3_xml_start(void *arg, const XML_Char *name, const XML_Char **attrs)
 {
 	struct s3_xml_walk *w = arg;
-	const char *colon = strchr(name, ':');
+	const char *colon = strrchr(name, ':');
 
 	if (w->depth == S3_XML_DEPTH) {
 		s3_xml_stop(w, -EBADMSG, "elements nested too deep");
 		return;
 	}
-	w->names[w->depth++] = zf_strdup(colon ? colon + 1 : name);
+	/* "s3:Key" is "Key"; a name that is nothing but a prefix ("a:") stays whole */
+	w->names[w->depth++] = zf_strdup(colon && colon[1] ? colon + 1 : name);
 	w->text.len = 0;
 }
 

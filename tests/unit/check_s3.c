@@ -132,6 +132,15 @@ START_TEST(test_list_page)
 	ck_assert_str_eq(k.got[0], "a%20\xe2\x98\xba");
 	ck_assert_int_eq(more, 0);
 	ck_assert_ptr_null(token);
+
+	/* namespace prefixes are cut ("s3:Key" is "Key"); a bare "x:" stays as it is */
+	xml = "<s3:ListBucketResult xmlns:s3=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+	      "<s3:Contents><s3:Key>k</s3:Key><s3:Size>5</s3:Size><x:>1</x:></s3:Contents>"
+	      "</s3:ListBucketResult>";
+	ck_assert_int_eq(list(xml, "", &k, &more, &token), 0);
+	ck_assert_int_eq(k.n, 1);
+	ck_assert_str_eq(k.got[0], "k");
+	ck_assert_int_eq(k.size[0], 5);
 }
 END_TEST
 
