@@ -234,7 +234,7 @@ print(s.getsockname()[1], flush=True); time.sleep(120)' >"$T/hole.port" &
 hole=$!
 cleanup_hooks="kill $hole 2>/dev/null; $cleanup_hooks"
 test_expect_success 'a server that accepts but never answers: ETIMEDOUT within the timeout' '
-	for i in $(seq 1 100); do test -s "$T/hole.port" && break; sleep 0.1; done &&
+	for i in $(seq 1 600); do test -s "$T/hole.port" && break; sleep 0.1; done &&
 	port=$(cat "$T/hole.port") &&
 	! timeout 60 "$TOOL" --endpoint "http://127.0.0.1:$port" --stats --timeout 2000 \
 		--retry-base 100 $B get small 2>"$T/err" &&

@@ -103,14 +103,14 @@ test_expect_success 'an outage mid-copy: local work goes on, the backlog grows, 
 	touch "$T/outage" && outage_grows "$M" "$T/outage.log" 600 || exit 1
 	# a zerofs sync waits through the outage; stats answer meanwhile
 	( $ZEROFS sync "$M"; echo $? >"$T/sync.rc" ) &
-	for i in $(seq 1 100); do
+	for i in $(seq 1 600); do
 		c=$(pgrep -P $! -f "zerofs sync") && ls -l /proc/$c/fd | grep -q "socket:" && break
 		sleep 0.1
 	done
 	ls -l /proc/$c/fd | grep -q "socket:" &&
-	timeout 20 $ZEROFS stats --bytes "$M" | grep -q "^pending upload:" && test ! -e "$T/sync.rc" &&
+	timeout 60 $ZEROFS stats --bytes "$M" | grep -q "^pending upload:" && test ! -e "$T/sync.rc" &&
 	rm "$T/outage" && wait_drained "$M" 90 &&
-	for i in $(seq 1 300); do test -s "$T/sync.rc" && break; sleep 0.1; done &&
+	for i in $(seq 1 600); do test -s "$T/sync.rc" && break; sleep 0.1; done &&
 	test "$(cat "$T/sync.rc")" = 0 &&
 	touch -r "$M/during" "$T/ref/during" && touch -r "$M" "$T/ref" && same_tree "$T/ref" "$M" &&
 	zf_umount "$M" && zf_wait_gone "$(cat "$T/fg.pid")"

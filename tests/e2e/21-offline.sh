@@ -110,14 +110,14 @@ test_expect_success 'SIGTERM while a sync waits for the bucket: the daemon stops
 	mount_fg off2 && head -c 1M /dev/urandom >"$T/ref/term" && cp "$T/ref/term" "$M/term" &&
 	( $ZEROFS sync "$M" 2>"$T/sync.err"; echo $? >"$T/sync.rc" ) &
 	wait_log "$T/off2.log" "upload to .* failed: Connection refused" 30 &&
-	for i in $(seq 1 100); do
+	for i in $(seq 1 600); do
 		c=$(pgrep -f "zerofs sync $M\$") && ls -l /proc/$c/fd 2>/dev/null | grep -q "socket:" && break
 		sleep 0.1
 	done &&
 	ls -l /proc/$c/fd | grep -q "socket:" && test ! -e "$T/sync.rc" &&
 	kill -TERM "$(cat "$T/off2.pid")" && test "$(daemon_rc off2 20)" = 3 &&
 	grep -q "uploads left pending: [1-9][0-9]* bytes" "$T/off2.log" &&
-	for i in $(seq 1 100); do test -s "$T/sync.rc" && break; sleep 0.1; done &&
+	for i in $(seq 1 600); do test -s "$T/sync.rc" && break; sleep 0.1; done &&
 	cat "$T/sync.err" && test "$(cat "$T/sync.rc")" = 1 &&
 	grep -q "being unmounted; not in the bucket: " "$T/sync.err" && ! mountpoint -q "$M"
 '
