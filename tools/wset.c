@@ -18,6 +18,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/progress.h"
 #include "common/util.h"
 #include "tools/wset.h"
 
@@ -182,23 +183,16 @@ struct warm {
 	size_t next, files_done;
 	uint64_t bytes_done, total;
 	int failed;
-	int tty;
+	struct zf_progress bar;	/* protected by lock */
 };
 
-static void warm_progress(struct warm *w, int last)
+/* the bar: bytes fetched of those only in the bucket, and files (under w->lock) */
+static void warm_progress(struct warm *w)
 {
-	char d[32], t[32], bar[31];
-	int i, fill = w->total ? (int)(30 * w->bytes_done / w->total) : 30;
+	char files[48];
 
-	if (!w->tty)
-		return;
-	for (i = 0; i < 30; i++)
-		bar[i] = i < fill ? '#' : '.';
-	bar[30] = 0;
-	zf_size_human(w->bytes_done, d, sizeof(d));
-	zf_size_human(w->total, t, sizeof(t));
-	fprintf(stderr, "\rwarmup [%s] %s of %s, %zu/%zu files%s", bar, d, t, w->files_done, w->n,
-		last ? "\n" : "");
+	snprintf(files, sizeof(files), ", %zu/%zu files", w->files_done, w->n);
+	zf_progress_update(&w->bar, w->bytes_done, w->total, files);
 }
 
 static void *warm_main(void *arg)
@@ -220,8 +214,7 @@ static void *warm_main(void *arg)
 		e = errno;
 		pthread_mutex_lock(&w->lock);
 		if (r < 0 && e != ENOENT) {
-			if (w->tty)
-				fputc('\n', stderr);
+			zf_progress_clear(&w->bar);
 			fprintf(stderr, "zerofs warmup: '%s': %s\n", w->v[i].path,
 				e == EIO ? "the bucket did not answer (see the mount's log)"
 					 : strerror(e));
@@ -229,14 +222,14 @@ static void *warm_main(void *arg)
 		}
 		w->files_done++;
 		w->bytes_done += w->bytes[i];
-		warm_progress(w, 0);
+		warm_progress(w);
 		pthread_mutex_unlock(&w->lock);
 	}
 }
 
 int zf_cmd_warmup(int argc, char **argv)
 {
-	struct warm w = { .lock = PTHREAD_MUTEX_INITIALIZER, .tty = isatty(2) };
+	struct warm w = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct status st;
 	char b[32];
 	int r = usage_paths("warmup", argc);
@@ -253,8 +246,9 @@ int zf_cmd_warmup(int argc, char **argv)
 			w.bytes[i] = st.bucket;
 		w.total += w.bytes[i];
 	}
+	zf_progress_init(&w.bar, "warmup", NULL);
 	zf_run_workers(WARMUP_THREADS, warm_main, &w);
-	warm_progress(&w, 1);
+	zf_progress_clear(&w.bar);
 	zf_size_human(w.bytes_done, b, sizeof(b));
 	if (w.failed)
 		fprintf(stderr, "zerofs warmup: %d of %zu files not fetched\n", w.failed, w.n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Progress lines (common/progress.c) on a terminal and nowhere else: sync,
-# umount, gc (of a mount, through the daemon, and of a dev-dir), fsck and
-# mkfs --restore each draw "<cmd>: [====>   ]  NN% ..." on stderr when it
+# umount, gc (of a mount, through the daemon, and of a dev-dir), fsck,
+# warmup and mkfs --restore each draw "<cmd>: [====>   ]  NN% ..." on stderr when it
 # is a terminal (script(1) gives them one), and print no progress at all
 # (no carriage return, no bar) when it is a file. The bucket answers each
 # request after 1.5 s (net/fault.c's latency), so a sync waits long enough
@@ -47,6 +47,15 @@ test_expect_success 'gc of a dev-dir and fsck on a terminal: bars; on a file: no
 	tty $ZEROFS fsck "$D" && cat -v "$T/tty" && has_bar fsck "$T/tty" &&
 	grep -aq "fsck: .* of [0-9]* chunks" "$T/tty" &&
 	$ZEROFS fsck "$D" >/dev/null 2>"$T/err" && no_bar "$T/err"
+'
+test_expect_success 'warmup on a terminal: a bar of bytes fetched and files; on a file: none' '
+	echo "url file://$B" >"$D/remote.conf" && zf_mount "$D" "$M" &&
+	head -c 6M /dev/urandom >"$M/w1" && head -c 6M /dev/urandom >"$M/w2" &&
+	$ZEROFS sync "$M" && $ZEROFS evict "$M/w1" "$M/w2" >/dev/null &&
+	tty $ZEROFS warmup "$M/w1" "$M/w2" && cat -v "$T/tty" && has_bar warmup "$T/tty" &&
+	grep -aq "warmup: .* of [0-9.]* MiB, [0-9]/2 files" "$T/tty" &&
+	$ZEROFS evict "$M/w1" >/dev/null && $ZEROFS warmup "$M/w1" 2>"$T/err" >/dev/null &&
+	no_bar "$T/err" && zf_umount "$M"
 '
 test_expect_success 'mkfs --restore on a terminal: bars of the metadata and the chunks; on a file: none' '
 	tty $ZEROFS mkfs --restore "file://$B" "$T/dev2" && cat -v "$T/tty" &&
