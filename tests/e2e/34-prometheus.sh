@@ -41,7 +41,7 @@ test_expect_success 'of a mount: promtool accepts it; bytes and counters move af
 	test "$(value zerofs_bucket_pending_bytes "$T/p2")" = 0
 '
 test_expect_success 'metrics_file: promtool accepts it, it follows the mount, it goes with the unmount' '
-	for i in $(seq 1 300); do
+	for i in $(seq 1 600); do
 		test "$(value zerofs_logical_bytes "$P" 2>/dev/null)" = 3000000 && break
 		sleep 0.1
 	done &&
