@@ -424,11 +424,22 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	if (o->dry_run) {
 		remove_unreferenced(&g, 1); /* counts only */
 		zf_fs_walk_unlock(fs);
+		if (o->ret_victims) {
+			*o->ret_victims = NULL;
+			*o->ret_nvictims = 0;
+		}
 		for (i = 0; i < g.nsegs; i++)
 			if (g.segs[i].victim) {
 				rep->freed_segments++;
 				rep->freed_bytes += g.segs[i].size;
+				if (o->ret_victims) {
+					*o->ret_victims = zf_realloc(*o->ret_victims,
+								     (*o->ret_nvictims + 1) * sizeof(uint64_t));
+					(*o->ret_victims)[(*o->ret_nvictims)++] = g.segs[i].seg;
+				}
 			}
+		if (o->ret_victims && *o->ret_nvictims)
+			qsort(*o->ret_victims, *o->ret_nvictims, sizeof(uint64_t), zf_cmp_u64);
 		goto out;
 	}
 	mv = collect(&g, &nmv);

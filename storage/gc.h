@@ -17,6 +17,10 @@ struct zf_gc_opts {
 	 * others are at most this fraction of the live bytes (0: 5 %) */
 	double max_waste;
 	int dry_run;		/* count only */
+	/* dry_run: the segments gc would empty, when not NULL (malloc'd, sorted,
+	 * *ret_nvictims of them; the caller frees): what a bucket gc would free */
+	uint64_t **ret_victims;
+	size_t *ret_nvictims;
 	/* with keep: segments above keep_above stay (not in the bucket yet) */
 	int keep;
 	uint64_t keep_above;

@@ -148,12 +148,23 @@ static void sweep_cache(struct zf_remote *rm, const struct sweep *s)
 	closedir(d);
 }
 
+/* v (sorted, *n of them) without the sorted drop[0..ndrop) */
+static void drop_ids(uint64_t *v, size_t *n, const uint64_t *drop, size_t ndrop)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < *n; i++)
+		if (!bsearch(&v[i], drop, ndrop, sizeof(*drop), zf_cmp_u64))
+			v[k++] = v[i];
+	*n = k;
+}
+
 int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_report *rep)
 {
 	struct zf_gc_opts lo = *o;
 	struct sweep s = { 0 };
-	uint64_t *ids = NULL, *keep = NULL, seq, up_seq;
-	size_t i;
+	uint64_t *ids = NULL, *keep = NULL, *victims = NULL, seq, up_seq;
+	size_t i, nvictims = 0;
 	int r;
 
 	if (rm->o.readonly)
@@ -163,6 +174,10 @@ int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_
 	lo.keep = 1;
 	lo.keep_above = rm->up_seg;
 	zf_mutex_unlock(&rm->lock);
+	if (o->dry_run) {
+		lo.ret_victims = &victims;
+		lo.ret_nvictims = &nvictims;
+	}
 	r = zf_fs_gc(rm->fs, &lo, rep);
 	if (r == 0)
 		r = zf_fs_seg_refs(rm->fs, &ids, &s.nids, &s.max, &seq);
@@ -193,6 +208,15 @@ int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_
 	r = bucket_refs(rm, &keep, &s.nkeep);
 	if (r < 0)
 		goto out;
+	if (o->dry_run && nvictims) {
+		/*
+		 * What the real run frees: it empties the victims, and then
+		 * neither the table nor the bucket's metadata (a checkpoint goes
+		 * up first) references them.
+		 */
+		drop_ids(ids, &s.nids, victims, nvictims);
+		drop_ids(keep, &s.nkeep, victims, nvictims);
+	}
 	s.keep = keep;
 	if (!o->dry_run)
 		sweep_cache(rm, &s);
@@ -211,6 +235,7 @@ out:
 	free(s.keys);
 	free(ids);
 	free(keep);
+	free(victims);
 	return r;
 }
 

@@ -5,7 +5,8 @@
 #     bucket's segment bytes end within 1.1x of the live stored bytes, every
 #     remaining file is byte-identical, fsck is clean, a restore from the
 #     bucket holds the same files;
-#   - --dry-run changes nothing; nonsense arguments are refused;
+#   - --dry-run changes nothing and predicts the bucket objects gc then
+#     frees; nonsense arguments are refused;
 #   - kill -9 of an unmounted gc at 20 random moments, each followed by fsck
 #     and a rerun: clean, nothing lost;
 #   - gc while another process copies files into the mount, and the daemon
@@ -76,12 +77,16 @@ test_expect_success 'gc --dry-run reports garbage and changes nothing' '
 	before=$(seg_bytes "$D/seg") bb=$(seg_bytes "$B/seg") &&
 	$ZEROFS gc --dry-run "$M" >"$T/dry" && cat "$T/dry" &&
 	grep -Eq "^would empty: +[1-9][0-9]* segments" "$T/dry" &&
+	grep -Eq "^bucket, would free: +[1-9][0-9]* objects" "$T/dry" &&
 	test "$(seg_bytes "$D/seg")" = "$before" && test "$(seg_bytes "$B/seg")" = "$bb"
 '
 test_expect_success 'gc on the mount: dev-dir and bucket within 1.1x of the live stored bytes' '
 	$ZEROFS gc "$M" >"$T/gc" && cat "$T/gc" &&
 	grep -Eq "^local, freed: +[1-9][0-9]* segment files" "$T/gc" &&
 	grep -Eq "^bucket, freed: +[1-9][0-9]* objects" "$T/gc" &&
+	dry=$(sed -n "s/^bucket, would free: *\([0-9]*\) objects.*/\1/p" "$T/dry") &&
+	real=$(sed -n "s/^bucket, freed: *\([0-9]*\) objects.*/\1/p" "$T/gc") &&
+	echo "bucket objects: dry run $dry, gc $real" && test "$dry" = "$real" &&
 	l=$(live "$M") && s=$(seg_bytes "$D/seg") && b=$(seg_bytes "$B/seg") &&
 	echo "after gc: $s bytes in the dev-dir, $b in the bucket, $l live" &&
 	within_110 "$s" "$l" && within_110 "$b" "$l"
