@@ -100,8 +100,9 @@ static int sb_read(struct zf_fs *fs, uint32_t *ret_cmin, uint32_t *ret_cavg, uin
 	if (sb.incompat & ZF_FEAT_ENCRYPT) {
 		r = zf_key_file_read(fs->dirfd, fs->fsid, master, why, sizeof(why));
 		if (r < 0) {
-			zf_err("'%s' is encrypted and its key file '%s/%s' is %s: restore it with "
-			       "'zerofs mkfs --restore' and the passphrase", fs->dev_dir, fs->dev_dir,
+			zf_err("'%s' is encrypted and its key file '%s/%s' is %s: restore the "
+			       "filesystem from its bucket into a new dev-dir ('zerofs mkfs --restore "
+			       "URL NEW-DIR', with the passphrase)", fs->dev_dir, fs->dev_dir,
 			       ZF_KEY_NAME, why);
 			return r;
 		}
@@ -201,6 +202,10 @@ int zf_fs_mkfs(const char *dev_dir, const struct zf_mkfs_opts *opts)
 		char cmd[ZF_NAME_MAX + 64];
 
 		snprintf(cmd, sizeof(cmd), "rm -rf -- '%s/meta' '%s/seg'", dev_dir, dev_dir);
+		/* and an old filesystem's keys: a master key must not outlive its filesystem */
+		unlinkat(dirfd, ZF_KEY_NAME, 0);
+		unlinkat(dirfd, ZF_KEYS_NAME, 0);
+		unlinkat(dirfd, ZF_KEYS_NEW_NAME, 0);
 		if (system(cmd) != 0) {
 			r = -EIO;
 			goto out;

@@ -28,6 +28,10 @@
 #define KEYS_WRAPPED_OFF 96u		/* 96: master key sealed (32) | tag (16); AD: bytes 0..95 */
 #define KEYS_CSUM_OFF 144u		/* 144: le64 XXH3-64 of bytes 0..143 */
 
+/* a keys object asking for more is refused: it would stall or exhaust the machine */
+#define KDF_OPS_MAX 16u
+#define KDF_MEM_MAX (2ull << 30)
+
 #define KEY_MAGIC "ZFMKEY01"		/*  0, 8: le32 version 1, 12: le32 0, 16: fsid */
 #define KEY_MASTER_OFF 32u		/* 32: master[32] */
 #define KEY_CSUM_OFF 64u		/* 64: le64 XXH3-64 of bytes 0..63 */
@@ -49,7 +53,8 @@ static int kek_derive(uint8_t kek[ZF_KEY_LEN], const char *pass, size_t pass_len
 int zf_keys_wrap(const uint8_t fsid[16], const uint8_t master[ZF_KEY_LEN], const char *pass,
 		 size_t pass_len, uint8_t *k)
 {
-	uint64_t ops = crypto_pwhash_OPSLIMIT_INTERACTIVE, mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	/* the one object anyone who reads the bucket can guess passphrases against */
+	uint64_t ops = crypto_pwhash_OPSLIMIT_MODERATE, mem = crypto_pwhash_MEMLIMIT_MODERATE;
 	uint8_t kek[ZF_KEY_LEN];
 	int r;
 
@@ -100,8 +105,8 @@ int zf_keys_unwrap(const void *keys_obj, size_t len, const uint8_t *fsid, const 
 	ops = zf_get64(k + 40);
 	mem = zf_get64(k + 48);
 	if (zf_get32(k + 8) != KEYS_VERSION || zf_get32(k + 12) || zf_get32(k + 32) != KDF_ARGON2ID13 ||
-	    ops < crypto_pwhash_OPSLIMIT_MIN || ops > crypto_pwhash_OPSLIMIT_MAX ||
-	    mem < crypto_pwhash_MEMLIMIT_MIN || mem > (4ull << 30)) {
+	    ops < crypto_pwhash_OPSLIMIT_MIN || ops > KDF_OPS_MAX ||
+	    mem < crypto_pwhash_MEMLIMIT_MIN || mem > KDF_MEM_MAX) {
 		snprintf(why, why_len, "unknown version, key derivation or parameters");
 		return -EBADMSG;
 	}

@@ -21,6 +21,7 @@
 
 #define ZF_KEYS_NAME "keys"	/* the wrapped key, in the dev-dir and the bucket */
 #define ZF_KEY_NAME "key"	/* the unwrapped key, in the dev-dir only */
+#define ZF_KEYS_NEW_NAME "keys.new"	/* zerofs passwd's new wrapping, until the bucket has it */
 #define ZF_KEYS_SIZE 152u
 #define ZF_KEY_FILE_SIZE 72u
 

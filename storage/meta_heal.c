@@ -607,8 +607,11 @@ int zf_meta_heal(const char *dev_dir, struct zf_objstore *os, int apply,
 		char why[200];
 		int dfd = open(dev_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-		if (dfd < 0 || zf_seal_load(dfd, &h.seal, why, sizeof(why)) < 0)
+		if (dfd < 0 || zf_seal_load(dfd, &h.seal, why, sizeof(why)) < 0) {
+			zf_warn("'%s': %s: the bucket's objects are read as not encrypted", dev_dir,
+				dfd < 0 ? strerror(errno) : why);
 			zf_seal_init(&h.seal, 0, h.fsid, NULL); /* an encrypted one's then do not open */
+		}
 		if (dfd >= 0)
 			close(dfd);
 		r = load_remote(&h, os);

@@ -265,19 +265,37 @@ int zf_seal_seg(const struct zf_seal *s, uint64_t seg, void *img, size_t len)
 
 	if (!(s->features & ZF_FEAT_ENCRYPT))
 		return 0;
-	if (len < ZF_SEG_HDR_SIZE + ZF_SEG_FTR_SIZE)
-		return -EINVAL;
+	if (len < ZF_SEG_HDR_SIZE) {
+		memset(p, 0, len); /* no segment at all: nothing readable, nothing leaks */
+		return 0;
+	}
 	sodium_ready();
 	/* super-chunks first: their lengths come from the clear headers */
 	randombytes_buf(nonce, NONCE);
-	while (off < len - ZF_SEG_FTR_SIZE) {
-		dlen = zf_sc_disk_len(p + off, len - ZF_SEG_FTR_SIZE - off);
-		if (!dlen || dlen > len - ZF_SEG_FTR_SIZE - off)
-			return -EINVAL;
+	while (len - off >= ZF_SC_HDR_SIZE) {
+		dlen = zf_sc_disk_len(p + off, len - off);
+		if (!dlen || dlen > len - off)
+			break; /* the footer, or damage */
 		seal_tail_unit(s, seg, nonce, off, p + off, dlen, 0);
 		off += dlen;
 	}
-	seal_tail_unit(s, seg, nonce, off, p + off, ZF_SEG_FTR_SIZE, 1);
+	if (len - off == ZF_SEG_FTR_SIZE && !memcmp(p + off, ZF_SEG_FTR_MAGIC, 8)) {
+		seal_tail_unit(s, seg, nonce, off, p + off, ZF_SEG_FTR_SIZE, 1);
+	} else if (len - off > TAG) {
+		/*
+		 * A segment kept as it is after damage (no footer, a cut or
+		 * broken super-chunk): what follows its last whole unit is
+		 * sealed as one unit of its own, its last 16 bytes given to
+		 * the tag. Nothing reads it as data (it opens to no
+		 * super-chunk), and nothing of it leaks.
+		 */
+		uint8_t tag[TAG];
+
+		unit_seal(s, seg, nonce, off, len - off, p + off, len - off - TAG, tag);
+		memcpy(p + len - TAG, tag, TAG);
+	} else {
+		memset(p + off, 0, len - off);
+	}
 	/* the header: nonce | its first 24 bytes sealed | tag */
 	memmove(p + NONCE, p, 24);
 	unit_seal(s, seg, nonce, 0, ZF_SEG_HDR_SIZE, p + NONCE, 24, p + NONCE + 24);

@@ -233,6 +233,28 @@ static int audit_keys(struct zf_remote *rm, struct zf_remote_audit *a)
 		r = 0;
 		goto out;
 	}
+	if (r == 0) {
+		/* an interrupted zerofs passwd: the bucket took its keys.new */
+		void *nk = NULL;
+		size_t nlen = 0;
+		int same = zf_read_file(rm->devfd, ZF_KEYS_NEW_NAME, &nk, &nlen) == 0 &&
+			   nlen == rlen && !memcmp(nk, remote, rlen);
+
+		free(nk);
+		if (same) {
+			audit_say(a, 1, "an interrupted 'zerofs passwd': the bucket has the new "
+				  "passphrase, the dev-dir's '%s' the old one%s", ZF_KEYS_NAME,
+				  a->repair ? "" : " (--repair finishes it)");
+			if (a->repair && renameat(rm->devfd, ZF_KEYS_NEW_NAME, rm->devfd,
+						  ZF_KEYS_NAME) == 0 && zf_fsync_dir(rm->devfd) == 0) {
+				a->repaired++;
+				audit_say(a, 0, "repair: '%s' replaced '%s'", ZF_KEYS_NEW_NAME,
+					  ZF_KEYS_NAME);
+			}
+			r = 0;
+			goto out;
+		}
+	}
 	audit_say(a, 1, "bucket object '%s' is %s: the filesystem cannot be restored from the "
 		  "bucket%s", ZF_BKEY_KEYS, r == -ENOENT ? "missing" : "not the dev-dir's", fix);
 	r = 0;

@@ -430,8 +430,12 @@ again:
 		struct zf_objstore_stat st;
 		int h;
 
-		r = zf_objstore_get(rm->down, key, loc->off, loc->disk_len, &data, &len);
-		if (r == 0 || r == -ENOENT || r == -EACCES || zf_mono_ns() >= deadline)
+		/* encrypted: the segment's nonce first (its header), like the data */
+		r = zf_tier_seg_nonce(rm, loc->seg);
+		if (r == 0)
+			r = zf_objstore_get(rm->down, key, loc->off, loc->disk_len, &data, &len);
+		if (r == 0 || r == -ENOENT || r == -EACCES || r == -EBADMSG ||
+		    zf_mono_ns() >= deadline)
 			break;
 		/*
 		 * -EIO is the store failing (5xx after its retries, a cut
@@ -449,6 +453,11 @@ again:
 		if (rm->o.readonly || away)
 			break; /* fsck: the store retried; an outage is reported, not waited out */
 		usleep(200000); /* the store is down: try until the deadline */
+	}
+	if (r == -EBADMSG) {
+		/* the header does not open (logged): an answer, damage, like a unit that does not */
+		data = zf_calloc(1, loc->disk_len);
+		r = 0;
 	}
 	if (r < 0 && r != -ENOENT && !truncated) {
 		zf_tier_note_unreachable(rm, "GET", key, r);
@@ -473,13 +482,23 @@ again:
 	{
 		size_t opened;
 
-		/* a unit that does not open stays sealed: the reader's check names the damage */
+		/*
+		 * What does not open is damage: the reader gets zeros, which its
+		 * own check refuses (no super-chunk magic) and names; never the
+		 * bytes that did not authenticate. Nothing is cached.
+		 */
 		r = zf_tier_open_units(rm, loc->seg, loc->off, data, loc->disk_len, &opened, NULL);
 		if (r < 0 && r != -EBADMSG) {
 			free(data);
 			goto out;
 		}
 		sealed_bad = r == -EBADMSG || opened != loc->disk_len;
+		if (sealed_bad) {
+			zf_err("segment object '%s' in '%s': the super-chunk at %" PRIu64 " does not "
+			       "open (authentication failed: damaged, or not this segment's)", key,
+			       rm->url, loc->off);
+			memset(data, 0, loc->disk_len);
+		}
 		r = 0;
 	}
 	memcpy(buf, data, loc->disk_len);

@@ -133,6 +133,16 @@ static int seg_nonce(struct zf_remote *rm, uint64_t seg, int fresh, uint8_t nonc
 	return 0;
 }
 
+int zf_tier_seg_nonce(struct zf_remote *rm, uint64_t seg)
+{
+	uint8_t nonce[ZF_SEG_NONCE_LEN];
+	int cached;
+
+	if (!(rm->seal.features & ZF_FEAT_ENCRYPT))
+		return 0;
+	return seg_nonce(rm, seg, 0, nonce, &cached);
+}
+
 int zf_tier_open_units(struct zf_remote *rm, uint64_t seg, uint64_t off, void *buf, size_t len,
 		       size_t *ret_len, int *ret_footer)
 {
@@ -167,6 +177,8 @@ again:
 		if (r == 0)
 			r = zf_unseal_unit(&rm->seal, seg, nonce, off + pos, p + pos, ulen, why,
 					   sizeof(why));
+		else if (pos == 0 && !cached)
+			break; /* not a unit here: the caller's reader names any damage */
 		else
 			snprintf(why, sizeof(why), "no super-chunk at %llu (damaged)",
 				 (unsigned long long)(off + pos));

@@ -242,6 +242,12 @@ int zf_tier_get_obj(struct zf_objstore *os, const struct zf_seal *s, const char 
 int zf_tier_put_obj(struct zf_objstore *os, const struct zf_seal *s, const char *key,
 		    const void *buf, size_t len);
 /*
+ * Encrypted: segment seg's nonce known (read from its header in the bucket
+ * unless kept). 0 (also without encryption), the store's -errno, or
+ * -EBADMSG when the header does not open (logged).
+ */
+int zf_tier_seg_nonce(struct zf_remote *rm, uint64_t seg);
+/*
  * Open in place the units of segment seg that a ranged GET at off brought
  * (buf[0..len)): *ret_len the bytes of the whole super-chunks opened from
  * the start (the rest: a unit cut by the range, the footer (*ret_footer

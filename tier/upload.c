@@ -57,6 +57,8 @@ int zf_tier_put_file(struct zf_remote *rm, int dirfd, const char *name, const ch
 	int r;
 
 	r = zf_read_file(dirfd, name, &buf, &len);
+	if (r == -ENOENT)
+		return r; /* the caller knows what a missing file means */
 	if (r < 0)
 		return round_fail(rm, r, 1, "reading", name);
 	zf_mutex_lock(&rm->lock);
@@ -177,6 +179,8 @@ static int put_segment(struct zf_remote *rm, uint64_t seg)
 	r = zf_tier_put_file(rm, rm->segfd, name, key);
 	if (r == -ENOENT && zf_objstore_head(rm->up, key, &(struct zf_objstore_stat){ 0 }) == 0)
 		return 0; /* evicted earlier: the bucket has it */
+	if (r == -ENOENT)
+		return round_fail(rm, r, 1, "reading", name);
 	if (r == 0 && fstatat(rm->segfd, name, &st, 0) == 0)
 		zf_tier_note_segment(rm, st.st_size);
 	return r;
@@ -203,7 +207,8 @@ static void *seg_worker(void *arg)
 		if (r == 0)
 			j->up[seg - j->first] = 1;
 		moved = 0;
-		while (!j->err && j->mark < j->last && j->up[j->mark + 1 - j->first]) {
+		/* a run that is all up moves the mark, even after another failed */
+		while (j->mark < j->last && j->up[j->mark + 1 - j->first]) {
 			j->mark++;
 			moved = 1;
 		}

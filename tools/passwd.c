@@ -28,6 +28,7 @@
 #include "net/objstore.h"
 #include "storage/bucket_keys.h"
 #include "storage/keys.h"
+#include "storage/superblock.h"
 #include "tools/commands.h"
 
 /* one line from the terminal, not echoed; its length or -errno */
@@ -41,16 +42,19 @@ static int tty_line(const char *prompt, char *buf, size_t len)
 		return -ENOTTY;
 	fprintf(tty, "%s", prompt);
 	fflush(tty);
-	if (tcgetattr(fileno(tty), &old) == 0) {
+	int echo_off = tcgetattr(fileno(tty), &old) == 0;
+
+	if (echo_off) {
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
 	}
 	if (fgets(buf, (int)len, tty)) {
-		buf[strcspn(buf, "\n")] = 0;
+		buf[strcspn(buf, "\r\n")] = 0;
 		r = (int)strlen(buf);
 	}
-	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	if (echo_off)
+		tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	fprintf(tty, "\n");
 	fclose(tty);
 	return r;
@@ -66,6 +70,7 @@ int zf_tool_passphrase(const char *cmd, const char *var, int confirm, char *buf,
 	if (v) {
 		snprintf(buf, len, "%s", v);
 		n = (int)strlen(buf);
+		unsetenv(var); /* not inherited by what this process runs */
 	} else if (snprintf(name, sizeof(name), "%s_FILE", var), (v = getenv(name))) {
 		FILE *f = fopen(v, "r");
 
@@ -77,7 +82,7 @@ int zf_tool_passphrase(const char *cmd, const char *var, int confirm, char *buf,
 			return -EINVAL;
 		}
 		fclose(f);
-		buf[strcspn(buf, "\n")] = 0;
+		buf[strcspn(buf, "\r\n")] = 0;
 		n = (int)strlen(buf);
 	} else {
 		n = tty_line(confirm ? "New passphrase: " : "Passphrase: ", buf, len);
@@ -102,15 +107,22 @@ int zf_tool_passphrase(const char *cmd, const char *var, int confirm, char *buf,
 	return n;
 }
 
+/*
+ * zerofs passwd: the new wrapping goes to <dev-dir>/keys.new (durable),
+ * then to the bucket, then keys.new replaces keys. A crash before the PUT
+ * changes nothing; after it, the bucket has the new passphrase and fsck
+ * --repair (or the next passwd) finishes the rename.
+ */
 int zf_cmd_passwd(int argc, char **argv)
 {
-	char old[1024], new[1024], why[320], url[ZF_REMOTE_URL_MAX], path[4200];
+	char old[1024], new[1024], why[320], url[ZF_REMOTE_URL_MAX];
 	uint8_t master[ZF_KEY_LEN], keys[ZF_KEYS_SIZE];
 	struct zf_objstore *os = NULL;
+	void *cur = NULL, *sbuf = NULL;
 	const char *dev;
-	void *cur = NULL;
-	size_t len;
-	int fd, r, n, m;
+	size_t len, slen;
+	struct zf_sb sb;
+	int fd, r, n, m, bucket = 0;
 
 	if (argc != 2 || argv[1][0] == '-') {
 		if (argc == 2 && argv[1][0] == '-')
@@ -120,41 +132,57 @@ int zf_cmd_passwd(int argc, char **argv)
 	}
 	dev = argv[1];
 	fd = open(dev, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || zf_read_file(fd, ZF_KEYS_NAME, &cur, &len) < 0) {
-		fprintf(stderr, "zerofs passwd: '%s' is not an encrypted zerofs dev-dir (no '%s' "
-			"file)\n", dev, ZF_KEYS_NAME);
+	if (fd < 0 || zf_read_file(fd, "superblock", &sbuf, &slen) < 0 ||
+	    zf_sb_decode(sbuf, slen, &sb, why, sizeof(why)) < 0 || !(sb.incompat & ZF_FEAT_ENCRYPT) ||
+	    zf_read_file(fd, ZF_KEYS_NAME, &cur, &len) < 0) {
+		fprintf(stderr, "zerofs passwd: '%s' is not the dev-dir of an encrypted zerofs "
+			"filesystem (its superblock, or its '%s' file)\n", dev, ZF_KEYS_NAME);
+		free(sbuf);
 		if (fd >= 0)
 			close(fd);
 		return 1;
 	}
+	free(sbuf);
 	r = 1;
 	n = zf_tool_passphrase("passwd", "ZEROFS_PASSPHRASE", 0, old, sizeof(old));
 	if (n < 0)
 		goto out;
-	if (zf_keys_unwrap(cur, len, NULL, old, (size_t)n, master, why, sizeof(why)) < 0) {
+	if (zf_keys_unwrap(cur, len, sb.fsid, old, (size_t)n, master, why, sizeof(why)) < 0) {
 		fprintf(stderr, "zerofs passwd: cannot open '%s/%s': %s; nothing changed\n", dev,
 			ZF_KEYS_NAME, why);
 		goto out;
 	}
 	m = zf_tool_passphrase("passwd", "ZEROFS_NEW_PASSPHRASE", 1, new, sizeof(new));
-	if (m < 0 || zf_keys_wrap((const uint8_t *)cur + 16, master, new, (size_t)m, keys) < 0)
+	if (m < 0 || zf_keys_wrap(sb.fsid, master, new, (size_t)m, keys) < 0)
 		goto out;
-	/* the bucket first: a restore anywhere takes the new one from now on */
-	if (zf_remote_conf_read(dev, url, sizeof(url)) == 0 && zf_remote_conf_is_bucket(url)) {
-		if (zf_objstore_open(url, NULL, &os) < 0 ||
-		    zf_objstore_put(os, ZF_BKEY_KEYS, keys, sizeof(keys)) < 0) {
-			fprintf(stderr, "zerofs passwd: cannot put the new 'keys' into '%s'; nothing "
-				"changed\n", url);
-			goto out;
-		}
-	}
-	if (zf_publish_file(fd, ZF_KEYS_NAME, keys, sizeof(keys)) < 0) {
-		snprintf(path, sizeof(path), "%s/%s", dev, ZF_KEYS_NAME);
-		fprintf(stderr, "zerofs passwd: the bucket has the new passphrase, but '%s' could "
-			"not be rewritten: %s\n", path, strerror(errno));
+	n = zf_remote_conf_read(dev, url, sizeof(url));
+	if (n < 0 && n != -ENOENT) {
+		fprintf(stderr, "zerofs passwd: cannot read '%s/remote.conf': %s; nothing changed\n",
+			dev, strerror(-n));
 		goto out;
 	}
-	printf("passphrase of '%s' changed\n", dev);
+	bucket = n == 0 && zf_remote_conf_is_bucket(url);
+	if (zf_publish_file(fd, ZF_KEYS_NEW_NAME, keys, sizeof(keys)) < 0) {
+		fprintf(stderr, "zerofs passwd: cannot write '%s/%s'; nothing changed\n", dev,
+			ZF_KEYS_NEW_NAME);
+		goto out;
+	}
+	/* the bucket next: a restore anywhere takes the new one from now on */
+	if (bucket && (zf_objstore_open(url, NULL, &os) < 0 ||
+		       zf_objstore_put(os, ZF_BKEY_KEYS, keys, sizeof(keys)) < 0)) {
+		unlinkat(fd, ZF_KEYS_NEW_NAME, 0);
+		fprintf(stderr, "zerofs passwd: cannot put the new 'keys' into '%s'; nothing "
+			"changed\n", url);
+		goto out;
+	}
+	if (renameat(fd, ZF_KEYS_NEW_NAME, fd, ZF_KEYS_NAME) < 0 || zf_fsync_dir(fd) < 0) {
+		fprintf(stderr, "zerofs passwd: the bucket has the new passphrase, but '%s/%s' "
+			"could not replace '%s' (%s): run 'zerofs fsck --repair %s'\n", dev,
+			ZF_KEYS_NEW_NAME, ZF_KEYS_NAME, strerror(errno), dev);
+		goto out;
+	}
+	printf("passphrase of '%s' changed%s%s%s\n", dev, bucket ? " (and in the bucket '" : "",
+	       bucket ? url : "", bucket ? "')" : "");
 	r = 0;
 out:
 	sodium_memzero(old, sizeof(old));

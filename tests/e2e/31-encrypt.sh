@@ -192,4 +192,11 @@ test_expect_success 'zerofs passwd: the new passphrase restores, the old one no 
 	zf_mount "$D" "$M" && same_tree "$T/ref" "$M" && zf_umount "$M"
 '
 
+test_expect_success 'a passwd interrupted after the bucket took the new keys: fsck says so, --repair finishes it' '
+	cp "$D/keys" "$D/keys.new" && cp "$T/keys.before" "$D/keys" &&
+	fsck_4 "$D" && grep -q "interrupted .zerofs passwd." "$T/out" &&
+	expect_code 1 "$ZEROFS" fsck --repair "$D" >"$T/out" 2>&1 && cmp "$D/keys" "$B/keys" &&
+	! test -e "$D/keys.new" && "$ZEROFS" fsck "$D"
+'
+
 test_done

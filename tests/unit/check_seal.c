@@ -172,6 +172,38 @@ START_TEST(test_segment_damage)
 }
 END_TEST
 
+START_TEST(test_segment_without_footer)
+{
+	uint8_t img[8192], sealed[8192], nonce[ZF_SEG_NONCE_LEN];
+	struct zf_seal s;
+	uint64_t ulen;
+	char why[256];
+	size_t len, sc2;
+	int footer;
+
+	/* a segment kept as it is after damage: no footer, its last super-chunk cut */
+	zf_seal_init(&s, ZF_FEAT_ENCRYPT, fsid, master);
+	len = make_seg(img, 11, &sc2) - ZF_SEG_FTR_SIZE - 100;
+	memcpy(sealed, img, len);
+	ck_assert_int_eq(zf_seal_seg(&s, 11, sealed, len), 0);
+	ck_assert(!has(sealed, len, "BBBBBBBB", 8) && !has(sealed, len, "AAAAAAAA", 8));
+	/* the whole first super-chunk still opens by range; the rest is no unit */
+	ck_assert_int_eq(zf_unseal_seg_nonce(&s, 11, sealed, nonce, why, sizeof(why)), 0);
+	ck_assert_int_eq(zf_unseal_peek(&s, nonce, ZF_SEG_HDR_SIZE, sealed + ZF_SEG_HDR_SIZE,
+					len - ZF_SEG_HDR_SIZE, &ulen, &footer), 0);
+	ck_assert_uint_eq(ulen, sc2 - ZF_SEG_HDR_SIZE);
+	ck_assert_int_eq(zf_unseal_unit(&s, 11, nonce, ZF_SEG_HDR_SIZE, sealed + ZF_SEG_HDR_SIZE,
+					ulen, why, sizeof(why)), 0);
+	ck_assert(!memcmp(sealed + ZF_SEG_HDR_SIZE, img + ZF_SEG_HDR_SIZE, ulen));
+	/* whole, it is damage (no footer), never an error of the sealer */
+	ck_assert_int_eq(zf_unseal_seg(&s, 11, sealed, len, why, sizeof(why)), -EBADMSG);
+	/* shorter than a header: sealed to nothing readable */
+	memcpy(sealed, img, 40);
+	ck_assert_int_eq(zf_seal_seg(&s, 11, sealed, 40), 0);
+	ck_assert(!has(sealed, 40, ZF_SEG_MAGIC, 8));
+}
+END_TEST
+
 START_TEST(test_objects)
 {
 	static const char text[] = "ZFCKPT01 a checkpoint, MARKER text MARKER text MARKER text MARKER";
@@ -307,6 +339,7 @@ static Suite *seal_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_segment_round_trip);
 	tcase_add_test(tc, test_segment_damage);
+	tcase_add_test(tc, test_segment_without_footer);
 	tcase_add_test(tc, test_objects);
 	tcase_add_test(tc, test_keys);
 	tcase_add_test(tc, test_superblock_features);
