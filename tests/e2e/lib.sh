@@ -55,6 +55,18 @@ require_cmds() {
 	done
 }
 
+# private_ns_ok: can this machine make a private mount namespace? Not in a
+# chroot (the fresh-root check), where / is not a mount point: unshare
+# cannot change its propagation. Steps that need one say they are skipped.
+private_ns_ok() {
+	unshare -m --propagation private true 2>/dev/null
+}
+
+# skip_step 'what' 'why': say that a step did not run, and why (not a pass)
+skip_step() {
+	echo "# SKIP: $1 ($2)"
+}
+
 # ---- mounts ----
 
 # skip (77, with a reason) when this machine cannot mount FUSE
