@@ -281,6 +281,8 @@ int zf_tier_upload_round(struct zf_remote *rm, int seal)
 	r = rm->need_lease ? zf_tier_attach(rm) : zf_tier_lease_check(rm);
 	if (r < 0)
 		return round_fail(rm, r, 0, rm->need_lease ? "attaching" : "renewing the lease", NULL);
+	/* the bucket answers: online before the backlog drains, never after it */
+	zf_tier_online(rm);
 	zf_mutex_lock(&rm->lock);
 	up_seq = rm->up_seq;
 	up_seg = rm->up_seg;
