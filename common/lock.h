@@ -27,6 +27,7 @@
 enum zf_lock_rank {
 	ZF_RANK_DAEMON_STOP = 1,	/* daemon/daemon.c d->stop_lock */
 	ZF_RANK_CONTROL,		/* daemon/control.c ctl->lock */
+	ZF_RANK_FOLLOW,			/* tier: rm->follow_lock, a replica's steps */
 	ZF_RANK_EVICT,			/* tier: rm->evict_lock, one eviction at a time */
 	ZF_RANK_GC,			/* storage: fs->gc_lock, one gc at a time */
 	ZF_RANK_FS,			/* storage: fs->lock, the core */

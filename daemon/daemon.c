@@ -47,6 +47,7 @@
 #include "daemon/metrics.h"
 #include "daemon/daemon.h"
 #include "daemon/wset.h"
+#include "storage/fs_tier.h"
 
 #define MAX_RW (1u << 20)
 
@@ -62,6 +63,7 @@ struct zf_daemon {
 	char *dev_dir;
 	struct fuse_session *se;
 	int writeback;		/* the kernel caches writes (set at init) */
+	int replica;		/* a replica: read-only, following its writer */
 };
 
 static struct zf_daemon *dm(fuse_req_t req)
@@ -106,7 +108,9 @@ static void zf_ll_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct zf_daemon *d = userdata;
 
-	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) {
+	/* not on a replica: with it the kernel trusts its own file sizes over
+	 * ours, and the writer's changes would not show */
+	if ((conn->capable & FUSE_CAP_WRITEBACK_CACHE) && !d->replica) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 		d->writeback = 1;
 	}
@@ -789,6 +793,26 @@ static int log_sink(const struct zf_daemon_opts *o, const char *dev_dir)
 	return r;
 }
 
+/*
+ * A replica applied its writer's changes (the follower thread, never a
+ * request's): what the kernel cached of them goes. An inode or entry the
+ * kernel does not know answers -ENOENT, which is fine.
+ */
+static void replica_changed(void *ctx, const struct zf_fs_changes *ch)
+{
+	struct zf_daemon *d = ctx;
+	size_t i;
+
+	for (i = 0; i < ch->n; i++) {
+		const struct zf_fs_change *c = &ch->v[i];
+
+		if (c->name)
+			fuse_lowlevel_notify_inval_entry(d->se, c->ino, c->name, strlen(c->name));
+		else
+			fuse_lowlevel_notify_inval_inode(d->se, c->ino, 0, 0);
+	}
+}
+
 int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -804,6 +828,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 
 	d.fs = fs;
 	d.rm = o->remote;
+	d.replica = o->replica;
 	d.timeout = o->timeout > 0 ? o->timeout : 1.0;
 	d.commit_secs = o->commit_secs ? o->commit_secs : 5;
 	/* absolute: statfs and the fsname (which umount reads) outlive our cwd */
@@ -824,8 +849,8 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 		fsname[n++] = *p;
 	}
 	fsname[n] = 0;
-	snprintf(opts, sizeof(opts), "default_permissions,fsname=zerofs:%s,subtype=zerofs%s%s",
-		 fsname, o->fuse_opts && *o->fuse_opts ? "," : "",
+	snprintf(opts, sizeof(opts), "default_permissions,fsname=zerofs:%s,subtype=zerofs%s%s%s",
+		 fsname, o->replica ? ",ro" : "", o->fuse_opts && *o->fuse_opts ? "," : "",
 		 o->fuse_opts ? o->fuse_opts : "");
 	if (fuse_opt_add_arg(&args, "zerofs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
@@ -861,8 +886,12 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	}
 	if (pthread_create(&d.committer, NULL, committer_main, &d) == 0)
 		committer = 1;
-	if (o->remote && zf_remote_start(o->remote) < 0)
+	if (o->remote && o->replica) {
+		if (zf_remote_follow_start(o->remote, replica_changed, &d) < 0)
+			zf_err("cannot follow the writer: the replica stays as it is");
+	} else if (o->remote && zf_remote_start(o->remote) < 0) {
 		zf_err("cannot start uploads to the bucket: data stays local until the next mount");
+	}
 	r = zf_control_start(fs, o->remote, d.dev_dir, &ctl);
 	if (r < 0) /* the mount works without it; stats/sync on it will not */
 		zf_warn("no control socket for '%s': %s", d.dev_dir, strerror(-r));

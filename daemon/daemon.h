@@ -23,6 +23,9 @@ struct zf_daemon_opts {
 	 * NULL (daemon/metrics.h) */
 	const char *metrics_file;
 	unsigned int metrics_secs;
+	/* remote is a replica's: mounted read-only, following its writer (the
+	 * kernel's caches of what changed are dropped) instead of uploading */
+	int replica;
 	struct zf_remote *remote; /* opened by the caller (lease taken), or NULL;
 				   * ownership passes: started after daemonizing,
 				   * closed (final upload) before the fs */

@@ -185,8 +185,19 @@ static void text_remote(struct text *t, const struct zf_remote_stats *s)
 	fprintf(out, "pinned data:       %s (kept in the dev-dir)\n", szu(t, s->pinned_bytes));
 	fprintf(out, "evictions:         %" PRIu64 " segments\n", s->evictions);
 	fprintf(out, "write stalls:      %" PRIu64 " (backpressure)\n", s->stalls);
-	fprintf(out, "uploaded up to:    log record %" PRIu64 "%s\n", s->uploaded_seq,
-		s->fenced ? " (FENCED: another writer holds the lease)" : "");
+	if (!s->replica)
+		fprintf(out, "uploaded up to:    log record %" PRIu64 "%s\n", s->uploaded_seq,
+			s->fenced ? " (FENCED: another writer holds the lease)" : "");
+	if (s->replica) {
+		fprintf(out, "replica:           at log record %" PRIu64 " of the writer's %" PRIu64
+			" (%" PRIu64 " behind, for %.1f s); head read %.0f s ago; %" PRIu64
+			" reloads; %" PRIu64 " reads re-resolved\n", s->applied_seq, s->writer_seq,
+			s->writer_seq - s->applied_seq, s->behind_s,
+			s->polled ? difftime(time(NULL), (time_t)s->polled) : -1.0, s->reloads,
+			s->stale_reads);
+		if (*s->follow_why)
+			fprintf(out, "replica problem:   %s\n", s->follow_why);
+	}
 }
 
 static void text_pending(struct text *t, const struct zf_remote_pending *p)
@@ -306,7 +317,21 @@ static void json_remote(FILE *out, const struct zf_remote_stats *s)
 	JB("evicted_segments", s->evictions);
 	JB("write_stalls", s->stalls);
 	JB("uploaded_log_record", s->uploaded_seq);
-	fprintf(out, ",\n    \"fenced\": %s\n  }", s->fenced ? "true" : "false");
+	fprintf(out, ",\n    \"fenced\": %s", s->fenced ? "true" : "false");
+	if (s->replica) {
+		fprintf(out, ",\n    \"replica\": {\n      \"applied_log_record\": %" PRIu64
+			",\n      \"writer_log_record\": %" PRIu64 ",\n      \"behind_seconds\": %.3f"
+			",\n      \"head_read_at\": %" PRId64 ",\n      \"reloads\": %" PRIu64
+			",\n      \"reads_re_resolved\": %" PRIu64 ",\n      \"problem\": ",
+			s->applied_seq, s->writer_seq, s->behind_s, s->polled, s->reloads,
+			s->stale_reads);
+		if (*s->follow_why)
+			json_str(out, s->follow_why);
+		else
+			fputs("null", out);
+		fputs("\n    }", out);
+	}
+	fputs("\n  }", out);
 }
 
 static void json_pending(FILE *out, const struct zf_remote_pending *p)

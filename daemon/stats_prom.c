@@ -90,6 +90,14 @@ static void prom_remote(FILE *out, const struct zf_remote_stats *s)
 	prom_pending(out, s->pending_bytes, s->pending_segs, s->pending_records);
 	GAUGE("bucket_online", "1 while the bucket answers, 0 while it is offline.",
 	      !s->offline_since);
+	if (s->replica) {
+		GAUGE("replica_behind_log_records",
+		      "Log records the writer published that this replica has not applied.",
+		      s->writer_seq - s->applied_seq);
+		fprintf(out, "# HELP zerofs_replica_behind_seconds How long this replica has been "
+			"behind its writer (0: it is not).\n# TYPE zerofs_replica_behind_seconds "
+			"gauge\nzerofs_replica_behind_seconds %.3f\n", s->behind_s);
+	}
 	GAUGE("bucket_upload_failing", "1 while uploads fail for a reason other than an outage.",
 	      s->failing_since != 0);
 	fprintf(out, "# HELP zerofs_bucket_recovery_point_seconds Age of the oldest written byte "

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "devdir/devdir.h"
 
@@ -102,6 +103,43 @@ int zf_devdir_restore(const char *path, const char *url, const struct zf_restore
 	return r < 0 ? r : zf_remote_conf_write(path, url);
 }
 
+int zf_devdir_mark_replica(const char *path, const char *url)
+{
+	char line[ZF_REMOTE_URL_MAX + 32];
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(line, sizeof(line), "zerofs replica of %s\n", url);
+	r = zf_publish_file(fd, ZF_DEVDIR_REPLICA_MARK, line, strlen(line));
+	close(fd);
+	return r;
+}
+
+/*
+ * A replica's cache-dir opens as nothing else, and nothing else as one
+ * (said): 0 or -EPERM.
+ */
+static int check_replica(const char *path, enum zf_devdir_mode mode, int repair)
+{
+	int marked = file_exists(path, ZF_DEVDIR_REPLICA_MARK);
+	int writes = mode == ZF_DEVDIR_MOUNT || mode == ZF_DEVDIR_GC ||
+		     (mode == ZF_DEVDIR_FSCK && repair);
+
+	if (marked && writes) {
+		zf_err("'%s' is a replica's cache-dir: it follows its writer read-only "
+		       "('zerofs mount --replica URL %s MNT'); the writer's own dev-dir is "
+		       "where its filesystem changes", path, path);
+		return -EPERM;
+	}
+	if (!marked && mode == ZF_DEVDIR_REPLICA) {
+		zf_err("'%s' is a writer's dev-dir, not a replica's cache-dir: a replica needs "
+		       "an empty directory of its own", path);
+		return -EPERM;
+	}
+	return 0;
+}
+
 /* the core's options for mode */
 static struct zf_open_opts core_opts(enum zf_devdir_mode mode, const struct zf_devdir_opts *o)
 {
@@ -118,6 +156,7 @@ static struct zf_open_opts core_opts(enum zf_devdir_mode mode, const struct zf_d
 		oo.salvage = 1;
 		break;
 	case ZF_DEVDIR_STATS:
+	case ZF_DEVDIR_REPLICA:
 		oo.readonly = 1;
 		oo.salvage = 0;
 		break;
@@ -136,7 +175,8 @@ static int attach_bucket(struct zf_devdir *dd, enum zf_devdir_mode mode,
 	int r;
 
 	ro.url = dd->url;
-	ro.readonly = mode == ZF_DEVDIR_FSCK;
+	ro.readonly = mode == ZF_DEVDIR_FSCK || mode == ZF_DEVDIR_REPLICA;
+	ro.replica = mode == ZF_DEVDIR_REPLICA;
 	ro.store.create = mode == ZF_DEVDIR_MOUNT;
 	r = zf_remote_open(dd->fs, dd->path, &ro, &dd->rm);
 	if (r < 0) {
@@ -163,6 +203,11 @@ int zf_devdir_open(const char *path, enum zf_devdir_mode mode, const struct zf_d
 	struct zf_devdir *dd;
 	int r;
 
+	r = check_replica(path, mode, o->repair);
+	if (r < 0) {
+		set_err(err, ZF_DEVDIR_AT_CORE);
+		return r;
+	}
 	dd = zf_calloc(1, sizeof(*dd));
 	dd->path = zf_strdup(path);
 	dd->bucket = ZF_DEVDIR_NO_BUCKET;
@@ -228,7 +273,8 @@ void zf_devdir_hand_over(struct zf_devdir *dd, struct zf_fs **ret_fs, struct zf_
 
 int zf_devdir_pending(struct zf_devdir *dd, struct zf_remote_pending *ret)
 {
-	if (!zf_remote_conf_is_bucket(dd->url))
+	/* a replica's cache-dir writes nothing: the writer's bucket is all there is */
+	if (!zf_remote_conf_is_bucket(dd->url) || file_exists(dd->path, ZF_DEVDIR_REPLICA_MARK))
 		return -ENOENT;
 	return zf_remote_pending_read(dd->fs, dd->path, ret);
 }

@@ -42,7 +42,17 @@ enum zf_devdir_mode {
 	ZF_DEVDIR_FSCK,
 	/* read-only; no bucket attached (dd->url names it: zf_devdir_pending) */
 	ZF_DEVDIR_STATS,
+	/* a replica's cache-dir (ZF_DEVDIR_REPLICA_MARK): read-only; the
+	 * bucket attached as a replica's (no lease, nothing written to it),
+	 * followed once the daemon calls zf_remote_follow_start */
+	ZF_DEVDIR_REPLICA,
 };
+
+/*
+ * A replica's cache-dir holds this file ("zerofs replica of <url>"): it is
+ * opened in no other mode, and ZF_DEVDIR_REPLICA opens nothing else.
+ */
+#define ZF_DEVDIR_REPLICA_MARK "replica"
 
 struct zf_devdir_opts {
 	const char *url;		/* the bucket; NULL or "": remote.conf's */
@@ -108,6 +118,9 @@ void zf_devdir_url(const char *path, const char *override, char *url, size_t len
  */
 int zf_devdir_identify(const char *path);
 
+/* mark path, restored from url, as a replica's cache-dir; 0 or -errno */
+int zf_devdir_mark_replica(const char *path, const char *url);
+
 /*
  * Does a mount of path rebuild it from its bucket first: url names a
  * bucket and path holds no superblock (empty or missing)?
@@ -158,7 +171,7 @@ void zf_devdir_hand_over(struct zf_devdir *dd, struct zf_fs **ret_fs, struct zf_
  * What dd's bucket lacks of it (the tier's zf_remote_pending_read: from
  * upload.state, seg/ and the log; the bucket is not asked, so this works
  * in every mode, ZF_DEVDIR_STATS too, and while it is unreachable).
- * 0 and *ret, -ENOENT when dd has no bucket, or -errno.
+ * 0 and *ret, -ENOENT when dd has no bucket (or is a replica's), or -errno.
  */
 int zf_devdir_pending(struct zf_devdir *dd, struct zf_remote_pending *ret);
 

@@ -163,6 +163,16 @@ static int opt_one(const char *tok, struct zf_mount_opts *o, char *why, size_t l
 		r = opt_secs(tok, 1, 86400, "seconds", &v, why, len);
 		if (r == 0)
 			o->dd.remote.max_delay_s = v;
+	} else if (!strncmp(tok, "replica=", 8)) {
+		r = tok[8] && strlen(tok + 8) < sizeof(o->replica) ? 0 : -EINVAL;
+		if (r == 0)
+			snprintf(o->replica, sizeof(o->replica), "%s", tok + 8);
+		else
+			snprintf(why, len, "invalid '%s' (the writer's bucket URL)", tok);
+	} else if (!strncmp(tok, "poll=", 5)) {
+		r = opt_secs(tok, 1, 3600, "1..3600 seconds", &v, why, len);
+		if (r == 0)
+			o->dd.remote.interval_ms = v * 1000;
 	} else if (!strncmp(tok, "merge_after=", 12)) {
 		r = opt_secs(tok, 2, 100000, "small segments", &v, why, len);
 		if (r == 0)

@@ -31,6 +31,10 @@ struct zf_mount_opts {
 	 * (dd.open) */
 	struct zf_devdir_opts dd;
 	char url[ZF_REMOTE_URL_MAX];
+	/* replica=URL (or --replica URL): mount a replica of the filesystem in
+	 * that bucket, the dev-dir being its cache-dir; poll= sets how often it
+	 * looks for the writer's news (dd.remote.interval_ms) */
+	char replica[ZF_REMOTE_URL_MAX];
 	unsigned int commit_secs;	/* commit= (0: the daemon's default) */
 	double timeout;			/* timeout= (0: the daemon's default) */
 	int nonempty;			/* nonempty: mount over a directory that is not empty */

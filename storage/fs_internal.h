@@ -223,6 +223,10 @@ struct zf_fs {
 	 */
 	struct zf_mutex gc_lock;	/* rank ZF_RANK_GC: one gc at a time */
 	uint64_t seg_gen;
+	/* a replica: a read met a segment the bucket no longer holds, and
+	 * this brings the table up to the writer's (zf_fs_set_stale) */
+	void (*stale)(void *ctx);
+	void *stale_ctx;
 };
 
 /*

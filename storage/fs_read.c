@@ -334,6 +334,20 @@ static int seg_gen_moved(struct zf_fs *fs, uint64_t gen)
 	return moved;
 }
 
+/*
+ * A segment is gone: did gc move its chunks since the read was planned? A
+ * replica asks its writer's newer metadata first (zf_fs_set_stale).
+ */
+static int gone_moved(struct zf_fs *fs, uint64_t gen)
+{
+	if (seg_gen_moved(fs, gen))
+		return 1;
+	if (!fs->stale)
+		return 0;
+	fs->stale(fs->stale_ctx);
+	return seg_gen_moved(fs, gen);
+}
+
 ssize_t zf_fs_read(struct zf_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off)
 {
 	struct read_piece *pieces = NULL;
@@ -408,7 +422,7 @@ out:
 		int e = zf_segstore_read_chunk(fs->seg, &p->loc, &p->want, p->chunk_off, p->coff,
 					       p->len, p->dst);
 
-		if (e == -ENOENT && tries < 3 && seg_gen_moved(fs, gen)) {
+		if (e == -ENOENT && tries < 3 && gone_moved(fs, gen)) {
 			/* gc moved the chunk and removed its old segment: plan again */
 			free(pieces);
 			pieces = NULL;

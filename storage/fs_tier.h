@@ -121,4 +121,38 @@ size_t zf_fs_sort_locs(struct zf_sc_loc *v, size_t n);
  */
 uint64_t zf_fs_committed_seq(struct zf_fs *fs);
 
+/*
+ * ---- a replica (storage/fs_follow.c; the tier's tier/follow.c) ----
+ * A read-only table follows the log its writer publishes. The tier puts
+ * what the bucket holds past the last applied record into meta/ (log files
+ * after it; or, when the log went past a newer checkpoint, that checkpoint
+ * and the log after it), then zf_fs_follow applies them: the records after
+ * the last applied one, or with reload (or when they do not join up) the
+ * whole table loaded again from meta/'s newest checkpoint in a second open
+ * and swapped in (a load that fails changes nothing; older meta/ files are
+ * removed). What changed goes to ch for the kernel's caches.
+ */
+struct zf_fs_change {
+	uint64_t ino;		/* an inode whose attributes or data changed, or */
+	char *name;		/* with a name: an entry of directory ino came or went */
+};
+struct zf_fs_changes {
+	struct zf_fs_change *v;
+	size_t n, cap;
+	int reloaded;		/* loaded again: v holds every inode the kernel has */
+	uint64_t applied;	/* the last record applied now */
+};
+/* 0, -EROFS (a writable fs), or a load's -errno (logged): the table as it was */
+int zf_fs_follow(struct zf_fs *fs, int reload, struct zf_fs_changes *ch);
+void zf_fs_changes_free(struct zf_fs_changes *ch);
+/* the last record the table holds, and the checkpoint it was loaded from */
+uint64_t zf_fs_applied(struct zf_fs *fs);
+uint64_t zf_fs_ckpt_seq(struct zf_fs *fs);
+/*
+ * A read met a segment the bucket no longer holds (the writer's gc moved
+ * its chunks): fn brings the table up to the writer's, and the read plans
+ * again against the new locations. Installed once before reads.
+ */
+void zf_fs_set_stale(struct zf_fs *fs, void (*fn)(void *ctx), void *ctx);
+
 #endif

@@ -450,7 +450,7 @@ again:
 			truncated = 1;
 			break;
 		}
-		if (rm->o.readonly || away)
+		if (tier_fsck(rm) || away)
 			break; /* fsck: the store retried; an outage is reported, not waited out */
 		usleep(200000); /* the store is down: try until the deadline */
 	}
@@ -461,13 +461,13 @@ again:
 	}
 	if (r < 0 && r != -ENOENT && !truncated) {
 		zf_tier_note_unreachable(rm, "GET", key, r);
-		if (zf_tier_transient(r) && !rm->o.readonly) {
+		if (zf_tier_transient(r) && !tier_fsck(rm)) {
 			char what[ZF_BKEY_MAX + 8];
 
 			snprintf(what, sizeof(what), "GET '%s'", key);
 			zf_tier_offline(rm, r, what);
 		}
-		if (rm->o.readonly && r == -EIO)
+		if (tier_fsck(rm) && r == -EIO)
 			r = -EREMOTEIO; /* fsck: not an answer, nothing is marked damaged */
 	}
 	if (r < 0) {
@@ -506,7 +506,7 @@ again:
 	zf_mutex_lock(&rm->lock);
 	rm->fetch_misses++;
 	rm->fetched += loc->disk_len;
-	if (!rm->o.readonly) {
+	if (!tier_fsck(rm)) {
 		rm->local_bytes += loc->disk_len;
 		rm->evictable += loc->disk_len;
 	}
@@ -516,7 +516,7 @@ again:
 	 * for fsck (read-only): nothing would evict it, and a check of the
 	 * whole filesystem would copy the whole bucket into the dev-dir.
 	 */
-	if (!rm->o.readonly && !sealed_bad) {
+	if (!tier_fsck(rm) && !sealed_bad) {
 		zf_tier_cache_put(rm, name, buf, loc->disk_len);
 		if (ahead)
 			read_ahead(rm, loc);

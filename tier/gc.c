@@ -49,6 +49,7 @@ struct bucket_refs {
 	uint64_t *ids;
 	size_t n;
 	char first[400];		/* the first damage found */
+	int quiet;			/* found, not logged: the scan is tried again */
 };
 
 static void refs_frame(void *ctx, const struct zf_frame *f)
@@ -67,7 +68,8 @@ static void refs_say(void *ctx, int kind, const char *msg)
 
 	if (kind == SAY_WARN || kind == SAY_UNUSED)
 		return;
-	zf_err("gc: %s", msg);
+	if (!b->quiet)
+		zf_err("gc: %s", msg);
 	if (!b->first[0])
 		snprintf(b->first, sizeof(b->first), "%s", msg);
 }
@@ -78,10 +80,14 @@ static void refs_say(void *ctx, int kind, const char *msg)
  * of it fetched and verified, and the log reaching the head: a restore from
  * the bucket needs them whatever the dev-dir's table says. -EBADMSG (logged)
  * when the metadata is damaged or incomplete, or the store's -errno.
+ *
+ * What does not verify is looked at again, twice, before it is called
+ * damage: the uploader removes log pieces once a newer checkpoint is up
+ * (a merge's, say), and a scan that listed them before may find them gone.
  */
-static int bucket_refs(struct zf_remote *rm, uint64_t **ret_ids, size_t *ret_n)
+static int bucket_refs_once(struct zf_remote *rm, int quiet, uint64_t **ret_ids, size_t *ret_n)
 {
-	struct bucket_refs b = { 0 };
+	struct bucket_refs b = { .quiet = quiet };
 	struct mscan s = { .os = rm->up, .seal = &rm->seal, .fetch = 1, .frame = refs_frame, .say = refs_say,
 			   .ctx = &b, .expect_src = "upload.state" };
 	int r;
@@ -96,7 +102,9 @@ static int bucket_refs(struct zf_remote *rm, uint64_t **ret_ids, size_t *ret_n)
 			 s.head_why : "missing");
 	if (r == 0 && b.first[0])
 		r = -EBADMSG;
-	if (r < 0) {
+	if (r == -EBADMSG && quiet) {
+		free(b.ids);
+	} else if (r < 0) {
 		zf_err("gc: the metadata of the bucket '%s' %s: nothing is deleted from the bucket "
 		       "(run 'zerofs fsck --verify-data')", rm->url,
 		       r == -EBADMSG ? "is damaged or incomplete" : "cannot be read");
@@ -110,6 +118,15 @@ static int bucket_refs(struct zf_remote *rm, uint64_t **ret_ids, size_t *ret_n)
 		*ret_n = b.n;
 	}
 	zf_mscan_free(&s);
+	return r;
+}
+
+static int bucket_refs(struct zf_remote *rm, uint64_t **ret_ids, size_t *ret_n)
+{
+	int r = -EBADMSG, i;
+
+	for (i = 0; i < 3 && r == -EBADMSG; i++)
+		r = bucket_refs_once(rm, i < 2, ret_ids, ret_n);
 	return r;
 }
 

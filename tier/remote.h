@@ -49,6 +49,9 @@ struct zf_remote_opts {
 	unsigned int write_wait_ms;	/* a writer waits for room this long (0: 120000) */
 	unsigned int lease_ttl_s;	/* lease lifetime; renewed at a third (0: 60) */
 	int readonly;			/* fsck/stats: fetch only; no lease, no uploads */
+	/* with readonly: a replica's mount, which fetches, caches and evicts
+	 * like a writer's and follows the writer (zf_remote_follow_start) */
+	int replica;
 };
 
 struct zf_remote_stats {
@@ -73,6 +76,16 @@ struct zf_remote_stats {
 	/* uploads fail for another reason since then (0: they do not), and why */
 	int64_t failing_since;
 	char failing_why[400];
+	/* a replica: the writer's last record as seen, the last one applied,
+	 * how long it has been behind, the last head read (wall clock), tables
+	 * loaded again, and why the last step did not apply ("" if it did) */
+	int replica;
+	uint64_t writer_seq, applied_seq;
+	double behind_s;
+	int64_t polled;
+	uint64_t reloads;
+	uint64_t stale_reads;		/* reads that met a segment the writer removed */
+	char follow_why[240];
 };
 
 /* what the bucket lacks of a dev-dir */
@@ -95,6 +108,15 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 		   struct zf_remote **ret_rm);
 /* start the uploader thread */
 int zf_remote_start(struct zf_remote *rm);
+/*
+ * A replica (opts.replica): start following the writer (tier/follow.c),
+ * every interval_ms. fn gets what changed, from the follower thread only
+ * (never a FUSE request's): the daemon drops the kernel's caches of it.
+ * 0, -EINVAL (not a replica), or -errno.
+ */
+struct zf_fs_changes;
+typedef void (*zf_remote_follow_fn)(void *ctx, const struct zf_fs_changes *ch);
+int zf_remote_follow_start(struct zf_remote *rm, zf_remote_follow_fn fn, void *ctx);
 /* return once everything committed before the call is in the bucket */
 int zf_remote_sync(struct zf_remote *rm);
 

@@ -247,8 +247,14 @@ int zf_mscan_run(struct mscan *s)
 			s->target = s->pieces[i].b;
 			target_src = NULL; /* a piece exists past the end: the gap says it */
 		}
+	/* a replica's table reaches after: the pieces from after + 1, if they are there */
+	for (i = 0; s->after && i < s->npieces && !s->along; i++)
+		s->along = s->pieces[i].a <= s->after + 1 && s->pieces[i].b > s->after;
+	if (s->after && !s->along && s->head_state > 0 && s->head.seq <= s->after &&
+	    (!s->nckpts || s->ckpts[0].a <= s->after))
+		s->along = 1; /* nothing new */
 	/* the newest checkpoint that verifies */
-	for (i = 0; i < s->nckpts && !s->has_ckpt; i++) {
+	for (i = 0; i < s->nckpts && !s->has_ckpt && !s->along; i++) {
 		zf_bkey_ckpt(s->ckpts[i].a, key, sizeof(key));
 		if (s->fetch) {
 			r = zf_tier_get_obj(s->os, s->seal, key, &buf, &len, why, sizeof(why));
@@ -280,7 +286,7 @@ int zf_mscan_run(struct mscan *s)
 		s->ckpt = s->ckpts[i].a;
 	}
 	/* the log after it, the longest verified piece first where several start alike */
-	next = (s->has_ckpt ? s->ckpt : 0) + 1;
+	next = (s->along ? s->after : s->has_ckpt ? s->ckpt : 0) + 1;
 	for (;;) {
 		int advanced = 0, pass;
 

@@ -39,6 +39,10 @@ struct mscan {
 	int fetch;		/* GET and verify every object of the chain (else: keys only) */
 	int partial;		/* keep the verified prefix of a damaged last piece (allow-loss) */
 	uint64_t expect;	/* the bucket should hold records up to this (0: no opinion) */
+	/* a replica holds records up to this one: when pieces reach back to
+	 * after + 1, the chain starts there (no checkpoint is fetched) and
+	 * pieces are kept from after + 1 on */
+	uint64_t after;
 	const char *expect_src;	/* who says so ("upload.state") */
 	zf_tier_frame_fn frame;	/* every frame of the chain's objects (gc: SC records) */
 	/* restore: a verified object of the chain, under its dev-dir name in meta/ */
@@ -51,6 +55,7 @@ struct mscan {
 	int head_state;		/* 0 absent, 1 verified and this filesystem's, -1 not */
 	char head_why[200];
 	struct zf_tier_head head;
+	int along;		/* the chain starts at after + 1 */
 	int has_ckpt;		/* the chain starts after checkpoint ckpt (else at record 1) */
 	uint64_t ckpt;
 	int usable;		/* a chain exists (a checkpoint or pieces from record 1 verify) */

@@ -226,6 +226,7 @@ int zf_remote_open(struct zf_fs *fs, const char *dev_dir, const struct zf_remote
 		rm->o.lease_ttl_s = DEFAULT_LEASE_S;
 	zf_mutex_init(&rm->evict_lock, ZF_RANK_EVICT, "rm->evict_lock");
 	zf_mutex_init(&rm->lock, ZF_RANK_REMOTE, "rm->lock");
+	zf_mutex_init(&rm->follow_lock, ZF_RANK_FOLLOW, "rm->follow_lock");
 	pthread_cond_init(&rm->wake, NULL);
 	pthread_cond_init(&rm->done, NULL);
 	pthread_cond_init(&rm->arrived, NULL);
@@ -327,6 +328,17 @@ fail:
 	return r;
 }
 
+int zf_tier_prefetch_start(struct zf_remote *rm)
+{
+	/* read-ahead is an optimisation: without its thread reads still work */
+	if (pthread_create(&rm->pf_thread, NULL, zf_tier_prefetch_main, rm) != 0)
+		return -EAGAIN;
+	zf_mutex_lock(&rm->lock);
+	rm->pf_started = 1;
+	zf_mutex_unlock(&rm->lock);
+	return 0;
+}
+
 int zf_remote_start(struct zf_remote *rm)
 {
 	int r;
@@ -342,13 +354,8 @@ int zf_remote_start(struct zf_remote *rm)
 		return r;
 	}
 	rm->started = 1;
-	/* read-ahead is an optimisation: without its thread reads still work */
-	if (pthread_create(&rm->pf_thread, NULL, zf_tier_prefetch_main, rm) == 0) {
-		zf_mutex_lock(&rm->lock);
-		rm->pf_started = 1;
-		zf_mutex_unlock(&rm->lock);
+	if (zf_tier_prefetch_start(rm) == 0)
 		zf_tier_want_pins(rm); /* after a restore or an eviction elsewhere */
-	}
 	/* merging small segments is housekeeping: without its thread they stay */
 	if (pthread_create(&rm->compact_thread, NULL, zf_tier_compact_main, rm) == 0)
 		rm->compact_started = 1;
@@ -445,6 +452,8 @@ int zf_remote_sync_wait(struct zf_remote *rm, const struct zf_remote_sync_opts *
 
 	if (!o)
 		o = &defaults;
+	if (rm->o.replica)
+		return 0; /* nothing is written here: the writer's bucket is all there is */
 	timeout_ns = (uint64_t)(o->timeout_ms ? o->timeout_ms : rm->o.write_wait_ms) * 1000000ull;
 	r = zf_fs_sync(rm->fs);
 	if (r == 0)
@@ -550,6 +559,21 @@ void zf_remote_stats(struct zf_remote *rm, struct zf_remote_stats *ret)
 	ret->pinned_bytes = rm->pinned_bytes;
 	ret->uploaded_seq = rm->up_seq;
 	ret->fenced = rm->fenced;
+	if (rm->o.replica) {
+		/* nothing goes up from here */
+		ret->pending_bytes = ret->pending_segs = ret->pending_records = 0;
+		ret->oldest_pending_s = 0;
+		ret->replica = 1;
+		ret->applied_seq = rm->follow_applied;
+		ret->writer_seq = rm->follow_writer > rm->follow_applied ? rm->follow_writer
+									  : rm->follow_applied;
+		ret->behind_s = rm->follow_behind_ns ? (zf_mono_ns() - rm->follow_behind_ns) / 1e9
+						     : 0;
+		ret->polled = rm->follow_polled;
+		ret->reloads = rm->follow_reloads;
+		ret->stale_reads = rm->follow_stale;
+		snprintf(ret->follow_why, sizeof(ret->follow_why), "%s", rm->follow_why);
+	}
 	zf_mutex_unlock(&rm->lock);
 }
 
@@ -605,6 +629,10 @@ int zf_remote_close(struct zf_remote *rm)
 		pthread_join(rm->compact_thread, NULL);
 	if (rm->started)
 		pthread_join(rm->thread, NULL);
+	if (rm->follow_started) {
+		pthread_join(rm->follow_thread, NULL);
+		zf_fs_set_stale(rm->fs, NULL, NULL);
+	}
 	if (rm->pf_started)
 		pthread_join(rm->pf_thread, NULL);
 	offline = rm->offline_since != 0; /* no thread is left to change it */
@@ -641,6 +669,8 @@ int zf_remote_close(struct zf_remote *rm)
 	pthread_cond_destroy(&rm->compact_wake);
 	zf_mutex_destroy(&rm->lock);
 	zf_mutex_destroy(&rm->evict_lock);
+	zf_mutex_destroy(&rm->follow_lock);
+	zf_fs_changes_free(&rm->follow_q);
 	for (size_t i = 0; i < rm->nobjs; i++)
 		free(rm->objs[i].key);
 	free(rm->objs);

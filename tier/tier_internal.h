@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "common/lock.h"
+#include "storage/fs_tier.h"
 #include "storage/seal.h"
 #include "tier/remote.h"
 
@@ -130,6 +131,23 @@ struct zf_remote {
 	int need_lease;			/* the bucket was unreachable at open: lease first */
 	char lease_id[33];
 	uint64_t lease_token, lease_renew_ns;
+	/* a replica (tier/follow.c): its follower thread, one step at a time
+	 * (follow_lock, rank ZF_RANK_FOLLOW: before fs->lock and rm->lock) */
+	pthread_t follow_thread;
+	int follow_started;
+	struct zf_mutex follow_lock;
+	zf_remote_follow_fn follow_fn;	/* the kernel's caches (the daemon) */
+	void *follow_ctx;
+	/* under lock: */
+	struct zf_fs_changes follow_q;	/* changes for the follower to hand on */
+	uint64_t follow_applied;	/* the last record the table holds */
+	uint64_t follow_writer;		/* the last record the writer published, as seen */
+	uint64_t follow_behind_ns;	/* since then the replica is behind (0: it is not) */
+	uint64_t follow_step_ns;	/* when the last step began */
+	uint64_t follow_reloads;	/* tables loaded again from a newer checkpoint */
+	uint64_t follow_stale;		/* reads that met a removed segment: steps run for them */
+	int64_t follow_polled;		/* the last head read (wall clock) */
+	char follow_why[240];		/* why the last step did not apply */
 	/* fsck (tier/audit.c): the bucket's objects, listed once, sorted by key */
 	struct bucket_obj {
 		char *key;
@@ -138,6 +156,13 @@ struct zf_remote {
 	size_t nobjs;
 	int listed;			/* 0 not yet, 1 done, < 0 the listing's error */
 };
+
+/* fsck's (or stats') bucket: fetched bytes are checked, not kept; an outage is
+ * reported, not waited out (a replica's fetches are a mount's) */
+static inline int tier_fsck(const struct zf_remote *rm)
+{
+	return rm->o.readonly && !rm->o.replica;
+}
 
 /* ---- tier/state.c: upload.state and the bucket's head ---- */
 
@@ -182,6 +207,8 @@ int zf_tier_fetch(void *ctx, const struct zf_sc_loc *loc, void *buf, int refetch
 int zf_tier_fetch_only(struct zf_remote *rm, const struct zf_sc_loc *loc, void *buf);
 /* the prefetch thread (arg: rm); returns when rm->stopping */
 void *zf_tier_prefetch_main(void *arg);
+/* start the prefetch thread (tier/tier.c); 0, or -EAGAIN: no read-ahead */
+int zf_tier_prefetch_start(struct zf_remote *rm);
 /* keep a super-chunk's bytes as cache/<name> (.tmp, rename; no fsync: a
  * cache file is verified on every use); 0 or -errno */
 int zf_tier_cache_put(struct zf_remote *rm, const char *name, const void *buf, size_t len);

@@ -17,7 +17,9 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "daemon/daemon.h"
@@ -42,12 +44,70 @@ static int dir_is_empty(const char *path)
 	return empty;
 }
 
+/*
+ * A replica's cache-dir: an empty (or new) directory is marked and filled
+ * from the writer's bucket (its metadata; data comes as it is read); one
+ * that is a replica's already must follow the same bucket. 0, or the exit
+ * code (said).
+ */
+static int replica_prepare(const char *dir, const char *url)
+{
+	char mark[ZF_REMOTE_URL_MAX + 64], *line = NULL, want[ZF_REMOTE_URL_MAX + 32];
+	size_t cap = 0;
+	FILE *f;
+	int r;
+
+	if (!zf_remote_conf_is_bucket(url) || (strncmp(url, "file://", 7) &&
+						strncmp(url, "s3://", 5) && strncmp(url, "fault:", 6))) {
+		fprintf(stderr, "zerofs mount: --replica '%s' is not a bucket URL (file://, s3://)\n",
+			url);
+		return 2;
+	}
+	if (zf_devdir_wants_restore(dir, url)) {
+		if (!dir_is_empty(dir)) {
+			fprintf(stderr, "zerofs mount: '%s' is not empty: a replica's cache-dir starts "
+				"as an empty directory of its own\n", dir);
+			return 1;
+		}
+		mkdir(dir, 0700);
+		r = zf_devdir_mark_replica(dir, url);
+		if (r < 0) {
+			fprintf(stderr, "zerofs mount: cannot make the replica's cache-dir '%s': %s\n",
+				dir, strerror(-r));
+			return 1;
+		}
+		if (zf_tool_restore("mount", url, dir, 0, 0) != 0) {
+			snprintf(mark, sizeof(mark), "%s/%s", dir, ZF_DEVDIR_REPLICA_MARK);
+			unlink(mark);
+			return 1;
+		}
+		return 0;
+	}
+	snprintf(mark, sizeof(mark), "%s/%s", dir, ZF_DEVDIR_REPLICA_MARK);
+	f = fopen(mark, "r");
+	if (!f)
+		return 0; /* the open says what it is */
+	snprintf(want, sizeof(want), "zerofs replica of %s", url);
+	r = getline(&line, &cap, f) > 0 && !strncmp(line, want, strlen(want)) &&
+	    (line[strlen(want)] == '\n' || !line[strlen(want)]);
+	fclose(f);
+	if (!r)
+		fprintf(stderr, "zerofs mount: '%s' is the cache-dir of another replica (%s%s): give "
+			"this one an empty directory\n", dir,
+			line && !strncmp(line, "zerofs replica of ", 18) ? "of " : "",
+			line && !strncmp(line, "zerofs replica of ", 18) ? strtok(line + 18, "\n")
+									   : "unreadable");
+	free(line);
+	return r ? 0 : 1;
+}
+
 int zf_cmd_mount(int argc, char **argv)
 {
 	static const struct option opts[] = { { "foreground", no_argument, NULL, 'f' },
 					      { "debug", no_argument, NULL, 'd' },
 					      { "cache-size", required_argument, NULL, 'C' },
 					      { "options", required_argument, NULL, 'o' },
+					      { "replica", required_argument, NULL, 'R' },
 					      { NULL, 0, NULL, 0 } };
 	struct zf_mount_opts mo;
 	struct zf_conf conf;
@@ -91,6 +151,14 @@ int zf_cmd_mount(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'R':
+			if (!*optarg || strlen(optarg) >= sizeof(mo.replica)) {
+				fprintf(stderr, "zerofs mount: invalid --replica '%s' (the writer's "
+					"bucket URL)\n", optarg);
+				return 2;
+			}
+			snprintf(mo.replica, sizeof(mo.replica), "%s", optarg);
+			break;
 		case 's': /* mount(8): sloppy */
 		case 'n': /* mount(8): no mtab */
 		case 'v': /* mount(8): verbose */
@@ -123,14 +191,23 @@ int zf_cmd_mount(int argc, char **argv)
 	o.metrics_file = *mo.metrics_file ? mo.metrics_file : NULL;
 	o.metrics_secs = mo.metrics_secs;
 	o.timeout = mo.timeout;
-	zf_devdir_url(argv[optind], mo.dd.url, url, sizeof(url));
+	if (*mo.replica) {
+		r = replica_prepare(argv[optind], mo.replica);
+		if (r)
+			return r;
+		snprintf(url, sizeof(url), "%s", mo.replica);
+		o.replica = 1;
+	} else {
+		zf_devdir_url(argv[optind], mo.dd.url, url, sizeof(url));
+	}
 	mo.dd.url = url;
 	/* an empty dev-dir and a bucket: rebuild from the bucket first */
-	if (zf_devdir_wants_restore(argv[optind], url) &&
+	if (!o.replica && zf_devdir_wants_restore(argv[optind], url) &&
 	    zf_tool_restore("mount", url, argv[optind], 0, 0) != 0)
 		return 1;
 	/* open before daemonizing: errors reach the terminal and the exit code */
-	r = zf_devdir_open(argv[optind], ZF_DEVDIR_MOUNT, &mo.dd, &dd, &err);
+	r = zf_devdir_open(argv[optind], o.replica ? ZF_DEVDIR_REPLICA : ZF_DEVDIR_MOUNT, &mo.dd,
+			   &dd, &err);
 	if (r < 0 && err.at == ZF_DEVDIR_AT_CORE) {
 		if (r != -EBUSY) /* the core said who holds it */
 			fprintf(stderr, "zerofs mount: cannot open '%s': %s\n", argv[optind],

@@ -6,7 +6,7 @@
 # each command's --help (tests/e2e/24-help.sh checks the command list).
 
 _zerofs_commands="mkfs mount umount sync stats fsck gc lease-break passwd pin unpin warmup evict status config version help"
-_zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty log= log_level= metrics_file= metrics_interval= allow_other ro"
+_zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty log= log_level= metrics_file= metrics_interval= replica= poll= allow_other ro"
 
 _zerofs_mountpoints() {
 	awk '$3 == "fuse.zerofs" { print $2 }' /proc/self/mounts 2>/dev/null
@@ -22,7 +22,7 @@ _zerofs() {
 	fi
 	case $cmd in
 	mkfs) opts="--force --zstd-level --remote --no-check --encrypt --restore --allow-loss --verify-data --help" ;;
-	mount) opts="-f --foreground -d --debug -o --cache-size --help" ;;
+	mount) opts="-f --foreground -d --debug -o --cache-size --replica --help" ;;
 	umount | unmount | sync) opts="--timeout --help" ;;
 	stats) opts="--bytes --json --prometheus --help" ;;
 	fsck) opts="--verify-data --repair -q --quiet --help" ;;
@@ -49,7 +49,7 @@ _zerofs() {
 		compopt -o nospace 2>/dev/null
 		return 0
 		;;
-	--zstd-level | --timeout | --max-waste | -w | --cache-size)
+	--zstd-level | --timeout | --max-waste | -w | --cache-size | --replica)
 		return 0
 		;;
 	esac

@@ -91,16 +91,24 @@ static const struct command commands[] = {
 	  "Exit: 0 done, 1 failed (nothing formatted), 2 bad arguments or bucket URL,\n"
 	  "3 restored with --allow-loss, but less than the bucket held.\n",
 	  zf_cmd_mkfs },
-	{ "mount", "[-f] [-d] [-o OPTIONS] <dev-dir> <mountpoint>",
+	{ "mount", "[-f] [-d] [-o OPTIONS] [--replica URL] <dev-dir> <mountpoint>",
 	  "serve a dev-dir's filesystem at a mountpoint",
 	  "Serve the filesystem of <dev-dir> at <mountpoint> (an empty directory), in the\n"
 	  "background once it is mounted. An empty <dev-dir> with a bucket (-o remote=URL)\n"
 	  "is restored from the bucket first.\n"
 	  "\n"
+	  "With --replica URL, mount the filesystem in the bucket at URL read-only, on\n"
+	  "any machine, while its writer goes on: <dev-dir> is the replica's own cache-dir\n"
+	  "(an empty directory the first time; metadata comes at once, data as it is\n"
+	  "read). It follows the writer within the poll interval (+ the writer's upload\n"
+	  "delay), takes no lease and writes nothing to the bucket; 'zerofs stats' says\n"
+	  "how far behind it is.\n"
+	  "\n"
 	  "  -f, --foreground    stay in the foreground (logs on stderr); exit 3 when it\n"
 	  "                      stops with uploads pending\n"
 	  "  -d, --debug         foreground, and libfuse logs every request (debugging)\n"
 	  "  --cache-size SIZE   the same as -o cache_size=SIZE\n"
+	  "  --replica URL       the same as -o replica=URL\n"
 	  "  -o OPTIONS          comma-separated (defaults: zerofs.conf, 'zerofs config'):\n"
 	  "     remote=URL          the bucket (default: the dev-dir's remote.conf)\n"
 	  "     cache_size=SIZE     dev-dir budget for data (e.g. 64M; default unlimited):\n"
@@ -123,6 +131,8 @@ static const struct command commands[] = {
 	  "     metrics_file=PATH   write 'zerofs stats --prometheus' to PATH (absolute)\n"
 	  "                         for node_exporter's textfile collector\n"
 	  "     metrics_interval=SECS  how often (15)\n"
+	  "     replica=URL         a read-only replica of the filesystem in that bucket\n"
+	  "     poll=SECS           how often a replica looks for the writer's news (1)\n"
 	  "     allow_other, ro, ...  any FUSE option\n"
 	  "\n"
 	  "make install puts mount.fuse.zerofs in /sbin, where mount(8) looks, for\n"
