@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/control.h"
+#include "storage/fs_snap.h"
 #include "daemon/stats_print.h"
 
 struct zf_control {
@@ -113,6 +115,34 @@ static int serve_gc(struct zf_control *ctl, const char *args, int c, FILE *out)
 	return r;
 }
 
+/* "snapshot create NAME", "snapshot delete NAME", "snapshot list" */
+static int serve_snapshot(struct zf_control *ctl, const char *args, FILE *out, char *why,
+			  size_t len)
+{
+	struct zf_snap_info *v;
+	uint64_t seq;
+	size_t n, i;
+	int r;
+
+	if (!strncmp(args, "create ", 7)) {
+		r = zf_remote_snapshot_create(ctl->fs, ctl->rm, args + 7, &seq, why, len);
+		if (r == 0)
+			fprintf(out, "snapshot %s: log record %" PRIu64 "\n", args + 7, seq);
+		return r;
+	}
+	if (!strncmp(args, "delete ", 7))
+		return zf_remote_snapshot_remove(ctl->fs, ctl->rm, args + 7, why, len);
+	if (strcmp(args, "list"))
+		return -EINVAL;
+	r = zf_fs_snapshot_list(ctl->fs, &v, &n);
+	for (i = 0; r == 0 && i < n; i++)
+		fprintf(out, "snap %s %" PRIu64 " %lld %" PRIu64 "\n", v[i].name, v[i].seq,
+			(long long)v[i].made, v[i].bytes);
+	if (r == 0)
+		free(v);
+	return r;
+}
+
 /* "stats [human|bytes|json]" */
 static int serve_stats(struct zf_control *ctl, const char *args, FILE *out)
 {
@@ -191,6 +221,8 @@ static void serve(struct zf_control *ctl, int c)
 		r = serve_sync(ctl, cmd + 4, c, why, sizeof(why));
 	} else if (!strncmp(cmd, "gc ", 3)) {
 		r = serve_gc(ctl, cmd + 3, c, out);
+	} else if (!strncmp(cmd, "snapshot ", 9)) {
+		r = serve_snapshot(ctl, cmd + 9, out, why, sizeof(why));
 	} else {
 		r = -EINVAL;
 	}

@@ -8,7 +8,9 @@
  *
  * Protocol: the client sends one line ("stats [human|bytes|json]" (human
  * by default; daemon/stats_print.h), "sync", "sync <timeout ms>",
- * "gc <dry-run 0|1> <max waste>"); the server answers with text lines and
+ * "gc <dry-run 0|1> <max waste>", "snapshot create NAME", "snapshot delete
+ * NAME", "snapshot list" (a line "snap NAME SEQ MADE BYTES" each)); the
+ * server answers with text lines and
  * closes; the last line is "ok" or "error <message>". "sync <timeout ms>"
  * gives up after that long without progress (0: the mount's write_wait) and
  * sends, about once a second while it waits, a line "progress <pending

@@ -828,7 +828,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 
 	d.fs = fs;
 	d.rm = o->remote;
-	d.replica = o->replica;
+	d.replica = o->replica || o->snapshot;
 	d.timeout = o->timeout > 0 ? o->timeout : 1.0;
 	d.commit_secs = o->commit_secs ? o->commit_secs : 5;
 	/* absolute: statfs and the fsname (which umount reads) outlive our cwd */
@@ -850,7 +850,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	}
 	fsname[n] = 0;
 	snprintf(opts, sizeof(opts), "default_permissions,fsname=zerofs:%s,subtype=zerofs%s%s%s",
-		 fsname, o->replica ? ",ro" : "", o->fuse_opts && *o->fuse_opts ? "," : "",
+		 fsname, d.replica ? ",ro" : "", o->fuse_opts && *o->fuse_opts ? "," : "",
 		 o->fuse_opts ? o->fuse_opts : "");
 	if (fuse_opt_add_arg(&args, "zerofs") || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
@@ -886,7 +886,9 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	}
 	if (pthread_create(&d.committer, NULL, committer_main, &d) == 0)
 		committer = 1;
-	if (o->remote && o->replica) {
+	if (o->remote && o->snapshot) {
+		/* fetches only: a snapshot does not change */
+	} else if (o->remote && o->replica) {
 		if (zf_remote_follow_start(o->remote, replica_changed, &d) < 0)
 			zf_err("cannot follow the writer: the replica stays as it is");
 	} else if (o->remote && zf_remote_start(o->remote) < 0) {

@@ -26,6 +26,8 @@ struct zf_daemon_opts {
 	/* remote is a replica's: mounted read-only, following its writer (the
 	 * kernel's caches of what changed are dropped) instead of uploading */
 	int replica;
+	/* fs is a snapshot: read-only, nothing uploaded or followed */
+	int snapshot;
 	struct zf_remote *remote; /* opened by the caller (lease taken), or NULL;
 				   * ownership passes: started after daemonizing,
 				   * closed (final upload) before the fs */

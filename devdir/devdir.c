@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "devdir/devdir.h"
+#include "storage/fs_snap.h"
+#include "storage/fs_tier.h"
 
 /* a lock's holder is polled this often while an unmount waits for it */
 #define WAIT_POLL_MS 10
@@ -157,6 +160,7 @@ static struct zf_open_opts core_opts(enum zf_devdir_mode mode, const struct zf_d
 		break;
 	case ZF_DEVDIR_STATS:
 	case ZF_DEVDIR_REPLICA:
+	case ZF_DEVDIR_SNAPSHOT:
 		oo.readonly = 1;
 		oo.salvage = 0;
 		break;
@@ -175,8 +179,9 @@ static int attach_bucket(struct zf_devdir *dd, enum zf_devdir_mode mode,
 	int r;
 
 	ro.url = dd->url;
-	ro.readonly = mode == ZF_DEVDIR_FSCK || mode == ZF_DEVDIR_REPLICA;
-	ro.replica = mode == ZF_DEVDIR_REPLICA;
+	ro.readonly = mode == ZF_DEVDIR_FSCK || mode == ZF_DEVDIR_REPLICA ||
+		      mode == ZF_DEVDIR_SNAPSHOT;
+	ro.replica = mode == ZF_DEVDIR_REPLICA || mode == ZF_DEVDIR_SNAPSHOT;
 	ro.store.create = mode == ZF_DEVDIR_MOUNT;
 	r = zf_remote_open(dd->fs, dd->path, &ro, &dd->rm);
 	if (r < 0) {
@@ -284,16 +289,64 @@ int zf_devdir_gc(struct zf_devdir *dd, const struct zf_gc_opts *o, struct zf_gc_
 	return dd->rm ? zf_remote_gc(dd->rm, o, rep) : zf_fs_gc(dd->fs, o, rep);
 }
 
+static void check_problem(struct zf_check_report *rep, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void check_problem(struct zf_check_report *rep, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rep->errors++;
+	if (rep->problem)
+		rep->problem(rep->ctx, msg);
+	else
+		zf_err("%s", msg);
+}
+
+/*
+ * The snapshots: each loads, and every segment it locates chunks in is in
+ * the dev-dir or in the bucket (gc keeps them). -EUCLEAN when not.
+ */
+static int check_snapshots(struct zf_devdir *dd, struct zf_check_report *rep)
+{
+	uint64_t *segs = NULL, errors = rep->errors, size;
+	size_t n = 0, i;
+
+	if (zf_fs_snapshot_segs(dd->fs, &segs, &n) < 0) {
+		check_problem(rep, "a snapshot does not load (said above): its files are lost");
+		return -EUCLEAN;
+	}
+	for (i = 0; i < n; i++) {
+		if (zf_fs_segment_local(dd->fs, segs[i]))
+			continue;
+		if (!rep->remote_seg_size && rep->bucket_unreachable)
+			continue; /* cannot be checked: not damage */
+		if (rep->remote_seg_size && rep->remote_seg_size(rep->rctx, segs[i], &size) != -ENOENT)
+			continue; /* there (or not answered: the audit says so) */
+		check_problem(rep, "a snapshot locates chunks in segment %016llx, which is neither "
+			      "in the dev-dir nor in the bucket", (unsigned long long)segs[i]);
+	}
+	free(segs);
+	return rep->errors > errors ? -EUCLEAN : 0;
+}
+
 int zf_devdir_check(struct zf_devdir *dd, struct zf_check_report *rep, struct zf_remote_audit *au)
 {
 	uint64_t *segs = NULL;
 	size_t nsegs = 0;
-	int r;
+	int r, rs;
 
 	rep->bucket_unreachable = dd->bucket == ZF_DEVDIR_UNREACHABLE;
 	rep->remote_seg_size = dd->rm ? zf_remote_seg_size : NULL;
 	rep->rctx = dd->rm;
 	r = zf_fs_check(dd->fs, rep);
+	rs = r == 0 || r == -EUCLEAN ? check_snapshots(dd, rep) : 0;
+	if (r == 0)
+		r = rs;
 	if ((r != 0 && r != -EUCLEAN) || !dd->rm)
 		return r;
 	zf_fs_segments_used(dd->fs, &segs, &nsegs);

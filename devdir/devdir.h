@@ -46,6 +46,10 @@ enum zf_devdir_mode {
 	 * bucket attached as a replica's (no lease, nothing written to it),
 	 * followed once the daemon calls zf_remote_follow_start */
 	ZF_DEVDIR_REPLICA,
+	/* a snapshot (opts->open.snapshot) of a dev-dir or of a replica's
+	 * cache-dir: read-only; the bucket attached as a replica's, not
+	 * followed */
+	ZF_DEVDIR_SNAPSHOT,
 };
 
 /*

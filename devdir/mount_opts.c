@@ -169,6 +169,12 @@ static int opt_one(const char *tok, struct zf_mount_opts *o, char *why, size_t l
 			snprintf(o->replica, sizeof(o->replica), "%s", tok + 8);
 		else
 			snprintf(why, len, "invalid '%s' (the writer's bucket URL)", tok);
+	} else if (!strncmp(tok, "snapshot=", 9)) {
+		r = tok[9] && strlen(tok + 9) < sizeof(o->snapshot) ? 0 : -EINVAL;
+		if (r == 0)
+			snprintf(o->snapshot, sizeof(o->snapshot), "%s", tok + 9);
+		else
+			snprintf(why, len, "invalid '%s' (a snapshot's name)", tok);
 	} else if (!strncmp(tok, "poll=", 5)) {
 		r = opt_secs(tok, 1, 3600, "1..3600 seconds", &v, why, len);
 		if (r == 0)

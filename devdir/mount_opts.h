@@ -35,6 +35,8 @@ struct zf_mount_opts {
 	 * that bucket, the dev-dir being its cache-dir; poll= sets how often it
 	 * looks for the writer's news (dd.remote.interval_ms) */
 	char replica[ZF_REMOTE_URL_MAX];
+	/* snapshot=NAME (or --snapshot NAME): mount that snapshot, read-only */
+	char snapshot[64];
 	unsigned int commit_secs;	/* commit= (0: the daemon's default) */
 	double timeout;			/* timeout= (0: the daemon's default) */
 	int nonempty;			/* nonempty: mount over a directory that is not empty */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "storage/bucket_keys.h"
+#include "storage/fs_snap.h"
 #include "storage/mlog.h"
 #include "storage/segstore.h"
 
@@ -36,6 +37,11 @@ void zf_bkey_log(uint64_t first, uint64_t last, char *buf, size_t len)
 	snprintf(buf, len, ZF_BKEY_META_PREFIX "log.%016" PRIx64 "-%016" PRIx64, first, last);
 }
 
+void zf_bkey_snap(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, ZF_BKEY_SNAP_PREFIX "%s", name);
+}
+
 enum zf_bkey_kind zf_bkey_parse(const char *key, struct zf_bkey *ret)
 {
 	char canon[ZF_BKEY_MAX];
@@ -50,6 +56,8 @@ enum zf_bkey_kind zf_bkey_parse(const char *key, struct zf_bkey *ret)
 		ret->kind = ZF_BKEY_IS_HEAD;
 	else if (!strcmp(key, ZF_BKEY_KEYS))
 		ret->kind = ZF_BKEY_IS_KEYS;
+	else if (!strncmp(key, ZF_BKEY_SNAP_PREFIX, 5) && zf_snap_name_ok(key + 5))
+		ret->kind = ZF_BKEY_IS_SNAP;
 	else if (sscanf(key, ZF_BKEY_SEG_PREFIX "%16llx", &a) == 1) {
 		zf_bkey_seg(a, canon, sizeof(canon));
 		if (!strcmp(key, canon))

@@ -10,6 +10,7 @@
  *   lease                       who writes to this bucket, until when
  *   head                        how far its log reaches
  *   keys                        the master key, wrapped (encrypted filesystems)
+ *   snap/<name>                 a snapshot: its checkpoint (storage/fs_snap.h)
  * Numbers are 16 lower-case hex digits. A key is one of these exactly as
  * the formatters below write it, or it is no zerofs key.
  *
@@ -31,6 +32,7 @@
 #define ZF_BKEY_KEYS "keys"		/* an encrypted filesystem's wrapped master key */
 #define ZF_BKEY_SEG_PREFIX "seg/"	/* list this for the segment objects */
 #define ZF_BKEY_META_PREFIX "meta/"	/* ... for the checkpoints and log pieces */
+#define ZF_BKEY_SNAP_PREFIX "snap/"	/* ... for the snapshots */
 
 /* a buffer for any key: "meta/log." + 16 + "-" + 16 + NUL is 43 bytes */
 #define ZF_BKEY_MAX 64
@@ -41,6 +43,8 @@ void zf_bkey_seg(uint64_t id, char *buf, size_t len);
 void zf_bkey_ckpt(uint64_t seq, char *buf, size_t len);
 /* the key of the log piece holding records first..last */
 void zf_bkey_log(uint64_t first, uint64_t last, char *buf, size_t len);
+/* the key of snapshot name */
+void zf_bkey_snap(const char *name, char *buf, size_t len);
 
 enum zf_bkey_kind {
 	ZF_BKEY_OTHER,		/* not a zerofs key (garbage to fsck) */
@@ -51,6 +55,7 @@ enum zf_bkey_kind {
 	ZF_BKEY_IS_SEG,		/* a = the segment id */
 	ZF_BKEY_IS_CKPT,	/* a = the checkpoint's seq */
 	ZF_BKEY_IS_LOG,		/* a..b = the piece's records */
+	ZF_BKEY_IS_SNAP,	/* a snapshot (its name follows the prefix) */
 };
 
 struct zf_bkey {

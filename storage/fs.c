@@ -268,6 +268,7 @@ static void fs_free(struct zf_fs *fs)
 	zf_mutex_destroy(&fs->gc_lock);
 	zf_mutex_destroy(&fs->mark_lock);
 	free(fs->dev_dir);
+	free(fs->snapshot);
 	free(fs);
 }
 
@@ -365,8 +366,9 @@ int zf_fs_open(const char *dev_dir, const struct zf_open_opts *opts, struct zf_f
 	zf_mutex_init(&fs->mark_lock, ZF_RANK_MARK, "fs->mark_lock");
 	fs->dev_dir = zf_strdup(dev_dir);
 	fs->metafd = fs->segfd = fs->lockfd = -1;
-	fs->readonly = o.readonly;
+	fs->readonly = o.readonly || o.snapshot;
 	fs->salvage = o.salvage;
+	fs->snapshot = o.snapshot ? zf_strdup(o.snapshot) : NULL;
 	fs->next_ino = ZF_ROOT_INO + 1;
 	fs->mem_budget = o.mem_bytes ? o.mem_bytes : ZF_MEM_DEFAULT;
 	fs->dirty_limit = o.dirty_bytes ? o.dirty_bytes : fs->mem_budget / 8;

@@ -63,6 +63,9 @@ struct zf_open_opts {
 	/* fsck: load what verifies; skip damaged frames and records that do
 	 * not apply (each noted for zf_fs_check) instead of failing -EBADMSG */
 	int salvage;
+	/* open snapshot this (storage/fs_snap.h) instead of the newest state:
+	 * its checkpoint alone, read-only */
+	const char *snapshot;
 };
 
 struct zf_fs_stats {

@@ -150,6 +150,7 @@ struct zf_fs {
 	int dirfd, metafd, segfd, lockfd;
 	int readonly, replaying;
 	int salvage;		/* tolerant load (fsck): skip what does not verify or apply */
+	char *snapshot;		/* opened as this snapshot (read-only), or NULL */
 	struct zf_salvage_note *salv; /* what the tolerant load skipped */
 	size_t nsalv;
 	uint64_t torn_bytes;	/* torn tail of the last log file (an interrupted commit) */

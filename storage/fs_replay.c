@@ -217,6 +217,21 @@ int fs_load(struct zf_fs *fs, const struct fs_meta_files *mf, uint64_t *ret_end,
 	int r = 0;
 
 	fs->replaying = 1;
+	if (fs->snapshot) {
+		/* a snapshot: its checkpoint is the whole state */
+		snprintf(name, sizeof(name), "snap.%s", fs->snapshot);
+		r = zf_ckpt_load(fs->metafd, name, fs->fsid, ckpt_apply, &rp, &seq);
+		if (r == -ENOENT)
+			zf_err("'%s' has no snapshot '%s'", fs->dev_dir, fs->snapshot);
+		if (r)
+			goto out;
+		check_ckpt_refs(fs, name);
+		fs->ckpt_seq = fs->durable_seq = seq;
+		*ret_end = 0;
+		*ret_next_seq = seq + 1;
+		fs->replaying = 0;
+		return 0;
+	}
 	if (mf->has_ckpt) {
 		zf_ckpt_name(mf->ckpt, name, sizeof(name));
 		if (fs->salvage)

@@ -42,6 +42,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/fs.h"
+#include "storage/fs_snap.h"
 #include "storage/fs_walk.h"
 #include "storage/gc.h"
 
@@ -53,6 +54,7 @@ struct segacct {
 	uint64_t size;		/* stored bytes: the local file, else its super-chunks */
 	uint64_t live;		/* stored bytes of chunks with references (estimate) */
 	int victim, damaged;
+	int pinned;		/* a snapshot locates chunks in it: it stays as it is */
 };
 
 /* a live chunk to copy, as it was located when chosen */
@@ -160,8 +162,8 @@ static void choose(struct gc *g)
 	for (i = 0; i < g->nsegs; i++) {
 		struct segacct *s = &g->segs[i];
 
-		if (s->seg > g->limit || s->seg == g->st.open_seg)
-			continue; /* open, or not in the bucket yet */
+		if (s->seg > g->limit || s->seg == g->st.open_seg || s->pinned)
+			continue; /* open, not in the bucket yet, or a snapshot's */
 		cand[n++] = s;
 		dead += s->size > s->live ? s->size - s->live : 0;
 	}
@@ -396,11 +398,16 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 {
 	struct gc g = { .fs = fs, .o = o, .rep = rep };
 	struct move *mv = NULL;
-	size_t nmv = 0, i;
+	uint64_t *pins = NULL;
+	size_t nmv = 0, npins = 0, i;
 	int r;
 
 	memset(rep, 0, sizeof(*rep));
 	zf_fs_gc_lock(fs);
+	/* snapshots are made under gc_lock too: these are all there are */
+	r = zf_fs_snapshot_segs(fs, &pins, &npins);
+	if (r < 0)
+		goto out;
 	zf_fs_walk_lock(fs);
 	zf_fs_walk_state(fs, &g.st);
 	if (g.st.readonly) {
@@ -419,6 +426,12 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	if (o->keep && o->keep_above < g.limit)
 		g.limit = o->keep_above;
 	measure(&g);
+	for (i = 0; i < npins; i++) {
+		struct segacct *s = seg_find(&g, pins[i]);
+
+		if (s)
+			s->pinned = 1;
+	}
 	rep->segments = g.nsegs;
 	choose(&g);
 	if (o->dry_run) {
@@ -462,6 +475,7 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	zf_fs_walk_unlock(fs);
 out:
 	zf_fs_gc_unlock(fs);
+	free(pins);
 	free(mv);
 	free(g.segs);
 	return r;

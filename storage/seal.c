@@ -75,7 +75,8 @@ int zf_seal_is_plain(const struct zf_seal *s, const char *key)
 		return 1;
 	if (s->features & ZF_FEAT_ENCRYPT)
 		return 0;
-	return !((s->features & ZF_FEAT_META_ZSTD) && (kind == ZF_BKEY_IS_CKPT || kind == ZF_BKEY_IS_LOG));
+	return !((s->features & ZF_FEAT_META_ZSTD) &&
+		 (kind == ZF_BKEY_IS_CKPT || kind == ZF_BKEY_IS_LOG || kind == ZF_BKEY_IS_SNAP));
 }
 
 static int is_meta(const char *key)
@@ -83,7 +84,7 @@ static int is_meta(const char *key)
 	struct zf_bkey k;
 	enum zf_bkey_kind kind = zf_bkey_parse(key, &k);
 
-	return kind == ZF_BKEY_IS_CKPT || kind == ZF_BKEY_IS_LOG;
+	return kind == ZF_BKEY_IS_CKPT || kind == ZF_BKEY_IS_LOG || kind == ZF_BKEY_IS_SNAP;
 }
 
 /* "ZFOBJT01" | fsid | key */

@@ -135,6 +135,7 @@ static void audit_objects(struct zf_remote *rm, struct zf_remote_audit *a)
 		case ZF_BKEY_IS_LEASE:
 		case ZF_BKEY_IS_HEAD:
 		case ZF_BKEY_IS_KEYS:
+		case ZF_BKEY_IS_SNAP: /* its segments: the dev-dir's check (snapshots) */
 			break;
 		case ZF_BKEY_IS_SEG:
 			if (!bsearch(&k.a, a->segs, a->nsegs, sizeof(*a->segs), zf_cmp_u64))

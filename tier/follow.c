@@ -32,11 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
 #include "net/objstore.h"
 #include "storage/bucket_keys.h"
+#include "storage/fs_snap.h"
 #include "storage/fs_tier.h"
 #include "tier/scan.h"
 #include "tier/tier_internal.h"
@@ -84,6 +86,35 @@ static void queue_changes(struct zf_remote *rm, struct zf_fs_changes *ch)
 }
 
 /*
+ * The writer's snapshots, as the bucket has them: new ones fetched into
+ * meta/ (verified), deleted ones gone from it. After a step that applied
+ * something (a snapshot is made with a checkpoint: the head moves).
+ */
+static void follow_snapshots(struct zf_remote *rm)
+{
+	struct zf_snap_info *v = NULL;
+	size_t n = 0, i, j, nb = 0;
+	char file[64], **b = NULL;
+
+	if (zf_tier_snapshot_names(rm->up, &b, &nb) < 0)
+		return;
+	for (i = 0; i < nb; i++)
+		zf_remote_snapshot_fetch(rm, b[i]);
+	if (zf_fs_snapshot_list(rm->fs, &v, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			for (j = 0; j < nb && strcmp(b[j], v[i].name); j++)
+				;
+			if (j < nb)
+				continue;
+			zf_snap_file(v[i].name, file, sizeof(file));
+			unlinkat(rm->metafd, file, 0);
+		}
+		free(v);
+	}
+	zf_tier_names_free(b, nb);
+}
+
+/*
  * Scan the bucket from after + 1 (0: from its newest checkpoint) and apply
  * what it holds. 0, 1 (applied something), or -errno.
  */
@@ -118,6 +149,7 @@ static int follow_scan(struct zf_remote *rm, uint64_t after)
 		rm->follow_why[0] = 0;
 		zf_mutex_unlock(&rm->lock);
 		queue_changes(rm, &ch);
+		follow_snapshots(rm);
 		r = 1;
 	}
 	zf_fs_changes_free(&ch);

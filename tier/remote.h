@@ -114,6 +114,27 @@ int zf_remote_start(struct zf_remote *rm);
  * (never a FUSE request's): the daemon drops the kernel's caches of it.
  * 0, -EINVAL (not a replica), or -errno.
  */
+/*
+ * ---- snapshots in the bucket (tier/snap.c; storage/fs_snap.h) ----
+ * put: once the bucket holds everything up to now (a sync), the dev-dir's
+ * snapshot name goes up as snap/<name>; 0, or -errno with why. delete:
+ * the bucket's copy goes (a missing one is fine): before the dev-dir's.
+ * fetch: a snapshot the dev-dir lacks comes from the bucket, verified
+ * (a replica's, a restored one's); 0, -ENOENT (said), or -errno.
+ */
+int zf_remote_snapshot_put(struct zf_remote *rm, const char *name, char *why, size_t len);
+/*
+ * What 'zerofs snapshot create|delete' does: the core's snapshot, then the
+ * bucket's copy; delete: the bucket's copy, then the core's. rm may be NULL
+ * (no bucket). 0, or -errno with why (one line).
+ */
+int zf_remote_snapshot_create(struct zf_fs *fs, struct zf_remote *rm, const char *name,
+			      uint64_t *ret_seq, char *why, size_t len);
+int zf_remote_snapshot_remove(struct zf_fs *fs, struct zf_remote *rm, const char *name,
+			      char *why, size_t len);
+int zf_remote_snapshot_delete(struct zf_remote *rm, const char *name);
+int zf_remote_snapshot_fetch(struct zf_remote *rm, const char *name);
+
 struct zf_fs_changes;
 typedef void (*zf_remote_follow_fn)(void *ctx, const struct zf_fs_changes *ch);
 int zf_remote_follow_start(struct zf_remote *rm, zf_remote_follow_fn fn, void *ctx);

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
+#include "storage/fs_snap.h"
 #include "storage/keys.h"
 #include "storage/superblock.h"
 #include "tier/scan.h"
@@ -154,6 +155,41 @@ static int restore_check_data(struct restore *rs, const char *dev_dir,
 	}
 	zf_remote_close(rm);
 	zf_fs_close(fs);
+	return r;
+}
+
+/*
+ * The bucket's snapshots, each verified, into meta/ (kept with the rest
+ * of the restore). One that does not verify is said and left out: the
+ * filesystem itself does not need it. 0, or the store's -errno.
+ */
+static int restore_snapshots(struct restore *rs, struct zf_objstore *os, const struct zf_seal *seal,
+			     const uint8_t fsid[16])
+{
+	char why[256], file[64], key[ZF_BKEY_MAX + ZF_SNAP_NAME_MAX], **names = NULL;
+	size_t i, len, n = 0;
+	void *buf;
+	int r;
+
+	r = zf_tier_snapshot_names(os, &names, &n);
+	for (i = 0; r == 0 && i < n; i++) {
+		zf_bkey_snap(names[i], key, sizeof(key));
+		r = zf_tier_snapshot_get(os, seal, fsid, key, &buf, &len, why, sizeof(why));
+		if (r == -EBADMSG || r == -ENOENT) {
+			restore_say(rs, ZF_RESTORE_WARN, "%s: %s: this snapshot is not restored",
+				    key, r == -ENOENT ? "listed, then gone" : why);
+			r = 0;
+			continue;
+		}
+		if (r < 0)
+			break;
+		zf_snap_file(names[i], file, sizeof(file));
+		r = restore_keep(rs, file, buf, len);
+		free(buf);
+	}
+	zf_tier_names_free(names, n);
+	if (r < 0)
+		zf_err("cannot restore the snapshots of '%s': %s", rs->url, strerror(-r));
 	return r;
 }
 
@@ -385,6 +421,8 @@ int zf_remote_restore(const char *url, const struct zf_restore_opts *ro, const c
 		goto out;
 	}
 	r = zf_publish_file(rs.dirfd, "superblock", sb, sblen);
+	if (r == 0)
+		r = restore_snapshots(&rs, os, &seal, m.fsid);
 	if (r == 0)
 		r = restore_check_data(&rs, dev_dir, &so, &top_seg);
 	if (r < 0)

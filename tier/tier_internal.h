@@ -157,6 +157,14 @@ struct zf_remote {
 	int listed;			/* 0 not yet, 1 done, < 0 the listing's error */
 };
 
+/* the names of the bucket's snapshots (*ret malloc'd: zf_tier_names_free); 0 or -errno */
+int zf_tier_snapshot_names(struct zf_objstore *os, char ***ret, size_t *ret_n);
+void zf_tier_names_free(char **v, size_t n);
+/* GET snapshot object key and verify it (a checkpoint of fsid): *ret malloc'd */
+int zf_tier_snapshot_get(struct zf_objstore *os, const struct zf_seal *seal,
+			 const uint8_t fsid[16], const char *key, void **ret, size_t *ret_len,
+			 char *why, size_t wlen);
+
 /* fsck's (or stats') bucket: fetched bytes are checked, not kept; an outage is
  * reported, not waited out (a replica's fetches are a mount's) */
 static inline int tier_fsck(const struct zf_remote *rm)

@@ -22,6 +22,7 @@ int zf_cmd_lease_break(int argc, char **argv);
 int zf_cmd_stats(int argc, char **argv);
 int zf_cmd_config(int argc, char **argv);
 int zf_cmd_passwd(int argc, char **argv);
+int zf_cmd_snapshot(int argc, char **argv);
 
 /*
  * An encrypted filesystem's passphrase for cmd into buf: $var, the first

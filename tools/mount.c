@@ -26,6 +26,7 @@
 #include "devdir/conffile.h"
 #include "devdir/devdir.h"
 #include "devdir/mount_opts.h"
+#include "storage/fs_snap.h"
 #include "tools/commands.h"
 #include "tools/sync.h"
 
@@ -108,6 +109,7 @@ int zf_cmd_mount(int argc, char **argv)
 					      { "cache-size", required_argument, NULL, 'C' },
 					      { "options", required_argument, NULL, 'o' },
 					      { "replica", required_argument, NULL, 'R' },
+					      { "snapshot", required_argument, NULL, 'S' },
 					      { NULL, 0, NULL, 0 } };
 	struct zf_mount_opts mo;
 	struct zf_conf conf;
@@ -159,6 +161,14 @@ int zf_cmd_mount(int argc, char **argv)
 			}
 			snprintf(mo.replica, sizeof(mo.replica), "%s", optarg);
 			break;
+		case 'S':
+			if (!zf_snap_name_ok(optarg)) {
+				fprintf(stderr, "zerofs mount: invalid --snapshot '%s' (a snapshot's "
+					"name)\n", optarg);
+				return 2;
+			}
+			snprintf(mo.snapshot, sizeof(mo.snapshot), "%s", optarg);
+			break;
 		case 's': /* mount(8): sloppy */
 		case 'n': /* mount(8): no mtab */
 		case 'v': /* mount(8): verbose */
@@ -205,9 +215,18 @@ int zf_cmd_mount(int argc, char **argv)
 	if (!o.replica && zf_devdir_wants_restore(argv[optind], url) &&
 	    zf_tool_restore("mount", url, argv[optind], 0, 0) != 0)
 		return 1;
+	if (*mo.snapshot) {
+		if (!zf_snap_name_ok(mo.snapshot)) {
+			fprintf(stderr, "zerofs mount: invalid snapshot name '%s'\n", mo.snapshot);
+			return 2;
+		}
+		mo.dd.open.snapshot = mo.snapshot;
+		o.snapshot = 1;
+	}
 	/* open before daemonizing: errors reach the terminal and the exit code */
-	r = zf_devdir_open(argv[optind], o.replica ? ZF_DEVDIR_REPLICA : ZF_DEVDIR_MOUNT, &mo.dd,
-			   &dd, &err);
+	r = zf_devdir_open(argv[optind], o.snapshot ? ZF_DEVDIR_SNAPSHOT
+				       : o.replica ? ZF_DEVDIR_REPLICA : ZF_DEVDIR_MOUNT,
+			   &mo.dd, &dd, &err);
 	if (r < 0 && err.at == ZF_DEVDIR_AT_CORE) {
 		if (r != -EBUSY) /* the core said who holds it */
 			fprintf(stderr, "zerofs mount: cannot open '%s': %s\n", argv[optind],

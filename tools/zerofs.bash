@@ -5,8 +5,8 @@
 # source it from ~/.bashrc. Commands and options follow 'zerofs --help' and
 # each command's --help (tests/e2e/24-help.sh checks the command list).
 
-_zerofs_commands="mkfs mount umount sync stats fsck gc lease-break passwd pin unpin warmup evict status config version help"
-_zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty log= log_level= metrics_file= metrics_interval= replica= poll= allow_other ro"
+_zerofs_commands="mkfs mount umount sync stats fsck gc lease-break passwd snapshot pin unpin warmup evict status config version help"
+_zerofs_mount_opts="remote= cache_size= fetch_timeout= write_wait= max_delay= merge_after= commit= timeout= ckpt= mem= nonempty log= log_level= metrics_file= metrics_interval= replica= poll= snapshot= allow_other ro"
 
 _zerofs_mountpoints() {
 	awk '$3 == "fuse.zerofs" { print $2 }' /proc/self/mounts 2>/dev/null
@@ -22,13 +22,14 @@ _zerofs() {
 	fi
 	case $cmd in
 	mkfs) opts="--force --zstd-level --remote --no-check --encrypt --restore --allow-loss --verify-data --help" ;;
-	mount) opts="-f --foreground -d --debug -o --cache-size --replica --help" ;;
+	mount) opts="-f --foreground -d --debug -o --cache-size --replica --snapshot --help" ;;
 	umount | unmount | sync) opts="--timeout --help" ;;
 	stats) opts="--bytes --json --prometheus --help" ;;
 	fsck) opts="--verify-data --repair -q --quiet --help" ;;
 	gc) opts="-n --dry-run -w --max-waste --help" ;;
 	lease-break) opts="-f --force --help" ;;
 	passwd) opts="--help" ;;
+	snapshot) opts="create delete list --help" ;;
 	status) opts="-b --help" ;;
 	help)
 		COMPREPLY=($(compgen -W "$_zerofs_commands" -- "$cur"))
@@ -49,7 +50,7 @@ _zerofs() {
 		compopt -o nospace 2>/dev/null
 		return 0
 		;;
-	--zstd-level | --timeout | --max-waste | -w | --cache-size | --replica)
+	--zstd-level | --timeout | --max-waste | -w | --cache-size | --replica | --snapshot)
 		return 0
 		;;
 	esac

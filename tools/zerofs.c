@@ -91,7 +91,7 @@ static const struct command commands[] = {
 	  "Exit: 0 done, 1 failed (nothing formatted), 2 bad arguments or bucket URL,\n"
 	  "3 restored with --allow-loss, but less than the bucket held.\n",
 	  zf_cmd_mkfs },
-	{ "mount", "[-f] [-d] [-o OPTIONS] [--replica URL] <dev-dir> <mountpoint>",
+	{ "mount", "[-f] [-d] [-o OPTIONS] [--replica URL] [--snapshot NAME] <dev-dir> <mountpoint>",
 	  "serve a dev-dir's filesystem at a mountpoint",
 	  "Serve the filesystem of <dev-dir> at <mountpoint> (an empty directory), in the\n"
 	  "background once it is mounted. An empty <dev-dir> with a bucket (-o remote=URL)\n"
@@ -109,6 +109,7 @@ static const struct command commands[] = {
 	  "  -d, --debug         foreground, and libfuse logs every request (debugging)\n"
 	  "  --cache-size SIZE   the same as -o cache_size=SIZE\n"
 	  "  --replica URL       the same as -o replica=URL\n"
+	  "  --snapshot NAME     the same as -o snapshot=NAME\n"
 	  "  -o OPTIONS          comma-separated (defaults: zerofs.conf, 'zerofs config'):\n"
 	  "     remote=URL          the bucket (default: the dev-dir's remote.conf)\n"
 	  "     cache_size=SIZE     dev-dir budget for data (e.g. 64M; default unlimited):\n"
@@ -133,6 +134,7 @@ static const struct command commands[] = {
 	  "     metrics_interval=SECS  how often (15)\n"
 	  "     replica=URL         a read-only replica of the filesystem in that bucket\n"
 	  "     poll=SECS           how often a replica looks for the writer's news (1)\n"
+	  "     snapshot=NAME       mount that snapshot, read-only ('zerofs snapshot')\n"
 	  "     allow_other, ro, ...  any FUSE option\n"
 	  "\n"
 	  "make install puts mount.fuse.zerofs in /sbin, where mount(8) looks, for\n"
@@ -224,6 +226,20 @@ static const struct command commands[] = {
 	  "\n"
 	  "Exit: 0 changed, 1 failed (nothing changed), 2 bad arguments.\n",
 	  zf_cmd_passwd },
+	{ "snapshot", "create NAME <mountpoint> | delete NAME <mountpoint> | list <mountpoint|dev-dir>",
+	  "keep the filesystem as it is now, by name",
+	  "create: keep the mounted filesystem as it is now as snapshot NAME: a checkpoint,\n"
+	  "no data copied; with a bucket it goes there too (after a sync), so a restore\n"
+	  "brings it back. gc keeps every byte a snapshot holds until it is deleted.\n"
+	  "delete: forget it (the next gc frees what only it held). list: the snapshots,\n"
+	  "with when each was made. A snapshot mounts read-only on its own:\n"
+	  "'zerofs mount --snapshot NAME <dev-dir> <mnt>' (the dev-dir not mounted), or\n"
+	  "'zerofs mount --replica URL --snapshot NAME <cache-dir> <mnt>' anywhere.\n"
+	  "NAME: 1 to 48 letters, digits, '.', '_' and '-'.\n"
+	  "\n"
+	  "Exit: 0 done, 1 failed (exists, not found, not mounted, the bucket did not\n"
+	  "take it), 2 bad arguments.\n",
+	  zf_cmd_snapshot },
 	{ "pin", "<path>...",
 	  "keep files local, for offline work",
 	  "Keep the data of files on a zerofs mount in the dev-dir (fetched now when only\n"

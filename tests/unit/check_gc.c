@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "storage/fs_snap.h"
 #include "storage/fs_tier.h"
 #include "zf_test.h"
 
@@ -430,6 +431,55 @@ START_TEST(gc_refused_read_only)
 }
 END_TEST
 
+/* a snapshot keeps every byte it holds through gc; deleted, the next gc frees them */
+START_TEST(gc_keeps_snapshots)
+{
+	struct zf_open_opts so = { .snapshot = "before" };
+	char *dir = t_tmpdir();
+	struct zf_gc_opts o = { 0 };
+	struct zf_gc_report rep;
+	struct zf_fs *fs, *snap;
+	uint64_t full, kept, freed;
+	char name[32];
+	int i, version[NFILES];
+
+	ck_assert_int_eq(zf_fs_mkfs(dir, &gc_mkfs), 0);
+	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+	for (i = 0; i < NFILES; i++) {
+		write_file(fs, i, 0, 1);
+		version[i] = 0;
+	}
+	ck_assert_int_eq(zf_fs_snapshot_create(fs, "before", NULL), 0);
+	ck_assert_int_eq(zf_fs_snapshot_create(fs, "before", NULL), -EEXIST);
+	ck_assert_int_eq(zf_fs_snapshot_create(fs, "../x", NULL), -EINVAL);
+	full = seg_bytes(dir, NULL);
+	for (i = 0; i < NFILES; i++) {
+		snprintf(name, sizeof(name), "f%02d", i);
+		ck_assert_int_eq(zf_fs_unlink(fs, ZF_ROOT_INO, name), 0);
+	}
+	ck_assert_int_eq(zf_fs_sync(fs), 0);
+	ck_assert_int_eq(zf_fs_gc(fs, &o, &rep), 0);
+	kept = seg_bytes(dir, NULL);
+	ck_assert_uint_ge(kept, full - full / 20); /* nothing the snapshot holds went */
+	check_clean(fs);
+	ck_assert_int_eq(zf_fs_close(fs), 0);
+	/* the snapshot opens on its own and reads as it was */
+	ck_assert_int_eq(zf_fs_open(dir, &so, &snap), 0);
+	check_all(snap, version);
+	ck_assert_int_eq(zf_fs_unlink(snap, ZF_ROOT_INO, "f00"), -EROFS);
+	ck_assert_int_eq(zf_fs_close(snap), 0);
+	/* deleted: gc frees it */
+	ck_assert_int_eq(zf_fs_open(dir, NULL, &fs), 0);
+	ck_assert_int_eq(zf_fs_snapshot_delete(fs, "before"), 0);
+	ck_assert_int_eq(zf_fs_snapshot_delete(fs, "before"), -ENOENT);
+	ck_assert_int_eq(zf_fs_gc(fs, &o, &rep), 0);
+	freed = seg_bytes(dir, NULL);
+	ck_assert_uint_lt(freed, full / 10);
+	check_clean(fs);
+	finish(fs, dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("gc");
@@ -445,6 +495,7 @@ int main(void)
 	tcase_add_test(tc, gc_merges_small_segments);
 	tcase_add_test(tc, gc_races_readers);
 	tcase_add_test(tc, gc_refused_read_only);
+	tcase_add_test(tc, gc_keeps_snapshots);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	zf_log_set_level(ZF_LOG_ERR);
