@@ -914,6 +914,7 @@ int zf_daemon_run(struct zf_fs *fs, const char *mnt, const struct zf_daemon_opts
 	fuse_loop_cfg_destroy(cfg);
 out_unmount:
 	zf_remote_stopping(o->remote); /* a sync that waits must not hold up the stop */
+	zf_remote_follow_stop(o->remote); /* its notifications use the session */
 	zf_metrics_stop(metrics);
 	zf_control_stop(ctl);
 	if (committer) {

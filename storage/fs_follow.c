@@ -279,6 +279,16 @@ uint64_t zf_fs_ckpt_seq(struct zf_fs *fs)
 	return locked_get(fs, &fs->ckpt_seq);
 }
 
+void zf_fs_follow_prune(struct zf_fs *fs, uint64_t ckpt)
+{
+	fs_lock(fs);
+	if (ckpt > fs->ckpt_seq && ckpt <= fs->durable_seq) {
+		fs->ckpt_seq = ckpt;
+		prune_meta(fs);
+	}
+	fs_unlock(fs);
+}
+
 void zf_fs_set_stale(struct zf_fs *fs, void (*fn)(void *ctx), void *ctx)
 {
 	fs->stale = fn;

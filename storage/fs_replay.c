@@ -264,7 +264,8 @@ int fs_load(struct zf_fs *fs, const struct fs_meta_files *mf, uint64_t *ret_end,
 			r = zf_mlog_replay_salvage(fs->metafd, name, fs->fsid, seq, log_apply,
 						   salvage_bad, &rp, &scan);
 		else
-			r = zf_mlog_replay(fs->metafd, name, fs->fsid, seq, log_apply, &rp, &scan);
+			/* records a previous file held are skipped (a replica's files may overlap) */
+			r = zf_mlog_replay(fs->metafd, name, fs->fsid, expect - 1, log_apply, &rp, &scan);
 		if (r)
 			goto out;
 		if (scan.dropped && i + 1 < mf->nlogs && fs->salvage) {

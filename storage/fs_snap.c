@@ -29,7 +29,8 @@ int zf_snap_name_ok(const char *name)
 {
 	size_t i, n = strlen(name);
 
-	if (!n || n > ZF_SNAP_NAME_MAX || name[0] == '.' || name[0] == '-')
+	/* ".tmp" marks an unfinished publish in meta/: an open would remove it */
+	if (!n || n > ZF_SNAP_NAME_MAX || name[0] == '.' || name[0] == '-' || strstr(name, ".tmp"))
 		return 0;
 	for (i = 0; i < n; i++) {
 		char c = name[i];
@@ -56,6 +57,11 @@ int zf_fs_snapshot_create(struct zf_fs *fs, const char *name, uint64_t *ret_seq)
 	if (fs->readonly)
 		return -EROFS;
 	zf_snap_file(name, snap, sizeof(snap));
+	/* buffered data into segments first, fetching what it needs without the
+	 * core's lock: the flush below then has little or nothing to do */
+	r = zf_fs_sync(fs);
+	if (r < 0)
+		return r;
 	/* not while a gc runs: it chose its victims without this snapshot */
 	zf_mutex_lock(&fs->gc_lock);
 	fs_lock(fs);

@@ -19,7 +19,8 @@
 
 struct zf_fs;
 
-#define ZF_SNAP_NAME_MAX 48	/* letters, digits, '.', '_', '-'; not starting with '.' */
+/* letters, digits, '.', '_', '-'; not starting with '.' or '-', no ".tmp" */
+#define ZF_SNAP_NAME_MAX 48
 
 /* is name a valid snapshot name? */
 int zf_snap_name_ok(const char *name);

@@ -145,7 +145,12 @@ struct zf_fs_changes {
 /* 0, -EROFS (a writable fs), or a load's -errno (logged): the table as it was */
 int zf_fs_follow(struct zf_fs *fs, int reload, struct zf_fs_changes *ch);
 void zf_fs_changes_free(struct zf_fs_changes *ch);
-/* the last record the table holds, and the checkpoint it was loaded from */
+/*
+ * checkpoint ckpt (in meta/ now) is of a state the table is past: it is
+ * what meta/ starts from; older checkpoints and logs before it go
+ */
+void zf_fs_follow_prune(struct zf_fs *fs, uint64_t ckpt);
+/* the last record the table holds, and the checkpoint meta/ starts from */
 uint64_t zf_fs_applied(struct zf_fs *fs);
 uint64_t zf_fs_ckpt_seq(struct zf_fs *fs);
 /*

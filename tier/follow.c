@@ -40,6 +40,7 @@
 #include "storage/bucket_keys.h"
 #include "storage/fs_snap.h"
 #include "storage/fs_tier.h"
+#include "storage/mlog.h"
 #include "tier/scan.h"
 #include "tier/tier_internal.h"
 
@@ -116,12 +117,13 @@ static void follow_snapshots(struct zf_remote *rm)
 
 /*
  * Scan the bucket from after + 1 (0: from its newest checkpoint) and apply
- * what it holds. 0, 1 (applied something), or -errno.
+ * what it holds. 0 (nothing new), 1 (applied something), or -errno.
  */
 static int follow_scan(struct zf_remote *rm, uint64_t after)
 {
 	struct mscan m = { .os = rm->up, .seal = &rm->seal, .fetch = 1, .after = after,
 			   .keep = follow_keep, .say = follow_say, .ctx = rm };
+	uint64_t applied = zf_fs_applied(rm->fs), ckpt = zf_fs_ckpt_seq(rm->fs);
 	struct zf_fs_changes ch = { 0 };
 	int r;
 
@@ -134,28 +136,55 @@ static int follow_scan(struct zf_remote *rm, uint64_t after)
 		zf_mscan_free(&m);
 		return follow_scan(rm, 0);
 	}
-	if (!m.usable || (m.along && m.end <= after)) {
-		r = m.usable ? 0 : -EBADMSG;
+	if (!m.usable) {
+		r = -EBADMSG;
 		goto out;
 	}
+	/* nothing the table lacks (a scan without a head to go by finds that out) */
+	if (m.along ? m.end <= after : m.end <= applied && (!m.has_ckpt || m.ckpt <= ckpt))
+		goto out;
 	r = zf_fs_follow(rm->fs, !m.along, &ch);
+	/* what did apply counts, and the kernel hears of it, even when a later part failed */
+	zf_mutex_lock(&rm->lock);
+	rm->follow_applied = zf_fs_applied(rm->fs);
 	if (r == 0) {
-		zf_mutex_lock(&rm->lock);
-		rm->follow_applied = ch.applied;
 		if (m.end > rm->follow_writer)
 			rm->follow_writer = m.end;
 		if (ch.reloaded)
 			rm->follow_reloads++;
 		rm->follow_why[0] = 0;
-		zf_mutex_unlock(&rm->lock);
-		queue_changes(rm, &ch);
+	}
+	zf_mutex_unlock(&rm->lock);
+	queue_changes(rm, &ch);
+	if (r == 0) {
 		follow_snapshots(rm);
 		r = 1;
 	}
-	zf_fs_changes_free(&ch);
 out:
+	zf_fs_changes_free(&ch);
 	zf_mscan_free(&m);
 	return r;
+}
+
+/*
+ * The writer put checkpoint ckpt, which the table is past already: keep it
+ * in meta/ in place of the log before it (a remount loads it; meta/ does
+ * not grow with every round). No reload: the table is the same.
+ */
+static void follow_prune(struct zf_remote *rm, uint64_t ckpt)
+{
+	char key[ZF_BKEY_MAX], file[64], why[256];
+	void *buf;
+	size_t len;
+
+	zf_bkey_ckpt(ckpt, key, sizeof(key));
+	if (zf_tier_snapshot_get(rm->up, &rm->seal, rm->fsid, key, &buf, &len, why,
+				 sizeof(why)) < 0)
+		return; /* removed meanwhile, or not answered: the next one */
+	zf_ckpt_name(ckpt, file, sizeof(file));
+	if (zf_publish_file(rm->metafd, file, buf, len) == 0)
+		zf_fs_follow_prune(rm->fs, ckpt);
+	free(buf);
 }
 
 /* one step: the head, then what is new. 0 nothing new, 1 applied, -errno */
@@ -194,10 +223,15 @@ static int follow_step(struct zf_remote *rm)
 	if (rm->follow_writer > applied && !rm->follow_behind_ns)
 		rm->follow_behind_ns = zf_mono_ns();
 	zf_mutex_unlock(&rm->lock);
-	if (h.seq != UINT64_MAX && h.seq <= applied)
+	if (h.seq == UINT64_MAX)
+		r = follow_scan(rm, 0);
+	else if (h.seq <= applied)
 		r = 0;
 	else
 		r = follow_scan(rm, applied);
+	if (r >= 0 && h.seq != UINT64_MAX && h.ckpt > zf_fs_ckpt_seq(rm->fs) &&
+	    h.ckpt <= zf_fs_applied(rm->fs))
+		follow_prune(rm, h.ckpt);
 	zf_mutex_lock(&rm->lock);
 	if (r >= 0 && rm->follow_applied >= rm->follow_writer)
 		rm->follow_behind_ns = 0;
@@ -241,6 +275,8 @@ static int follow_wait(struct zf_remote *rm, uint64_t ms)
 	for (;;) {
 		struct zf_fs_changes q = rm->follow_q;
 
+		if (rm->stopping)
+			return 1; /* the session may be gone: nothing more for the daemon */
 		if (q.n) {
 			memset(&rm->follow_q, 0, sizeof(rm->follow_q));
 			zf_mutex_unlock(&rm->lock);
@@ -250,8 +286,6 @@ static int follow_wait(struct zf_remote *rm, uint64_t ms)
 			zf_mutex_lock(&rm->lock);
 			continue;
 		}
-		if (rm->stopping)
-			return 1;
 		if (zf_cond_timedwait(&rm->wake, &rm->lock, &ts) == ETIMEDOUT && !rm->follow_q.n)
 			return rm->stopping;
 	}
@@ -260,7 +294,7 @@ static int follow_wait(struct zf_remote *rm, uint64_t ms)
 static void *follower_main(void *arg)
 {
 	struct zf_remote *rm = arg;
-	uint64_t last_err_log = 0;
+	uint64_t last_err_log = 0, steps = 0;
 	int backoff = 0, stop;
 
 	do {
@@ -268,6 +302,9 @@ static void *follower_main(void *arg)
 
 		zf_mutex_lock(&rm->follow_lock);
 		r = follow_step(rm);
+		/* snapshots come and go without a log record: looked at now and then */
+		if (r >= 0 && steps++ % 10 == 0)
+			follow_snapshots(rm);
 		zf_mutex_unlock(&rm->follow_lock);
 		if (r < 0 && zf_tier_transient(r))
 			zf_tier_offline(rm, r, "following the writer");
@@ -290,6 +327,19 @@ static void *follower_main(void *arg)
 		zf_mutex_unlock(&rm->lock);
 	} while (!stop);
 	return NULL;
+}
+
+void zf_remote_follow_stop(struct zf_remote *rm)
+{
+	if (!rm || !rm->follow_started)
+		return;
+	zf_mutex_lock(&rm->lock);
+	rm->stopping = 1;
+	pthread_cond_broadcast(&rm->wake);
+	zf_mutex_unlock(&rm->lock);
+	pthread_join(rm->follow_thread, NULL);
+	rm->follow_started = 0;
+	zf_fs_set_stale(rm->fs, NULL, NULL);
 }
 
 int zf_remote_follow_start(struct zf_remote *rm, zf_remote_follow_fn fn, void *ctx)

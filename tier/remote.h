@@ -138,6 +138,9 @@ int zf_remote_snapshot_fetch(struct zf_remote *rm, const char *name);
 struct zf_fs_changes;
 typedef void (*zf_remote_follow_fn)(void *ctx, const struct zf_fs_changes *ch);
 int zf_remote_follow_start(struct zf_remote *rm, zf_remote_follow_fn fn, void *ctx);
+/* stop following (the thread joined: fn is not called again); before the
+ * daemon's FUSE session goes. rm may be NULL, or not a following replica */
+void zf_remote_follow_stop(struct zf_remote *rm);
 /* return once everything committed before the call is in the bucket */
 int zf_remote_sync(struct zf_remote *rm);
 

@@ -59,7 +59,8 @@ int zf_remote_snapshot_create(struct zf_fs *fs, struct zf_remote *rm, const char
 
 	if (r == -EINVAL)
 		snprintf(why, len, "'%s' is not a snapshot name (1 to %d letters, digits, '.', "
-			 "'_' and '-', not starting with '.' or '-')", name, ZF_SNAP_NAME_MAX);
+			 "'_' and '-', not starting with '.' or '-', no '.tmp')", name,
+			 ZF_SNAP_NAME_MAX);
 	else if (r == -EEXIST)
 		snprintf(why, len, "snapshot '%s' exists", name);
 	else if (r < 0)
@@ -87,6 +88,10 @@ int zf_remote_snapshot_remove(struct zf_fs *fs, struct zf_remote *rm, const char
 {
 	int r = 0;
 
+	if (!zf_snap_name_ok(name)) {
+		snprintf(why, len, "no snapshot '%s'", name);
+		return -ENOENT;
+	}
 	if (rm)
 		r = zf_remote_snapshot_delete(rm, name);
 	if (r < 0) {

@@ -24,6 +24,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "devdir/devdir.h"
 #include "devdir/remote_conf.h"
 #include "net/objstore.h"
 #include "storage/bucket_keys.h"
@@ -132,6 +133,12 @@ int zf_cmd_passwd(int argc, char **argv)
 	}
 	dev = argv[1];
 	fd = open(dev, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && faccessat(fd, ZF_DEVDIR_REPLICA_MARK, F_OK, 0) == 0) {
+		fprintf(stderr, "zerofs passwd: '%s' is a replica's cache-dir: change the "
+			"passphrase on the writer's dev-dir\n", dev);
+		close(fd);
+		return 1;
+	}
 	if (fd < 0 || zf_read_file(fd, "superblock", &sbuf, &slen) < 0 ||
 	    zf_sb_decode(sbuf, slen, &sb, why, sizeof(why)) < 0 || !(sb.incompat & ZF_FEAT_ENCRYPT) ||
 	    zf_read_file(fd, ZF_KEYS_NAME, &cur, &len) < 0) {

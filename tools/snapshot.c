@@ -97,7 +97,7 @@ int zf_cmd_snapshot(int argc, char **argv)
 	}
 	if (name && !zf_snap_name_ok(name)) {
 		fprintf(stderr, "zerofs snapshot: '%s' is not a snapshot name (1 to %d letters, "
-			"digits, '.', '_' and '-', not starting with '.' or '-')\n", name,
+			"digits, '.', '_' and '-', not starting with '.' or '-', no '.tmp')\n", name,
 			ZF_SNAP_NAME_MAX);
 		return 2;
 	}

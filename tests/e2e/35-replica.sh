@@ -45,6 +45,8 @@ wait_for() {
 shows_ref() { same_tree "$T/ref" "$RM"; }
 applied() { "$ZEROFS" stats --json "$RM" | sed -n 's/.*"applied_log_record": \([0-9]*\).*/\1/p'; }
 writer_seq() { "$ZEROFS" stats --json "$RM" | sed -n 's/.*"writer_log_record": \([0-9]*\).*/\1/p'; }
+# the replica's meta/ holds at most two log files
+few_logs() { test "$(ls "$R/meta" | grep -c "^log\.")" -le 2; }
 # the replica read the head and applied everything it named
 caught_up() {
 	"$ZEROFS" stats --json "$RM" | grep -q '"head_read_at": [1-9]' && test "$(applied)" -ge "$(writer_seq)"
@@ -134,6 +136,18 @@ test_expect_success 'the writer'"'"'s checkpoint removes the log pieces the repl
 	$ZEROFS sync "$WM" &&
 	zf_mount "$R" "$RM" --replica "$URL" && wait_for 60 shows_ref &&
 	$ZEROFS stats "$RM" | grep -q "^replica: .* [1-9][0-9]* reloads"
+'
+test_expect_success 'the replica'"'"'s meta/ does not grow: the writer'"'"'s checkpoint replaces its logs there' '
+	for i in $(seq 1 12); do
+		echo $i >"$WM/t$i" && echo $i >"$T/ref/t$i" && $ZEROFS sync "$WM" || exit 1
+	done &&
+	for i in $(seq 1 12); do touch -r "$WM/t$i" "$T/ref/t$i"; done && touch -r "$WM" "$T/ref" &&
+	wait_for 60 shows_ref && ls "$R/meta" | grep -c "^log\." >"$T/nlogs" &&
+	echo "# replica meta/ before the writer'"'"'s checkpoint: $(cat "$T/nlogs") log files" >&3 &&
+	test "$(cat "$T/nlogs")" -ge 6 &&
+	$ZEROFS gc "$WM" >/dev/null && $ZEROFS sync "$WM" &&
+	wait_for 60 few_logs && test "$(ls "$R/meta" | grep -c "^ckpt\.")" = 1 &&
+	zf_umount "$RM" && zf_mount "$R" "$RM" --replica "$URL" && shows_ref
 '
 test_expect_success 'refusals: a writer mount of the cache-dir, a replica of a dev-dir or of no filesystem' '
 	zf_umount "$RM" &&

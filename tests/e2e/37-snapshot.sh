@@ -15,6 +15,17 @@ URL=file://$B
 if [ -n "${ZF_SANITIZED:-}" ]; then big=6000000; else big=24000000; fi
 exec 3>&1
 kill_daemons_at_exit
+# wait_for SECS CMD...: CMD succeeds within SECS
+wait_for() {
+	local secs=$1 i
+	shift
+	for i in $(seq 1 $((secs * 10))); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "not within $secs s: $*"
+	return 1
+}
 seg_bytes() { find "$1/seg" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
 
 test_expect_success 'setup: a tree; snapshot s1 of it; list shows it; the bucket holds it' '
@@ -40,13 +51,24 @@ test_expect_success 'gc keeps the data only the snapshot holds; a second snapsho
 	rm "$M/big" && $ZEROFS gc "$M" >"$T/gc" && cat "$T/gc" &&
 	$ZEROFS snapshot create s2 "$M" >/dev/null &&
 	rm -rf "$T/r1" && zf_mount "$T/r1" "$S" --replica "$URL" --snapshot s1 -o cache_size=8M &&
-	same_tree "$T/ref1" "$S" && zf_umount "$S" &&
+	same_tree "$T/ref1" "$S" &&
+	before=$(zf_stat "$M" "stored bytes") && cp "$S/big" "$M/big-back" && $ZEROFS sync "$M" &&
+	cmp "$T/ref1/big" "$M/big-back" && after=$(zf_stat "$M" "stored bytes") &&
+	echo "# copied $big bytes back out of the snapshot: stored bytes $before -> $after" >&3 &&
+	test $((after - before)) -lt $((big / 20)) && zf_umount "$S" &&
 	expect_code 1 $ZEROFS snapshot create s1 "$M" 2>"$T/err" && grep -q "exists" "$T/err" &&
 	expect_code 2 $ZEROFS snapshot create "../x" "$M" &&
 	expect_code 2 $ZEROFS snapshot create ".hidden" "$M" &&
 	expect_code 1 $ZEROFS snapshot delete nosuch "$M" 2>"$T/err" && grep -q "no snapshot" "$T/err" &&
 	expect_code 2 $ZEROFS snapshot frobnicate "$M" &&
 	$ZEROFS snapshot list "$M" | grep -c "log record" | grep -qx 2
+'
+test_expect_success 'a following replica gets the writer'"'"'s new snapshots, and loses deleted ones' '
+	zf_mount "$T/r2" "$S" --replica "$URL" && $ZEROFS snapshot create s3 "$M" >/dev/null &&
+	wait_for 60 test -e "$T/r2/meta/snap.s3" &&
+	$ZEROFS snapshot list "$S" | grep -q "^s3 " &&
+	$ZEROFS snapshot delete s3 "$M" && wait_for 60 test ! -e "$T/r2/meta/snap.s3" &&
+	zf_umount "$S"
 '
 test_expect_success 'kill -9 during snapshot create: no snapshot, or a whole one; fsck clean' '
 	for delay in 0 0.05 0.2; do
