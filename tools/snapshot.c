@@ -1,9 +1,11 @@
 /*
  * tools/snapshot.c - zerofs snapshot create|delete|list
  *
- * create and delete ask the daemon of a mounted filesystem (the control
- * socket: the core's snapshot, then the bucket's copy); list asks it too,
- * or reads an unmounted dev-dir (or a replica's cache-dir) itself.
+ * On a mounted filesystem its daemon does it (the control socket); on an
+ * unmounted dev-dir this process opens it (and its bucket) as gc does:
+ * create is the core's snapshot, then the bucket's copy; delete the
+ * bucket's copy, then the core's. list reads an unmounted dev-dir (or a
+ * replica's cache-dir) itself.
  *
  * Exit codes: 0 done, 1 failed, 2 bad arguments.
  */
@@ -74,6 +76,42 @@ static int list_unmounted(const char *dev)
 	return r < 0;
 }
 
+/* create or delete on an unmounted dev-dir: opened (and its bucket) as gc opens it */
+static int change_unmounted(const char *dev, const char *op, const char *name)
+{
+	struct zf_devdir_opts oo = { 0 };
+	char url[ZF_REMOTE_URL_MAX], why[1024] = "";
+	struct zf_devdir_err err;
+	struct zf_devdir *dd;
+	uint64_t seq = 0;
+	int r, r2;
+
+	zf_devdir_url(dev, NULL, url, sizeof(url));
+	oo.url = url;
+	r = zf_devdir_open(dev, ZF_DEVDIR_GC, &oo, &dd, &err);
+	if (r < 0) {
+		if (err.at == ZF_DEVDIR_AT_BUCKET) /* else the core said what and where */
+			fprintf(stderr, "zerofs snapshot: cannot use the object store '%s': %s\n",
+				url, strerror(-r));
+		return 1;
+	}
+	r = !strcmp(op, "create") ? zf_remote_snapshot_create(dd->fs, dd->rm, name, &seq, why,
+							       sizeof(why))
+				  : zf_remote_snapshot_remove(dd->fs, dd->rm, name, why, sizeof(why));
+	r2 = zf_devdir_close(dd);
+	if (r < 0) {
+		fprintf(stderr, "zerofs snapshot: %s\n", why);
+		return 1;
+	}
+	if (r2 < 0) {
+		fprintf(stderr, "zerofs snapshot: '%s': %s\n", dev, strerror(-r2));
+		return 1;
+	}
+	if (!strcmp(op, "create"))
+		printf("snapshot %s: log record %" PRIu64 "\n", name, seq);
+	return 0;
+}
+
 int zf_cmd_snapshot(int argc, char **argv)
 {
 	char dev[4096], cmd[128], *text = NULL;
@@ -91,8 +129,8 @@ int zf_cmd_snapshot(int argc, char **argv)
 		name = argv[2];
 		where = argv[3];
 	} else {
-		fprintf(stderr, "zerofs snapshot: expected 'create NAME <mountpoint>', 'delete NAME "
-			"<mountpoint>' or 'list <mountpoint|dev-dir>'\n");
+		fprintf(stderr, "zerofs snapshot: expected 'create NAME <mountpoint|dev-dir>', "
+			"'delete NAME <mountpoint|dev-dir>' or 'list <mountpoint|dev-dir>'\n");
 		return 2;
 	}
 	if (name && !zf_snap_name_ok(name)) {
@@ -110,11 +148,8 @@ int zf_cmd_snapshot(int argc, char **argv)
 			return r;
 		return 1;
 	}
-	if (!mounted) {
-		fprintf(stderr, "zerofs snapshot: '%s' is not mounted: snapshots are made and "
-			"deleted on a mounted filesystem\n", where);
-		return 1;
-	}
+	if (!mounted)
+		return zf_tool_say_if_mounted("snapshot", dev) ? 1 : change_unmounted(dev, op, name);
 	snprintf(cmd, sizeof(cmd), "snapshot %s%s%s", op, name ? " " : "", name ? name : "");
 	answer = open_memstream(&text, &len);
 	if (!answer)

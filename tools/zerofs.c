@@ -226,9 +226,9 @@ static const struct command commands[] = {
 	  "\n"
 	  "Exit: 0 changed, 1 failed (nothing changed), 2 bad arguments.\n",
 	  zf_cmd_passwd },
-	{ "snapshot", "create NAME <mountpoint> | delete NAME <mountpoint> | list <mountpoint|dev-dir>",
+	{ "snapshot", "create|delete NAME <mountpoint|dev-dir> | list <mountpoint|dev-dir>",
 	  "keep the filesystem as it is now, by name",
-	  "create: keep the mounted filesystem as it is now as snapshot NAME: a checkpoint,\n"
+	  "create: keep the filesystem as it is now as snapshot NAME: a checkpoint,\n"
 	  "no data copied; with a bucket it goes there too (after a sync), so a restore\n"
 	  "brings it back. gc keeps every byte a snapshot holds until it is deleted.\n"
 	  "delete: forget it (the next gc frees what only it held). list: the snapshots,\n"
@@ -237,8 +237,8 @@ static const struct command commands[] = {
 	  "'zerofs mount --replica URL --snapshot NAME <cache-dir> <mnt>' anywhere.\n"
 	  "NAME: 1 to 48 letters, digits, '.', '_' and '-'.\n"
 	  "\n"
-	  "Exit: 0 done, 1 failed (exists, not found, not mounted, the bucket did not\n"
-	  "take it), 2 bad arguments.\n",
+	  "Exit: 0 done, 1 failed (exists, not found, the bucket did not take it),\n"
+	  "2 bad arguments.\n",
 	  zf_cmd_snapshot },
 	{ "pin", "<path>...",
 	  "keep files local, for offline work",

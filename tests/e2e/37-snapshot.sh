@@ -107,8 +107,13 @@ test_expect_success 'deleted, then gc: the bucket holds about what the live tree
 	echo "# bucket segments: $got bytes; the live tree alone: $live bytes" >&3 &&
 	test "$got" -le $((live * 11 / 10 + 65536)) && zf_umount "$T/fmnt"
 '
+test_expect_success 'on an unmounted dev-dir: create, mount, delete' '
+	zf_umount "$M" && $ZEROFS snapshot create off "$D" | grep -q "^snapshot off: log record" &&
+	test -s "$B/snap/off" && $ZEROFS snapshot list "$D" | grep -q "^off " &&
+	zf_mount "$D" "$S" --snapshot off && cmp "$T/ref1/small" "$S/small" && zf_umount "$S" &&
+	$ZEROFS snapshot delete off "$D" && test ! -e "$B/snap/off" && test ! -e "$D/meta/snap.off"
+'
 test_expect_success 'a snapshot that is not there; fsck clean; no sanitizer reports' '
-	zf_umount "$M" &&
 	! $ZEROFS mount --snapshot s1 "$D" "$S" 2>"$T/err" && cat "$T/err" &&
 	grep -q "no snapshot .s1." "$T/err" && ! mountpoint -q "$S" &&
 	zf_fsck_clean "$D" && no_san_reports
