@@ -145,8 +145,9 @@ static int follow_scan(struct zf_remote *rm, uint64_t after)
 		goto out;
 	r = zf_fs_follow(rm->fs, !m.along, &ch);
 	/* what did apply counts, and the kernel hears of it, even when a later part failed */
+	applied = zf_fs_applied(rm->fs); /* fs->lock: before rm->lock */
 	zf_mutex_lock(&rm->lock);
-	rm->follow_applied = zf_fs_applied(rm->fs);
+	rm->follow_applied = applied;
 	if (r == 0) {
 		if (m.end > rm->follow_writer)
 			rm->follow_writer = m.end;

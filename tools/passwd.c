@@ -51,8 +51,10 @@ static int tty_line(const char *prompt, char *buf, size_t len)
 		tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
 	}
 	if (fgets(buf, (int)len, tty)) {
+		r = strchr(buf, '\n') || strlen(buf) + 1 < len ? 0 : -E2BIG; /* cut: refused */
 		buf[strcspn(buf, "\r\n")] = 0;
-		r = (int)strlen(buf);
+		if (r == 0)
+			r = (int)strlen(buf);
 	}
 	if (echo_off)
 		tcsetattr(fileno(tty), TCSAFLUSH, &old);
@@ -67,12 +69,13 @@ int zf_tool_passphrase(const char *cmd, const char *var, int confirm, char *buf,
 	const char *v;
 	int n, m;
 
+	snprintf(name, sizeof(name), "%s_FILE", var);
 	v = getenv(var);
 	if (v) {
+		n = strlen(v) < len ? (int)strlen(v) : -E2BIG;
 		snprintf(buf, len, "%s", v);
-		n = (int)strlen(buf);
 		unsetenv(var); /* not inherited by what this process runs */
-	} else if (snprintf(name, sizeof(name), "%s_FILE", var), (v = getenv(name))) {
+	} else if ((v = getenv(name))) {
 		FILE *f = fopen(v, "r");
 
 		if (!f || !fgets(buf, (int)len, f)) {
@@ -82,9 +85,12 @@ int zf_tool_passphrase(const char *cmd, const char *var, int confirm, char *buf,
 				fclose(f);
 			return -EINVAL;
 		}
+		/* a line that did not fit is not cut to what did */
+		n = strchr(buf, '\n') || strlen(buf) + 1 < len || fgetc(f) == EOF ? 0 : -E2BIG;
 		fclose(f);
 		buf[strcspn(buf, "\r\n")] = 0;
-		n = (int)strlen(buf);
+		if (n == 0)
+			n = (int)strlen(buf);
 	} else {
 		n = tty_line(confirm ? "New passphrase: " : "Passphrase: ", buf, len);
 		if (n == -ENOTTY) {
@@ -100,6 +106,11 @@ int zf_tool_passphrase(const char *cmd, const char *var, int confirm, char *buf,
 			}
 			sodium_memzero(again, sizeof(again));
 		}
+	}
+	if (n == -E2BIG) {
+		sodium_memzero(buf, len);
+		fprintf(stderr, "zerofs %s: the passphrase is longer than %zu bytes\n", cmd, len - 1);
+		return -EINVAL;
 	}
 	if (n == 0) {
 		fprintf(stderr, "zerofs %s: the passphrase is empty\n", cmd);

@@ -37,6 +37,11 @@ test_expect_success 'mkfs --encrypt takes the passphrase from a file, never asks
 	! setsid -w "$ZEROFS" mkfs --encrypt --remote "file://$B" "$T/nopass" </dev/null 2>"$T/err" &&
 	cat "$T/err" && test "$(wc -l <"$T/err")" = 1 && grep -q "ZEROFS_PASSPHRASE" "$T/err" &&
 	! test -e "$T/nopass/superblock" &&
+	head -c 1500 /dev/zero | tr "\\0" y >"$T/long" &&
+	! ZEROFS_PASSPHRASE_FILE=$T/long "$ZEROFS" mkfs --encrypt "$T/long-dev" 2>"$T/err" &&
+	grep -q "the passphrase is longer than 1023 bytes" "$T/err" && ! test -e "$T/long-dev/superblock" &&
+	! ZEROFS_PASSPHRASE=$(cat "$T/long") "$ZEROFS" mkfs --encrypt "$T/long-dev" 2>"$T/err" &&
+	grep -q "the passphrase is longer than 1023 bytes" "$T/err" && ! test -e "$T/long-dev/superblock" &&
 	ZEROFS_PASSPHRASE_FILE=$T/pass1 "$ZEROFS" mkfs --encrypt --remote "file://$B" "$D" |
 		grep -q encrypted &&
 	test "$(stat -c %a "$D/key")" = 600

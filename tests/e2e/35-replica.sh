@@ -161,7 +161,16 @@ test_expect_success 'refusals: a writer mount of the cache-dir, a replica of a d
 	expect_code 2 $ZEROFS mount --replica "" "$T/o/r3" "$RM" &&
 	expect_code 2 $ZEROFS mount --replica /not/a/url "$T/o/r3" "$RM"
 '
+test_expect_success 'failover: the writer lost, its bucket restored into another dev-dir that writes on; the replica follows' '
+	zf_mount "$R" "$RM" --replica "$URL" && wait_for 60 caught_up &&
+	zf_kill9 "$W" "$WM" && $ZEROFS lease-break "$URL" &&
+	$ZEROFS mkfs --restore "$URL" "$T/writer2" >/dev/null &&
+	zf_mount "$T/writer2" "$WM" -o log="$T/w2.log" &&
+	echo after-failover >"$WM/fo" && echo after-failover >"$T/ref/fo" && rm "$WM/new" "$T/ref/new" &&
+	touch -r "$WM/fo" "$T/ref/fo" && touch -r "$WM" "$T/ref" &&
+	wait_for 60 shows_ref
+'
 test_expect_success 'the writer unmounts cleanly and passes fsck; no sanitizer reports' '
-	zf_umount "$WM" && zf_fsck_clean "$W" && no_san_reports
+	zf_umount "$RM" && zf_umount "$WM" && zf_fsck_clean "$T/writer2" && no_san_reports
 '
 test_done
