@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -45,6 +46,34 @@ static int file_exists(const char *path, const char *name)
 	return access(p, F_OK) == 0;
 }
 
+/*
+ * What the old filesystem of a dev-dir formatted again with --force left
+ * outside the core's files: its upload marks (which would call the new
+ * filesystem's segments uploaded), its fetched super-chunks, a replica's
+ * mark.
+ */
+static void forget_old_fs(const char *path)
+{
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int cfd = dfd < 0 ? -1 : openat(dfd, "cache", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = cfd < 0 ? NULL : fdopendir(cfd);
+	struct dirent *e;
+
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			unlinkat(cfd, e->d_name, 0);
+	if (d)
+		closedir(d);
+	else if (cfd >= 0)
+		close(cfd);
+	if (dfd >= 0) {
+		unlinkat(dfd, "upload.state", 0);
+		unlinkat(dfd, ZF_DEVDIR_REPLICA_MARK, 0);
+		zf_fsync_dir(dfd);
+		close(dfd);
+	}
+}
+
 int zf_devdir_mkfs(const char *path, const struct zf_mkfs_opts *mo, const char *url,
 		   char *ret_url, size_t len, struct zf_devdir_err *err)
 {
@@ -56,6 +85,8 @@ int zf_devdir_mkfs(const char *path, const struct zf_mkfs_opts *mo, const char *
 		set_err(err, ZF_DEVDIR_AT_CORE);
 		return r;
 	}
+	if (mo && mo->force)
+		forget_old_fs(path);
 	if (url)
 		snprintf(u, sizeof(u), "%s", url);
 	else

@@ -71,6 +71,8 @@ struct gc {
 	uint64_t limit;		/* highest segment id gc may remove */
 	struct segacct *segs;
 	size_t nsegs;
+	const uint64_t *pins;	/* segments snapshots locate chunks in, sorted: they stay */
+	size_t npins;
 };
 
 static struct segacct *seg_find(struct gc *g, uint64_t seg)
@@ -373,7 +375,8 @@ static void remove_unreferenced(struct gc *g, int dry_run)
 			continue;
 		zf_segstore_name(id, name, sizeof(name));
 		if (strcmp(name, de->d_name) || id > g->limit || id == g->st.open_seg ||
-		    referenced(ids, nids, id) || fstatat(g->st.segfd, name, &st, 0) < 0)
+		    referenced(ids, nids, id) || (g->npins && referenced(g->pins, g->npins, id)) ||
+		    fstatat(g->st.segfd, name, &st, 0) < 0)
 			continue;
 		gone = zf_realloc(gone, (ngone + 1) * sizeof(*gone));
 		gone[ngone++] = id;
@@ -425,6 +428,8 @@ int zf_fs_gc(struct zf_fs *fs, const struct zf_gc_opts *o, struct zf_gc_report *
 	g.limit = g.st.last_sealed;
 	if (o->keep && o->keep_above < g.limit)
 		g.limit = o->keep_above;
+	g.pins = pins;
+	g.npins = npins;
 	measure(&g);
 	for (i = 0; i < npins; i++) {
 		struct segacct *s = seg_find(&g, pins[i]);

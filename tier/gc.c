@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "storage/bucket_keys.h"
+#include "storage/fs_snap.h"
 #include "storage/meta_format.h"
 #include "storage/mlog.h"
 #include "tier/scan.h"
@@ -225,6 +226,22 @@ int zf_remote_gc(struct zf_remote *rm, const struct zf_gc_opts *o, struct zf_gc_
 	r = bucket_refs(rm, &keep, &s.nkeep);
 	if (r < 0)
 		goto out;
+	/* nor what a snapshot holds (the table keeps referencing it too: twice sure) */
+	{
+		uint64_t *pins = NULL;
+		size_t npins = 0;
+
+		r = zf_fs_snapshot_segs(rm->fs, &pins, &npins);
+		if (r < 0)
+			goto out;
+		keep = zf_realloc(keep, (s.nkeep + npins + 1) * sizeof(*keep));
+		if (npins)
+			memcpy(keep + s.nkeep, pins, npins * sizeof(*pins));
+		s.nkeep += npins;
+		free(pins);
+		if (s.nkeep)
+			qsort(keep, s.nkeep, sizeof(*keep), zf_cmp_u64);
+	}
 	if (o->dry_run && nvictims) {
 		/*
 		 * What the real run frees: it empties the victims, and then

@@ -184,4 +184,13 @@ test_expect_success 'a sequential cold read is fetched ahead of the reader, byte
 test_expect_success 'final fsck clean; no sanitizer reports' '
 	zf_fsck_clean "$D" && zf_fsck_clean "$T/dev5" && no_san_reports
 '
+test_expect_success 'mkfs --force on a used dev-dir: the old upload marks and fetched data go; the new data reaches its bucket' '
+	test -s "$T/dev5/upload.state" && ls "$T/dev5/cache" | grep -q "\.sc$" &&
+	$ZEROFS mkfs --force --remote "file://$T/newbucket" "$T/dev5" >/dev/null &&
+	test ! -e "$T/dev5/upload.state" && ! ls "$T/dev5/cache" | grep -q . &&
+	zf_mount "$T/dev5" "$T/mnt5" -o cache_size=8M && cp "$T/ref/big" "$T/mnt5/big" &&
+	$ZEROFS sync "$T/mnt5" && zf_umount "$T/mnt5" &&
+	test "$(ls "$T/newbucket/seg" | wc -l)" -ge 1 && zf_fsck_clean "$T/dev5" &&
+	zf_mount "$T/dev5" "$T/mnt5" && cmp "$T/ref/big" "$T/mnt5/big" && zf_umount "$T/mnt5"
+'
 test_done

@@ -30,7 +30,7 @@ seg_bytes() { find "$1/seg" -type f -printf '%s\n' | awk '{ s += $1 } END { prin
 
 test_expect_success 'setup: a tree; snapshot s1 of it; list shows it; the bucket holds it' '
 	$ZEROFS mkfs --remote "$URL" "$D" >/dev/null && make_tree "$T/ref1" $big &&
-	zf_mount "$D" "$M" && rsync -aHAX "$T/ref1/" "$M/" &&
+	zf_mount "$D" "$M" -o log="$T/w.log" && rsync -aHAX "$T/ref1/" "$M/" &&
 	$ZEROFS snapshot create s1 "$M" >"$T/out" && cat "$T/out" &&
 	grep -q "^snapshot s1: log record [0-9]*$" "$T/out" &&
 	$ZEROFS snapshot list "$M" >"$T/list" && cat "$T/list" && grep -q "^s1 .* log record " "$T/list" &&
@@ -82,7 +82,7 @@ test_expect_success 'kill -9 during snapshot create: no snapshot, or a whole one
 		else
 			echo "# kill after $delay s: no snapshot" >&3
 		fi
-		zf_mount "$D" "$M" || exit 1
+		zf_mount "$D" "$M" -o log="$T/w.log" || exit 1
 	done
 '
 test_expect_success 'the snapshots survive a restore from the bucket' '
@@ -100,8 +100,8 @@ test_expect_success 'deleted, then gc: the bucket holds about what the live tree
 	$ZEROFS snapshot delete s1 "$M" && $ZEROFS snapshot delete s2 "$M" &&
 	test ! -e "$B/snap/s1" && test ! -e "$D/meta/snap.s1" &&
 	$ZEROFS snapshot list "$M" >"$T/list" && ! grep -q . "$T/list" &&
-	$ZEROFS gc "$M" >"$T/gc" && cat "$T/gc" && $ZEROFS sync "$M" &&
-	$ZEROFS mkfs --remote "file://$T/bucket2" "$T/fresh" >/dev/null &&
+	{ $ZEROFS gc "$M" >"$T/gc" || { cat "$T/gc"; tail -n 8 "$T/w.log"; exit 1; }; } && cat "$T/gc" &&
+	$ZEROFS sync "$M" && $ZEROFS mkfs --remote "file://$T/bucket2" "$T/fresh" >/dev/null &&
 	zf_mount "$T/fresh" "$T/fmnt" && rsync -aHAX "$M/" "$T/fmnt/" && $ZEROFS sync "$T/fmnt" &&
 	live=$(seg_bytes "$T/bucket2") && got=$(seg_bytes "$B") &&
 	echo "# bucket segments: $got bytes; the live tree alone: $live bytes" >&3 &&
