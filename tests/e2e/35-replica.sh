@@ -66,6 +66,7 @@ test_expect_success 'setup: a writer with every file type; a replica of its buck
 test_expect_success 'writes, renames, deletes and overwrites on the writer appear on the replica' '
 	echo new >"$T/ref/new" && cp -p "$T/ref/new" "$WM/new" &&
 	mv "$T/ref/dir/rand" "$T/ref/moved" && mv "$WM/dir/rand" "$WM/moved" &&
+	touch -r "$WM/dir" "$T/ref/dir" &&
 	rm "$T/ref/small" && rm "$WM/small" &&
 	head -c 2000000 /dev/urandom >"$T/ref/big" && cp "$T/ref/big" "$WM/big" &&
 	touch -r "$T/ref/big" "$WM/big" && mkdir "$T/ref/newdir" "$WM/newdir" &&
