@@ -217,31 +217,6 @@ static int ckpt_write_inodes(struct zf_fs *fs, struct zf_ckpt_writer *w, struct 
 	return 0;
 }
 
-static void remove_old_meta(struct zf_fs *fs, uint64_t ckpt_seq, uint64_t log_first)
-{
-	struct fs_meta_files mf = { 0 };
-	char name[64];
-	size_t i;
-
-	if (fs_meta_list(fs, &mf) < 0)
-		return;
-	for (i = 0; i < mf.nlogs; i++) {
-		if (mf.logs[i] >= log_first)
-			continue;
-		zf_mlog_name(mf.logs[i], name, sizeof(name));
-		unlinkat(fs->metafd, name, 0);
-	}
-	for (i = 0; i < mf.nckpts; i++) {
-		if (mf.ckpts[i] >= ckpt_seq)
-			continue;
-		zf_ckpt_name(mf.ckpts[i], name, sizeof(name));
-		unlinkat(fs->metafd, name, 0);
-	}
-	zf_fsync_dir(fs->metafd);
-	free(mf.logs);
-	free(mf.ckpts);
-}
-
 int fs_mark_synced(struct zf_fs *fs, int exact)
 {
 	uint64_t seq = __atomic_load_n(&fs->durable_seq, __ATOMIC_RELAXED);
@@ -310,7 +285,7 @@ int fs_checkpoint_locked(struct zf_fs *fs)
 		zf_mlog_close(fs->log);
 		fs->log = nlog;
 	}
-	remove_old_meta(fs, seq, seq + 1);
+	fs_meta_prune(fs, seq);
 	fs->durable_seq = seq;
 	r = fs_mark_synced(fs, 1);
 out:

@@ -175,30 +175,6 @@ static void table_swap(struct zf_fs *fs, struct zf_fs *nfs)
 	SWAP(fs->npinned, nfs->npinned);
 }
 
-/* meta/ files a reload's checkpoint made useless; fs->lock held */
-static void prune_meta(struct zf_fs *fs)
-{
-	struct fs_meta_files mf = { 0 };
-	char name[64];
-	size_t i;
-
-	if (fs_meta_list(fs, &mf) < 0)
-		return;
-	for (i = 0; i < mf.nckpts; i++) {
-		if (mf.ckpts[i] >= fs->ckpt_seq)
-			continue;
-		zf_ckpt_name(mf.ckpts[i], name, sizeof(name));
-		unlinkat(fs->metafd, name, 0);
-	}
-	for (i = 0; i + 1 < mf.nlogs; i++) {
-		if (mf.logs[i + 1] > fs->ckpt_seq + 1)
-			continue;
-		zf_mlog_name(mf.logs[i], name, sizeof(name));
-		unlinkat(fs->metafd, name, 0);
-	}
-	fs_meta_files_free(&mf);
-}
-
 /* load the table again from meta/ and swap it in */
 static int follow_reload(struct zf_fs *fs, struct zf_fs_changes *ch)
 {
@@ -229,7 +205,7 @@ static int follow_reload(struct zf_fs *fs, struct zf_fs_changes *ch)
 	}
 	ch->reloaded = 1;
 	fs->seg_gen++;
-	prune_meta(fs);
+	fs_meta_prune(fs, fs->ckpt_seq);
 	fs_unlock(fs);
 	zf_fs_close(nfs); /* read-only: frees the old table, writes nothing */
 	return 0;
@@ -284,7 +260,7 @@ void zf_fs_follow_prune(struct zf_fs *fs, uint64_t ckpt)
 	fs_lock(fs);
 	if (ckpt > fs->ckpt_seq && ckpt <= fs->durable_seq) {
 		fs->ckpt_seq = ckpt;
-		prune_meta(fs);
+		fs_meta_prune(fs, fs->ckpt_seq);
 	}
 	fs_unlock(fs);
 }

@@ -318,6 +318,8 @@ struct fs_meta_files {
  * fs_meta_files_free() it after, also on failure */
 int fs_meta_list(struct zf_fs *fs, struct fs_meta_files *mf);
 void fs_meta_files_free(struct fs_meta_files *mf);
+/* remove checkpoints older than ckpt_seq and logs wholly before ckpt_seq + 1 */
+void fs_meta_prune(struct zf_fs *fs, uint64_t ckpt_seq);
 /* load the newest checkpoint, replay the logs after it, check the durable
  * mark: 0 with the last log's end offset and the next record's seq, or
  * -EBADMSG (salvage: what did not verify or apply noted in fs->salv) */

@@ -188,6 +188,31 @@ int fs_meta_list(struct zf_fs *fs, struct fs_meta_files *mf)
 	return 0;
 }
 
+void fs_meta_prune(struct zf_fs *fs, uint64_t ckpt_seq)
+{
+	struct fs_meta_files mf = { 0 };
+	char name[64];
+	size_t i;
+
+	if (fs_meta_list(fs, &mf) < 0)
+		return;
+	for (i = 0; i < mf.nckpts; i++) {
+		if (mf.ckpts[i] >= ckpt_seq)
+			continue;
+		zf_ckpt_name(mf.ckpts[i], name, sizeof(name));
+		unlinkat(fs->metafd, name, 0);
+	}
+	/* a log goes when the next one starts by ckpt_seq + 1: none of its records is needed */
+	for (i = 0; i + 1 < mf.nlogs; i++) {
+		if (mf.logs[i + 1] > ckpt_seq + 1)
+			continue;
+		zf_mlog_name(mf.logs[i], name, sizeof(name));
+		unlinkat(fs->metafd, name, 0);
+	}
+	zf_fsync_dir(fs->metafd);
+	fs_meta_files_free(&mf);
+}
+
 /* the counts a checkpoint recorded must match the files it holds */
 static void check_ckpt_refs(struct zf_fs *fs, const char *name)
 {
